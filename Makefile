@@ -1,0 +1,66 @@
+# VitalNode - two commands on a fresh Linux machine: `make sim`, `make test`.
+# Everything they need is installed by the rules below: Debian packages (when
+# missing), a local .venv from requirements.txt, npm packages from package-lock.
+
+SHELL := /bin/bash
+PY    := .venv/bin/python
+# Debian packages the host side needs, as command:package; installed only
+# when the command is missing (as root, or with sudo)
+APT_NEEDS := python3:python3 node:nodejs npm:npm timeout:coreutils
+VM    ?= all
+T     ?=
+RUNTIME ?= micropython
+DURATION ?= 60
+
+.PHONY: help apt deps test test-compile test-cpython test-wasm test-unix vmtest sim emu clean
+
+help:
+	@echo "make sim            run the firmware (boot.py -> main.py) on a simulated node"
+	@echo "                    RUNTIME=micropython|cpython DURATION=<simulated seconds>"
+	@echo "make test           all four test layers: compile, cpython, wasm, unix"
+	@echo "make test-compile | test-cpython | test-wasm | test-unix   one layer"
+	@echo "make vmtest T=host_tests/device/test_x.py [VM=wasm|unix]    one file on the VMs"
+	@echo "make emu            emulated USB device (prints its pty; use mpremote connect <pty>)"
+	@echo "make clean          remove build/ (keeps .venv and node_modules)"
+
+deps: apt .venv/.installed node_modules/.installed
+
+apt:
+	@tools/ensure-apt.sh $(APT_NEEDS)
+
+.venv/.installed: requirements.txt
+	@test -x .venv/bin/python || python3 -m venv .venv
+	@echo "installing pinned host tools into .venv"
+	@set -o pipefail; .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test: deps
+	@$(PY) -m tools.testall
+
+test-compile: deps
+	@$(PY) -m tools.compile_check
+
+test-cpython: deps
+	@$(PY) -m pytest -q host_tests
+
+test-wasm: deps
+	@$(PY) -m tools.vmtest --vm wasm $(T)
+
+test-unix: deps
+	@$(PY) -m tools.vmtest --vm unix $(T)
+
+vmtest: deps
+	@$(PY) -m tools.vmtest --vm $(VM) -v $(T)
+
+sim: deps
+	@$(PY) -m tools.sim --runtime $(RUNTIME) --duration $(DURATION)
+
+emu: deps
+	@$(PY) -m tools.emu --flash build/emu-flash
+
+clean:
+	rm -rf build

@@ -1,0 +1,108 @@
+"""esp32 shim: NVS commit semantics and the OTA partitions/bootloader."""
+import esp32
+import simboard
+from devtest import raises
+
+NOT_FOUND = -0x1102
+
+
+def test_nvs_commit_survives_reset_uncommitted_is_lost():
+    nvs = esp32.NVS("vital")
+    nvs.set_i32("boots", 7)
+    nvs.set_blob("key", b"\x01\x02\x03")
+    nvs.commit()
+    nvs.set_i32("boots", 8)  # not committed
+    nvs.set_i32("extra", 1)
+    assert nvs.get_i32("boots") == 8  # visible before reset
+    simboard.board.reset(simboard.SOFT_RESET)
+    nvs = esp32.NVS("vital")
+    assert nvs.get_i32("boots") == 7
+    assert raises(OSError, nvs.get_i32, "extra").args[0] == NOT_FOUND
+    buf = bytearray(8)
+    assert nvs.get_blob("key", buf) == 3 and buf[:3] == b"\x01\x02\x03"
+
+
+def test_nvs_errors_as_the_port_raises_them():
+    nvs = esp32.NVS("ns")
+    e = raises(OSError, nvs.get_blob, "missing", bytearray(4))
+    assert e.args[0] == NOT_FOUND and e.args[1] == "ESP_ERR_NVS_NOT_FOUND"
+    nvs.set_blob("b", b"12345")
+    assert raises(OSError, nvs.get_blob, "b", bytearray(4)).args[0] == -0x110C
+    assert raises(OSError, nvs.get_i32, "b").args[0] == NOT_FOUND  # type mismatch
+    raises(OSError, nvs.set_i32, "k" * 16, 1)
+    raises(OverflowError, nvs.set_i32, "big", 1 << 31)
+    raises(OSError, esp32.NVS, "n" * 16)
+
+
+def test_nvs_erase_and_namespaces_are_separate():
+    a = esp32.NVS("a")
+    b = esp32.NVS("b")
+    a.set_i32("x", 1)
+    b.set_i32("x", 2)
+    a.commit()
+    b.commit()
+    assert a.get_i32("x") == 1 and b.get_i32("x") == 2
+    a.erase_key("x")
+    a.commit()
+    raises(OSError, a.get_i32, "x")
+    raises(OSError, a.erase_key, "x")
+    assert esp32.NVS("b").get_i32("x") == 2
+
+
+def test_nvs_commit_is_a_flash_op_that_can_lose_power():
+    import flashfs
+    nvs = esp32.NVS("v")
+    nvs.set_i32("seq", 100)
+    simboard.board.faults.arm(1)
+    raises(flashfs.PowerLoss, nvs.commit)
+    simboard.board.power_cycle()
+    raises(OSError, esp32.NVS("v").get_i32, "seq")  # all or nothing
+
+
+def test_partition_blocks_erase_to_ff_and_program_ones_to_zeros():
+    run = esp32.Partition(esp32.Partition.RUNNING)
+    nxt = run.get_next_update()
+    assert run.info()[4] == "ota_0" and nxt.info()[4] == "ota_1"
+    assert nxt.ioctl(5, 0) == 4096 and nxt.ioctl(4, 0) == 0x180000 // 4096
+    buf = bytearray(16)
+    nxt.readblocks(3, buf)
+    assert buf == b"\xff" * 16
+    block = bytearray(4096)
+    for i in range(4096):
+        block[i] = i & 0xFF
+    nxt.writeblocks(3, block)
+    back = bytearray(4096)
+    nxt.readblocks(3, back)
+    assert back == block
+    nxt.writeblocks(3, b"\x0f", 1)  # partial write without erase: AND
+    nxt.readblocks(3, buf, 0)
+    assert buf[1] == 0x01 & 0x0F
+    raises(OSError, nxt.readblocks, 0x180000 // 4096, bytearray(1))
+
+
+def test_bootloader_reverts_an_unconfirmed_update():
+    nxt = esp32.Partition(esp32.Partition.RUNNING).get_next_update()
+    nxt.set_boot()
+    simboard.board.reset(simboard.SOFT_RESET)
+    assert esp32.Partition(esp32.Partition.RUNNING).info()[4] == "ota_1"
+    # new image never calls mark_app_valid_cancel_rollback -> next reset reverts
+    simboard.board.reset(simboard.WDT_RESET)
+    assert esp32.Partition(esp32.Partition.RUNNING).info()[4] == "ota_0"
+    assert simboard.board.otadata.rollbacks == 1
+
+
+def test_bootloader_keeps_a_confirmed_update():
+    esp32.Partition(esp32.Partition.RUNNING).get_next_update().set_boot()
+    simboard.board.reset(simboard.SOFT_RESET)
+    esp32.Partition.mark_app_valid_cancel_rollback()
+    simboard.board.reset(simboard.SOFT_RESET)
+    simboard.board.reset(simboard.PWRON_RESET)
+    assert esp32.Partition(esp32.Partition.RUNNING).info()[4] == "ota_1"
+    assert esp32.Partition(esp32.Partition.BOOT).info()[4] == "ota_1"
+    assert len(esp32.Partition.find(esp32.Partition.TYPE_APP)) == 2
+
+
+def test_mark_valid_without_rollback_support_raises():
+    simboard.board.otadata.rollback_enabled = False
+    e = raises(OSError, esp32.Partition.mark_app_valid_cancel_rollback)
+    assert e.args[0] == -261

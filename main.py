@@ -1,0 +1,3 @@
+import firmware.app
+
+firmware.app.main()

@@ -1,0 +1,1 @@
+"""VitalNode host tools (CPython). Run them as `python -m tools.<name>`."""

@@ -1,0 +1,106 @@
+"""Compile layer: every device module (firmware/, lib/, boot.py, main.py)
+through `mpy-cross -march=xtensawin`, plus static rules mpy-cross cannot see:
+
+- imports: only modules the ESP32 firmware has (tools/vm/esp32_modules.py)
+  or the project's own (firmware package, lib/ modules); `from typing import`
+  compiles but fails on the chip, so it is rejected here;
+- `time.<attr>`: only the MicroPython ticks/sleep API (time.time/time.sleep
+  would read the host clock under CPython and differ from the VMs);
+- lib/ module names may not shadow a CPython standard module (lib/ sits on
+  sys.path under pytest).
+
+    python -m tools.compile_check [--out build/mpy]
+
+Prints `file:line: message` per problem and `compile: N passed, N failed`.
+"""
+import argparse
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+from tools.paths import BUILD, FIRMWARE, LIB, ROOT, device_files, venv_tool
+from tools.vm.esp32_modules import ESP32_MODULES, TIME_ATTRS
+
+
+def project_modules():
+    names = {"firmware", "boot", "main"}
+    for p in LIB.iterdir():
+        if p.suffix == ".py":
+            names.add(p.stem)
+        elif p.is_dir() and p.name != "__pycache__":
+            names.add(p.name)
+    return names
+
+
+def rule_problems(path: Path, src: str, allowed):
+    try:
+        tree = ast.parse(src, str(path))
+    except SyntaxError as e:
+        return [(e.lineno or 0, "CPython cannot parse it (the CPython test layer would fail): %s"
+                 % e.msg)]
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                top = a.name.split(".")[0]
+                if top not in allowed:
+                    out.append((node.lineno, "imports %r, which the ESP32 firmware does not have"
+                                % a.name))
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0 and node.module:
+                top = node.module.split(".")[0]
+                if top not in allowed:
+                    out.append((node.lineno, "imports from %r, which the ESP32 firmware does not "
+                                "have" % node.module))
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                and node.value.id == "time" and node.attr not in TIME_ATTRS:
+            out.append((node.lineno, "uses time.%s; device code uses ticks_ms/ticks_us/"
+                        "ticks_diff/sleep_ms/sleep_us (the virtual clock)" % node.attr))
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="mpy-cross + ESP32 rules over the device tree")
+    ap.add_argument("--out", default=str(BUILD / "mpy"))
+    ap.add_argument("files", nargs="*")
+    a = ap.parse_args(argv)
+    files = [Path(f).resolve() for f in a.files] or device_files()
+    allowed = ESP32_MODULES | project_modules()
+    mpy_cross = venv_tool("mpy-cross")
+    passed = failed = 0
+    stdlib = set(sys.stdlib_module_names)
+    for p in LIB.glob("*.py"):
+        if p.stem in stdlib:
+            print("%s:1: lib module shadows CPython's standard module %r" % (p.relative_to(ROOT), p.stem))
+            failed += 1
+    for f in files:
+        rel = f.relative_to(ROOT)
+        out = Path(a.out) / rel.with_suffix(".mpy")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        problems = []
+        r = subprocess.run([mpy_cross, "-march=xtensawin", "-o", str(out), str(f)],
+                           capture_output=True, text=True, cwd=ROOT)
+        if r.returncode != 0:
+            msg = (r.stderr or r.stdout).strip().splitlines()
+            line = 0
+            for m in msg:
+                if 'line ' in m:
+                    try:
+                        line = int(m.rsplit("line ", 1)[1].split(",")[0].split()[0])
+                    except ValueError:
+                        pass
+            problems.append((line, "mpy-cross: " + (msg[-1] if msg else "failed")))
+        problems += rule_problems(f, f.read_text(), allowed)
+        for line, msg in sorted(problems):
+            print("%s:%d: %s" % (rel, line, msg))
+        if problems:
+            failed += 1
+        else:
+            passed += 1
+    print("compile: %d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""`esp32` for simulated nodes: NVS and Partition with ESP-IDF semantics.
+
+NVS: writes are visible to reads at once but reach flash only at commit();
+a reset before commit() loses them (simboard.Board.reset). A missing key,
+a type mismatch or a too-small buffer raise OSError(-ESP_ERR_..., name) as
+the port's check_esp_err does. Keys and namespaces are at most 15 chars.
+
+Partition: 4096-byte blocks, erased bytes read 0xFF, writes counted as
+flash ops (power-loss injection), the bootloader's OTA state machine in
+simboard.OtaData (NEW -> PENDING_VERIFY on first boot -> VALID on
+mark_app_valid_cancel_rollback, else reverted at the next reset).
+"""
+import simboard
+
+_NOT_FOUND = 0x1102
+_KEY_TOO_LONG = 0x1109
+_INVALID_NAME = 0x1106
+_INVALID_LENGTH = 0x110C
+_ESP_ERR_NOT_FOUND = 0x105
+_ESP_ERR_INVALID_ARG = 0x102
+_ESP_ERR_OTA_ROLLBACK_INVALID_STATE = 0x1504
+
+_NAMES = {
+    _NOT_FOUND: "ESP_ERR_NVS_NOT_FOUND",
+    _KEY_TOO_LONG: "ESP_ERR_NVS_KEY_TOO_LONG",
+    _INVALID_NAME: "ESP_ERR_NVS_INVALID_NAME",
+    _INVALID_LENGTH: "ESP_ERR_NVS_INVALID_LENGTH",
+    _ESP_ERR_NOT_FOUND: "ESP_ERR_NOT_FOUND",
+    _ESP_ERR_INVALID_ARG: "ESP_ERR_INVALID_ARG",
+    _ESP_ERR_OTA_ROLLBACK_INVALID_STATE: "ESP_ERR_OTA_ROLLBACK_INVALID_STATE",
+}
+
+
+def _err(code):
+    return OSError(-code, _NAMES.get(code, "ESP_FAIL"))
+
+
+class NVS:
+    def __init__(self, namespace):
+        if not namespace or len(namespace) > 15:
+            raise _err(_INVALID_NAME)
+        self._ns = namespace
+
+    def _get(self, key, kind):
+        b = simboard.board
+        pend = b.nvs_pending.get(self._ns, {})
+        if key in pend:
+            v = pend[key]
+        else:
+            v = b.nvs.get(self._ns, {}).get(key)
+        if v is None or v[0] != kind:
+            raise _err(_NOT_FOUND)
+        return v[1]
+
+    def _set(self, key, kind, value):
+        if not key or len(key) > 15:
+            raise _err(_KEY_TOO_LONG)
+        b = simboard.board
+        ns = b.nvs_pending.get(self._ns)
+        if ns is None:
+            ns = b.nvs_pending[self._ns] = {}
+        ns[key] = (kind, value)
+
+    def set_i32(self, key, value):
+        if not -0x80000000 <= value <= 0x7FFFFFFF:
+            raise OverflowError("overflow converting long int to machine word")
+        self._set(key, "i32", value)
+
+    def get_i32(self, key):
+        return self._get(key, "i32")
+
+    def set_blob(self, key, value):
+        if isinstance(value, str):
+            value = value.encode()
+        self._set(key, "blob", bytes(value))
+
+    def get_blob(self, key, buffer):
+        v = self._get(key, "blob")
+        if len(buffer) < len(v):
+            raise _err(_INVALID_LENGTH)
+        buffer[:len(v)] = v
+        return len(v)
+
+    def erase_key(self, key):
+        self._get_any(key)
+        b = simboard.board
+        ns = b.nvs_pending.get(self._ns)
+        if ns is None:
+            ns = b.nvs_pending[self._ns] = {}
+        ns[key] = None
+
+    def _get_any(self, key):
+        b = simboard.board
+        pend = b.nvs_pending.get(self._ns, {})
+        v = pend[key] if key in pend else b.nvs.get(self._ns, {}).get(key)
+        if v is None:
+            raise _err(_NOT_FOUND)
+
+    def commit(self):
+        b = simboard.board
+        pend = b.nvs_pending.pop(self._ns, None)
+        if not pend:
+            return
+        b.faults.op("nvs-commit")  # all or nothing, like an NVS page write
+        ns = b.nvs.get(self._ns)
+        if ns is None:
+            ns = b.nvs[self._ns] = {}
+        for k, v in pend.items():
+            if v is None:
+                ns.pop(k, None)
+            else:
+                ns[k] = v
+
+
+class Partition:
+    BOOT = 0
+    RUNNING = 1
+    TYPE_APP = 0
+    TYPE_DATA = 1
+
+    def __init__(self, id, block_size=4096):
+        b = simboard.board
+        if id == Partition.BOOT:
+            id = b.otadata.boot
+        elif id == Partition.RUNNING:
+            id = b.otadata.running
+        p = b.partition(id)
+        if p is None:
+            raise ValueError("partition not found")
+        self._p = p
+        self._bs = block_size
+
+    @staticmethod
+    def find(type=TYPE_APP, subtype=0xFF, label=None, block_size=4096):
+        out = []
+        for p in simboard.board.partitions:
+            if p.type == type and (subtype == 0xFF or p.subtype == subtype) \
+                    and (label is None or p.label == label):
+                out.append(Partition(p.label, block_size))
+        return out
+
+    def info(self):
+        return self._p.info()
+
+    def _check(self, off, n):
+        if off < 0 or off + n > self._p.size:
+            raise _err(_ESP_ERR_INVALID_ARG)
+
+    def readblocks(self, block_num, buf, offset=0):
+        start = block_num * self._bs + offset
+        self._check(start, len(buf))
+        bs = self._p.BLOCK
+        i = 0
+        while i < len(buf):
+            a = start + i
+            blk = self._p.blocks.get(a // bs)
+            o = a % bs
+            n = min(len(buf) - i, bs - o)
+            if blk is None:
+                for j in range(n):
+                    buf[i + j] = 0xFF
+            else:
+                buf[i:i + n] = blk[o:o + n]
+            i += n
+
+    def writeblocks(self, block_num, buf, offset=None):
+        start = block_num * self._bs + (offset or 0)
+        self._check(start, len(buf))
+        bs = self._p.BLOCK
+        if offset is None:  # whole blocks: erase then program, as the port does
+            for k in range(len(buf) // self._bs):
+                self.ioctl(6, block_num + k)
+        i = 0
+        while i < len(buf):
+            a = start + i
+            o = a % bs
+            n = min(len(buf) - i, bs - o)
+            simboard.board.faults.op("partition-write")
+            blk = self._p.blocks.get(a // bs)
+            if blk is None:
+                blk = self._p.blocks[a // bs] = bytearray(b"\xff" * bs)
+            for j in range(n):  # NOR flash programs 1 -> 0 only
+                blk[o + j] &= buf[i + j]
+            i += n
+
+    def ioctl(self, cmd, arg):
+        if cmd == 4:  # block count
+            return self._p.size // self._bs
+        if cmd == 5:  # block size
+            return self._bs
+        if cmd == 6:  # erase block
+            simboard.board.faults.op("partition-erase")
+            per = self._bs // self._p.BLOCK or 1
+            for k in range(per):
+                self._p.blocks.pop(arg * per + k, None)
+            return 0
+        return 0
+
+    def set_boot(self):
+        b = simboard.board
+        if self._p.type != Partition.TYPE_APP:
+            raise _err(_ESP_ERR_INVALID_ARG)
+        b.faults.op("otadata")
+        b.otadata.boot = self._p.label
+        b.otadata.state[self._p.label] = simboard.OtaData.NEW
+
+    def get_next_update(self):
+        b = simboard.board
+        other = "ota_1" if b.otadata.running == "ota_0" else "ota_0"
+        return Partition(other, self._bs)
+
+    @classmethod
+    def mark_app_valid_cancel_rollback(cls):
+        b = simboard.board
+        if not b.otadata.rollback_enabled:
+            raise _err(_ESP_ERR_NOT_FOUND)
+        b.faults.op("otadata")
+        b.otadata.state[b.otadata.running] = simboard.OtaData.VALID
+
+    def __repr__(self):
+        p = self._p
+        return "<Partition type=%d, subtype=%d, address=%d, size=%d, label=%s, encrypted=0>" % (
+            p.type, p.subtype, p.addr, p.size, p.label)
+
+
+def mcu_temperature():
+    return 45

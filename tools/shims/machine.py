@@ -1,0 +1,291 @@
+"""`machine` for simulated ESP32 nodes (MicroPython ESP32 port API).
+
+Backed by simboard.board: every object here is a view of the current
+simulated node. Only what the ESP32 port documents is offered; names the
+port lacks are absent on purpose so device code cannot come to rely on them.
+"""
+import simboard
+import vclock
+from simboard import PWRON_RESET, HARD_RESET, WDT_RESET, DEEPSLEEP_RESET, SOFT_RESET
+from simboard import NodeReset
+
+# wake_reason() values
+PIN_WAKE = EXT0_WAKE = 2
+EXT1_WAKE = 3
+TIMER_WAKE = 4
+
+
+class Pin:
+    IN = simboard.PIN_IN
+    OUT = simboard.PIN_OUT
+    OPEN_DRAIN = simboard.PIN_OPEN_DRAIN
+    PULL_UP = simboard.PULL_UP
+    PULL_DOWN = simboard.PULL_DOWN
+    IRQ_RISING = simboard.IRQ_RISING
+    IRQ_FALLING = simboard.IRQ_FALLING
+
+    def __init__(self, id, mode=-1, pull=-1, value=None):
+        self._id = id
+        self._st = simboard.board.pin(id)
+        self._st.pin_obj = self
+        self.init(mode, pull, value)
+
+    def init(self, mode=-1, pull=-1, value=None):
+        if mode != -1:
+            self._st.mode = mode
+        if pull != -1:
+            self._st.pull = pull
+        if value is not None:
+            self._st.set_level(value)
+
+    def value(self, v=None):
+        if v is None:
+            return self._st.value()
+        self._st.set_level(v)
+
+    def __call__(self, v=None):
+        return self.value(v)
+
+    def on(self):
+        self._st.set_level(1)
+
+    def off(self):
+        self._st.set_level(0)
+
+    def irq(self, handler=None, trigger=IRQ_FALLING | IRQ_RISING, hard=False):
+        self._st.handler = handler
+        self._st.trigger = trigger if handler is not None else 0
+        return self
+
+    def __repr__(self):
+        return "Pin(%d)" % self._id
+
+
+class I2C:
+    """Hardware I2C. Errors as on the ESP32 port: OSError(ENODEV) when an
+    address is not acknowledged, OSError(ETIMEDOUT) when the bus hangs."""
+
+    def __init__(self, id=0, *, scl=None, sda=None, freq=400000, timeout=50000):
+        self._bus = simboard.board.i2c(id, _pin_id(scl), _pin_id(sda))
+        self.freq = freq
+
+    def init(self, scl=None, sda=None, freq=400000, timeout=50000):
+        self._bus = simboard.board.i2c(self._bus.bus_id, _pin_id(scl), _pin_id(sda))
+        self.freq = freq
+
+    def deinit(self):
+        pass
+
+    def scan(self):
+        found = []
+        for addr in range(0x08, 0x78):
+            try:
+                self._bus.device(addr)
+                found.append(addr)
+            except OSError:
+                pass
+        return found
+
+    def readfrom_mem_into(self, addr, memaddr, buf, *, addrsize=8):
+        self._bus.device(addr).read_into(memaddr, buf)
+
+    def readfrom_mem(self, addr, memaddr, nbytes, *, addrsize=8):
+        buf = bytearray(nbytes)
+        self._bus.device(addr).read_into(memaddr, buf)
+        return bytes(buf)
+
+    def writeto_mem(self, addr, memaddr, buf, *, addrsize=8):
+        self._bus.device(addr).write(memaddr, buf)
+
+    def readfrom_into(self, addr, buf, stop=True):
+        self._bus.device(addr).recv_into(buf)
+
+    def readfrom(self, addr, nbytes, stop=True):
+        buf = bytearray(nbytes)
+        self._bus.device(addr).recv_into(buf)
+        return bytes(buf)
+
+    def writeto(self, addr, buf, stop=True):
+        dev = self._bus.device(addr)
+        if len(buf):
+            dev.send(buf)
+        return len(buf) + 1  # ACKs: address byte plus each data byte
+
+    def writevto(self, addr, vector, stop=True):
+        data = bytearray()
+        for b in vector:
+            data.extend(b)
+        return self.writeto(addr, data, stop)
+
+
+class SoftI2C(I2C):
+    """Bit-banged I2C: same transactions; bus id is the (scl, sda) pair."""
+
+    def __init__(self, scl, sda, *, freq=400000, timeout=50000):
+        s, d = _pin_id(scl), _pin_id(sda)
+        self._bus = simboard.board.i2c(("soft", s, d), s, d)
+        self.freq = freq
+
+
+def _pin_id(p):
+    if p is None or isinstance(p, int):
+        return p
+    return p._id
+
+
+class WDT:
+    """Watchdog: resets the node (NodeReset WDT_RESET) unless fed in time.
+    Cannot be stopped once started, as on the ESP32."""
+
+    def __init__(self, id=0, timeout=5000):
+        if timeout < 1:
+            raise ValueError("WDT timeout too short")
+        b = simboard.board
+        if b.wdt is not None:
+            b.clock.cancel(b.wdt[0])
+        self._timeout_us = timeout * 1000
+        b.wdt = [b.clock.call_later_us(self._timeout_us, _wdt_expired), self._timeout_us]
+
+    def feed(self):
+        b = simboard.board
+        if b.wdt is not None:
+            b.clock.cancel(b.wdt[0])
+            b.wdt[0] = b.clock.call_later_us(b.wdt[1], _wdt_expired)
+
+
+def _wdt_expired():
+    raise NodeReset(WDT_RESET, "watchdog not fed")
+
+
+class Timer:
+    ONE_SHOT = 0
+    PERIODIC = 1
+
+    def __init__(self, id=0, **kw):
+        self._id = id
+        self._ev = None
+        if kw:
+            self.init(**kw)
+
+    def init(self, *, mode=PERIODIC, period=-1, freq=-1, callback=None):
+        self.deinit()
+        if freq > 0:
+            period_us = 1000000 // freq
+        else:
+            period_us = period * 1000
+        if period_us <= 0:
+            raise ValueError("period")
+        self._cb = callback
+        b = simboard.board
+        self._ev = b.clock.call_later_us(
+            period_us, self._fire, period_us if mode == Timer.PERIODIC else 0)
+        b.timers.append(self)
+
+    def _fire(self):
+        if self._cb is not None:
+            self._cb(self)
+
+    def deinit(self):
+        if self._ev is not None:
+            simboard.board.clock.cancel(self._ev)
+            self._ev = None
+            if self in simboard.board.timers:
+                simboard.board.timers.remove(self)
+
+
+class RTC:
+    """datetime() as the ESP32 port: (year, month, day, weekday, hours,
+    minutes, seconds, subseconds); weekday 0 = Monday."""
+
+    def datetime(self, dt=None):
+        b = simboard.board
+        if dt is None:
+            s = b.rtc_seconds()
+            y, mo, d = _civil(s // 86400)
+            r = s % 86400
+            wd = (s // 86400 + 5) % 7  # 2000-01-01 was a Saturday
+            return (y, mo, d, wd, r // 3600, (r // 60) % 60, r % 60, 0)
+        y, mo, d = dt[0], dt[1], dt[2]
+        b.set_rtc_seconds(_days(y, mo, d) * 86400 + dt[4] * 3600 + dt[5] * 60 + dt[6])
+
+    def init(self, dt):
+        self.datetime(dt)
+
+    def memory(self, data=None):
+        if data is None:
+            return simboard.board.rtc_mem
+        if len(data) > 2048:
+            raise ValueError("buffer too long")
+        simboard.board.rtc_mem = bytes(data)
+
+
+def _days(y, m, d):
+    """Days from 2000-01-01 to y-m-d (proleptic Gregorian)."""
+    y -= m <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 730425
+
+
+def _civil(days):
+    z = days + 730425
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + (3 if mp < 10 else -9)
+    return yoe + era * 400 + (m <= 2), m, d
+
+
+def reset():
+    raise NodeReset(SOFT_RESET, "machine.reset()")
+
+
+def soft_reset():
+    raise SystemExit
+
+
+def reset_cause():
+    return simboard.board.reset_cause
+
+
+def wake_reason():
+    return TIMER_WAKE if simboard.board.reset_cause == DEEPSLEEP_RESET else 0
+
+
+def unique_id():
+    return simboard.board.uid
+
+
+def freq(hz=None):
+    if hz is None:
+        return simboard.board.freq
+    if hz not in (20000000, 40000000, 80000000, 160000000, 240000000):
+        raise ValueError("frequency must be 20MHz, 40MHz, 80Mhz, 160MHz or 240MHz")
+    simboard.board.freq = hz
+
+
+def idle():
+    vclock.clock.sleep_us(1000)
+
+
+def lightsleep(ms=None):
+    vclock.clock.sleep_us((ms if ms is not None else 1000) * 1000)
+
+
+def deepsleep(ms=None):
+    if ms is not None:
+        vclock.clock.advance_to(vclock.clock.now_us + ms * 1000)
+    raise NodeReset(DEEPSLEEP_RESET, "deepsleep")
+
+
+def disable_irq():
+    return 1
+
+
+def enable_irq(state=1):
+    pass

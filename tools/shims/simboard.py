@@ -1,0 +1,337 @@
+"""The simulated ESP32 node behind the machine/esp32/network shims.
+
+One Board per simulated node holds everything that a real board keeps
+across calls: pins, I2C buses and the chips on them, NVS, app partitions
+and the bootloader's OTA state, flash fault injection, Wi-Fi world, RTC,
+watchdog, reset cause. Tests and the simulator build a Board with
+`new_board()`, attach simulated devices, then run device code that only
+sees `machine`, `esp32`, `network` and `time`.
+
+Resets: machine.reset(), an expired WDT and deepsleep raise NodeReset (a
+BaseException, so `except Exception` in firmware cannot swallow it). The
+harness catches it, calls `board.reset(cause)` - uncommitted NVS writes are
+lost, timers and the WDT stop, the bootloader picks the slot - and boots
+the firmware again.
+"""
+import vclock
+from flashfs import FlashFaults, FlashFS
+
+# machine.reset_cause() values of the ESP32 port
+PWRON_RESET = 1
+HARD_RESET = 2
+WDT_RESET = 3
+DEEPSLEEP_RESET = 4
+SOFT_RESET = 5
+
+# machine.Pin constants of the ESP32 port (ESP-IDF gpio enums)
+PIN_IN = 1
+PIN_OUT = 3
+PIN_OPEN_DRAIN = 7
+PULL_UP = 0
+PULL_DOWN = 1
+IRQ_RISING = 1
+IRQ_FALLING = 2
+
+
+class NodeReset(BaseException):
+    """The simulated chip resets; `cause` is a machine.*_RESET value."""
+
+    def __init__(self, cause, why=""):
+        super().__init__(cause, why)
+        self.cause = cause
+        self.why = why
+
+
+class PinState:
+    """Electrical state of one GPIO, shared by every machine.Pin on it."""
+
+    def __init__(self, num):
+        self.num = num
+        self.mode = -1
+        self.pull = -1
+        self.level = 0
+        self.driven = None  # level forced by a simulated device, or None
+        self.handler = None
+        self.trigger = 0
+        self.falling_edges = 0
+
+    def value(self):
+        if self.mode in (PIN_OUT, PIN_OPEN_DRAIN):
+            return self.level
+        if self.driven is not None:
+            return self.driven
+        if self.pull == PULL_UP:
+            return 1
+        if self.pull == PULL_DOWN:
+            return 0
+        return self.level
+
+    def set_level(self, v):
+        old = self.value()
+        self.level = 1 if v else 0
+        self._edge(old, self.value())
+
+    def drive(self, v):
+        """A simulated device drives the line (None releases it)."""
+        old = self.value()
+        self.driven = None if v is None else (1 if v else 0)
+        self._edge(old, self.value())
+
+    def _edge(self, old, new):
+        if old == new:
+            return
+        if new == 0:
+            self.falling_edges += 1
+        want = IRQ_FALLING if new == 0 else IRQ_RISING
+        if self.handler is not None and self.trigger & want:
+            self.handler(self.pin_obj)
+
+    pin_obj = None
+
+
+class I2CBus:
+    """A simulated I2C bus: devices by 7-bit address, plus fault knobs.
+
+    A device implements read_into(reg, buf) and write(reg, data) for
+    register access, and optionally recv_into(buf) / send(data) for plain
+    reads/writes. Faults: nack(n) makes the next n transactions NACK
+    (OSError ENODEV, as the ESP32 port reports), timeout(n) makes them time
+    out (OSError ETIMEDOUT), stick() holds SDA low until 9 SCL pulses are
+    clocked on the SCL pin (the standard bus recovery) or the board resets.
+    """
+
+    def __init__(self, bus_id, scl=None, sda=None):
+        self.bus_id = bus_id
+        self.scl = scl
+        self.sda = sda
+        self.devices = {}
+        self.nack_left = 0
+        self.timeout_left = 0
+        self.stuck = False
+        self._stuck_edges = 0
+        self.transactions = 0
+        self.errors = 0
+
+    def attach(self, addr, device):
+        self.devices[addr] = device
+        return device
+
+    def detach(self, addr):
+        self.devices.pop(addr, None)
+
+    def nack(self, n=1):
+        self.nack_left = n
+
+    def timeout(self, n=1):
+        self.timeout_left = n
+
+    def stick(self):
+        self.stuck = True
+        self._stuck_edges = board.pin(self.scl).falling_edges if self.scl is not None else 0
+
+    def device(self, addr):
+        """The device answering at addr, or OSError as the ESP32 port raises."""
+        self.transactions += 1
+        if self.stuck:
+            if self.scl is not None and board.pin(self.scl).falling_edges - self._stuck_edges >= 9:
+                self.stuck = False
+            else:
+                self.errors += 1
+                raise OSError(116)  # ETIMEDOUT: SDA held low
+        if self.timeout_left:
+            self.timeout_left -= 1
+            self.errors += 1
+            raise OSError(116)
+        if self.nack_left:
+            self.nack_left -= 1
+            self.errors += 1
+            raise OSError(19)  # ENODEV: address not acknowledged
+        dev = self.devices.get(addr)
+        if dev is None:
+            self.errors += 1
+            raise OSError(19)
+        return dev
+
+
+class Wifi:
+    """The radio world a node sees: access points, connect delay, faults."""
+
+    def __init__(self):
+        self.aps = {}  # ssid -> [key, rssi]
+        self.connect_ms = 1500
+        self.fail_left = 0
+        self.fail_status = 201  # STAT_NO_AP_FOUND
+        self.down = False
+        self.drops = 0
+
+    def add_ap(self, ssid, key, rssi=-55):
+        self.aps[ssid] = [key, rssi]
+
+    def fail_next(self, n, status=201):
+        self.fail_left = n
+        self.fail_status = status
+
+    def drop_at(self, t_ms):
+        """Drop every connected station at virtual time t_ms."""
+        board.clock.call_at(t_ms * 1000, self.drop)
+
+    def drop(self):
+        self.drops += 1
+        for w in board.wlans:
+            w._dropped()
+
+
+class Partition:
+    """One flash partition: sparse 4096-byte blocks, erased = 0xFF."""
+
+    BLOCK = 4096
+
+    def __init__(self, type_, subtype, addr, size, label):
+        self.type = type_
+        self.subtype = subtype
+        self.addr = addr
+        self.size = size
+        self.label = label
+        self.blocks = {}
+
+    def info(self):
+        return (self.type, self.subtype, self.addr, self.size, self.label, False)
+
+
+# Two 1.5 MiB app slots, as in the ESP32_GENERIC-OTA partition table.
+_APP_SIZE = 0x180000
+
+
+class OtaData:
+    """The bootloader's otadata: which app slot boots and its state."""
+
+    NEW = 0
+    PENDING_VERIFY = 1
+    VALID = 2
+    INVALID = 3
+    ABORTED = 4
+
+    def __init__(self):
+        self.boot = "ota_0"
+        self.running = "ota_0"
+        self.state = {"ota_0": 2, "ota_1": 4}
+        self.rollback_enabled = True
+        self.rollbacks = 0
+
+    def on_reset(self):
+        """What the ESP-IDF bootloader does with rollback enabled."""
+        slot = self.boot
+        st = self.state.get(slot)
+        if st == self.PENDING_VERIFY or st in (self.INVALID, self.ABORTED):
+            # booted once without mark_app_valid_cancel_rollback(): revert
+            self.state[slot] = self.ABORTED
+            other = "ota_1" if slot == "ota_0" else "ota_0"
+            self.boot = other
+            self.rollbacks += 1
+            slot = other
+        elif st == self.NEW and self.rollback_enabled:
+            self.state[slot] = self.PENDING_VERIFY
+        self.running = slot
+
+
+class Board:
+    def __init__(self, uid=b"\x24\x0a\xc4\x00\x00\x01", start_us=0, fs_blocks=512):
+        self.uid = bytes(uid)
+        self.clock = vclock.new_clock(start_us)
+        self.pins = {}
+        self.i2c_buses = {}
+        self.faults = FlashFaults()
+        self.fs = FlashFS(self.faults, blocks=fs_blocks)
+        self.nvs = {}  # namespace -> {key: (kind, value)} committed
+        self.nvs_pending = {}  # namespace -> {key: (kind, value) or None}
+        self.partitions = [
+            Partition(0, 0x10, 0x10000, _APP_SIZE, "ota_0"),
+            Partition(0, 0x11, 0x190000, _APP_SIZE, "ota_1"),
+            Partition(1, 0x81, 0x310000, 0xF0000, "vfs"),
+        ]
+        self.otadata = OtaData()
+        self.wifi = Wifi()
+        self.wlans = []
+        self.reset_cause = PWRON_RESET
+        self.boots = 1
+        self.wdt = None
+        self.wdt_resets = 0
+        self.timers = []
+        self.freq = 160000000
+        self.rtc_base = None  # (virtual us, seconds since 2000) when set
+        self.rtc_mem = b""
+
+    # -- hardware lookups -------------------------------------------------
+    def pin(self, num):
+        p = self.pins.get(num)
+        if p is None:
+            p = self.pins[num] = PinState(num)
+        return p
+
+    def i2c(self, bus_id, scl=None, sda=None):
+        b = self.i2c_buses.get(bus_id)
+        if b is None:
+            b = self.i2c_buses[bus_id] = I2CBus(bus_id, scl, sda)
+        if scl is not None:
+            b.scl = scl
+        if sda is not None:
+            b.sda = sda
+        return b
+
+    def partition(self, label):
+        for p in self.partitions:
+            if p.label == label:
+                return p
+        return None
+
+    # -- RTC --------------------------------------------------------------
+    def set_rtc_seconds(self, s2000):
+        self.rtc_base = (self.clock.now_us, s2000)
+
+    def rtc_seconds(self):
+        if self.rtc_base is None:  # an unset ESP32 RTC starts at 2000-01-01
+            return self.clock.now_us // 1000000
+        return self.rtc_base[1] + (self.clock.now_us - self.rtc_base[0]) // 1000000
+
+    # -- reset ------------------------------------------------------------
+    def reset(self, cause):
+        """Everything a chip reset does to the node's state."""
+        self.reset_cause = cause
+        self.boots += 1
+        self.nvs_pending = {}
+        if self.wdt is not None:
+            self.clock.cancel(self.wdt[0])
+        self.wdt = None
+        for t in self.timers:
+            t.deinit()
+        self.timers = []
+        for w in self.wlans:
+            w._power_off()
+        self.wlans = []
+        for b in self.i2c_buses.values():
+            b.stuck = False
+        self.fs.power_cycle()
+        if cause != DEEPSLEEP_RESET and cause != SOFT_RESET:
+            self.rtc_mem = b""
+        if cause == WDT_RESET:
+            self.wdt_resets += 1
+        self.otadata.on_reset()
+
+    def power_cycle(self):
+        """Power removed and restored (also ends an injected power loss)."""
+        self.faults.power_on()
+        self.rtc_base = None
+        self.reset(PWRON_RESET)
+
+
+board = None
+
+
+def new_board(**kw):
+    """Start a fresh simulated node and make it the current one."""
+    global board
+    board = Board(**kw)
+    return board
+
+
+new_board()

