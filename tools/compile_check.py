@@ -75,7 +75,7 @@ def main(argv=None):
             print("%s:1: lib module shadows CPython's standard module %r" % (p.relative_to(ROOT), p.stem))
             failed += 1
     for f in files:
-        rel = f.relative_to(ROOT)
+        rel = f.relative_to(ROOT) if f.is_relative_to(ROOT) else Path(f.name)
         out = Path(a.out) / rel.with_suffix(".mpy")
         out.parent.mkdir(parents=True, exist_ok=True)
         problems = []

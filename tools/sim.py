@@ -14,19 +14,24 @@ import subprocess
 import sys
 import time
 
-from tools.paths import BUILD, LIB, ROOT, SHIMS, venv_tool
+from tools.paths import BUILD, ROOT, SHIMS, venv_tool
 from tools.vm.esp32_modules import stub_files
 
 
 def run_micropython(duration, heap):
+    return run_micropython_node(str(ROOT), duration, heap)
+
+
+def run_micropython_node(root, duration, heap):
+    """boot.py/main.py from `root` on the unix port; returns the summary."""
     hide = BUILD / "vm" / "hide"
     hide.mkdir(parents=True, exist_ok=True)
     for name, src in stub_files().items():
         (hide / name).write_text(src)
     env = dict(os.environ)
-    env["MICROPYPATH"] = ":".join([str(hide), str(SHIMS), str(LIB), str(ROOT), ".frozen"])
+    env["MICROPYPATH"] = ":".join([str(hide), str(SHIMS), root + "/lib", root, ".frozen"])
     cmd = [venv_tool("micropython"), "-X", "heapsize=" + heap,
-           str(ROOT / "tools" / "vm" / "node.py"), str(ROOT), str(duration)]
+           str(ROOT / "tools" / "vm" / "node.py"), root, str(duration)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     summary = None

@@ -16,18 +16,20 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 from tools.paths import BUILD, DEVICE_TESTS, LIB, ROOT, SHIMS, venv_tool
 from tools.vm.esp32_modules import stub_files
 
 VM_DIR = ROOT / "tools" / "vm"
+_tests_dir = DEVICE_TESTS  # --dir may point elsewhere
 DEFAULT_HEAP = "1M"
 TIMEOUT_S = 600
 
 
-def discover(names):
+def discover(names, tests_dir):
     if not names:
-        return sorted(p.stem for p in DEVICE_TESTS.glob("test_*.py"))
+        return sorted(p.stem for p in tests_dir.glob("test_*.py"))
     mods = []
     for n in names:
         stem = os.path.basename(n.split("::")[0])
@@ -70,7 +72,7 @@ def _tally(out, verbose):
 def run_wasm(mods, only, verbose):
     spec = {
         "trees": {"/proj/lib": str(LIB), "/proj/firmware": str(ROOT / "firmware"),
-                  "/proj/shims": str(SHIMS), "/proj/tests": str(DEVICE_TESTS),
+                  "/proj/shims": str(SHIMS), "/proj/tests": str(_tests_dir),
                   "/proj/runner": str(VM_DIR)},
         "stubs": stub_files(),
         "path": ["/hide", "/proj/shims", "/proj/tests", "/proj/runner", "/proj/lib", "/proj",
@@ -89,7 +91,7 @@ def run_wasm(mods, only, verbose):
 
 
 def _unix_one(mod, only, hide):
-    src = (DEVICE_TESTS / (mod + ".py"))
+    src = (_tests_dir / (mod + ".py"))
     heap = DEFAULT_HEAP
     if src.exists():
         m = re.search(r'^VM_HEAPSIZE\s*=\s*"(\w+)"', src.read_text(), re.M)
@@ -97,7 +99,7 @@ def _unix_one(mod, only, hide):
             heap = m.group(1)
     env = dict(os.environ)
     env["MICROPYPATH"] = ":".join(
-        [str(hide), str(SHIMS), str(DEVICE_TESTS), str(LIB), str(ROOT), ".frozen"])
+        [str(hide), str(SHIMS), str(_tests_dir), str(LIB), str(ROOT), ".frozen"])
     cmd = ["timeout", str(TIMEOUT_S), venv_tool("micropython"), "-X", "heapsize=" + heap,
            str(VM_DIR / "mprunner.py"), mod] + ([only] if only else [])
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -126,13 +128,17 @@ def run(vm, mods, only, verbose):
 
 
 def main(argv=None):
+    global _tests_dir
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--vm", choices=["wasm", "unix", "all"], default="all")
     ap.add_argument("-k", dest="only", help="run only this test function")
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--dir", default=str(DEVICE_TESTS),
+                    help="directory of device test modules (default host_tests/device)")
     ap.add_argument("tests", nargs="*")
     a = ap.parse_args(argv)
-    mods = discover(a.tests)
+    _tests_dir = Path(a.dir).resolve()
+    mods = discover(a.tests, _tests_dir)
     vms = ["wasm", "unix"] if a.vm == "all" else [a.vm]
     failed = sum(run(vm, mods, a.only, a.verbose) for vm in vms)
     return 1 if failed else 0

@@ -110,6 +110,8 @@ class NVS:
                 ns.pop(k, None)
             else:
                 ns[k] = v
+        if b.on_nvs_commit is not None:
+            b.on_nvs_commit()
 
 
 class Partition:

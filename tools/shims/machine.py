@@ -154,7 +154,7 @@ class WDT:
 
 
 def _wdt_expired():
-    raise NodeReset(WDT_RESET, "watchdog not fed")
+    simboard.node_reset(WDT_RESET, "watchdog not fed")
 
 
 class Timer:
@@ -242,7 +242,7 @@ def _civil(days):
 
 
 def reset():
-    raise NodeReset(SOFT_RESET, "machine.reset()")
+    simboard.node_reset(SOFT_RESET, "machine.reset()")
 
 
 def soft_reset():
@@ -280,7 +280,7 @@ def lightsleep(ms=None):
 def deepsleep(ms=None):
     if ms is not None:
         vclock.clock.advance_to(vclock.clock.now_us + ms * 1000)
-    raise NodeReset(DEEPSLEEP_RESET, "deepsleep")
+    simboard.node_reset(DEEPSLEEP_RESET, "deepsleep")
 
 
 def disable_irq():

@@ -42,6 +42,16 @@ class NodeReset(BaseException):
         self.why = why
 
 
+reset_hook = None  # the emulated USB device turns resets into VM reboots
+
+
+def node_reset(cause, why=""):
+    """Reset the simulated chip from inside device code (never returns)."""
+    if reset_hook is not None:
+        reset_hook(cause, why)
+    raise NodeReset(cause, why)
+
+
 class PinState:
     """Electrical state of one GPIO, shared by every machine.Pin on it."""
 
@@ -260,6 +270,34 @@ class Board:
         self.freq = 160000000
         self.rtc_base = None  # (virtual us, seconds since 2000) when set
         self.rtc_mem = b""
+        self.on_nvs_commit = None  # persistence hook (emulated device)
+
+    # -- persistence (emulated device keeps its flash across restarts) ----
+    def snapshot(self):
+        """JSON-ready state that a power cycle keeps: NVS, OTA data, uid."""
+        import binascii
+        nvs = {}
+        for ns, keys in self.nvs.items():
+            nvs[ns] = {k: [v[0], v[1] if v[0] == "i32" else binascii.hexlify(v[1]).decode()]
+                       for k, v in keys.items()}
+        o = self.otadata
+        return {"uid": binascii.hexlify(self.uid).decode(), "nvs": nvs,
+                "otadata": {"boot": o.boot, "running": o.running, "state": o.state,
+                            "rollbacks": o.rollbacks}}
+
+    def restore(self, snap):
+        import binascii
+        self.uid = binascii.unhexlify(snap["uid"])
+        self.nvs = {}
+        for ns, keys in snap.get("nvs", {}).items():
+            self.nvs[ns] = {k: (v[0], v[1] if v[0] == "i32" else binascii.unhexlify(v[1]))
+                            for k, v in keys.items()}
+        o = snap.get("otadata")
+        if o:
+            self.otadata.boot = o["boot"]
+            self.otadata.running = o["running"]
+            self.otadata.state = o["state"]
+            self.otadata.rollbacks = o["rollbacks"]
 
     # -- hardware lookups -------------------------------------------------
     def pin(self, num):

@@ -26,7 +26,7 @@ class Clock:
         self.tms = (start_us // 1000) & _MASK
         self._events = []  # sorted [due_us, seq, callback, period_us]
         self._seq = 0
-        self.idle_hook = None  # called once per sleep (emulator polls Ctrl-C)
+        self.idle_hook = None  # idle_hook(us) once per sleep (emulator: pacing, Ctrl-C)
         self.pace = 0  # wall seconds per virtual second; 0 = as fast as possible
 
     def _set(self, t_us):
@@ -80,7 +80,7 @@ class Clock:
 
     def sleep_us(self, us):
         if self.idle_hook is not None:
-            self.idle_hook()
+            self.idle_hook(us)
         if us <= 0:
             self.advance_to(self.now_us)
             return

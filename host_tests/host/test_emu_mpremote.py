@@ -1,0 +1,125 @@
+"""The emulated USB device answers the real mpremote as a board would."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tools.paths import ROOT, venv_tool
+
+
+class Emu:
+    def __init__(self, flash):
+        self.flash = flash
+        self.proc = subprocess.Popen([sys.executable, "-m", "tools.emu", "--flash", str(flash)],
+                                     cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                                     start_new_session=True)
+        self.pty = self.proc.stdout.readline().strip()
+        assert self.pty.startswith("/dev/"), self.pty
+
+    def mpremote(self, *args, check=True):
+        r = subprocess.run([venv_tool("mpremote"), "connect", self.pty, *args], cwd=ROOT,
+                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        if check:
+            assert r.returncode == 0, r.stdout + r.stderr
+        return r
+
+    def boots(self):
+        st = json.loads((self.flash / "state.json").read_text())["emu"]
+        return st["boots"], st["last_boot"]
+
+    def reset(self):
+        """`mpremote reset` runs sleep_ms(100); machine.reset() and leaves;
+        wait until the board has rebooted (the emulator records each boot in
+        its state file) so the next command's Ctrl-C cannot land inside that
+        100 ms, as it could on a real board."""
+        before = self.boots()[0]
+        self.mpremote("reset")
+        deadline = time.monotonic() + 20
+        while True:
+            n, kind = self.boots()
+            if n > before and kind == "hard":
+                return
+            assert time.monotonic() < deadline, "board did not reboot"
+            time.sleep(0.02)
+
+    def stop(self):
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def emu(tmp_path):
+    e = Emu(tmp_path / "flash")
+    yield e
+    e.stop()
+
+
+def test_exec_prints_the_result(emu):
+    assert emu.mpremote("exec", "print(1+1)").stdout.strip() == "2"
+
+
+def test_fs_cp_roundtrips_binary_and_ls_cat_report_like_a_board(emu, tmp_path):
+    src = tmp_path / "blob.bin"
+    src.write_bytes(bytes(range(256)) * 40)  # 10 KiB, every byte value
+    emu.mpremote("fs", "mkdir", ":data")
+    emu.mpremote("fs", "cp", str(src), ":data/blob.bin")
+    back = tmp_path / "back.bin"
+    emu.mpremote("fs", "cp", ":data/blob.bin", str(back))
+    assert back.read_bytes() == src.read_bytes()
+    ls = emu.mpremote("fs", "ls", ":data").stdout
+    assert "blob.bin" in ls
+    r = emu.mpremote("fs", "cat", ":missing.txt", check=False)
+    assert r.returncode != 0 and "No such file or directory" in (r.stdout + r.stderr)
+    # the board's flash is a directory on the host, kept across restarts
+    assert (emu.flash / "fs" / "data" / "blob.bin").read_bytes() == src.read_bytes()
+
+
+def test_run_executes_a_local_script_on_the_device(emu, tmp_path):
+    script = tmp_path / "hello.py"
+    script.write_text("import sys\nprint('on', sys.implementation.name, 6 * 7)\n")
+    assert emu.mpremote("run", str(script)).stdout.strip() == "on micropython 42"
+
+
+def test_nvs_survives_soft_reset_reset_and_emulator_restart(tmp_path):
+    e = Emu(tmp_path / "flash")
+    try:
+        e.mpremote("exec", "import esp32; n = esp32.NVS('vn'); n.set_i32('a', 41); n.commit();"
+                   " n.set_i32('b', 1)")  # b is never committed
+        e.mpremote("soft-reset")
+        out = e.mpremote("exec", "import esp32, machine\nn = esp32.NVS('vn')\n"
+                         "try:\n n.get_i32('b'); print('b kept')\nexcept OSError: print('b lost')\n"
+                         "print(n.get_i32('a'), machine.reset_cause())").stdout.split()
+        assert out == ["b", "lost", "41", "1"]  # soft reboot keeps the power-on cause
+        uid = e.mpremote("exec", "import machine; print(machine.unique_id().hex())").stdout
+        e.reset()
+        out = e.mpremote("exec", "import machine; print(machine.reset_cause())").stdout
+        assert out.strip() == "5"  # machine.reset() is SOFT_RESET on the ESP32
+    finally:
+        e.stop()
+    e = Emu(tmp_path / "flash")
+    try:
+        out = e.mpremote("exec", "import esp32, machine\n"
+                         "print(esp32.NVS('vn').get_i32('a'), machine.unique_id().hex())").stdout
+        assert out.split() == ["41", uid.strip()]
+    finally:
+        e.stop()
+
+
+def test_deployed_firmware_boots_on_reset_and_ctrl_c_reaches_the_prompt(emu):
+    files = ["boot.py", "main.py", "firmware/__init__.py", "firmware/app.py"]
+    args = ["fs", "mkdir", ":firmware"]
+    for f in files:
+        args += ["+", "fs", "cp", str(ROOT / f), ":" + f]
+    emu.mpremote(*args)
+    emu.reset()
+    # main.py is now looping (firmware sleeps in real time); mpremote's
+    # Ctrl-C interrupts it ('resume': no soft reset, so the app's state is
+    # still there) and the watchdog it started proves it ran
+    out = emu.mpremote("resume", "exec",
+                       "import simboard, machine\n"
+                       "print(simboard.board.wdt is not None, machine.reset_cause())").stdout
+    assert out.split() == ["True", "5"]

@@ -1,0 +1,64 @@
+"""The compile and VM layers must fail on code that would break on the chip."""
+import subprocess
+import sys
+
+import pytest
+
+from tools.paths import DEVICE_TESTS, ROOT
+
+BAD_MODULES = {
+    "cpython_stdlib.py": ("import functools\n", "functools"),
+    "match_stmt.py": ("def f(x):\n    match x:\n        case 1:\n            return 1\n", "mpy-cross"),
+    "typing_import.py": ("from typing import List\n", "typing"),
+    "wall_clock.py": ("import time\n\ndef f():\n    time.sleep(1)\n", "time.sleep"),
+    "logging_import.py": ("import logging\n", "logging"),
+}
+
+
+def _compile(path):
+    return subprocess.run([sys.executable, "-m", "tools.compile_check", "--out",
+                           str(path.parent / "mpy"), str(path)],
+                          cwd=ROOT, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("name", sorted(BAD_MODULES))
+def test_compile_layer_rejects_with_file_and_line(tmp_path, name):
+    src, needle = BAD_MODULES[name]
+    f = tmp_path / name
+    f.write_text(src)
+    r = _compile(f)
+    assert r.returncode == 1, r.stdout
+    line = [l for l in r.stdout.splitlines() if l.startswith(name + ":")]
+    assert line and needle in line[0], r.stdout
+    assert int(line[0].split(":")[1]) >= 1
+    assert "compile: 0 passed, 1 failed" in r.stdout
+
+
+def test_compile_layer_accepts_plain_micropython(tmp_path):
+    f = tmp_path / "fine.py"
+    f.write_text("import time\nfrom micropython import const\n_N = const(3)\n\n"
+                 "def f():\n    time.sleep_ms(_N)\n")
+    r = _compile(f)
+    assert r.returncode == 0 and "compile: 1 passed, 0 failed" in r.stdout
+    assert (tmp_path / "mpy").exists()
+
+
+def test_vm_layers_fail_a_test_that_leans_on_a_cpython_only_module(tmp_path):
+    (tmp_path / "devtest.py").write_text((DEVICE_TESTS / "devtest.py").read_text())
+    (tmp_path / "test_leans_on_functools.py").write_text(
+        "def test_uses_functools():\n    import functools\n    assert functools.reduce\n\n"
+        "def test_uses_defaultdict():\n    from collections import defaultdict\n\n"
+        "def test_fine():\n    import hashlib\n    assert hashlib.sha256(b'').digest()\n")
+    r = subprocess.run([sys.executable, "-m", "tools.vmtest", "--vm", "all", "--dir", str(tmp_path)],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 1, r.stdout
+    assert "wasm: 1 passed, 2 failed, 0 skipped" in r.stdout, r.stdout
+    assert "unix: 1 passed, 2 failed, 0 skipped" in r.stdout, r.stdout
+    assert "not in the ESP32 firmware" in r.stdout
+
+
+def test_repo_device_tree_compiles_for_xtensawin():
+    r = subprocess.run([sys.executable, "-m", "tools.compile_check", "--out", "build/mpy"],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout
+    assert (ROOT / "build/mpy/firmware/app.mpy").read_bytes()[:2] == b"M\x06"  # .mpy v6

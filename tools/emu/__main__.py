@@ -1,0 +1,61 @@
+"""An emulated ESP32 on a pseudo-terminal, for mpremote and the tools.
+
+    python -m tools.emu [--flash DIR]
+
+Prints the pty path as its first line, then serves until killed. The board
+is the MicroPython WebAssembly VM with the project's machine/esp32/network
+shims; DIR (default build/emu-flash) keeps its filesystem (DIR/fs) and NVS
+/ OTA state (DIR/state.json) across restarts, like a board's flash.
+"""
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tty
+
+from tools.paths import BUILD, ROOT, SHIMS
+
+
+def _runtime_dir():
+    """tools/emu's VM-side files plus the shims, as the VM will see them."""
+    rt = BUILD / "emu-rt"
+    if rt.exists():
+        shutil.rmtree(rt)
+    (rt / "shims").mkdir(parents=True)
+    for f in ("_emu.py", "os.py"):
+        shutil.copy(ROOT / "tools" / "emu" / f, rt / f)
+    for f in SHIMS.glob("*.py"):
+        if f.name != "micropython.py":
+            shutil.copy(f, rt / "shims" / f.name)
+    return rt
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--flash", default=str(BUILD / "emu-flash"))
+    a = ap.parse_args(argv)
+    flash = os.path.abspath(a.flash)
+    os.makedirs(flash, exist_ok=True)
+    rt = _runtime_dir()
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    os.set_blocking(master, False)
+    print(os.ttyname(slave), flush=True)
+    node = subprocess.Popen(["node", str(ROOT / "tools" / "emu" / "device.mjs"), str(master), flash,
+                             str(rt)], pass_fds=(master,), cwd=ROOT, stdin=subprocess.DEVNULL)
+
+    def stop(*_):
+        node.terminate()
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    # keep `slave` open: without a holder the pty hangs up between clients
+    rc = node.wait()
+    os.close(slave)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
