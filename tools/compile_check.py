@@ -25,7 +25,7 @@ from tools.vm.esp32_modules import ESP32_MODULES, TIME_ATTRS
 
 def project_modules():
     names = {"firmware", "boot", "main"}
-    for p in LIB.iterdir():
+    for p in (LIB.iterdir() if LIB.is_dir() else ()):
         if p.suffix == ".py":
             names.add(p.stem)
         elif p.is_dir() and p.name != "__pycache__":

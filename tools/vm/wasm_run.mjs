@@ -11,6 +11,7 @@ const spec = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
 
 function copyTree(FS, hostDir, vmDir) {
   FS.mkdirTree(vmDir);
+  if (!fs.existsSync(hostDir)) return;
   for (const ent of fs.readdirSync(hostDir, { withFileTypes: true })) {
     if (ent.name === "__pycache__" || ent.name.startsWith(".")) continue;
     const h = path.join(hostDir, ent.name);
