@@ -15,7 +15,7 @@ import sys
 import time
 
 from tools.paths import BUILD, ROOT, SHIMS, venv_tool
-from tools.vm.esp32_modules import stub_files
+from tools.vm.esp32_modules import write_hide_dir
 
 
 def run_micropython(duration, heap):
@@ -24,10 +24,7 @@ def run_micropython(duration, heap):
 
 def run_micropython_node(root, duration, heap):
     """boot.py/main.py from `root` on the unix port; returns the summary."""
-    hide = BUILD / "vm" / "hide"
-    hide.mkdir(parents=True, exist_ok=True)
-    for name, src in stub_files().items():
-        (hide / name).write_text(src)
+    hide = write_hide_dir(BUILD / "vm" / "hide")
     env = dict(os.environ)
     env["MICROPYPATH"] = ":".join([str(hide), str(SHIMS), root + "/lib", root, ".frozen"])
     cmd = [venv_tool("micropython"), "-X", "heapsize=" + heap,

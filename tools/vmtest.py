@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from tools.paths import BUILD, DEVICE_TESTS, LIB, ROOT, SHIMS, venv_tool
-from tools.vm.esp32_modules import stub_files
+from tools.vm.esp32_modules import stub_files, write_hide_dir
 
 VM_DIR = ROOT / "tools" / "vm"
 _tests_dir = DEVICE_TESTS  # --dir may point elsewhere
@@ -35,14 +35,6 @@ def discover(names, tests_dir):
         stem = os.path.basename(n.split("::")[0])
         mods.append(stem[:-3] if stem.endswith(".py") else stem)
     return mods
-
-
-def _hide_dir():
-    d = BUILD / "vm" / "hide"
-    d.mkdir(parents=True, exist_ok=True)
-    for name, src in stub_files().items():
-        (d / name).write_text(src)
-    return d
 
 
 def _tally(out, verbose):
@@ -107,7 +99,7 @@ def _unix_one(mod, only, hide):
 
 
 def run_unix(mods, only, verbose):
-    hide = _hide_dir()
+    hide = write_hide_dir(BUILD / "vm" / "hide")
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         outs = list(pool.map(lambda m: _unix_one(m, only, hide), mods))
     return "\n".join(outs)

@@ -5,7 +5,6 @@ and translates the VM's Emscripten errno values to the Linux/ESP32 ones that
 tools such as mpremote test for (missing file -> ENOENT = 2)."""
 import builtins
 import json
-import sys
 
 import emuhost
 import simboard

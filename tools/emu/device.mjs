@@ -11,6 +11,7 @@ import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
+import { copyTree } from "../vm/vmfs.mjs";
 
 const FD = Number(process.argv[2]);
 const FLASH = process.argv[3];
@@ -95,15 +96,6 @@ const emuhost = {
   },
 };
 
-function copyIn(FS, hostDir, vmDir) {
-  FS.mkdirTree(vmDir);
-  for (const ent of fs.readdirSync(hostDir, { withFileTypes: true })) {
-    if (ent.name === "__pycache__") continue;
-    const h = path.join(hostDir, ent.name), v = vmDir + "/" + ent.name;
-    if (ent.isDirectory()) copyIn(FS, h, v); else FS.writeFile(v, fs.readFileSync(h));
-  }
-}
-
 // Mirror the VM's /flash into FLASHDIR/fs (the board's flash persists).
 function syncOut(FS, vmDir, hostDir) {
   const seen = new Set();
@@ -143,8 +135,8 @@ async function boot(kind) {
     stdout: out, stderr: out, stdin: stdinByte,
   });
   mp.registerJsModule("emuhost", emuhost);
-  copyIn(mp.FS, FSDIR, "/flash");
-  copyIn(mp.FS, RT, "/rt");
+  copyTree(mp.FS, FSDIR, "/flash");
+  copyTree(mp.FS, RT, "/rt");
   const state = fs.existsSync(STATE) ? fs.readFileSync(STATE, "utf8") : "";
   // a soft reboot restarts the VM, not the chip: the reset cause stays
   const cause = kind === "power" ? 1 : kind === "soft" ? lastCause : (resetCause || 5);
@@ -194,7 +186,7 @@ for (;;) {
     // running watchdog must still bite)
     if (!pump(100)) {
       const now = Date.now();
-      try { mp.runPython(`import vclock\nvclock.clock.advance_to(vclock.clock.now_us + ${(now - idleSince) * 1000})`); }
+      try { mp.runPython(`import _emu\n_emu.tick(${(now - idleSince) * 1000})`); }
       catch (e) { if (!resetCause) outStr((e.message || "").replace(/\r?\n/g, "\r\n")); }
       idleSince = now;
       if (resetCause) await boot("hard");

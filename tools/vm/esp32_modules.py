@@ -48,6 +48,14 @@ OrderedDict = _c.OrderedDict
 '''
 
 
+def write_hide_dir(path):
+    """Write the stubs into `path` (first on a unix-port MICROPYPATH)."""
+    path.mkdir(parents=True, exist_ok=True)
+    for name, src in stub_files().items():
+        (path / name).write_text(src)
+    return path
+
+
 def stub_files():
     """{filename: source} for the hide directory placed first on sys.path."""
     files = {name + ".py": STUB.format(name=name) for name in HIDDEN}

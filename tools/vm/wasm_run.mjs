@@ -5,31 +5,20 @@
 //           modules: [name], only: name|null, heapsize, pystack}
 import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
 import fs from "node:fs";
-import path from "node:path";
+import { copyTree } from "./vmfs.mjs";
 
 const spec = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
 
-function copyTree(FS, hostDir, vmDir) {
-  FS.mkdirTree(vmDir);
-  if (!fs.existsSync(hostDir)) return;
-  for (const ent of fs.readdirSync(hostDir, { withFileTypes: true })) {
-    if (ent.name === "__pycache__" || ent.name.startsWith(".")) continue;
-    const h = path.join(hostDir, ent.name);
-    const v = vmDir + "/" + ent.name;
-    if (ent.isDirectory()) copyTree(FS, h, v);
-    else if (ent.name.endsWith(".py") || ent.name.endsWith(".json") || ent.name.endsWith(".bin"))
-      FS.writeFile(v, fs.readFileSync(h));
-  }
-}
+// test trees: sources and small data files, no dot-entries
+const testFile = (name) => !name.startsWith(".") && /\.(py|json|bin)$/.test(name);
 
-let failed = 0;
 for (const mod of spec.modules) {
   const mp = await loadMicroPython({
     heapsize: spec.heapsize, pystack: spec.pystack, linebuffer: true,
     stdout: (line) => process.stdout.write(line + "\n"),
     stderr: (line) => process.stdout.write(line + "\n"),
   });
-  for (const [vmDir, hostDir] of Object.entries(spec.trees)) copyTree(mp.FS, hostDir, vmDir);
+  for (const [vmDir, hostDir] of Object.entries(spec.trees)) copyTree(mp.FS, hostDir, vmDir, testFile);
   for (const [vmPath, hostPath] of Object.entries(spec.files || {}))
     mp.FS.writeFile(vmPath, fs.readFileSync(hostPath));
   mp.FS.mkdirTree("/hide");
@@ -40,7 +29,6 @@ for (const mod of spec.modules) {
       "import mprunner\n_rc = mprunner.run_module(" + JSON.stringify(mod) + ", " +
       (spec.only ? JSON.stringify(spec.only) : "None") + ")\n");
   } catch (e) {
-    failed++;
     process.stdout.write(`FAIL ${mod}::<vm>\n${e.type || ""} ${e.message}\nRESULT ${mod} 0 1 0\n`);
   }
 }
