@@ -55,6 +55,18 @@ class Clock:
     def call_later_us(self, delay_us, callback, period_us=0):
         return self.call_at(self.now_us + delay_us, callback, period_us)
 
+    def rearm(self, handle, due_us):
+        """Move an event (pending or already fired) to due_us, reusing its
+        handle: simulated chips re-time their interrupt this way without
+        allocating, so hot-path allocation proofs can include them."""
+        evs = self._events
+        if handle in evs:
+            evs.remove(handle)
+        self._seq += 1
+        handle[0] = due_us
+        handle[1] = self._seq
+        self._insert(handle)
+
     def cancel(self, handle):
         if handle in self._events:
             self._events.remove(handle)

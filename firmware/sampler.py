@@ -1,0 +1,304 @@
+"""Sampler: drains the sensor FIFO into per-channel rings, loss-free or
+loss-counted, and keeps the optical front end usable.
+
+    sensor.configure(sample_rate=200, ecg_rate=200)
+    smp = Sampler(sensor, int_pin=Pin(4, Pin.IN, Pin.PULL_UP))
+    while True:
+        if smp.due():
+            smp.service()
+        time.sleep_ms(smp.SLEEP_MS)
+    # consumers: smp.rings["ecg"].get(i), smp.times.get(i) (ticks_us)
+
+Guarantees:
+- service() allocates nothing in steady state (proven on the MicroPython
+  VMs by host_tests/device/test_sampler.py) and never raises for a
+  hardware fault: bus errors, a stuck bus (recovered with 9 SCL pulses when
+  `bus` gives the pins), a chip that lost its configuration and a wrong
+  chip are counted in `errors`/`recoveries`/`reinits` and `fault` names
+  the last one.
+- every sample is either in the rings or counted: `lost` adds the chip's
+  OVF_COUNTER; when that counter saturated or the bus was down, the gap
+  measured on the sample clock goes to `lost_estimated`.
+- each sample gets a ticks_us timestamp on the chip's sample clock,
+  re-anchored to the ESP32 clock (`resyncs`) if the two drift apart by more
+  than two sample periods.
+- finger-off (IR DC under 5 % of full scale for 0.5 s) and ECG lead-off
+  (input at the rail for 0.25 s) are flagged with hysteresis; automatic
+  LED control keeps each PPG channel's DC between 25 % and 80 % of full
+  scale; a red/IR swap self-test (at equal LED currents IR returns more
+  light than red through tissue) runs on the first 0.5 s with a finger
+  and relabels the channels if the LEDs are wired the other way round.
+Non-guarantees: samples read before the swap verdict keep the wiring's
+labels (`ppg_ready` turns True after it); consumers must keep up with
+the rings (RING_LEN samples) - the sampler does not wait for them.
+"""
+import time
+
+import maxfifo
+from micropython import const
+from ring import Ring
+
+RING_LEN = const(1024)
+_RAIL = const(127000)  # |ECG| at or above this is the rail (18-bit: 131071)
+_SWAP_MARGIN_PCT = const(115)
+_SWAP_TRIES = const(6)
+
+
+class Sampler:
+    SLEEP_MS = 10
+
+    def __init__(self, sensor, int_pin=None, ring_len=RING_LEN, bus=None):
+        cfg = sensor.config
+        if cfg is None:
+            raise ValueError("configure() the sensor before building the Sampler")
+        self.sensor = sensor
+        self.cfg = cfg
+        self.bus = bus  # (id, scl, sda, freq) to rebuild the I2C after recovery
+        num, den = cfg["period"]
+        self._pstep = num // den
+        self._prem_step = num % den
+        self._pden = den
+        self.period_us = self._pstep
+        self.rate = den * 1000000 // num if num else 0
+        self.rings = {}
+        for name in cfg["channels"]:
+            self.rings[name] = Ring(ring_len)
+        self.times = Ring(ring_len)
+        self.full = cfg["full_scale"]
+        self.swapped = False
+        self.swap_test = "pending" if "ir" in self.rings and "red" in self.rings else "n/a"
+        self.ppg_ready = self.swap_test == "n/a"
+        self._bind()
+        self.lost = 0
+        self.lost_estimated = 0
+        self._lost_seen = sensor.lost
+        self.errors = self.recoveries = self.reinits = self.resyncs = 0
+        self.led_changes = 0
+        self.fault = None
+        self.finger_off = False
+        self.lead_off = False
+        self._rail_run = 0
+        self._clean_run = 0
+        self._win_len = max(8, self.rate // 2)
+        self._win_n = 0
+        self._win_ir = 0
+        self._win_red = 0
+        self._swap_tries = 0
+        self._t = None  # ticks_us of the next sample; None = anchor on next read
+        self._trem = 0
+        self._after_gap = False
+        self._last_read = time.ticks_ms()
+        self.pending = False
+        self.poll_ms = max(1, cfg["a_full"] * self.period_us // 1000)
+        if int_pin is not None:
+            from machine import Pin
+            int_pin.irq(handler=self._irq, trigger=Pin.IRQ_FALLING)
+            self.poll_ms *= 2  # polling is only the fallback for a lost edge
+        self._due = time.ticks_add(time.ticks_ms(), self.poll_ms)
+        if self.swap_test == "pending":  # equal currents for the self-test
+            c = sensor.led_codes[1]
+            sensor.set_led_codes(c, c)
+
+    def _bind(self):
+        """(ring, decoded array) pairs, honouring a detected LED swap."""
+        s = self.sensor
+        src = {"ecg": s.ecg, "ir": s.red if self.swapped else s.ir,
+               "red": s.ir if self.swapped else s.red}
+        self._pairs = [(self.rings[n], src[n]) for n in self.rings]
+        self._ecg = src["ecg"] if "ecg" in self.rings else None
+        self._ir = src["ir"] if "ir" in self.rings else None
+        self._red = src["red"] if "red" in self.rings else None
+
+    def _irq(self, pin):
+        self.pending = True
+
+    def due(self):
+        return self.pending or time.ticks_diff(time.ticks_ms(), self._due) >= 0
+
+    # -- the hot path -----------------------------------------------------
+    def service(self):
+        """Drain the FIFO; returns the number of samples stored."""
+        self.pending = False
+        self._due = time.ticks_add(time.ticks_ms(), self.poll_ms)
+        total = 0
+        for _ in range(2):  # a second burst if the FIFO was full
+            try:
+                n = self.sensor.read_fifo()
+            except maxfifo.SensorError as e:
+                self._on_fault(e)
+                return total
+            self._store(n, time.ticks_us())
+            total += n
+            if n < maxfifo.FIFO_DEPTH:
+                break
+        if total:
+            self._last_read = time.ticks_ms()
+            self.fault = None
+        elif time.ticks_diff(time.ticks_ms(), self._last_read) > 1000:
+            self._reinit("no samples for 1 s")
+        return total
+
+    def _advance(self, k):
+        """Move the sample clock k periods on."""
+        for _ in range(k):
+            t = self._t + self._pstep
+            self._trem += self._prem_step
+            if self._trem >= self._pden:
+                self._trem -= self._pden
+                t += 1
+            self._t = t & 0x3FFFFFFF
+
+    def _store(self, n, now):
+        s = self.sensor
+        new_lost = s.lost - self._lost_seen
+        self._lost_seen = s.lost
+        self.lost += new_lost
+        p = self.period_us
+        if self._t is None:
+            self._t = time.ticks_add(now, -(n - 1) * p if n else 0)
+        elif new_lost and self.cfg["rollover"]:
+            self._advance(new_lost)  # the chip overwrote the oldest samples
+        if self._after_gap or (new_lost and s.lost_saturated):
+            # the overflow counter cannot say how many: measure the gap
+            missing = time.ticks_diff(now, self._t) // p + 1 - n - new_lost
+            if missing > 0:
+                self.lost_estimated += missing
+                self._advance(missing)
+            self._after_gap = False
+        if n:
+            newest = time.ticks_add(self._t, (n - 1) * p)
+            d = time.ticks_diff(now, newest)
+            if (d < -p or d > 2 * p) and not (new_lost and not self.cfg["rollover"]):
+                self._t = time.ticks_add(now, -(n - 1) * p)
+                self._trem = 0
+                self.resyncs += 1
+        times = self.times
+        ecg = self._ecg
+        for k in range(n):
+            times.push(self._t)
+            self._advance(1)
+            for ring, arr in self._pairs:
+                ring.push(arr[k])
+            if ecg is not None:
+                v = ecg[k]
+                if v >= _RAIL or v <= -_RAIL:
+                    self._rail_run += 1
+                    self._clean_run = 0
+                else:
+                    self._clean_run += 1
+                    self._rail_run = 0
+        if new_lost and not self.cfg["rollover"]:
+            self._advance(new_lost)  # the chip dropped samples after these
+        if ecg is not None:
+            if self._rail_run >= self._win_len // 2:
+                self.lead_off = True
+            elif self._clean_run >= self._win_len:
+                self.lead_off = False
+        if self._ir is not None and n:
+            self._window(n)
+
+    def _window(self, n):
+        ir = self._ir
+        red = self._red
+        si = sr = 0
+        for k in range(n):
+            si += ir[k]
+            if red is not None:
+                sr += red[k]
+        self._win_ir += si
+        self._win_red += sr
+        self._win_n += n
+        if self._win_n < self._win_len:
+            return
+        dc_ir = self._win_ir // self._win_n
+        dc_red = self._win_red // self._win_n if red is not None else 0
+        self._win_ir = self._win_red = self._win_n = 0
+        full = self.full
+        if dc_ir < full // 20:
+            self.finger_off = True
+            return
+        if dc_ir >= full // 10:
+            self.finger_off = False
+        if self.finger_off:
+            return
+        if self.swap_test == "pending":
+            self._swap_verdict(dc_ir, dc_red)
+            return
+        self._led_control(dc_ir, dc_red)
+
+    def _swap_verdict(self, dc_ir, dc_red):
+        if dc_red * 100 > dc_ir * _SWAP_MARGIN_PCT:
+            self.swapped = True
+            self._bind()
+            self.swap_test = "swapped"
+        elif dc_ir * 100 > dc_red * _SWAP_MARGIN_PCT:
+            self.swap_test = "ok"
+        else:
+            self._swap_tries += 1
+            if self._swap_tries < _SWAP_TRIES:
+                return
+            self.swap_test = "inconclusive"
+        self.ppg_ready = True
+
+    def _led_control(self, dc_ir, dc_red):
+        """Proportional step towards 50 % of full scale when outside 25-80 %."""
+        s = self.sensor
+        codes = s.led_codes  # register order: (red LED register, IR LED register)
+        ir_reg = 0 if self.swapped else 1  # register that drives the IR-labelled ring
+        c_ir = codes[ir_reg]
+        c_red = codes[1 - ir_reg]
+        n_ir = _retarget(c_ir, dc_ir, self.full)
+        n_red = _retarget(c_red, dc_red, self.full) if self._red is not None else c_red
+        if n_ir != c_ir or n_red != c_red:
+            if self.swapped:
+                s.set_led_codes(n_ir, n_red)
+            else:
+                s.set_led_codes(n_red, n_ir)
+            self.led_changes += 1
+
+    # -- faults -----------------------------------------------------------
+    def _on_fault(self, e):
+        self.errors += 1
+        self.fault = e.__class__.__name__
+        self._after_gap = True
+        if isinstance(e, maxfifo.SensorBusError) and e.errno == 116 and self.bus is not None:
+            bid, scl, sda, freq = self.bus
+            from machine import I2C, Pin
+            maxfifo.recover_bus(scl, sda)
+            self.sensor.rebind(I2C(bid, scl=Pin(scl), sda=Pin(sda), freq=freq))
+            self.recoveries += 1
+
+    def _reinit(self, why):
+        """The chip stopped producing (reset, brown-out): configure it again."""
+        self.fault = why
+        self._last_read = time.ticks_ms()
+        cfg = self.cfg
+        keys = ("sample_rate", "averaging", "adc_range", "pulse_width", "a_full", "rollover")
+        kw = {}
+        for k in keys:
+            kw[k] = cfg[k]
+        extra = ("mode",) if "mode" in cfg else ("ecg_rate", "ecg_ia_gain", "ecg_pga_gain",
+                                                  "channels", "led_range_ma")
+        for k in extra:
+            kw[k] = cfg[k]
+        step = cfg["led_step_ma"]
+        red, ir = self.sensor.led_codes[0], self.sensor.led_codes[1]
+        try:
+            self.sensor.probe()
+            self.sensor.configure(led_red_ma=red * step, led_ir_ma=ir * step, **kw)
+        except (maxfifo.SensorError, ValueError) as e:
+            self.errors += 1
+            self.fault = "reinit failed: %s" % e
+            return
+        self.reinits += 1
+        self._lost_seen = self.sensor.lost
+        self._after_gap = True
+
+
+def _retarget(code, dc, full):
+    if dc * 4 >= full // 5 * 19:  # saturated (>= 95 %): halve
+        return max(1, code // 2)
+    if full // 4 <= dc <= full // 5 * 4:
+        return code
+    new = code * (full // 2) // dc if dc else code * 2
+    return min(255, max(1, new))
