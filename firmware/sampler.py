@@ -22,7 +22,8 @@ Guarantees:
 - each sample gets a ticks_us timestamp on the chip's sample clock,
   re-anchored to the ESP32 clock (`resyncs`) if the two drift apart by more
   than two sample periods.
-- finger-off (IR DC under 5 % of full scale for 0.5 s) and ECG lead-off
+- finger-off (IR DC at ambient level, under 1 % of full scale, or under
+  5 % with the LED at full drive, over 0.5 s) and ECG lead-off
   (input at the rail for 0.25 s) are flagged with hysteresis; automatic
   LED control keeps each PPG channel's DC between 25 % and 80 % of full
   scale; a red/IR swap self-test (at equal LED currents IR returns more
@@ -154,21 +155,23 @@ class Sampler:
         self._lost_seen = s.lost
         self.lost += new_lost
         p = self.period_us
+        roll = self.cfg["rollover"]
         if self._t is None:
             self._t = time.ticks_add(now, -(n - 1) * p if n else 0)
-        elif new_lost and self.cfg["rollover"]:
-            self._advance(new_lost)  # the chip overwrote the oldest samples
+        gap = new_lost
         if self._after_gap or (new_lost and s.lost_saturated):
-            # the overflow counter cannot say how many: measure the gap
+            # the overflow counter cannot say how many: measure on the sample clock
             missing = time.ticks_diff(now, self._t) // p + 1 - n - new_lost
             if missing > 0:
                 self.lost_estimated += missing
-                self._advance(missing)
+                gap += missing
             self._after_gap = False
-        if n:
+        if gap and roll:
+            self._advance(gap)  # the chip overwrote the oldest samples
+        if n and not gap:
             newest = time.ticks_add(self._t, (n - 1) * p)
             d = time.ticks_diff(now, newest)
-            if (d < -p or d > 2 * p) and not (new_lost and not self.cfg["rollover"]):
+            if d < -p or d > 2 * p:
                 self._t = time.ticks_add(now, -(n - 1) * p)
                 self._trem = 0
                 self.resyncs += 1
@@ -187,8 +190,8 @@ class Sampler:
                 else:
                     self._clean_run += 1
                     self._rail_run = 0
-        if new_lost and not self.cfg["rollover"]:
-            self._advance(new_lost)  # the chip dropped samples after these
+        if gap and not roll:
+            self._advance(gap)  # the chip stopped on full: the gap follows these
         if ecg is not None:
             if self._rail_run >= self._win_len // 2:
                 self.lead_off = True
@@ -214,8 +217,9 @@ class Sampler:
         dc_red = self._win_red // self._win_n if red is not None else 0
         self._win_ir = self._win_red = self._win_n = 0
         full = self.full
-        if dc_ir < full // 20:
-            self.finger_off = True
+        ir_code = self.sensor.led_codes[0 if self.swapped else 1]
+        if dc_ir < full // 100 or (dc_ir < full // 20 and ir_code >= 255):
+            self.finger_off = True  # ambient light only, or no return at full drive
             return
         if dc_ir >= full // 10:
             self.finger_off = False

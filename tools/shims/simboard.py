@@ -66,7 +66,8 @@ class PinState:
         self.falling_edges = 0
 
     def value(self):
-        if self.mode in (PIN_OUT, PIN_OPEN_DRAIN):
+        m = self.mode
+        if m == PIN_OUT or m == PIN_OPEN_DRAIN:  # (no tuple: allocation-free)
             return self.level
         if self.driven is not None:
             return self.driven

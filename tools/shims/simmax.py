@@ -235,14 +235,17 @@ class _SimMaxim:
         self._rng = y
         return ((x + y - 65536) * amp) >> 16
 
-    def _ppg(self, wavelength):
-        """One averaged PPG sample (counts) for an LED of this wavelength."""
+    def _ppg(self, label):
+        """One averaged PPG sample (counts) for the FIFO element labelled IR
+        (1) or red (2). With led_swap the LED on that driver has the other
+        wavelength, as on clone boards."""
         kn = self.knobs
         full = self.full_scale
         if kn.saturate:
             return full
+        led = self.led_ua_ir if label == 1 else self.led_ua_red
+        wavelength = 3 - label if kn.led_swap else label
         src = self.sources["ir" if wavelength == 1 else "red"]
-        led = self.led_ua_ir if wavelength == 1 else self.led_ua_red
         acc = 0
         for _ in range(self.avg):
             p = src.next() if src is not None else 0
@@ -297,9 +300,8 @@ class SimMAX30102(_SimMaxim):
         self.res_mask = ((1 << 18) - 1) & ~((1 << (18 - bits)) - 1)
         rng_na = self._RANGES[(r[0x0A] >> 5) & 3]
         self.cpn16 = (1 << 18) * 16 // rng_na  # counts per nA, x16
-        swap = self.knobs.led_swap
-        self.led_ua_red = r[0x0D if swap else 0x0C] * 200
-        self.led_ua_ir = r[0x0C if swap else 0x0D] * 200
+        self.led_ua_red = r[0x0C] * 200
+        self.led_ua_ir = r[0x0D] * 200
         if (self.running, self.sr, self.avg, self.nslots) != was:
             self._start_timing() if self.running else self._arm()
         if r[0x21] & 1:  # TEMP_EN: the conversion completes at once here
@@ -357,9 +359,8 @@ class SimMAX86150(_SimMaxim):
         self.res_mask = self.full_scale
         self.cpn16 = (1 << 19) * 16 // self._RANGES[r[0x0E] >> 6]
         step = 200 * (1 + (r[0x14] & 3))
-        swap = self.knobs.led_swap
-        self.led_ua_ir = r[0x12 if swap else 0x11] * step
-        self.led_ua_red = r[0x11 if swap else 0x12] * step
+        self.led_ua_ir = r[0x11] * step
+        self.led_ua_red = r[0x12] * step
         gain10 = self._IA10[r[0x3E] & 3] * (1 << ((r[0x3E] >> 2) & 3))
         # counts = uV * gain / 12.247 uV (driver's ECG_LSB_UV_X_GAIN)
         self.ecg_num = gain10 * 100
