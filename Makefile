@@ -12,7 +12,7 @@ T     ?=
 RUNTIME ?= micropython
 DURATION ?= 60
 
-.PHONY: help apt deps test test-compile test-cpython test-wasm test-unix vmtest sim emu clean
+.PHONY: help apt deps test test-compile test-cpython test-wasm test-unix vmtest sim emu bench clean
 
 help:
 	@echo "make sim            run the firmware (boot.py -> main.py) on a simulated node"
@@ -20,6 +20,7 @@ help:
 	@echo "make test           all four test layers: compile, cpython, wasm, unix"
 	@echo "make test-compile | test-cpython | test-wasm | test-unix   one layer"
 	@echo "make vmtest T=host_tests/device/test_x.py [VM=wasm|unix]    one file on the VMs"
+	@echo "make bench          benchmarks on the VMs -> build/bench/results.json"
 	@echo "make emu            emulated USB device (prints its pty; use mpremote connect <pty>)"
 	@echo "make clean          remove build/ (keeps .venv and node_modules)"
 
@@ -58,6 +59,9 @@ vmtest: deps
 
 sim: deps
 	@$(PY) -m tools.sim --runtime $(RUNTIME) --duration $(DURATION)
+
+bench: deps
+	@$(PY) -m tools.bench all
 
 emu: deps
 	@$(PY) -m tools.emu --flash build/emu-flash
