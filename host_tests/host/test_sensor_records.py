@@ -48,7 +48,7 @@ def node():
     pleth = str(d / "bidmc" / "bidmc_01_Signals.csv.gz")
     chip = simmax.attach(simmax.SimMAX86150(
         int_pin=simmax.INT, ecg=waveforms.Mitdb(str(d / "mitdb" / "100"), 0),
-        ir=waveforms.BidmcPleth(pleth), red=waveforms.BidmcPleth(pleth)))
+        pleth=waveforms.BidmcPleth(pleth)))
     s = MAX86150(machine.I2C(0, scl=machine.Pin(22), sda=machine.Pin(21)))
     s.configure(sample_rate=RATE, ecg_rate=RATE, led_ir_ma=30.0, led_red_ma=30.0)
     smp = Sampler(s, int_pin=machine.Pin(simmax.INT, machine.Pin.IN, machine.Pin.PULL_UP))

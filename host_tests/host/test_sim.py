@@ -17,11 +17,17 @@ def test_sim_runs_the_firmware_and_writes_the_summary(tmp_path, runtime):
     assert r.returncode == 0, r.stdout + r.stderr
     lines = r.stdout.splitlines()
     assert "vitalnode boot: reset cause power-on" in lines
-    assert sum(1 for l in lines if l.startswith("vitalnode: up ")) == 3  # at 10, 20, 30 s
+    beats = [l for l in lines if l.startswith("vitalnode: up ")]
+    assert len(beats) == 3  # at 10, 20, 30 s
+    assert "vitalnode: sensor MAX86150" in lines
+    n = int(beats[-1].split("samples ")[1].split(",")[0])
+    assert 30 * 200 - 17 <= n <= 30 * 200  # 200 sps, drained at least every 17 samples
+    assert beats[-1].endswith("lost 0, finger on, leads on")
     s = json.loads(out.read_text())
     assert s["runtime"] == runtime and s["sim_seconds"] == 35
     assert s["crashes"] == 0 and s["resets"] == [] and s["boots"] == 1
     assert s["wall_seconds"] > 0
+    assert s["sensor_samples_dropped"] == 0 and s["sensor_samples_produced"] >= 35 * 200 - 20
     if runtime == "micropython":
         assert 0 < s["peak_heap_bytes"] < 128 * 1024
 

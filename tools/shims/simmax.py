@@ -1,7 +1,7 @@
 """Register-level simulated MAX30102 and MAX86150 for the I2C shim.
 
     import simboard, simmax, waveforms
-    chip = simmax.SimMAX86150(int_pin=4, ecg=waveforms.Counter(0, 1), ir=..., red=...)
+    chip = simmax.SimMAX86150(int_pin=4, ecg=waveforms.Counter(0, 1), pleth=...)
     simboard.board.i2c(0, 22, 21).attach(0x5E, chip)
 
 What is modelled as the datasheets describe: the register maps the
@@ -49,11 +49,13 @@ class _SimMaxim:
     PART_ID = 0
     REG_DATA = 0x07
 
-    def __init__(self, int_pin=None, ecg=None, ir=None, red=None, optics=None):
+    def __init__(self, int_pin=None, ecg=None, pleth=None, optics=None):
         import waveforms
         self.clock = simboard.board.clock
         self.int_pin = int_pin
-        self.sources = {"ecg": ecg, "ir": ir, "red": red}
+        # one blood-volume pulse seen by both wavelengths; one ECG
+        self.sources = {"ecg": ecg, "pleth": pleth}
+        self._p = [0] * 32  # pleth values of the internal samples averaged into one output
         self.optics = optics or waveforms.Optics()
         self.knobs = Knobs()
         self.regs = bytearray(256)
@@ -92,7 +94,7 @@ class _SimMaxim:
         self._rem_step = self._num % self._den
         self._rem = 0
         self.next_us = self.clock.now_us + self._step
-        for name in ("ecg", "ir", "red"):
+        for name in ("ecg", "pleth"):
             s = self.sources[name]
             if s is not None:
                 s.start(self.ecg_rate if name == "ecg" else self.sr)
@@ -209,6 +211,11 @@ class _SimMaxim:
         base = r[0x04] * _SLOT_BYTES
         f = self.fifo
         kinds = self.kinds
+        src = self.sources["pleth"]
+        if src is not None and self.has_ppg:
+            p = self._p
+            for a in range(self.avg):
+                p[a] = src.next()
         for j in range(self.nslots):
             v = self._element(kinds[j]) & 0xFFFFFF
             f[base] = v >> 16
@@ -245,10 +252,10 @@ class _SimMaxim:
             return full
         led = self.led_ua_ir if label == 1 else self.led_ua_red
         wavelength = 3 - label if kn.led_swap else label
-        src = self.sources["ir" if wavelength == 1 else "red"]
         acc = 0
-        for _ in range(self.avg):
-            p = src.next() if src is not None else 0
+        pl = self._p
+        for a in range(self.avg):
+            p = pl[a]
             if kn.finger_off:
                 v = self.optics.ambient(full)
             else:
@@ -290,6 +297,7 @@ class SimMAX30102(_SimMaxim):
             if self.nslots == 2:
                 self.kinds[1] = 1  # LED2 = IR
         self.running = self.nslots > 0 and not r[0x09] & 0x80
+        self.has_ppg = self.nslots > 0
         self.avg = 1 << min((r[0x08] >> 5) & 7, 5)
         self.rollover = bool(r[0x08] & 0x10)
         self.threshold = _DEPTH - (r[0x08] & 0x0F)
@@ -346,6 +354,7 @@ class SimMAX86150(_SimMaxim):
             n += 1
             ppg = ppg or c != 9
         self.nslots = n
+        self.has_ppg = ppg
         self.running = n > 0 and bool(r[0x0D] & 0x04) and not r[0x0D] & 0x02
         self.ecg_rate = self._ECG_RATES[r[0x3C] & 7]
         self.avg = 1 << min(r[0x0F] & 7, 5)

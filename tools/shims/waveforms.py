@@ -161,6 +161,37 @@ class Mitdb(_Resampled):
         return ((v - self.baseline) * self.uv_num) // 1000
 
 
+class Int16File(_Resampled):
+    """A looping stream of little-endian int16 samples at `rate` Hz - the
+    simulator's decoded cache of a compressed record (no inflate window on
+    the node's heap)."""
+
+    def __init__(self, path, rate, chunk=512):
+        self.rate = rate
+        self.f = open(path, "rb")
+        self.buf = bytearray(chunk)
+        self.mv = memoryview(self.buf)
+        self.n = self.pos = 0
+
+    def _rewind(self):
+        self.f.seek(0)
+        self.n = self.pos = 0
+
+    def _read(self):
+        if self.pos >= self.n:
+            self.n = self.f.readinto(self.mv) or 0
+            self.n -= self.n & 1
+            self.pos = 0
+            if self.n == 0:
+                self._rewind()
+                return self._read()
+        b = self.buf
+        p = self.pos
+        v = b[p] | (b[p + 1] << 8)
+        self.pos = p + 2
+        return v - 0x10000 if v & 0x8000 else v
+
+
 def _open_gz(path):
     try:
         import deflate  # MicroPython

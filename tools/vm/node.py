@@ -43,8 +43,35 @@ def _print_exc(e):
         traceback.print_exception(e)
 
 
-def run(root, duration_s, board=None, log=print):
+def attach_sensor(spec):
+    """Put the simulated sensor chip on the board: spec = {"chip":
+    "max86150"|"max30102", "ecg": WFDB base path or None, "pleth": BIDMC
+    CSV(.gz) path or "pleth_i16": its decoded cache, "spo2": target}; no paths: synthetic sources."""
+    import simmax
+    import waveforms
+    if spec.get("ecg"):
+        ecg = waveforms.Mitdb(spec["ecg"], 0)
+    else:
+        ecg = waveforms.Table(waveforms.ecg_beat(72, 500), 500)
+
+    if spec.get("pleth_i16"):
+        pleth = waveforms.Int16File(spec["pleth_i16"], 125)
+    elif spec.get("pleth"):
+        pleth = waveforms.BidmcPleth(spec["pleth"])
+    else:
+        pleth = waveforms.Table(waveforms.ppg_beat(72, 125), 125)
+    optics = waveforms.Optics(spo2=spec.get("spo2", 97.0))
+    cls = simmax.SimMAX86150 if spec.get("chip", "max86150") == "max86150" else simmax.SimMAX30102
+    return simmax.attach(cls(int_pin=simmax.INT, ecg=ecg, pleth=pleth, optics=optics))
+
+
+def run(root, duration_s, board=None, log=print, sensor=None):
     b = board or simboard.new_board()
+    chip = attach_sensor(sensor) if sensor else None
+    harness = 0
+    if sys.implementation.name == "micropython":
+        gc.collect()
+        harness = gc.mem_alloc()  # the shims and this harness share the heap
     clk = vclock.clock
     end_us = clk.now_us + duration_s * 1000000
     clk.call_at(end_us, _end)
@@ -90,14 +117,24 @@ def run(root, duration_s, board=None, log=print):
         _purge(baseline)
     return {"sim_seconds": duration_s, "boots": b.boots, "resets": resets,
             "wdt_resets": b.wdt_resets, "crashes": crashes,
-            "peak_heap_bytes": peak[0] if sys.implementation.name == "micropython" else None}
+            "peak_heap_bytes": peak[0] - harness if sys.implementation.name == "micropython" else None,
+            "harness_heap_bytes": harness if sys.implementation.name == "micropython" else None,
+            "sensor_samples_produced": chip.produced if chip else 0,
+            "sensor_samples_dropped": chip.dropped if chip else 0}
 
 
 def _main():
     import json
     root = sys.argv[1]
     duration = int(sys.argv[2])
-    summary = run(root, duration)
+    sensor = json.loads(sys.argv[3]) if len(sys.argv) > 3 else None
+    if duration == 0:  # footprint probe: what the harness holds before boot
+        simboard.new_board()
+        chip = attach_sensor(sensor) if sensor else None
+        gc.collect()
+        print("SIM-FOOTPRINT %d" % gc.mem_alloc())
+        return
+    summary = run(root, duration, sensor=sensor)
     print("SIM-SUMMARY " + json.dumps(summary))
 
 

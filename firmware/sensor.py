@@ -1,0 +1,45 @@
+"""Sensor room: find the optical/ECG front end on the board's I2C bus,
+configure it and hand back a running Sampler.
+
+Wiring (README "Wiring"): I2C0 with SCL on GPIO22, SDA on GPIO21, 400 kHz;
+the chip's open-drain INT on GPIO4 (pulled up). A MAX86150 (0x5E) is tried
+first, then a MAX30102 (0x57).
+
+Guarantee: start() never raises for hardware trouble; it returns
+(None, reason) and the application retries later, so a missing or wrong
+sensor is a reported state, not a crash loop.
+"""
+from micropython import const
+
+I2C_ID = const(0)
+SCL = const(22)
+SDA = const(21)
+INT = const(4)
+FREQ = const(400000)
+SAMPLE_RATE = const(200)
+
+
+def start():
+    import maxfifo
+    from machine import I2C, Pin
+
+    from firmware.sampler import Sampler
+    i2c = I2C(I2C_ID, scl=Pin(SCL), sda=Pin(SDA), freq=FREQ)
+    reasons = []
+    for name in ("max86150", "max30102"):
+        try:
+            if name == "max86150":
+                from max86150 import MAX86150
+                s = MAX86150(i2c)
+                s.configure(sample_rate=SAMPLE_RATE, ecg_rate=SAMPLE_RATE, led_ir_ma=30.0, led_red_ma=30.0)
+            else:
+                from max30102 import MAX30102
+                s = MAX30102(i2c)
+                s.configure(sample_rate=SAMPLE_RATE, pulse_width=215, adc_range=16384,
+                            led_red_ma=30.0, led_ir_ma=30.0)
+        except maxfifo.SensorError as e:
+            reasons.append(str(e))
+            continue
+        pin = Pin(INT, Pin.IN, Pin.PULL_UP)
+        return Sampler(s, int_pin=pin, bus=(I2C_ID, SCL, SDA, FREQ)), s.NAME
+    return None, "; ".join(reasons)
