@@ -59,6 +59,9 @@ MAX_RATE_HR = (3200, 1600, 1000, 800)
 class MAX30102(FifoSensor):
     PART_ID = 0x15
     NAME = "MAX30102"
+    CTRL_REG = _REG_MODE
+    RESET_BIT = _RESET
+    SHDN_BIT = _SHDN
 
     def __init__(self, i2c, addr=ADDRESS, retries=3):
         self.red = array("i", bytes(4 * 32))
@@ -68,16 +71,6 @@ class MAX30102(FifoSensor):
         self.led_codes = bytearray(2)  # red, IR
         super().__init__(i2c, addr, 2, retries)
         self.config = None
-
-    def soft_reset(self, polls=10):
-        """RESET bit; the chip clears it when done (bounded polling)."""
-        import time
-        self.write_reg(_REG_MODE, _RESET)
-        for _ in range(polls):
-            time.sleep_ms(1)
-            if not self.read_reg(_REG_MODE) & _RESET:
-                return
-        raise maxfifo.SensorError("%s at 0x%02x: reset did not complete" % (self.NAME, self.addr))
 
     def configure(self, sample_rate=100, averaging=1, adc_range=4096, pulse_width=411,
                   led_red_ma=7.0, led_ir_ma=7.0, a_full=17, mode="spo2", rollover=False):
@@ -121,12 +114,6 @@ class MAX30102(FifoSensor):
         self.write_reg(_REG_LED2_PA, ir)
         self.led_codes[0] = red
         self.led_codes[1] = ir
-
-    def shutdown(self):
-        self.update_reg(_REG_MODE, _SHDN, _SHDN)
-
-    def wake(self):
-        self.update_reg(_REG_MODE, _SHDN, 0)
 
     def temperature(self, polls=10):
         """Die temperature in degrees C (one conversion, ~29 ms)."""

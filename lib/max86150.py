@@ -78,6 +78,9 @@ def ecg_lsb_uv(ia_gain, pga_gain):
 class MAX86150(FifoSensor):
     PART_ID = 0x1E
     NAME = "MAX86150"
+    CTRL_REG = _REG_SYS
+    RESET_BIT = _RESET
+    SHDN_BIT = _SHDN
 
     def __init__(self, i2c, addr=ADDRESS, retries=3):
         self.ir = array("i", bytes(4 * 32))
@@ -88,15 +91,6 @@ class MAX86150(FifoSensor):
         self.led_codes = bytearray(2)  # red, IR
         super().__init__(i2c, addr, 3, retries)
         self.config = None
-
-    def soft_reset(self, polls=10):
-        import time
-        self.write_reg(_REG_SYS, _RESET)
-        for _ in range(polls):
-            time.sleep_ms(1)
-            if not self.read_reg(_REG_SYS) & _RESET:
-                return
-        raise maxfifo.SensorError("%s at 0x%02x: reset did not complete" % (self.NAME, self.addr))
 
     def configure(self, sample_rate=200, averaging=1, adc_range=16384, pulse_width=100,
                   led_ir_ma=10.0, led_red_ma=10.0, led_range_ma=50, a_full=17,
@@ -165,12 +159,6 @@ class MAX86150(FifoSensor):
         self.write_reg(_REG_LED1_PA, ir)
         self.led_codes[0] = red
         self.led_codes[1] = ir
-
-    def shutdown(self):
-        self.update_reg(_REG_SYS, _SHDN, _SHDN)
-
-    def wake(self):
-        self.update_reg(_REG_SYS, _SHDN, 0)
 
     def temperature(self):
         raise maxfifo.SensorError("MAX86150 has no die temperature sensor")

@@ -90,6 +90,9 @@ class FifoSensor:
 
     PART_ID = 0
     NAME = "?"
+    CTRL_REG = 0  # the register holding the RESET and SHDN bits
+    RESET_BIT = 0
+    SHDN_BIT = 0
 
     def __init__(self, i2c, addr, slots, retries=3):
         self.i2c = i2c
@@ -118,6 +121,8 @@ class FifoSensor:
         return SensorBusError("%s at 0x%02x: %s failed after %d tries (errno %d)"
                               % (self.NAME, self.addr, what, self.retries + 1, err), err)
 
+    # read_into and write_reg keep their own retry loops: a shared helper
+    # taking the bus method would create a bound method per call (heap).
     def read_into(self, reg, buf):
         tries = self.retries
         while True:
@@ -161,6 +166,22 @@ class FifoSensor:
             raise SensorNotFound("%s: I2C address 0x%02x answers with PART_ID 0x%02x, expected 0x%02x"
                                  % (self.NAME, self.addr, pid, self.PART_ID))
         return pid
+
+    def soft_reset(self, polls=10):
+        """Set RESET; the chip clears the bit when done (bounded polling)."""
+        import time
+        self.write_reg(self.CTRL_REG, self.RESET_BIT)
+        for _ in range(polls):
+            time.sleep_ms(1)
+            if not self.read_reg(self.CTRL_REG) & self.RESET_BIT:
+                return
+        raise SensorError("%s at 0x%02x: reset did not complete" % (self.NAME, self.addr))
+
+    def shutdown(self):
+        self.update_reg(self.CTRL_REG, self.SHDN_BIT, self.SHDN_BIT)
+
+    def wake(self):
+        self.update_reg(self.CTRL_REG, self.SHDN_BIT, 0)
 
     def rebind(self, i2c):
         """Use a re-created bus object (after recover_bus)."""
