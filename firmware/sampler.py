@@ -56,10 +56,9 @@ class Sampler:
         self.cfg = cfg
         self.bus = bus  # (id, scl, sda, freq) to rebuild the I2C after recovery
         num, den = cfg["period"]
-        self._pstep = num // den
+        self.period_us = num // den  # whole us; the remainder is carried in _trem
         self._prem_step = num % den
         self._pden = den
-        self.period_us = self._pstep
         self.rate = den * 1000000 // num if num else 0
         self.rings = {}
         for name in cfg["channels"]:
@@ -142,7 +141,7 @@ class Sampler:
     def _advance(self, k):
         """Move the sample clock k periods on."""
         for _ in range(k):
-            t = self._t + self._pstep
+            t = self._t + self.period_us
             self._trem += self._prem_step
             if self._trem >= self._pden:
                 self._trem -= self._pden

@@ -68,6 +68,8 @@ class _SimMaxim:
         self.produced = 0  # samples generated (stored or dropped)
         self.dropped = 0  # samples lost to a full FIFO
         self.part_id = self.PART_ID
+        self.running = False
+        self.sr = self.avg = self.ecg_rate = 0
         self._power_on_reset()
         self._int_release()  # the breakout's pull-up holds INT high
 
@@ -85,9 +87,19 @@ class _SimMaxim:
     def _por_defaults(self):
         pass
 
+    def _reconfigure(self):
+        """Derive the chip's state from its registers after a write; restart
+        the sample clock only when what it depends on changed."""
+        was = (self.running, self.sr, self.avg, self.nslots, self.ecg_rate)
+        if self.regs[self.CTRL_REG] & self.RESET_BIT:  # back to power-on values, bit self-clears
+            self._power_on_reset()
+            return
+        self._decode_regs()
+        if (self.running, self.sr, self.avg, self.nslots, self.ecg_rate) != was:
+            self._start_timing() if self.running else self._arm()
+
     def _start_timing(self):
         """(Re)start sample timing: output period = avg * 1e6 / sr us."""
-        self.k = 0
         self._num = self.avg * 1000000
         self._den = self.sr
         self._step = self._num // self._den
@@ -103,7 +115,6 @@ class _SimMaxim:
     # -- I2C device interface (see simboard.I2CBus) -------------------------
     def read_into(self, reg, buf):
         self.catch_up()
-        r = self.regs
         for i in range(len(buf)):
             if reg == self.REG_DATA:
                 buf[i] = self._pop_byte()
@@ -224,7 +235,6 @@ class _SimMaxim:
             base += 3
         r[0x04] = (r[0x04] + 1) & 0x1F
         self.count += 1
-        self.k += 1
         self._flag()
 
     def _flag(self):
@@ -275,19 +285,13 @@ class _SimMaxim:
 class SimMAX30102(_SimMaxim):
     PART_ID = 0x15
     ADDRESS = 0x57
+    CTRL_REG = 0x09  # MODE_CONFIG: RESET is bit 6
+    RESET_BIT = 0x40
     _RATES = (50, 100, 200, 400, 800, 1000, 1600, 3200)
     _RANGES = (2048, 4096, 8192, 16384)
 
-    def _por_defaults(self):
-        self.ecg_rate = 0
-
-    def _reconfigure(self):
+    def _decode_regs(self):
         r = self.regs
-        was = (getattr(self, "running", False), getattr(self, "sr", 0), getattr(self, "avg", 0),
-               getattr(self, "nslots", 0))
-        if r[0x09] & 0x40:  # RESET: back to power-on values, bit self-clears
-            self._power_on_reset()
-            return
         mode = r[0x09] & 0x07
         self.nslots = 2 if mode == 3 else 1 if mode == 2 else 0
         for j in range(4):
@@ -310,8 +314,6 @@ class SimMAX30102(_SimMaxim):
         self.cpn16 = (1 << 18) * 16 // rng_na  # counts per nA, x16
         self.led_ua_red = r[0x0C] * 200
         self.led_ua_ir = r[0x0D] * 200
-        if (self.running, self.sr, self.avg, self.nslots) != was:
-            self._start_timing() if self.running else self._arm()
         if r[0x21] & 1:  # TEMP_EN: the conversion completes at once here
             t = self.knobs.die_temp_c16
             r[0x1F] = (t >> 4) & 0xFF
@@ -320,12 +322,14 @@ class SimMAX30102(_SimMaxim):
             r[0x01] |= 0x02
 
     def _element(self, kind):
-        return self._ppg(1 if kind == 1 else 2)
+        return self._ppg(kind)  # only PPG elements: 1 IR, 2 red
 
 
 class SimMAX86150(_SimMaxim):
     PART_ID = 0x1E
     ADDRESS = 0x5E
+    CTRL_REG = 0x0D  # SYS_CONTROL: RESET is bit 0
+    RESET_BIT = 0x01
     _RATES = (10, 20, 50, 84, 100, 200, 400, 800, 1000, 1600, 3200, 10, 20, 50, 84, 100)
     _ECG_RATES = (1600, 800, 400, 200, 3200, 1600, 800, 400)
     _RANGES = (4096, 8192, 16384, 32768)
@@ -335,13 +339,8 @@ class SimMAX86150(_SimMaxim):
         self.regs[0x3C] = 0x03  # ECG 200 sps
         self.regs[0x3E] = 0x0D  # PGA 8, IA 9.5
 
-    def _reconfigure(self):
+    def _decode_regs(self):
         r = self.regs
-        was = (getattr(self, "running", False), getattr(self, "sr", 0), getattr(self, "avg", 0),
-               getattr(self, "nslots", 0), getattr(self, "ecg_rate", 0))
-        if r[0x0D] & 0x01:
-            self._power_on_reset()
-            return
         fd = (r[0x09] & 0x0F, r[0x09] >> 4, r[0x0A] & 0x0F, r[0x0A] >> 4)
         n = 0
         ppg = False
@@ -373,12 +372,10 @@ class SimMAX86150(_SimMaxim):
         gain10 = self._IA10[r[0x3E] & 3] * (1 << ((r[0x3E] >> 2) & 3))
         # counts = uV * gain / 12.247 uV (driver's ECG_LSB_UV_X_GAIN)
         self.ecg_num = gain10 * 100
-        if (self.running, self.sr, self.avg, self.nslots, self.ecg_rate) != was:
-            self._start_timing() if self.running else self._arm()
 
     def _element(self, kind):
         if kind != 9:
-            return self._ppg(1 if kind == 1 else 2)
+            return self._ppg(kind)  # 1 IR, 2 red
         kn = self.knobs
         if kn.lead_off:
             v = 131071 - 40 + self.noise(40)  # input drifts to the positive rail

@@ -319,9 +319,6 @@ class Optics:
         # perfusion index in units of 1e-5 (so 2 % = 2000)
         self.pi = (0, int(round(self.pi_ir * 1000)), int(round(self.pi_ir * ratio * 1000)))
 
-    def dc(self, wavelength, led_ua, cpn16):
-        return (led_ua * self.coupling[wavelength] // 1000 * cpn16) >> 4
-
     def counts(self, wavelength, led_ua, p, cpn16):
         dc = (led_ua * self.coupling[wavelength] // 1000 * cpn16) >> 4
         ac = (dc >> 3) * self.pi[wavelength] // 12500
