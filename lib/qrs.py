@@ -1,0 +1,369 @@
+"""Streaming ECG QRS detector: integer, allocation-free, any rate 100-500 sps.
+
+    from qrs import QRSDetector
+    det = QRSDetector(360)                 # sample rate; mains=50 or 60 Hz
+    det.feed(samples, -1, 0, len(samples))  # or a Ring: (ring.buf, ring.mask, a, b)
+    while seen < det.count:                # new beats, oldest first
+        r = det.beat(seen)                 # R-peak sample index (0 = first fed)
+        seen += 1
+    det.rr, det.hr_x10                     # last RR (samples), HR in 0.1 bpm
+
+Design (Hamilton-Tompkins class, our own rules and tuning on MIT-BIH DS1):
+  feature   two boxcar low-passes (zeros near 40 Hz and at the mains
+            frequency), a difference over ~20 ms (band-pass peaking near
+            12 Hz), |.|, and a ~100 ms moving-window integral (MWI).
+  peaks     an MWI maximum ends when the MWI falls to half or ~150 ms pass.
+            A peak is held 360 ms: a larger one within 200 ms replaces it; a
+            larger, steeper one within 360 ms replaces it if the held peak
+            was below the usual QRS level (a tall P wave in front of a QRS).
+  decision  threshold = noise + 3/8 (qrs - noise), medians of the last 8
+            QRS and 8 noise peaks; 200 ms refractory. T waves: a peak after
+            a QRS whose steepest slope is under 1/2 of that QRS's (within
+            360 ms) or under 3/8 (within 2/3 RR) is noise. Search-back: 1.5
+            median RR (at most 2 s) after a beat with no QRS, the largest
+            peak over threshold/2 since (> 360 ms after the beat, T-wave
+            slope rule for the first 3/4 RR) is taken. 8 s without a beat
+            re-learns the QRS level from the peaks seen meanwhile.
+  learning  the first 2 s set the levels from the largest peak; the peaks
+            held meanwhile are then decided, so the first beats count.
+  location  the R peak is the sample of largest low-passed deviation from
+            the QRS onset baseline in the MWI window (delays compensated).
+
+Guarantees: feed() allocates nothing (preallocated arrays, small ints while
+inputs stay within +-32767 - larger inputs are clipped); integer arithmetic
+only, so CPython and MicroPython give identical beats. A beat is reported
+at most ~0.6 s after its R peak (MWI delay + 360 ms hold + peak end), or by
+search-back at most 2.6 s after it; beats in the first 2 s come at 2 s.
+Sample indices are small ints for 2**30 samples (34 days at 360 sps).
+Non-guarantees: no beat classification (PVC vs normal), no VF detection
+(flutter waves may be reported as beats); a QRS within 200 ms of another is
+not reported.
+"""
+from array import array
+
+from micropython import const
+
+_RING = const(512)  # history of each filter stage: 1.4 s at 360 sps
+_M = const(511)
+_NB = const(8)  # peaks / RRs remembered for the levels
+_NBEATS = const(32)  # reported beats kept for readers
+_CLIP = const(32767)
+_NLEARN = const(16)  # peaks held during the learning period
+
+
+def _median8(a, tmp):
+    """Median (mean of the middle two) of 8 ints without allocating."""
+    for i in range(8):
+        v = a[i]
+        j = i
+        while j > 0 and tmp[j - 1] > v:
+            tmp[j] = tmp[j - 1]
+            j -= 1
+        tmp[j] = v
+    return (tmp[3] + tmp[4]) >> 1
+
+
+class QRSDetector:
+    def __init__(self, fs, mains=60, shift=0):
+        if not 100 <= fs <= 500:
+            raise ValueError("QRS detector: sample rate %r outside 100-500 sps" % (fs,))
+        if mains not in (50, 60):
+            raise ValueError("QRS detector: mains must be 50 or 60 Hz, got %r" % (mains,))
+        self.fs = fs
+        self.shift = shift  # input >> shift should be ~5 uV per unit (MIT-BIH's)
+        self.na = max(1, (fs + 20) // 40)
+        self.nb = max(1, (fs + mains // 2) // mains)
+        self.k = max(1, (fs + 25) // 50)
+        self.nw = max(2, (fs + 5) // 10)
+        # samples from an input sample to its effect on lp (centre of both
+        # boxcars) and from lp to the MWI peak
+        self.lp_delay = (self.na - 1 + self.nb - 1) // 2
+        self.ms200 = fs // 5
+        self.ms360 = (fs * 36) // 100
+        self.pk_wait = (fs * 15) // 100
+        self.hold = (fs * 36) // 100
+        self.learn = 2 * fs
+        self.relearn = 8 * fs
+        self.sb_cap = 2 * fs
+        self.xr = array("i", bytes(4 * _RING))
+        self.sr = array("i", bytes(4 * _RING))
+        self.lr = array("i", bytes(4 * _RING))
+        self.dr = array("i", bytes(4 * _RING))
+        self.qrs_lv = array("i", bytes(4 * _NB))
+        self.noise_lv = array("i", bytes(4 * _NB))
+        self.rrs = array("i", bytes(4 * _NB))
+        self.tmp = array("i", bytes(4 * _NB))
+        self.beats = array("i", bytes(4 * _NBEATS))
+        self.learn_v = array("i", bytes(4 * _NLEARN))
+        self.learn_t = array("i", bytes(4 * _NLEARN))
+        self.learn_r = array("i", bytes(4 * _NLEARN))
+        self.learn_slope = array("i", bytes(4 * _NLEARN))
+        self.reset()
+
+    def reset(self):
+        for a in (self.xr, self.sr, self.lr, self.dr, self.qrs_lv, self.noise_lv):
+            for i in range(len(a)):
+                a[i] = 0
+        for i in range(_NB):
+            self.rrs[i] = self.fs  # 60 bpm until beats are seen
+        self.n = 0
+        self.sa = self.lp = self.mwi = 0
+        self.pk = self.pkn = self.prev = 0
+        self.cand = self.cand_n = 0  # peak held for the 200 ms contest
+        self.due = self.learn
+        self.qi = self.ni = self.ri = 0
+        self.thr = 0
+        self.qrs_med = self.noise_med = 0
+        self.rr_mean = self.fs
+        self.last_pk = -self.fs  # MWI peak time of the last QRS
+        self.last_r = -1
+        self.last_slope = 0
+        self.sb = self.sb_n = self.sb_r = self.sb_slope = 0
+        self.max_seen = 0  # largest peak since the last QRS (re-learning)
+        self.nl = 0
+        self.count = 0
+        self.rr = 0
+        self.hr_x10 = 0
+        self.searchbacks = 0
+        self.relearns = 0
+
+    def beat(self, i):
+        """R-peak sample index of beat number i (count - 32 <= i < count)."""
+        return self.beats[i % _NBEATS]
+
+    def feed(self, buf, mask, start, end):
+        """Process samples buf[i & mask] for start <= i < end (mask -1 for a
+        plain array, ring.mask for a Ring)."""
+        if self.n == 0 and end > start:
+            self._prime(buf[start & mask] >> self.shift)
+        xr = self.xr
+        sr = self.sr
+        lr = self.lr
+        dr = self.dr
+        na = self.na
+        nb = self.nb
+        k = self.k
+        nw = self.nw
+        n = self.n
+        sa = self.sa
+        lp = self.lp
+        mwi = self.mwi
+        pk = self.pk
+        pkn = self.pkn
+        prev = self.prev
+        wait = self.pk_wait
+        due = self.due
+        sh = self.shift
+        for i in range(start, end):
+            x = buf[i & mask] >> sh
+            if x > _CLIP:
+                x = _CLIP
+            elif x < -_CLIP:
+                x = -_CLIP
+            j = n & _M
+            xr[j] = x
+            sa += x - xr[(n - na) & _M]
+            sr[j] = sa
+            lp += sa - sr[(n - nb) & _M]
+            lr[j] = lp
+            d = lp - lr[(n - k) & _M]
+            if d < 0:
+                d = -d
+            dr[j] = d
+            mwi += d - dr[(n - nw) & _M]
+            n += 1
+            if pk:
+                if mwi > pk:
+                    pk = mwi
+                    pkn = n
+                elif mwi < (pk >> 1) or n - pkn > wait:
+                    self._peak(pk, pkn, n)
+                    due = self.due
+                    pk = 0
+            elif mwi > prev:
+                pk = mwi
+                pkn = n
+            prev = mwi
+            if n >= due:
+                self._tick(n)
+                due = self.due
+        self.n = n
+        self.sa = sa
+        self.lp = lp
+        self.mwi = mwi
+        self.pk = pk
+        self.pkn = pkn
+        self.prev = prev
+
+    def _prime(self, x):
+        # start as if x had always been there: no step response at sample 0
+        x = max(-_CLIP, min(_CLIP, x))
+        sa = x * self.na
+        lp = sa * self.nb
+        for i in range(_RING):
+            self.xr[i] = x
+            self.sr[i] = sa
+            self.lr[i] = lp
+        self.sa = sa
+        self.lp = lp
+
+    # -- per peak (a few per second): clarity over speed ---------------------
+
+    def _peak(self, v, t, n):
+        """An MWI peak of height v ended at sample count t."""
+        if self.cand:
+            dt = t - self.cand_n
+            if dt < self.ms200:
+                if v > self.cand:
+                    self.cand = v
+                    self.cand_n = t
+                return
+            if dt < self.hold and v > self.cand and self.cand < self.qrs_med:
+                # a larger, steeper peak soon after a smaller-than-usual
+                # one: the held one was a P wave (or noise)
+                if self._locate(t)[1] > self._locate(self.cand_n)[1]:
+                    self._noise(self.cand)
+                    self.cand = v
+                    self.cand_n = t
+                    return
+            self._decide(self.cand, self.cand_n)
+        self.cand = v
+        self.cand_n = t
+        self._set_due()
+
+    def _set_due(self):
+        due = self.last_pk + self.relearn
+        if self.n < self.learn:
+            due = self.learn
+        if self.cand and self.cand_n + self.hold < due:
+            due = self.cand_n + self.hold
+        if self.count:
+            sb = self.last_pk + min(self.rr_mean + (self.rr_mean >> 1), self.sb_cap)
+            if sb < due:
+                due = sb
+        self.due = due
+
+    def _tick(self, n):
+        if self.cand and n >= self.cand_n + self.hold:
+            v, t = self.cand, self.cand_n
+            self.cand = 0
+            self._decide(v, t)
+        if n == self.learn:
+            self._learned()
+        elif self.count and self.sb and self.cand <= self.thr and n >= self.last_pk + min(
+                self.rr_mean + (self.rr_mean >> 1), self.sb_cap):
+            if self.sb > (self.thr >> 1):
+                self.searchbacks += 1
+                self._qrs(self.sb, self.sb_n, self.sb_r, self.sb_slope)
+            self.sb = 0
+        if n >= self.learn and n - self.last_pk >= self.relearn and self.max_seen:
+            self._relearn()
+        self._set_due()
+
+    def _learned(self):
+        # the first 2 s: the largest peak sets the QRS level, noise at zero
+        m = self.max_seen
+        for i in range(_NB):
+            self.qrs_lv[i] = (m * 3) >> 2
+            self.noise_lv[i] = 0
+        self._levels()
+        for i in range(self.nl):
+            self._classify(self.learn_v[i], self.learn_t[i], self.learn_r[i], self.learn_slope[i])
+        self.nl = 0
+
+    def _relearn(self):
+        self.relearns += 1
+        m = self.max_seen
+        for i in range(_NB):
+            self.qrs_lv[i] = m >> 1
+        self.max_seen = 0
+        self.last_pk = self.n
+        self._levels()
+
+    def _levels(self):
+        q = self.qrs_med = _median8(self.qrs_lv, self.tmp)
+        z = self.noise_med = _median8(self.noise_lv, self.tmp)
+        self.thr = z + ((q - z) >> 3) * 3
+
+    def _locate(self, t):
+        """R peak and steepest slope of the QRS whose MWI peak ended at t."""
+        lr = self.lr
+        dr = self.dr
+        end = t - 1
+        start = end - self.nw - self.k
+        base = lr[start & _M]
+        best = -1
+        r = start
+        slope = 0
+        for i in range(start, end + 1):
+            v = lr[i & _M] - base
+            if v < 0:
+                v = -v
+            if v > best:
+                best = v
+                r = i
+            d = dr[i & _M]
+            if d > slope:
+                slope = d
+        return r - self.lp_delay, slope
+
+    def _decide(self, v, t):
+        if v > self.max_seen:
+            self.max_seen = v
+        r, slope = self._locate(t)
+        if t <= self.learn:
+            if self.nl < _NLEARN:  # decided once the levels are known
+                i = self.nl
+                self.learn_v[i] = v
+                self.learn_t[i] = t
+                self.learn_r[i] = r
+                self.learn_slope[i] = slope
+                self.nl = i + 1
+            return
+        self._classify(v, t, r, slope)
+
+    def _classify(self, v, t, r, slope):
+        since = t - self.last_pk
+        if v > self.thr and since > self.ms200:
+            twin = (self.rr_mean * 2) // 3
+            if twin < self.ms360:
+                twin = self.ms360
+            ls = self.last_slope
+            if (since < self.ms360 and slope < (ls >> 1)) or (
+                    since < twin and slope * 8 < ls * 3):
+                self._noise(v)  # a T wave
+                return
+            self._qrs(v, t, r, slope)
+            return
+        self._noise(v)
+        if since > self.ms360 and v > self.sb and (
+                slope * 8 >= self.last_slope * 3 or since * 4 > self.rr_mean * 3):
+            self.sb = v
+            self.sb_n = t
+            self.sb_r = r
+            self.sb_slope = slope
+
+    def _noise(self, v):
+        self.noise_lv[self.ni] = v
+        self.ni = (self.ni + 1) & (_NB - 1)
+        self._levels()
+
+    def _qrs(self, v, t, r, slope):
+        self.qrs_lv[self.qi] = v
+        self.qi = (self.qi + 1) & (_NB - 1)
+        self._levels()
+        if self.last_r >= 0:
+            rr = r - self.last_r
+            if rr > 0:
+                self.rr = rr
+                self.hr_x10 = (600 * self.fs + (rr >> 1)) // rr
+                self.rrs[self.ri] = rr
+                self.ri = (self.ri + 1) & (_NB - 1)
+                self.rr_mean = _median8(self.rrs, self.tmp)
+        self.beats[self.count % _NBEATS] = r
+        self.count += 1
+        self.last_r = r
+        self.last_pk = t
+        self.last_slope = slope
+        self.sb = 0
+        self.max_seen = 0
