@@ -1,0 +1,243 @@
+"""Streaming PPG pulse detector, pulse rate, signal quality and perfusion.
+
+    from ppg import PulseDetector
+    det = PulseDetector(125)               # sample rate 50-250 sps
+    det.feed(ir, -1, 0, len(ir))           # or (ring.buf, ring.mask, a, b)
+    while seen < det.count:
+        p = det.peak(seen)                 # systolic peak sample index
+        seen += 1
+    det.hr_x10, det.sqi, det.pi_x100       # 0.1 bpm, 0..100, PI in 0.01 %
+
+Input: one PPG channel (IR), larger = more light, DC included, 0..2**17
+(the caller shifts wider ADC words down; values are clipped).
+
+Design (Elgendi's two moving averages, integer and streaming):
+  band-pass  a ~100 ms boxcar (zero near 10 Hz) minus a ~0.75 s centred
+             moving average (baseline): pulses keep their shape.
+  blocks     u = max(bp, 0); a block of interest is where the ~111 ms mean
+             of u exceeds the ~667 ms mean of u plus 1/64 of its long-run
+             mean; a block at least ~111 ms wide holds one pulse, whose peak
+             is the block's largest bp sample. Two pulses closer than 300 ms
+             (200 bpm) keep the larger.
+  rate       median of the last 8 inter-beat intervals (IBI), 0.1 bpm.
+  quality    sqi = % of the last 8 beats whose amplitude is within 1/2..2x
+             the median amplitude and whose IBI is within 25 % of the median.
+  perfusion  pi_x100 = 10000 * (peak - trough) / peak of the low-passed
+             signal (AC over DC, in 0.01 %), per beat, median of 8.
+
+Guarantees: feed() allocates nothing; integers only, so CPython and
+MicroPython agree bit for bit; a pulse is reported <= ~0.9 s after its peak
+(end of its block + 300 ms contest). Non-guarantees: no motion rejection
+here (see spo2.py gating and sqi); dicrotic notches in very slow,
+high-amplitude pulses may split a block.
+"""
+from array import array
+
+from micropython import const
+
+_RING = const(512)
+_M = const(511)
+_NB = const(8)
+_NPEAKS = const(32)
+_MAX = const(131071)
+
+
+def _median8(a, tmp):
+    for i in range(8):
+        v = a[i]
+        j = i
+        while j > 0 and tmp[j - 1] > v:
+            tmp[j] = tmp[j - 1]
+            j -= 1
+        tmp[j] = v
+    return (tmp[3] + tmp[4]) >> 1
+
+
+class PulseDetector:
+    def __init__(self, fs):
+        if not 50 <= fs <= 250:
+            raise ValueError("PPG detector: sample rate %r outside 50-250 sps" % (fs,))
+        self.fs = fs
+        self.n1 = max(2, fs // 10)  # low-pass boxcar
+        self.n2 = max(3, (fs * 3) // 4) | 1  # baseline window (odd: centred)
+        self.w1 = max(2, (fs * 111 + 500) // 1000)
+        self.w2 = max(3, (fs * 667 + 500) // 1000)
+        self.half = self.n2 >> 1
+        self.min_gap = (fs * 3) // 10
+        self.xr = array("i", bytes(4 * _RING))  # input
+        self.yr = array("i", bytes(4 * _RING))  # low-passed
+        self.ur = array("i", bytes(4 * _RING))  # rectified band-pass
+        self.ibis = array("i", bytes(4 * _NB))
+        self.amps = array("i", bytes(4 * _NB))
+        self.pis = array("i", bytes(4 * _NB))
+        self.tmp = array("i", bytes(4 * _NB))
+        self.peaks = array("i", bytes(4 * _NPEAKS))
+        self.troughs = array("i", bytes(4 * _NPEAKS))
+        self.reset()
+
+    def reset(self):
+        self.n = 0
+        self.s1 = self.s2 = self.sp = self.sb = 0
+        self.mean_u = 0
+        self.blk = 0  # samples in the current block
+        self.bmax = self.bpos = 0
+        self.pend = self.pend_v = self.pend_at = 0  # pulse held for the contest
+        self.count = 0
+        self.last = -1
+        self.ii = 0
+        self.nibi = 0
+        self.hr_x10 = 0
+        self.sqi = 0
+        self.pi_x100 = 0
+        self.amp = 0
+
+    def peak(self, i):
+        return self.peaks[i % _NPEAKS]
+
+    def trough(self, i):
+        """Foot (lowest low-passed sample) before pulse i."""
+        return self.troughs[i % _NPEAKS]
+
+    def low(self, i):
+        """Low-passed sample i (within the last ~1 s), in input units x n1."""
+        return self.yr[i & _M]
+
+    def feed(self, buf, mask, start, end):
+        if self.n == 0 and end > start:
+            self._prime(buf[start & mask])
+        xr = self.xr
+        yr = self.yr
+        ur = self.ur
+        n1 = self.n1
+        n2 = self.n2
+        w1 = self.w1
+        w2 = self.w2
+        half = self.half
+        n = self.n
+        s1 = self.s1
+        s2 = self.s2
+        sp = self.sp
+        sb = self.sb
+        mu = self.mean_u
+        blk = self.blk
+        bmax = self.bmax
+        bpos = self.bpos
+        for i in range(start, end):
+            x = buf[i & mask]
+            if x > _MAX:
+                x = _MAX
+            elif x < 0:
+                x = 0
+            j = n & _M
+            xr[j] = x
+            s1 += x - xr[(n - n1) & _M]
+            yr[j] = s1
+            s2 += s1 - yr[(n - n2) & _M]
+            # band-pass at the centre of the baseline window
+            c = n - half
+            bp = yr[c & _M] - s2 // n2
+            u = bp if bp > 0 else 0
+            ur[j] = u
+            sp += u - ur[(n - w1) & _M]
+            sb += u - ur[(n - w2) & _M]
+            mu += (u - mu) >> 9  # long-run mean of u (~4 s at 125 sps)
+            n += 1
+            if sp // w1 > sb // w2 + (mu >> 6):
+                if blk == 0 or bp > bmax:
+                    bmax = bp
+                    bpos = c
+                blk += 1
+            elif blk:
+                if blk >= w1:
+                    self.n = n
+                    self._pulse(bpos, bmax)
+                blk = 0
+            if self.pend and n - self.pend_at > self.min_gap:
+                self.n = n
+                self._emit()
+        self.n = n
+        self.s1 = s1
+        self.s2 = s2
+        self.sp = sp
+        self.sb = sb
+        self.mean_u = mu
+        self.blk = blk
+        self.bmax = bmax
+        self.bpos = bpos
+
+    def _prime(self, x):
+        x = max(0, min(_MAX, x))
+        for i in range(_RING):
+            self.xr[i] = x
+            self.yr[i] = x * self.n1
+        self.s1 = x * self.n1
+        self.s2 = x * self.n1 * self.n2
+
+    # -- per pulse --------------------------------------------------------
+
+    def _pulse(self, pos, v):
+        if self.pend:
+            if pos - self.pend < self.min_gap:
+                if v > self.pend_v:
+                    self.pend = pos
+                    self.pend_v = v
+                    self.pend_at = self.n
+                return
+            self._emit()
+        self.pend = pos
+        self.pend_v = v
+        self.pend_at = self.n
+
+    def _emit(self):
+        pos = self.pend
+        self.pend = 0
+        # the foot: lowest low-passed sample in the 2/3 s before the peak
+        # (or since the previous peak)
+        yr = self.yr
+        a = pos - self.w2
+        if self.last >= 0 and a <= self.last:
+            a = self.last + 1
+        lo = yr[pos & _M]
+        foot = pos
+        for i in range(a, pos):
+            v = yr[i & _M]
+            if v < lo:
+                lo = v
+                foot = i
+        top = yr[pos & _M]
+        for i in range(pos, pos + (self.w1 >> 1)):
+            if i < self.n and yr[i & _M] > top:
+                top = yr[i & _M]
+        amp = top - lo
+        k = self.count % _NPEAKS
+        self.peaks[k] = pos
+        self.troughs[k] = foot
+        self.count += 1
+        ii = self.ii
+        self.amps[ii] = amp
+        self.pis[ii] = (amp * 100) // (top // 100) if top >= 100 else 0
+        if self.last >= 0:
+            self.ibis[ii] = pos - self.last
+            if self.nibi < _NB:
+                self.nibi += 1
+        self.last = pos
+        self.ii = (ii + 1) & (_NB - 1)
+        self._stats()
+
+    def _stats(self):
+        if self.nibi < _NB:
+            return  # 8 intervals before any figure
+        ibi = _median8(self.ibis, self.tmp)
+        amp = _median8(self.amps, self.tmp)
+        self.amp = amp
+        self.hr_x10 = (600 * self.fs + (ibi >> 1)) // ibi if ibi else 0
+        self.pi_x100 = _median8(self.pis, self.tmp)
+        good = 0
+        for i in range(_NB):
+            a = self.amps[i]
+            d = self.ibis[i] - ibi
+            if d < 0:
+                d = -d
+            if 2 * a >= amp and a <= 2 * amp and 4 * d <= ibi:
+                good += 1
+        self.sqi = (good * 100) >> 3
