@@ -8,8 +8,11 @@
         seen += 1
     det.hr_x10, det.sqi, det.pi_x100       # 0.1 bpm, 0..100, PI in 0.01 %
 
-Input: one PPG channel (IR), larger = more light, DC included, 0..2**17
-(the caller shifts wider ADC words down; values are clipped).
+Input: one PPG channel, DC included, 0..2**17 (the caller shifts wider ADC
+words down; values are clipped). invert=True for photodiode counts (more
+blood, less light: the pulse points down), False for a pleth that already
+points up (a monitor's PLETH output). light(i) gives the low-passed signal
+the right way up for AC/DC work either way.
 
 Design (Elgendi's two moving averages, integer and streaming):
   band-pass  a ~100 ms boxcar (zero near 10 Hz) minus a ~0.75 s centred
@@ -54,10 +57,11 @@ def _median8(a, tmp):
 
 
 class PulseDetector:
-    def __init__(self, fs):
+    def __init__(self, fs, invert=False):
         if not 50 <= fs <= 250:
             raise ValueError("PPG detector: sample rate %r outside 50-250 sps" % (fs,))
         self.fs = fs
+        self.invert = invert
         self.n1 = max(2, fs // 10)  # low-pass boxcar
         self.n2 = max(3, (fs * 3) // 4) | 1  # baseline window (odd: centred)
         self.w1 = max(2, (fs * 111 + 500) // 1000)
@@ -102,9 +106,16 @@ class PulseDetector:
         """Low-passed sample i (within the last ~1 s), in input units x n1."""
         return self.yr[i & _M]
 
+    def light(self, i):
+        """Low-passed input sample i the way the sensor gave it (x n1)."""
+        v = self.yr[i & _M]
+        return self.n1 * _MAX - v if self.invert else v
+
     def feed(self, buf, mask, start, end):
+        inv = self.invert
         if self.n == 0 and end > start:
-            self._prime(buf[start & mask])
+            x = buf[start & mask]
+            self._prime(_MAX - x if inv else x)
         xr = self.xr
         yr = self.yr
         ur = self.ur
@@ -128,6 +139,8 @@ class PulseDetector:
                 x = _MAX
             elif x < 0:
                 x = 0
+            if inv:
+                x = _MAX - x
             j = n & _M
             xr[j] = x
             s1 += x - xr[(n - n1) & _M]
@@ -215,7 +228,8 @@ class PulseDetector:
         self.count += 1
         ii = self.ii
         self.amps[ii] = amp
-        self.pis[ii] = (amp * 100) // (top // 100) if top >= 100 else 0
+        dc = self.n1 * _MAX - lo if self.invert else top  # light at the foot
+        self.pis[ii] = (amp * 100) // (dc // 100) if dc >= 100 else 0
         if self.last >= 0:
             self.ibis[ii] = pos - self.last
             if self.nibi < _NB:

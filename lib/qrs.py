@@ -121,6 +121,7 @@ class QRSDetector:
         self.sb = self.sb_n = self.sb_r = self.sb_slope = 0
         self.max_seen = 0  # largest peak since the last QRS (re-learning)
         self.nl = 0
+        self.loc_r = 0
         self.count = 0
         self.rr = 0
         self.hr_x10 = 0
@@ -221,7 +222,7 @@ class QRSDetector:
             if dt < self.hold and v > self.cand and self.cand < self.qrs_med:
                 # a larger, steeper peak soon after a smaller-than-usual
                 # one: the held one was a P wave (or noise)
-                if self._locate(t)[1] > self._locate(self.cand_n)[1]:
+                if self._locate(t) > self._locate(self.cand_n):
                     self._noise(self.cand)
                     self.cand = v
                     self.cand_n = t
@@ -245,7 +246,8 @@ class QRSDetector:
 
     def _tick(self, n):
         if self.cand and n >= self.cand_n + self.hold:
-            v, t = self.cand, self.cand_n
+            v = self.cand
+            t = self.cand_n
             self.cand = 0
             self._decide(v, t)
         if n == self.learn:
@@ -286,7 +288,8 @@ class QRSDetector:
         self.thr = z + ((q - z) >> 3) * 3
 
     def _locate(self, t):
-        """R peak and steepest slope of the QRS whose MWI peak ended at t."""
+        """Steepest slope of the QRS whose MWI peak ended at t; its R peak
+        goes to self.loc_r (no tuple: a tuple would allocate)."""
         lr = self.lr
         dr = self.dr
         end = t - 1
@@ -305,12 +308,14 @@ class QRSDetector:
             d = dr[i & _M]
             if d > slope:
                 slope = d
-        return r - self.lp_delay, slope
+        self.loc_r = r - self.lp_delay
+        return slope
 
     def _decide(self, v, t):
         if v > self.max_seen:
             self.max_seen = v
-        r, slope = self._locate(t)
+        slope = self._locate(t)
+        r = self.loc_r
         if t <= self.learn:
             if self.nl < _NLEARN:  # decided once the levels are known
                 i = self.nl

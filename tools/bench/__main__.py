@@ -2,6 +2,14 @@
 
     .venv/bin/python -m tools.bench all          # everything below
     .venv/bin/python -m tools.bench sensor       # FIFO read cost on the VMs
+    .venv/bin/python -m tools.bench qrs --db DIR --out OUT [--records 100,101] [--channel 0]
+    .venv/bin/python -m tools.bench ppg --db DIR --out OUT [--records bidmc_01]
+    .venv/bin/python -m tools.bench detect       # pipeline cost + heap on the VMs
+
+qrs/ppg run the device detector modules on CPython over a database (MIT-BIH
+WFDB; BIDMC CSV(.gz)), write OUT/<record>.txt (one detected sample index per
+line) and print their scoring; without --db/--out they use the shared data
+and build/bench/{qrs,ppg}.
 
 results.json holds one number per named metric (flat keys, other tools
 read them) and, under "_about", each metric's unit, the command that
@@ -17,27 +25,37 @@ import sys
 import tempfile
 import time
 
-from tools.paths import BUILD, LIB, ROOT, SHIMS, venv_tool
+from pathlib import Path
+
+from tools.paths import BUILD, LIB, ROOT, SHIMS, data_dir, venv_tool
 
 RESULTS = BUILD / "bench" / "results.json"
 
 
-def run_vm(vm, script, heap="1M"):
+def run_vm(vm, script, heap="1M", data=None, timeout=600):
     """Run a MicroPython script on a VM; returns its BENCH {...} dict. The
     script starts with the builtin `time` (real clock), then the device
-    tree and the shims on sys.path."""
+    tree and the shims on sys.path; DATA names the folder `data` (a host
+    folder of prepared inputs: copied in as /data on wasm)."""
+    tmp = tempfile.NamedTemporaryFile("w", suffix=".py", delete=False)
     if vm == "wasm":
-        cmd = ["node", str(ROOT / "tools/vm/run_script.mjs"), str(ROOT), str(script)]
+        tmp.write("DATA = '/data'\n" + open(script).read())
+        tmp.close()
+        cmd = ["node", str(ROOT / "tools/vm/run_script.mjs"), str(ROOT), tmp.name]
         env = dict(os.environ, NODE_PATH=str(ROOT / "node_modules"))
+        if data:
+            env["VM_DATA"] = str(data)
     else:
-        prelude = ("import time\nimport sys\nsys.path.extend(%r)\n"
-                   % [str(LIB), str(SHIMS), str(ROOT)])
-        tmp = tempfile.NamedTemporaryFile("w", suffix=".py", delete=False)
+        prelude = ("import time\nimport sys\nsys.path.extend(%r)\nDATA = %r\n"
+                   % ([str(LIB), str(SHIMS), str(ROOT)], str(data or "")))
         tmp.write(prelude + open(script).read())
         tmp.close()
         cmd = [str(venv_tool("micropython")), "-X", "heapsize=" + heap, tmp.name]
         env = dict(os.environ, MICROPYPATH=".frozen")
-    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
+    try:
+        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=timeout)
+    finally:
+        os.unlink(tmp.name)
     for line in r.stdout.splitlines():
         if line.startswith("BENCH "):
             return json.loads(line[6:])
@@ -60,7 +78,89 @@ def bench_sensor():
     return {k: v + (cmd,) for k, v in out.items()}
 
 
-BENCHES = {"sensor": bench_sensor}
+def bench_qrs(a):
+    from tools.bench import detectors
+    db = a.db or data_dir() / "mitdb"
+    out = a.out or BUILD / "bench" / "qrs"
+    names = a.records.split(",") if a.records else None
+    res = detectors.run_qrs(db, out, names, a.channel, a.jobs)
+    cmd = ".venv/bin/python -m tools.bench qrs --db %s --out %s" % (db, out)
+    if names or a.channel or a.db:
+        return {}  # a partial or foreign run: printed, not recorded
+    what = ("MIT-BIH %s, channel 0, whole records, EC57 beat labels, +-150 ms one-to-one, gross; "
+            "VF episodes excluded as EC57 does")
+    out = {}
+    for label, key in (("all", "mitdb"), ("ds1", "mitdb_ds1"), ("ds2", "mitdb_ds2")):
+        r = res[label]
+        sub = "all %d records" % r["records"] if label == "all" else label.upper()
+        out["qrs.%s.se" % key] = (round(r["se"], 3), "%", "sensitivity, " + what % sub)
+        out["qrs.%s.ppv" % key] = (round(r["ppv"], 3), "%", "positive predictivity, " + what % sub)
+    r = res["all"]
+    out["qrs.mitdb_strict.se"] = (round(r["se_strict"], 3), "%", "as qrs.mitdb.se with VF episodes scored")
+    out["qrs.mitdb_strict.ppv"] = (round(r["ppv_strict"], 3), "%", "as qrs.mitdb.ppv with VF episodes "
+                                   "scored (detections on flutter waves count as false positives)")
+    return {k: v + (cmd,) for k, v in out.items()}
+
+
+def bench_ppg(a):
+    from tools.bench import detectors
+    db = a.db or data_dir() / "bidmc"
+    out = a.out or BUILD / "bench" / "ppg"
+    names = a.records.split(",") if a.records else None
+    res = detectors.run_ppg(db, out, names, a.jobs)
+    if names or a.db:
+        return {}
+    cmd = ".venv/bin/python -m tools.bench ppg --db %s --out %s" % (db, out)
+    return {"ppg.bidmc.hr_mae_bpm": (round(res["mae"], 3), "bpm",
+                                     "BIDMC %d records, PLETH 125 Hz: |60/median IBI of detected pulses - mean "
+                                     "monitor HR| over %d windows of 8 s, step 2 s" % (res["records"], res["windows"]),
+                                     cmd)}
+
+
+def detect_inputs():
+    """300 s of MIT-BIH 100 (ECG, 360 sps) and BIDMC 01 PLETH at 100 sps made
+    into IR / red photodiode counts (PI 2 %, R of SpO2 97 %) -> build/bench/vmdata."""
+    from array import array
+    from tools.bench import records
+    out = BUILD / "bench" / "vmdata"
+    out.mkdir(parents=True, exist_ok=True)
+    ecg, _ = records.wfdb_signal(data_dir() / "mitdb", "100", 0)
+    pleth, _ = records.bidmc_pleth(data_dir() / "bidmc", "bidmc_01")
+    n = 30000  # 300 s at 100 sps, from 125 sps by integer linear interpolation
+    p100 = array("i", (pleth[(i * 5) // 4] + ((pleth[(i * 5) // 4 + 1] - pleth[(i * 5) // 4]) * ((i * 5) % 4)) // 4
+                       for i in range(n)))
+    ir = array("i", (90000 - (v * 1800) // 32768 for v in p100))
+    red = array("i", (60000 - (v * 624) // 32768 for v in p100))
+    for name, arr in (("ecg360.bin", ecg[:360 * 300]), ("ir100.bin", ir), ("red100.bin", red)):
+        (out / name).write_bytes(arr.tobytes())
+    return out
+
+
+def bench_detect(a):
+    script = ROOT / "tools/bench/detect_vm.py"
+    data = detect_inputs()
+    cmd = ".venv/bin/python -m tools.bench detect"
+    w = run_vm("wasm", script, data=data)
+    u = run_vm("unix", script, data=data)
+    what = ("whole detection pipeline: QRS on ECG at 360 sps + pulse and SpO2 on IR/red at 100 sps + "
+            "alerts, per second of signal (MIT-BIH 100 + BIDMC 01), warmed up, %d s timed")
+    out = {
+        "detect.wasm_ms_per_signal_second": (round(w["ms_per_signal_second"], 3), "ms",
+                                             what % w["seconds"] + ", 32-bit wasm VM under Node"),
+        "detect.unix_ms_per_signal_second": (round(u["ms_per_signal_second"], 3), "ms",
+                                             what % u["seconds"] + ", unix port (x86-64)"),
+        "detect.esp32_cpu_pct_low": (round(w["ms_per_signal_second"] * 30 / 10, 1), "%",
+                                     "ESP32 CPU share estimate: wasm time x 30 (notes: ESP32 = wasm x 30-60)"),
+        "detect.esp32_cpu_pct_high": (round(w["ms_per_signal_second"] * 60 / 10, 1), "%",
+                                      "ESP32 CPU share estimate: wasm time x 60"),
+        "detect.heap_bytes_per_sample": (math.ceil(max(w["heap_bytes_per_sample"], u["heap_bytes_per_sample"])),
+                                         "bytes", "gc.mem_alloc() delta over 90 s of the pipeline (50400 "
+                                         "samples) after warm-up, per sample, worst of both VMs"),
+    }
+    return {k: v + (cmd,) for k, v in out.items()}
+
+
+BENCHES = {"sensor": lambda a: bench_sensor(), "qrs": bench_qrs, "ppg": bench_ppg, "detect": bench_detect}
 
 
 def write(results):
@@ -77,10 +177,15 @@ def write(results):
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.split("\n")[0])
     ap.add_argument("what", choices=sorted(BENCHES) + ["all"])
+    ap.add_argument("--db", type=Path, help="qrs: WFDB folder; ppg: BIDMC CSV folder")
+    ap.add_argument("--out", type=Path, help="qrs/ppg: folder for <record>.txt")
+    ap.add_argument("--records", help="qrs/ppg: comma-separated record names (default: all)")
+    ap.add_argument("--channel", type=int, default=0, help="qrs: signal number (default 0)")
+    ap.add_argument("--jobs", type=int, default=2, help="qrs/ppg: processes")
     a = ap.parse_args(argv)
     names = sorted(BENCHES) if a.what == "all" else [a.what]
     for name in names:
-        res = BENCHES[name]()
+        res = BENCHES[name](a)
         write(res)
         for k, (v, unit, _, _) in sorted(res.items()):
             print("%-34s %12s %s" % (k, v, unit))

@@ -17,6 +17,8 @@ const py = (name) => name.endsWith(".py");
 copyTree(mp.FS, root + "/lib", "/proj/lib", py);
 copyTree(mp.FS, root + "/firmware", "/proj/firmware", py);
 copyTree(mp.FS, root + "/tools/shims", "/proj/shims", py);
+// VM_DATA: a host folder of prepared inputs, seen by the script as /data
+if (process.env.VM_DATA) copyTree(mp.FS, process.env.VM_DATA, "/data", () => true);
 try {
   mp.runPython("import time\nimport sys\nsys.path.extend(['/proj/lib', '/proj/shims', '/proj'])\n" +
                fs.readFileSync(script, "utf8"));

@@ -1,0 +1,159 @@
+"""Detection pipeline: the sampler's rings -> beats, rates, SpO2, alerts.
+
+    det = Detect(sampler, mains=50, thresholds={"spo2_low": 88})
+    det.service()          # after each sampler.service(); never raises
+    det.hr_x10, det.spo2_x10, det.alerts.active, det.qrs.count ...
+
+Consumes every new sample of the sampler's rings once, in order:
+  ECG  -> qrs.QRSDetector at the sampler rate (input shifted to ~5 uV/unit)
+  IR   -> ppg.PulseDetector, red -> spo2.SpO2, both decimated to ~100 sps
+          (the mean of rate//100 samples) with 17-bit words
+  all  -> alerts.Alerts on the sample clock (ms derived from sample counts)
+hr_x10 is the ECG heart rate while the leads are on and beats are fresh,
+else the PPG pulse rate, else 0 (no reading). spo2_x10 is spo2.NO_READING
+(-1) whenever the SpO2 gate says so.
+
+Guarantees: service() allocates nothing in steady state and keeps up with
+any backlog up to the ring length; a consumer that fell further behind
+(the loop was starved) skips to the oldest sample still held and counts the
+skipped samples in `skipped` (the detectors see a gap, they do not crash).
+Non-guarantees: the sampler's relabelled red/IR after a swap test are
+trusted as they are; rates are only as good as the detectors' docs say.
+"""
+from micropython import const
+
+from alerts import Alerts
+from ppg import PulseDetector
+from qrs import QRSDetector
+from ring import Ring
+from spo2 import SpO2
+
+_PPG_RING = const(256)
+_MS_MASK = const(0x1FFFFFFF)
+_FRESH_MS = const(3000)  # an ECG rate older than this gives way to PPG
+
+
+class Detect:
+    def __init__(self, sampler, mains=50, thresholds=None, ppg_bits=17):
+        rings = sampler.rings
+        cfg = sampler.cfg
+        rate = sampler.rate
+        self.smp = sampler
+        self.rate = rate
+        self.ecg = rings.get("ecg")
+        self.ir = rings.get("ir")
+        self.red = rings.get("red")
+        self.qrs = None
+        if self.ecg is not None:
+            lsb = cfg.get("ecg_lsb_uv", 5.0)
+            shift = 0
+            while lsb * (1 << shift) < 3.5:
+                shift += 1
+            self.qrs = QRSDetector(rate, mains, shift)
+        self.pulse = self.spo2 = None
+        if self.ir is not None:
+            self.dec = rate // 100 if rate >= 200 else 1
+            full = cfg["full_scale"]
+            sh = 0
+            while (full >> sh) >= (1 << ppg_bits):
+                sh += 1
+            self.ppg_shift = sh
+            self.pulse = PulseDetector(rate // self.dec, invert=True)
+            self.ir_d = Ring(_PPG_RING)
+            if self.red is not None:
+                self.spo2 = SpO2(self.pulse)
+                self.red_d = Ring(_PPG_RING)
+        self.alerts = Alerts(thresholds)
+        self.cur = 0  # next sample number to consume
+        self.skipped = 0
+        self.ms = 0
+        self._acc = 0
+        self.last_beat_ms = -1
+        self.seen_qrs = 0
+        self.seen_pulse = 0
+        self.hr_x10 = 0
+        self.spo2_x10 = -1
+
+    def service(self):
+        ring = self.ecg if self.ecg is not None else self.ir
+        if ring is None:
+            return
+        head = ring.head
+        cur = self.cur
+        if head - cur > ring.cap:
+            self.skipped += head - ring.cap - cur
+            cur = head - ring.cap
+        if head == cur:
+            return
+        if self.qrs is not None:
+            q = self.qrs
+            n0 = q.n
+            q.feed(ring.buf, ring.mask, cur, head)
+            if q.count != self.seen_qrs:
+                self.seen_qrs = q.count
+                # self.ms is the time of sample n0 (the clock moves below)
+                dt = ((q.beat(q.count - 1) - n0) * 1000) // self.rate
+                self.last_beat_ms = (self.ms + dt) & _MS_MASK
+        if self.pulse is not None:
+            self._ppg(cur, head)
+        self._clock(head - cur)
+        self.cur = head
+        self._outputs()
+
+    def _ppg(self, a, b):
+        dec = self.dec
+        # whole decimation groups only: [a0, b0) in raw samples
+        a0 = (a // dec) * dec
+        if a0 < a:
+            a0 += dec
+        b0 = (b // dec) * dec
+        if b0 <= a0:
+            return
+        ir = self.ir
+        red = self.red
+        sh = self.ppg_shift
+        ird = self.ir_d
+        d0 = ird.head
+        for i in range(a0, b0, dec):
+            s = 0
+            for k in range(dec):
+                s += ir.get(i + k) >> sh
+            ird.push(s // dec)
+            if red is not None:
+                s = 0
+                for k in range(dec):
+                    s += red.get(i + k) >> sh
+                self.red_d.push(s // dec)
+        p = self.pulse
+        p.feed(ird.buf, ird.mask, d0, ird.head)
+        ox = self.spo2
+        if ox is not None:
+            ox.finger_on = not self.smp.finger_off
+            ox.feed(self.red_d.buf, self.red_d.mask, d0, ird.head)
+            while self.seen_pulse < p.count:
+                ox.beat(self.seen_pulse)
+                self.seen_pulse += 1
+        else:
+            self.seen_pulse = p.count
+
+    def _clock(self, n):
+        acc = self._acc + n * 1000
+        self.ms = (self.ms + acc // self.rate) & _MS_MASK
+        self._acc = acc % self.rate
+
+    def _outputs(self):
+        smp = self.smp
+        age = -1
+        hr = 0
+        if self.qrs is not None and self.last_beat_ms >= 0:
+            age = (self.ms - self.last_beat_ms) & _MS_MASK
+            if not smp.lead_off and age < _FRESH_MS:
+                hr = self.qrs.hr_x10
+        elif self.qrs is not None:
+            age = self.ms  # no beat since start
+        if hr == 0 and self.pulse is not None and not smp.finger_off and self.pulse.sqi >= 50:
+            hr = self.pulse.hr_x10
+        self.hr_x10 = hr
+        self.spo2_x10 = self.spo2.spo2_x10 if self.spo2 is not None else -1
+        self.alerts.update(self.ms, hr, self.spo2_x10, age, smp.lead_off,
+                           smp.finger_off and self.pulse is not None, smp.fault is not None)

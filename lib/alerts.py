@@ -1,0 +1,130 @@
+"""Clinical alerts with hysteresis and minimum duration.
+
+    from alerts import Alerts, HR_LOW
+    al = Alerts({"hr_low": 40, "spo2_low": 90})   # any subset of DEFAULTS
+    al.update(now_ms, hr_x10, spo2_x10, beat_age_ms, lead_off, finger_off, fault)
+    if al.active & (1 << HR_LOW): ...
+    while seen < al.count:                         # raise/clear events
+        kind, raised, t_ms = al.event(seen); seen += 1
+
+An alert is raised when its condition has held for `<name>_on_s` seconds
+and cleared when the opposite has held for `clear_s` seconds; value alerts
+clear only past the threshold plus a hysteresis band (hr_hyst bpm,
+spo2_hyst %). A missing value (no HR, SpO2 NO_READING) neither raises nor
+clears a value alert: it holds its state, and the missing signal is
+reported by the lead-off / finger-off / fault alerts instead.
+Asystole: no QRS for `asystole_s` seconds while the ECG leads are on
+(raised at once - the duration is the condition).
+
+Guarantees: update() allocates nothing; thresholds are validated when the
+object is made (unknown name or bad value -> ValueError naming it).
+"""
+from array import array
+
+from micropython import const
+
+HR_LOW = const(0)
+HR_HIGH = const(1)
+SPO2_LOW = const(2)
+ASYSTOLE = const(3)
+LEAD_OFF = const(4)
+FINGER_OFF = const(5)
+SENSOR_FAULT = const(6)
+NAMES = ("hr_low", "hr_high", "spo2_low", "asystole", "lead_off", "finger_off", "sensor_fault")
+_NEV = const(16)
+_MS_MASK = const(0x1FFFFFFF)  # times are ms modulo 2**29 (6.2 days), wrap-safe
+
+DEFAULTS = {
+    "hr_low": 40, "hr_high": 150, "hr_hyst": 5, "hr_on_s": 10,
+    "spo2_low": 90, "spo2_hyst": 2, "spo2_on_s": 15,
+    "asystole_s": 4,
+    "lead_off_on_s": 5, "finger_off_on_s": 5, "sensor_fault_on_s": 5,
+    "clear_s": 5,
+}
+# (min, max) accepted for each threshold
+_LIMITS = {
+    "hr_low": (20, 100), "hr_high": (80, 250), "hr_hyst": (0, 20), "hr_on_s": (0, 120),
+    "spo2_low": (70, 98), "spo2_hyst": (0, 10), "spo2_on_s": (0, 120),
+    "asystole_s": (2, 20),
+    "lead_off_on_s": (0, 120), "finger_off_on_s": (0, 120), "sensor_fault_on_s": (0, 120),
+    "clear_s": (0, 120),
+}
+
+
+def check(thresholds):
+    """Validated copy of DEFAULTS updated with `thresholds`."""
+    t = dict(DEFAULTS)
+    for k in thresholds or {}:
+        if k not in _LIMITS:
+            raise ValueError("alerts: unknown threshold %r" % (k,))
+        v = thresholds[k]
+        lo, hi = _LIMITS[k]
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+            raise ValueError("alerts: %s must be an integer %d..%d, got %r" % (k, lo, hi, v))
+        t[k] = v
+    if t["hr_low"] + t["hr_hyst"] >= t["hr_high"] - t["hr_hyst"]:
+        raise ValueError("alerts: hr_low + hr_hyst must stay below hr_high - hr_hyst")
+    return t
+
+
+class Alerts:
+    def __init__(self, thresholds=None):
+        t = check(thresholds)
+        self.t = t
+        self.on_ms = array("i", [t["hr_on_s"] * 1000, t["hr_on_s"] * 1000, t["spo2_on_s"] * 1000, 0,
+                                 t["lead_off_on_s"] * 1000, t["finger_off_on_s"] * 1000,
+                                 t["sensor_fault_on_s"] * 1000])
+        self.clear_ms = t["clear_s"] * 1000
+        self.since = array("i", [0] * 7)  # when the pending change started
+        self.pending = bytearray(7)
+        self.ev_kind = bytearray(_NEV)
+        self.ev_up = bytearray(_NEV)
+        self.ev_ms = array("i", [0] * _NEV)
+        self.active = 0
+        self.count = 0
+        self.hr_lo = t["hr_low"] * 10
+        self.hr_hi = t["hr_high"] * 10
+        self.hr_h = t["hr_hyst"] * 10
+        self.sp_lo = t["spo2_low"] * 10
+        self.sp_h = t["spo2_hyst"] * 10
+        self.asys_ms = t["asystole_s"] * 1000
+
+    def event(self, i):
+        j = i % _NEV
+        return self.ev_kind[j], self.ev_up[j] == 1, self.ev_ms[j]
+
+    def update(self, now_ms, hr_x10, spo2_x10, beat_age_ms, lead_off, finger_off, fault):
+        """Condition per alert: 1 true, 0 false, 2 unknown (hold)."""
+        a = self.active
+        if hr_x10 > 0:
+            lim = self.hr_lo + (self.hr_h if a & 1 else 0)
+            self._step(HR_LOW, 1 if hr_x10 < lim else 0, now_ms)
+            lim = self.hr_hi - (self.hr_h if a & 2 else 0)
+            self._step(HR_HIGH, 1 if hr_x10 > lim else 0, now_ms)
+        if spo2_x10 > 0:
+            lim = self.sp_lo + (self.sp_h if a & 4 else 0)
+            self._step(SPO2_LOW, 1 if spo2_x10 < lim else 0, now_ms)
+        if not lead_off and beat_age_ms >= 0:
+            self._step(ASYSTOLE, 1 if beat_age_ms >= self.asys_ms else 0, now_ms)
+        self._step(LEAD_OFF, 1 if lead_off else 0, now_ms)
+        self._step(FINGER_OFF, 1 if finger_off else 0, now_ms)
+        self._step(SENSOR_FAULT, 1 if fault else 0, now_ms)
+
+    def _step(self, k, cond, now):
+        bit = 1 << k
+        on = 1 if self.active & bit else 0
+        if cond == on:
+            self.pending[k] = 0
+            return
+        if not self.pending[k]:
+            self.pending[k] = 1
+            self.since[k] = now & _MS_MASK
+        need = self.on_ms[k] if cond else self.clear_ms
+        if (now - self.since[k]) & _MS_MASK >= need:
+            self.pending[k] = 0
+            self.active ^= bit
+            j = self.count % _NEV
+            self.ev_kind[j] = k
+            self.ev_up[j] = cond
+            self.ev_ms[j] = now & _MS_MASK
+            self.count += 1

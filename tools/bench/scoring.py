@@ -1,0 +1,71 @@
+"""Scoring, host side: AAMI EC57 beat-by-beat QRS matching and PPG HR error.
+
+EC57 as used here: reference beats are the beat-label annotations; a
+detection matches a reference beat within +-150 ms, one to one (a detection
+nearer the next reference beat is left for it); Se = TP/(TP+FN),
++P = TP/(TP+FP), gross = summed over records. Ventricular flutter episodes
+('[' .. ']') are excluded from both sides, as EC57 excludes VF from QRS
+detection scoring; `strict=True` scores them too (flutter waves are not beat
+labels, so every detection there is a false positive).
+"""
+import statistics
+
+
+def match(ref, det, window):
+    """(TP, FN, FP) for sorted sample-index lists."""
+    i = j = tp = fp = fn = 0
+    while i < len(ref) and j < len(det):
+        if det[j] < ref[i] - window:
+            fp += 1
+            j += 1
+        elif det[j] > ref[i] + window:
+            fn += 1
+            i += 1
+        elif j + 1 < len(det) and abs(det[j + 1] - ref[i]) < abs(det[j] - ref[i]):
+            fp += 1  # the next detection fits this beat better
+            j += 1
+        else:
+            tp += 1
+            i += 1
+            j += 1
+    return tp, fn + len(ref) - i, fp + len(det) - j
+
+
+def _outside(points, spans):
+    if not spans:
+        return list(points)
+    return [p for p in points if not any(a <= p <= b for a, b in spans)]
+
+
+def score_record(ref, det, fs, vf=(), strict=False):
+    spans = () if strict else vf
+    return match(_outside(ref, spans), _outside(det, spans), int(round(0.150 * fs)))
+
+
+def gross(rows):
+    """rows: [(TP, FN, FP)] -> (Se %, +P %, TP, FN, FP)."""
+    tp = sum(r[0] for r in rows)
+    fn = sum(r[1] for r in rows)
+    fp = sum(r[2] for r in rows)
+    se = 100.0 * tp / (tp + fn) if tp + fn else 0.0
+    ppv = 100.0 * tp / (tp + fp) if tp + fp else 0.0
+    return se, ppv, tp, fn, fp
+
+
+def hr_errors(peaks, fs, hr_ref, n_samples, win_s=8, step_s=2):
+    """|HR estimate - monitor HR| per window of win_s seconds every step_s.
+    Estimate: 60 / median inter-beat interval of the detected peaks inside
+    the window; reference: mean of the 1 Hz HR numerics in the window.
+    Windows with under 2 peaks or no reference are skipped."""
+    errs = []
+    t0 = 0
+    total_s = n_samples / fs
+    while t0 + win_s <= total_s:
+        a, b = t0 * fs, (t0 + win_s) * fs
+        pk = [p for p in peaks if a <= p < b]
+        ref = [v for v in hr_ref[t0:t0 + win_s] if v is not None]
+        if len(pk) >= 2 and ref:
+            ibi = statistics.median(pk[k + 1] - pk[k] for k in range(len(pk) - 1))
+            errs.append(abs(60.0 * fs / ibi - sum(ref) / len(ref)))
+        t0 += step_s
+    return errs
