@@ -28,7 +28,8 @@ from qrs import QRSDetector
 from ring import Ring
 from spo2 import SpO2
 
-_PPG_RING = const(256)
+_PPG_RING = const(64)  # decimated red/IR handed to the detectors
+_PPG_SLICE = const(48)  # decimated samples per pass (fits _PPG_RING)
 _MS_MASK = const(0x1FFFFFFF)
 _FRESH_MS = const(3000)  # an ECG rate older than this gives way to PPG
 
@@ -58,6 +59,7 @@ class Detect:
             while (full >> sh) >= (1 << ppg_bits):
                 sh += 1
             self.ppg_shift = sh
+            self.slice = _PPG_SLICE * self.dec
             self.pulse = PulseDetector(rate // self.dec, invert=True)
             self.ir_d = Ring(_PPG_RING)
             if self.red is not None:
@@ -65,6 +67,7 @@ class Detect:
                 self.red_d = Ring(_PPG_RING)
         self.alerts = Alerts(thresholds)
         self.cur = 0  # next sample number to consume
+        self.ppg_cur = 0  # next raw sample for the PPG decimator
         self.skipped = 0
         self.ms = 0
         self._acc = 0
@@ -95,18 +98,23 @@ class Detect:
                 dt = ((q.beat(q.count - 1) - n0) * 1000) // self.rate
                 self.last_beat_ms = (self.ms + dt) & _MS_MASK
         if self.pulse is not None:
-            self._ppg(cur, head)
+            a = cur
+            while a < head:  # slices fit the decimated rings
+                b = a + self.slice if head - a > self.slice else head
+                self._ppg(a, b)
+                a = b
         self._clock(head - cur)
         self.cur = head
         self._outputs()
 
     def _ppg(self, a, b):
         dec = self.dec
-        # whole decimation groups only: [a0, b0) in raw samples
-        a0 = (a // dec) * dec
+        # whole decimation groups only; a partial group waits for the next call
+        a0 = self.ppg_cur
         if a0 < a:
-            a0 += dec
-        b0 = (b // dec) * dec
+            a0 = a  # samples were skipped: restart the grouping there
+        b0 = a0 + ((b - a0) // dec) * dec
+        self.ppg_cur = b0
         if b0 <= a0:
             return
         ir = self.ir
@@ -114,7 +122,8 @@ class Detect:
         sh = self.ppg_shift
         ird = self.ir_d
         d0 = ird.head
-        for i in range(a0, b0, dec):
+        i = a0
+        while i < b0:  # (range() with a variable step allocates)
             s = 0
             for k in range(dec):
                 s += ir.get(i + k) >> sh
@@ -124,6 +133,7 @@ class Detect:
                 for k in range(dec):
                     s += red.get(i + k) >> sh
                 self.red_d.push(s // dec)
+            i += dec
         p = self.pulse
         p.feed(ird.buf, ird.mask, d0, ird.head)
         ox = self.spo2

@@ -15,7 +15,7 @@ points up (a monitor's PLETH output). light(i) gives the low-passed signal
 the right way up for AC/DC work either way.
 
 Design (Elgendi's two moving averages, integer and streaming):
-  band-pass  a ~100 ms boxcar (zero near 10 Hz) minus a ~0.75 s centred
+  band-pass  a ~60 ms boxcar (zero near 16 Hz) minus a ~0.75 s centred
              moving average (baseline): pulses keep their shape.
   blocks     u = max(bp, 0); a block of interest is where the ~111 ms mean
              of u exceeds the ~667 ms mean of u plus 1/64 of its long-run
@@ -38,22 +38,11 @@ from array import array
 
 from micropython import const
 
-_RING = const(512)
-_M = const(511)
+from dsp import median8, pow2
+
 _NB = const(8)
 _NPEAKS = const(32)
 _MAX = const(131071)
-
-
-def _median8(a, tmp):
-    for i in range(8):
-        v = a[i]
-        j = i
-        while j > 0 and tmp[j - 1] > v:
-            tmp[j] = tmp[j - 1]
-            j -= 1
-        tmp[j] = v
-    return (tmp[3] + tmp[4]) >> 1
 
 
 class PulseDetector:
@@ -62,15 +51,19 @@ class PulseDetector:
             raise ValueError("PPG detector: sample rate %r outside 50-250 sps" % (fs,))
         self.fs = fs
         self.invert = invert
-        self.n1 = max(2, fs // 10)  # low-pass boxcar
+        self.n1 = max(2, fs // 16)  # low-pass boxcar (~60 ms, zero near 16 Hz)
         self.n2 = max(3, (fs * 3) // 4) | 1  # baseline window (odd: centred)
         self.w1 = max(2, (fs * 111 + 500) // 1000)
         self.w2 = max(3, (fs * 667 + 500) // 1000)
         self.half = self.n2 >> 1
         self.min_gap = (fs * 3) // 10
-        self.xr = array("i", bytes(4 * _RING))  # input
-        self.yr = array("i", bytes(4 * _RING))  # low-passed
-        self.ur = array("i", bytes(4 * _RING))  # rectified band-pass
+        # history: the baseline window, the foot search and the SpO2 beat
+        # window look back up to ~1.5 s
+        self.ring = pow2((fs * 3) // 2)
+        self.m = self.ring - 1
+        self.xr = array("i", bytes(4 * self.ring))  # input
+        self.yr = array("i", bytes(4 * self.ring))  # low-passed
+        self.ur = array("i", bytes(4 * self.ring))  # rectified band-pass
         self.ibis = array("i", bytes(4 * _NB))
         self.amps = array("i", bytes(4 * _NB))
         self.pis = array("i", bytes(4 * _NB))
@@ -104,11 +97,11 @@ class PulseDetector:
 
     def low(self, i):
         """Low-passed sample i (within the last ~1 s), in input units x n1."""
-        return self.yr[i & _M]
+        return self.yr[i & self.m]
 
     def light(self, i):
         """Low-passed input sample i the way the sensor gave it (x n1)."""
-        v = self.yr[i & _M]
+        v = self.yr[i & self.m]
         return self.n1 * _MAX - v if self.invert else v
 
     def feed(self, buf, mask, start, end):
@@ -133,6 +126,7 @@ class PulseDetector:
         blk = self.blk
         bmax = self.bmax
         bpos = self.bpos
+        m = self.m
         for i in range(start, end):
             x = buf[i & mask]
             if x > _MAX:
@@ -141,18 +135,18 @@ class PulseDetector:
                 x = 0
             if inv:
                 x = _MAX - x
-            j = n & _M
+            j = n & m
             xr[j] = x
-            s1 += x - xr[(n - n1) & _M]
+            s1 += x - xr[(n - n1) & m]
             yr[j] = s1
-            s2 += s1 - yr[(n - n2) & _M]
+            s2 += s1 - yr[(n - n2) & m]
             # band-pass at the centre of the baseline window
             c = n - half
-            bp = yr[c & _M] - s2 // n2
+            bp = yr[c & m] - s2 // n2
             u = bp if bp > 0 else 0
             ur[j] = u
-            sp += u - ur[(n - w1) & _M]
-            sb += u - ur[(n - w2) & _M]
+            sp += u - ur[(n - w1) & m]
+            sb += u - ur[(n - w2) & m]
             mu += (u - mu) >> 9  # long-run mean of u (~4 s at 125 sps)
             n += 1
             if sp // w1 > sb // w2 + (mu >> 6):
@@ -180,7 +174,7 @@ class PulseDetector:
 
     def _prime(self, x):
         x = max(0, min(_MAX, x))
-        for i in range(_RING):
+        for i in range(self.ring):
             self.xr[i] = x
             self.yr[i] = x * self.n1
         self.s1 = x * self.n1
@@ -207,20 +201,21 @@ class PulseDetector:
         # the foot: lowest low-passed sample in the 2/3 s before the peak
         # (or since the previous peak)
         yr = self.yr
+        m = self.m
         a = pos - self.w2
         if self.last >= 0 and a <= self.last:
             a = self.last + 1
-        lo = yr[pos & _M]
+        lo = yr[pos & m]
         foot = pos
         for i in range(a, pos):
-            v = yr[i & _M]
+            v = yr[i & m]
             if v < lo:
                 lo = v
                 foot = i
-        top = yr[pos & _M]
+        top = yr[pos & m]
         for i in range(pos, pos + (self.w1 >> 1)):
-            if i < self.n and yr[i & _M] > top:
-                top = yr[i & _M]
+            if i < self.n and yr[i & m] > top:
+                top = yr[i & m]
         amp = top - lo
         k = self.count % _NPEAKS
         self.peaks[k] = pos
@@ -241,11 +236,11 @@ class PulseDetector:
     def _stats(self):
         if self.nibi < _NB:
             return  # 8 intervals before any figure
-        ibi = _median8(self.ibis, self.tmp)
-        amp = _median8(self.amps, self.tmp)
+        ibi = median8(self.ibis, self.tmp)
+        amp = median8(self.amps, self.tmp)
         self.amp = amp
         self.hr_x10 = (600 * self.fs + (ibi >> 1)) // ibi if ibi else 0
-        self.pi_x100 = _median8(self.pis, self.tmp)
+        self.pi_x100 = median8(self.pis, self.tmp)
         good = 0
         for i in range(_NB):
             a = self.amps[i]

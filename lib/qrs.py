@@ -43,24 +43,12 @@ from array import array
 
 from micropython import const
 
-_RING = const(512)  # history of each filter stage: 1.4 s at 360 sps
-_M = const(511)
+from dsp import median8, pow2
+
 _NB = const(8)  # peaks / RRs remembered for the levels
 _NBEATS = const(32)  # reported beats kept for readers
 _CLIP = const(32767)
 _NLEARN = const(16)  # peaks held during the learning period
-
-
-def _median8(a, tmp):
-    """Median (mean of the middle two) of 8 ints without allocating."""
-    for i in range(8):
-        v = a[i]
-        j = i
-        while j > 0 and tmp[j - 1] > v:
-            tmp[j] = tmp[j - 1]
-            j -= 1
-        tmp[j] = v
-    return (tmp[3] + tmp[4]) >> 1
 
 
 class QRSDetector:
@@ -85,10 +73,14 @@ class QRSDetector:
         self.learn = 2 * fs
         self.relearn = 8 * fs
         self.sb_cap = 2 * fs
-        self.xr = array("i", bytes(4 * _RING))
-        self.sr = array("i", bytes(4 * _RING))
-        self.lr = array("i", bytes(4 * _RING))
-        self.dr = array("i", bytes(4 * _RING))
+        # history per filter stage: the R search looks back up to hold +
+        # peak end + MWI window (~0.65 s)
+        self.ring = pow2((fs * 3) // 4)
+        self.m = self.ring - 1
+        self.xr = array("i", bytes(4 * self.ring))
+        self.sr = array("i", bytes(4 * self.ring))
+        self.lr = array("i", bytes(4 * self.ring))
+        self.dr = array("i", bytes(4 * self.ring))
         self.qrs_lv = array("i", bytes(4 * _NB))
         self.noise_lv = array("i", bytes(4 * _NB))
         self.rrs = array("i", bytes(4 * _NB))
@@ -121,6 +113,7 @@ class QRSDetector:
         self.sb = self.sb_n = self.sb_r = self.sb_slope = 0
         self.max_seen = 0  # largest peak since the last QRS (re-learning)
         self.nl = 0
+        self.learning = True
         self.loc_r = 0
         self.count = 0
         self.rr = 0
@@ -155,23 +148,24 @@ class QRSDetector:
         wait = self.pk_wait
         due = self.due
         sh = self.shift
+        m = self.m
         for i in range(start, end):
             x = buf[i & mask] >> sh
             if x > _CLIP:
                 x = _CLIP
             elif x < -_CLIP:
                 x = -_CLIP
-            j = n & _M
+            j = n & m
             xr[j] = x
-            sa += x - xr[(n - na) & _M]
+            sa += x - xr[(n - na) & m]
             sr[j] = sa
-            lp += sa - sr[(n - nb) & _M]
+            lp += sa - sr[(n - nb) & m]
             lr[j] = lp
-            d = lp - lr[(n - k) & _M]
+            d = lp - lr[(n - k) & m]
             if d < 0:
                 d = -d
             dr[j] = d
-            mwi += d - dr[(n - nw) & _M]
+            mwi += d - dr[(n - nw) & m]
             n += 1
             if pk:
                 if mwi > pk:
@@ -201,7 +195,7 @@ class QRSDetector:
         x = max(-_CLIP, min(_CLIP, x))
         sa = x * self.na
         lp = sa * self.nb
-        for i in range(_RING):
+        for i in range(self.ring):
             self.xr[i] = x
             self.sr[i] = sa
             self.lr[i] = lp
@@ -263,6 +257,7 @@ class QRSDetector:
         self._set_due()
 
     def _learned(self):
+        self.learning = False
         # the first 2 s: the largest peak sets the QRS level, noise at zero
         m = self.max_seen
         for i in range(_NB):
@@ -283,8 +278,8 @@ class QRSDetector:
         self._levels()
 
     def _levels(self):
-        q = self.qrs_med = _median8(self.qrs_lv, self.tmp)
-        z = self.noise_med = _median8(self.noise_lv, self.tmp)
+        q = self.qrs_med = median8(self.qrs_lv, self.tmp)
+        z = self.noise_med = median8(self.noise_lv, self.tmp)
         self.thr = z + ((q - z) >> 3) * 3
 
     def _locate(self, t):
@@ -292,20 +287,21 @@ class QRSDetector:
         goes to self.loc_r (no tuple: a tuple would allocate)."""
         lr = self.lr
         dr = self.dr
+        m = self.m
         end = t - 1
         start = end - self.nw - self.k
-        base = lr[start & _M]
+        base = lr[start & m]
         best = -1
         r = start
         slope = 0
         for i in range(start, end + 1):
-            v = lr[i & _M] - base
+            v = lr[i & m] - base
             if v < 0:
                 v = -v
             if v > best:
                 best = v
                 r = i
-            d = dr[i & _M]
+            d = dr[i & m]
             if d > slope:
                 slope = d
         self.loc_r = r - self.lp_delay
@@ -316,7 +312,7 @@ class QRSDetector:
             self.max_seen = v
         slope = self._locate(t)
         r = self.loc_r
-        if t <= self.learn:
+        if self.learning:
             if self.nl < _NLEARN:  # decided once the levels are known
                 i = self.nl
                 self.learn_v[i] = v
@@ -364,7 +360,7 @@ class QRSDetector:
                 self.hr_x10 = (600 * self.fs + (rr >> 1)) // rr
                 self.rrs[self.ri] = rr
                 self.ri = (self.ri + 1) & (_NB - 1)
-                self.rr_mean = _median8(self.rrs, self.tmp)
+                self.rr_mean = median8(self.rrs, self.tmp)
         self.beats[self.count % _NBEATS] = r
         self.count += 1
         self.last_r = r

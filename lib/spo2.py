@@ -33,8 +33,6 @@ from array import array
 from micropython import const
 
 NO_READING = const(-1)
-_RING = const(512)
-_M = const(511)
 _NV = const(5)
 
 # reasons a beat was refused (self.reason)
@@ -61,8 +59,10 @@ class SpO2:
         self.a_x10 = a_x10
         self.b_x10 = b_x10
         self.min_pi_x100 = min_pi_x100
-        self.xr = array("i", bytes(4 * _RING))
-        self.yr = array("i", bytes(4 * _RING))
+        self.ring = pulse.ring  # same numbering and history as the detector
+        self.m = pulse.m
+        self.xr = array("i", bytes(4 * self.ring))
+        self.yr = array("i", bytes(4 * self.ring))
         self.vals = array("i", bytes(4 * _NV))
         self.tmp = array("i", bytes(4 * _NV))
         self.ok = bytearray(_NV)
@@ -88,16 +88,17 @@ class SpO2:
         n1 = self.n1
         n = self.n
         s1 = self.s1
+        m = self.m
         if n == 0 and end > start:
             x0 = buf[start & mask]
-            for i in range(_RING):
+            for i in range(self.ring):
                 xr[i] = x0
                 yr[i] = x0 * n1
             s1 = x0 * n1
         for i in range(start, end):
             x = buf[i & mask]
-            j = n & _M
-            s1 += x - xr[(n - n1) & _M]
+            j = n & m
+            s1 += x - xr[(n - n1) & m]
             xr[j] = x
             yr[j] = s1
             n += 1
@@ -147,15 +148,15 @@ class SpO2:
             return 0
         foot = det.trough(k)
         top = det.peak(k)
-        if top - foot < 2 or self.n - foot >= _RING or det.n - foot >= 512:
+        if top - foot < 2 or self.n - foot >= self.ring or det.n - foot >= det.ring:
             self.reason = NO_SIGNAL
             return 0
         # AC/DC the way the sensor saw the light: with photodiode counts
         # (invert) the foot is the bright end; DC is the brighter level
         fi = det.light(foot)
         ti = det.light(top)
-        fr = self.yr[foot & _M]
-        tr = self.yr[top & _M]
+        fr = self.yr[foot & self.m]
+        tr = self.yr[top & self.m]
         ir_ac = fi - ti
         red_ac = fr - tr
         if not det.invert:
@@ -194,6 +195,7 @@ class SpO2:
         integers kept below 2**30 by shifting each channel down first."""
         det = self.pulse
         yr = self.yr
+        m = self.m
         si = _bits(ir_ac) - 10
         sr = _bits(red_ac) - 10
         if si < 0:
@@ -201,18 +203,18 @@ class SpO2:
         if sr < 0:
             sr = 0
         bi = det.light(a)
-        br = yr[a & _M]
+        br = yr[a & m]
         n = b - a + 1
         mx = my = 0
         for i in range(a, b + 1):
             mx += (det.light(i) - bi) >> si
-            my += (yr[i & _M] - br) >> sr
+            my += (yr[i & m] - br) >> sr
         mx //= n
         my //= n
         sxx = syy = sxy = 0
         for i in range(a, b + 1):
             x = ((det.light(i) - bi) >> si) - mx
-            y = ((yr[i & _M] - br) >> sr) - my
+            y = ((yr[i & m] - br) >> sr) - my
             sxx += x * x
             syy += y * y
             sxy += x * y

@@ -1,0 +1,239 @@
+"""Detection on known inputs: QRS and pulse timing and rate on synthetic
+signals at the chip's and MIT-BIH's rates, SpO2 on the register-level
+simulated sensor with a known saturation, "no reading" under motion and
+finger-off, alert hysteresis and minimum duration, validated thresholds,
+and no heap allocation per sample on the MicroPython VMs."""
+import time
+from array import array
+
+import machine
+import simboard
+import simmax
+import waveforms
+from alerts import ASYSTOLE, FINGER_OFF, HR_LOW, LEAD_OFF, SPO2_LOW, Alerts
+from devtest import alloc_bytes, raises
+from max86150 import MAX86150
+from ppg import PulseDetector
+from qrs import QRSDetector
+from spo2 import NO_READING, SpO2
+
+from firmware.detect import Detect
+from firmware.sampler import Sampler
+
+
+def _repeat(beat, seconds, rate, div=1):
+    n = seconds * rate
+    return array("i", (beat[i % len(beat)] // div for i in range(n)))
+
+
+def _beats(det, get):
+    return [get(i) for i in range(max(0, det.count - 32), det.count)]
+
+
+def test_qrs_finds_every_beat_at_chip_and_mitdb_rates():
+    for rate, mains in ((200, 50), (250, 50), (360, 60)):
+        beat = waveforms.ecg_beat(72, rate)  # R wave at 0.26 s of each period
+        x = _repeat(beat, 24, rate, 5)  # uV -> MIT-BIH's 5 uV units
+        det = QRSDetector(rate, mains)
+        for s in range(0, len(x), 32):
+            det.feed(x, -1, s, min(len(x), s + 32))
+        period = len(beat)
+        r_off = (26 * rate) // 100
+        expected = [k * period + r_off for k in range(len(x) // period) if k * period + r_off < len(x) - rate]
+        assert det.count >= len(expected) and det.count <= len(expected) + 1, (rate, det.count, len(expected))
+        got = _beats(det, det.beat)
+        tol = rate // 20  # 50 ms
+        for g in got[:-1]:
+            k = (g - r_off + period // 2) // period
+            assert abs(g - (k * period + r_off)) <= tol, (rate, g)
+        assert abs(det.hr_x10 - (600 * rate) // period) <= 10, (rate, det.hr_x10)
+        assert det.searchbacks == 0
+
+
+def test_qrs_and_ppg_reject_rates_they_cannot_serve():
+    assert "500" in str(raises(ValueError, QRSDetector, 1000))
+    assert "mains" in str(raises(ValueError, QRSDetector, 360, 55))
+    assert "250" in str(raises(ValueError, PulseDetector, 400))
+
+
+def test_qrs_ignores_flat_and_clipped_input():
+    det = QRSDetector(200)
+    flat = array("i", [0] * 200 * 20)
+    det.feed(flat, -1, 0, len(flat))
+    assert det.count == 0
+    rail = array("i", [1 << 20 if (i // 100) & 1 else -(1 << 20) for i in range(2000)])
+    det.feed(rail, -1, 0, len(rail))  # saturating square wave: clipped, no crash
+    assert det.n == 6000
+
+
+def test_ppg_rate_quality_and_perfusion_on_synthetic_pulses():
+    for rate, bpm in ((100, 75), (125, 48), (125, 150)):
+        beat = waveforms.ppg_beat(bpm, rate)
+        # photodiode counts: DC 80000, the pulse removes up to 2 % of it
+        x = array("i", (80000 - (beat[i % len(beat)] * 1600) // waveforms.P_FULL for i in range(30 * rate)))
+        det = PulseDetector(rate, invert=True)
+        for s in range(0, len(x), 10):
+            det.feed(x, -1, s, min(len(x), s + 10))
+        period = len(beat)
+        assert abs(det.count - len(x) // period) <= 2, (rate, bpm, det.count)
+        assert abs(det.hr_x10 - (600 * rate) // period) <= 10, (rate, bpm, det.hr_x10)
+        assert det.sqi == 100
+        assert 150 <= det.pi_x100 <= 210, det.pi_x100  # ~2 %
+        peaks = _beats(det, det.peak)
+        gaps = [peaks[i + 1] - peaks[i] for i in range(len(peaks) - 1)]
+        assert max(gaps) - min(gaps) <= 1
+
+
+def _node(spo2=97.0, pi=2.0, hr=75):
+    pleth = waveforms.Table(waveforms.ppg_beat(hr, 125), 125)
+    ecg = waveforms.Table(waveforms.ecg_beat(hr, 360), 360)
+    chip = simmax.attach(simmax.SimMAX86150(int_pin=4, ecg=ecg, pleth=pleth,
+                                            optics=waveforms.Optics(spo2, pi)))
+    s = MAX86150(machine.I2C(0, scl=machine.Pin(22), sda=machine.Pin(21)))
+    s.configure()
+    smp = Sampler(s, int_pin=machine.Pin(4, machine.Pin.IN, machine.Pin.PULL_UP),
+                  bus=(0, 22, 21, 400000))
+    return chip, smp, Detect(smp)
+
+
+def _run(smp, det, ms, each=None):
+    end = time.ticks_add(time.ticks_ms(), ms)
+    while time.ticks_diff(end, time.ticks_ms()) > 0:
+        if smp.due():
+            smp.service()
+            det.service()
+            if each:
+                each()
+        time.sleep_ms(10)
+
+
+def test_spo2_within_2_percent_of_the_simulated_truth():
+    for truth, pi in ((97, 1.0), (88, 2.0), (75, 5.0)):
+        simboard.new_board()
+        chip, smp, det = _node(truth, pi)
+        _run(smp, det, 20000)
+        assert det.spo2_x10 != NO_READING, det.spo2.reason
+        assert abs(det.spo2_x10 - truth * 10) <= 20, (truth, pi, det.spo2_x10)
+        assert abs(det.hr_x10 - 750) <= 10 and abs(det.pulse.hr_x10 - 750) <= 10
+        # every raw sample reached the PPG path (2:1 decimation, none skipped)
+        assert det.ppg_cur == smp.rings["ir"].head - smp.rings["ir"].head % 2
+        assert det.ir_d.head == det.ppg_cur // 2 and det.skipped == 0
+
+
+def test_spo2_says_no_reading_under_motion_and_finger_off_never_a_wrong_number():
+    chip, smp, det = _node(95, 2.0)
+    _run(smp, det, 15000)
+    assert abs(det.spo2_x10 - 950) <= 20
+    seen = []
+
+    def watch():
+        seen.append(det.spo2_x10)
+
+    now = chip.clock.now_us
+    chip.knobs.motion = (now, now + 10000000, 8000)  # 10 s of hard motion
+    _run(smp, det, 12000, watch)
+    assert NO_READING in seen
+    assert all(v == NO_READING or abs(v - 950) <= 20 for v in seen), seen
+    chip.knobs.finger_off = True
+    _run(smp, det, 8000)
+    assert det.spo2_x10 == NO_READING and det.spo2.reason == "finger off"
+    assert det.alerts.active & (1 << FINGER_OFF)
+    assert abs(det.hr_x10 - 750) <= 10  # the ECG still gives the rate
+    chip.knobs.finger_off = False
+    _run(smp, det, 15000)
+    assert abs(det.spo2_x10 - 950) <= 20 and not det.alerts.active & (1 << FINGER_OFF)
+
+
+def test_pipeline_raises_lead_off_asystole_and_low_spo2_alerts():
+    chip, smp, det = _node(86, 2.0)
+    _run(smp, det, 25000)
+    al = det.alerts
+    assert al.active == 1 << SPO2_LOW  # 86 % < 90 % for 15 s
+    chip.knobs.lead_off = True
+    _run(smp, det, 7000)
+    assert al.active & (1 << LEAD_OFF) and not al.active & (1 << ASYSTOLE)
+    chip.knobs.lead_off = False
+    chip.sources["ecg"] = waveforms.Const(0)  # leads on, no heartbeat
+    _run(smp, det, 6000)
+    assert al.active & (1 << ASYSTOLE)
+    kinds = [al.event(i)[0] for i in range(al.count) if al.event(i)[1]]
+    assert kinds == [SPO2_LOW, LEAD_OFF, ASYSTOLE], kinds
+
+
+def test_alerts_need_minimum_duration_and_clear_past_hysteresis():
+    al = Alerts({"hr_low": 40, "hr_hyst": 5, "hr_on_s": 10, "clear_s": 5})
+    t = 0
+    al.update(t, 350, 970, 100, False, False, False)  # 35 bpm from t = 0
+    for _ in range(9):  # 9 s at 35 bpm: not yet
+        t += 1000
+        al.update(t, 350, 970, 100, False, False, False)
+    assert al.active == 0
+    t += 1000
+    al.update(t, 350, 970, 100, False, False, False)
+    assert al.active == 1 << HR_LOW and al.count == 1
+    for _ in range(20):  # 42 bpm is inside the hysteresis band: stays up
+        t += 1000
+        al.update(t, 420, 970, 100, False, False, False)
+    for _ in range(20):  # no HR reading: holds
+        t += 1000
+        al.update(t, 0, NO_READING, 100, False, False, False)
+    assert al.active == 1 << HR_LOW
+    for _ in range(5):  # 46 bpm, past 40 + 5, seen for 0..4 s: not yet
+        t += 1000
+        al.update(t, 460, 970, 100, False, False, False)
+    assert al.active == 1 << HR_LOW
+    t += 1000
+    al.update(t, 460, 970, 100, False, False, False)
+    assert al.active == 0 and al.event(1) == (HR_LOW, False, t)
+    al.update(t + 1000, 600, 970, 4000, False, False, False)  # 4 s without a QRS
+    assert al.active == 1 << ASYSTOLE
+
+
+def test_alert_thresholds_are_validated_by_name():
+    assert "spo2_low" in str(raises(ValueError, Alerts, {"spo2_low": 20}))
+    assert "hr_lo" in str(raises(ValueError, Alerts, {"hr_lo": 40}))
+    assert "hr_low" in str(raises(ValueError, Alerts, {"hr_low": "40"}))
+    assert "below" in str(raises(ValueError, Alerts, {"hr_low": 90, "hr_high": 95}))
+
+
+def test_detection_allocates_nothing_per_sample():
+    beat = waveforms.ecg_beat(80, 360)
+    ecg = _repeat(beat, 40, 360, 5)
+    pb = waveforms.ppg_beat(80, 100)
+    full = waveforms.P_FULL  # PI 2 %, R 0.52 (SpO2 97 % on the default line)
+    ir = array("i", (80000 - (pb[i % len(pb)] * 1600) // full for i in range(4000)))
+    red = array("i", (50000 - (pb[i % len(pb)] * 520) // full for i in range(4000)))
+    q = QRSDetector(360)
+    p = PulseDetector(100, invert=True)
+    ox = SpO2(p)
+    al = Alerts()
+    seen = array("i", [0])
+
+    def chunk(t):
+        q.feed(ecg, -1, t * 36, t * 36 + 36)
+        p.feed(ir, -1, t * 10, t * 10 + 10)
+        ox.feed(red, -1, t * 10, t * 10 + 10)
+        while seen[0] < p.count:
+            ox.beat(seen[0])
+            seen[0] += 1
+        al.update(t * 100, q.hr_x10, ox.spo2_x10, 100, False, False, False)
+
+    def run(a, b):
+        for t in range(a, b):
+            chunk(t)
+
+    run(0, 100)  # learning, first beats
+    assert alloc_bytes(lambda: run(100, 400)) == 0  # 30 s, ~100 beats and pulses
+    assert q.count > 40 and p.count > 40 and abs(ox.spo2_x10 - 970) <= 20
+
+
+def test_pipeline_service_allocates_nothing():
+    chip, smp, det = _node()
+    _run(smp, det, 10000)
+
+    def run():
+        _run(smp, det, 5000)
+
+    run()
+    used = alloc_bytes(run)
+    assert used == 0, used

@@ -1,0 +1,60 @@
+# Runs unchanged on CPython (host_tests/host/test_detect_parity.py execs it)
+# and on both MicroPython VMs (tools.bench.run_vm): the detectors over a
+# full MIT-BIH record and a full BIDMC record, every output printed.
+# DATA holds ecg.bin (MIT-BIH, 360 sps) and ir.bin / red.bin / pleth.bin
+# (BIDMC, 125 sps), int32 little-endian.
+import json
+from array import array
+
+from ppg import PulseDetector
+from qrs import QRSDetector
+from spo2 import SpO2
+
+
+def load(name):
+    with open(DATA + "/" + name, "rb") as f:
+        return array("i", f.read())
+
+
+def qrs_beats():
+    x = load("ecg.bin")
+    det = QRSDetector(360, 60)
+    out = []
+    for s in range(0, len(x), 32):
+        det.feed(x, -1, s, min(len(x), s + 32))
+        while len(out) < det.count:
+            out.append(det.beat(len(out)))
+    return out, det.hr_x10, det.searchbacks
+
+
+def ppg_pulses():
+    x = load("pleth.bin")
+    det = PulseDetector(125)
+    out = []
+    for s in range(0, len(x), 16):
+        det.feed(x, -1, s, min(len(x), s + 16))
+        while len(out) < det.count:
+            out.append(det.peak(len(out)))
+    return out, det.hr_x10, det.sqi
+
+
+def spo2_per_beat():
+    ir = load("ir.bin")
+    red = load("red.bin")
+    det = PulseDetector(125, invert=True)
+    ox = SpO2(det)
+    out = []
+    k = 0
+    for s in range(0, len(ir), 16):
+        e = min(len(ir), s + 16)
+        det.feed(ir, -1, s, e)
+        ox.feed(red, -1, s, e)
+        while k < det.count:
+            ox.beat(k)
+            out.append(ox.spo2_x10)
+            out.append(det.pi_x100)
+            k += 1
+    return out
+
+
+print("BENCH " + json.dumps({"qrs": qrs_beats(), "ppg": ppg_pulses(), "spo2": spo2_per_beat()}))
