@@ -184,12 +184,18 @@ def main(argv=None):
     ap.add_argument("--jobs", type=int, default=2, help="qrs/ppg: processes")
     a = ap.parse_args(argv)
     names = sorted(BENCHES) if a.what == "all" else [a.what]
+    wrote = False
     for name in names:
         res = BENCHES[name](a)
-        write(res)
+        if res:
+            write(res)
+            wrote = True
         for k, (v, unit, _, _) in sorted(res.items()):
             print("%-34s %12s %s" % (k, v, unit))
-    print("wrote", RESULTS.relative_to(ROOT))
+    if wrote:
+        print("wrote", RESULTS.relative_to(ROOT))
+    else:
+        print("(partial run: %s not updated)" % RESULTS.relative_to(ROOT))
 
 
 if __name__ == "__main__":

@@ -20,28 +20,24 @@ def _device_module(name):
     return __import__(name)
 
 
-def detect_qrs(x, fs, mains=60):
-    qrs = _device_module("qrs")
-    det = qrs.QRSDetector(fs, mains)
-    out, seen = [], 0
+def _collect(det, x, index_of):
+    """Feed x in FIFO-sized chunks; every reported index, in order."""
+    out = []
     for s in range(0, len(x), CHUNK):
         det.feed(x, -1, s, min(len(x), s + CHUNK))
-        while seen < det.count:
-            out.append(det.beat(seen))
-            seen += 1
+        while len(out) < det.count:
+            out.append(index_of(len(out)))
     return out
+
+
+def detect_qrs(x, fs, mains=60):
+    det = _device_module("qrs").QRSDetector(fs, mains)
+    return _collect(det, x, det.beat)
 
 
 def detect_pulses(x, fs):
-    ppg = _device_module("ppg")
-    det = ppg.PulseDetector(fs)
-    out, seen = [], 0
-    for s in range(0, len(x), CHUNK):
-        det.feed(x, -1, s, min(len(x), s + CHUNK))
-        while seen < det.count:
-            out.append(det.peak(seen))
-            seen += 1
-    return out
+    det = _device_module("ppg").PulseDetector(fs)
+    return _collect(det, x, det.peak)
 
 
 def _qrs_one(job):
