@@ -183,6 +183,8 @@ class PulseDetector:
     # -- per pulse --------------------------------------------------------
 
     def _pulse(self, pos, v):
+        if pos < 0:
+            return  # a bump of the primed history before the first sample
         if self.pend:
             if pos - self.pend < self.min_gap:
                 if v > self.pend_v:

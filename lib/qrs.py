@@ -304,7 +304,8 @@ class QRSDetector:
             d = dr[i & m]
             if d > slope:
                 slope = d
-        self.loc_r = r - self.lp_delay
+        r -= self.lp_delay
+        self.loc_r = r if r > 0 else 0  # never before the first sample
         return slope
 
     def _decide(self, v, t):
