@@ -119,20 +119,13 @@ class Detect:
             return
         ir = self.ir
         red = self.red
-        sh = self.ppg_shift
         ird = self.ir_d
         d0 = ird.head
         i = a0
         while i < b0:  # (range() with a variable step allocates)
-            s = 0
-            for k in range(dec):
-                s += ir.get(i + k) >> sh
-            ird.push(s // dec)
+            ird.push(self._mean(ir, i))
             if red is not None:
-                s = 0
-                for k in range(dec):
-                    s += red.get(i + k) >> sh
-                self.red_d.push(s // dec)
+                self.red_d.push(self._mean(red, i))
             i += dec
         p = self.pulse
         p.feed(ird.buf, ird.mask, d0, ird.head)
@@ -145,6 +138,14 @@ class Detect:
                 self.seen_pulse += 1
         else:
             self.seen_pulse = p.count
+
+    def _mean(self, ring, i):
+        """Mean of samples i .. i+dec-1, each cut to ppg_bits bits."""
+        sh = self.ppg_shift
+        s = 0
+        for k in range(self.dec):
+            s += ring.get(i + k) >> sh
+        return s // self.dec
 
     def _clock(self, n):
         acc = self._acc + n * 1000

@@ -94,15 +94,16 @@ class Alerts:
         return self.ev_kind[j], self.ev_up[j] == 1, self.ev_ms[j]
 
     def update(self, now_ms, hr_x10, spo2_x10, beat_age_ms, lead_off, finger_off, fault):
-        """Condition per alert: 1 true, 0 false, 2 unknown (hold)."""
+        """One step of every alert; a value <= 0 (no reading) skips the
+        alerts that need it, which then hold their state."""
         a = self.active
         if hr_x10 > 0:
-            lim = self.hr_lo + (self.hr_h if a & 1 else 0)
+            lim = self.hr_lo + (self.hr_h if a & (1 << HR_LOW) else 0)
             self._step(HR_LOW, 1 if hr_x10 < lim else 0, now_ms)
-            lim = self.hr_hi - (self.hr_h if a & 2 else 0)
+            lim = self.hr_hi - (self.hr_h if a & (1 << HR_HIGH) else 0)
             self._step(HR_HIGH, 1 if hr_x10 > lim else 0, now_ms)
         if spo2_x10 > 0:
-            lim = self.sp_lo + (self.sp_h if a & 4 else 0)
+            lim = self.sp_lo + (self.sp_h if a & (1 << SPO2_LOW) else 0)
             self._step(SPO2_LOW, 1 if spo2_x10 < lim else 0, now_ms)
         if not lead_off and beat_age_ms >= 0:
             self._step(ASYSTOLE, 1 if beat_age_ms >= self.asys_ms else 0, now_ms)

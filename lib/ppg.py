@@ -95,10 +95,6 @@ class PulseDetector:
         """Foot (lowest low-passed sample) before pulse i."""
         return self.troughs[i % _NPEAKS]
 
-    def low(self, i):
-        """Low-passed sample i (within the last ~1 s), in input units x n1."""
-        return self.yr[i & self.m]
-
     def light(self, i):
         """Low-passed input sample i the way the sensor gave it (x n1)."""
         v = self.yr[i & self.m]

@@ -101,12 +101,12 @@ class QRSDetector:
         self.n = 0
         self.sa = self.lp = self.mwi = 0
         self.pk = self.pkn = self.prev = 0
-        self.cand = self.cand_n = 0  # peak held for the 200 ms contest
+        self.cand = self.cand_n = 0  # peak held for the 360 ms contest
         self.due = self.learn
         self.qi = self.ni = self.ri = 0
         self.thr = 0
         self.qrs_med = self.noise_med = 0
-        self.rr_mean = self.fs
+        self.rr_med = self.fs
         self.last_pk = -self.fs  # MWI peak time of the last QRS
         self.last_r = -1
         self.last_slope = 0
@@ -172,7 +172,7 @@ class QRSDetector:
                     pk = mwi
                     pkn = n
                 elif mwi < (pk >> 1) or n - pkn > wait:
-                    self._peak(pk, pkn, n)
+                    self._peak(pk, pkn)
                     due = self.due
                     pk = 0
             elif mwi > prev:
@@ -204,7 +204,7 @@ class QRSDetector:
 
     # -- per peak (a few per second): clarity over speed ---------------------
 
-    def _peak(self, v, t, n):
+    def _peak(self, v, t):
         """An MWI peak of height v ended at sample count t."""
         if self.cand:
             dt = t - self.cand_n
@@ -233,10 +233,14 @@ class QRSDetector:
         if self.cand and self.cand_n + self.hold < due:
             due = self.cand_n + self.hold
         if self.count:
-            sb = self.last_pk + min(self.rr_mean + (self.rr_mean >> 1), self.sb_cap)
+            sb = self._sb_due()
             if sb < due:
                 due = sb
         self.due = due
+
+    def _sb_due(self):
+        """When search-back looks for a missed beat: 1.5 median RR, <= 2 s."""
+        return self.last_pk + min(self.rr_med + (self.rr_med >> 1), self.sb_cap)
 
     def _tick(self, n):
         if self.cand and n >= self.cand_n + self.hold:
@@ -246,8 +250,7 @@ class QRSDetector:
             self._decide(v, t)
         if n == self.learn:
             self._learned()
-        elif self.count and self.sb and self.cand <= self.thr and n >= self.last_pk + min(
-                self.rr_mean + (self.rr_mean >> 1), self.sb_cap):
+        elif self.count and self.sb and self.cand <= self.thr and n >= self._sb_due():
             if self.sb > (self.thr >> 1):
                 self.searchbacks += 1
                 self._qrs(self.sb, self.sb_n, self.sb_r, self.sb_slope)
@@ -327,7 +330,7 @@ class QRSDetector:
     def _classify(self, v, t, r, slope):
         since = t - self.last_pk
         if v > self.thr and since > self.ms200:
-            twin = (self.rr_mean * 2) // 3
+            twin = (self.rr_med * 2) // 3
             if twin < self.ms360:
                 twin = self.ms360
             ls = self.last_slope
@@ -339,7 +342,7 @@ class QRSDetector:
             return
         self._noise(v)
         if since > self.ms360 and v > self.sb and (
-                slope * 8 >= self.last_slope * 3 or since * 4 > self.rr_mean * 3):
+                slope * 8 >= self.last_slope * 3 or since * 4 > self.rr_med * 3):
             self.sb = v
             self.sb_n = t
             self.sb_r = r
@@ -361,7 +364,7 @@ class QRSDetector:
                 self.hr_x10 = (600 * self.fs + (rr >> 1)) // rr
                 self.rrs[self.ri] = rr
                 self.ri = (self.ri + 1) & (_NB - 1)
-                self.rr_mean = median8(self.rrs, self.tmp)
+                self.rr_med = median8(self.rrs, self.tmp)
         self.beats[self.count % _NBEATS] = r
         self.count += 1
         self.last_r = r

@@ -72,7 +72,6 @@ class SpO2:
         self.n = 0
         self.s1 = 0
         self.k = 0
-        self.nvalid = 0
         self.last_valid = -1
         self.spo2_x10 = NO_READING
         self.r_x1000 = 0
@@ -122,11 +121,12 @@ class SpO2:
         for j in range(_NV):
             good += self.ok[j]
         if good >= 3:
-            self.spo2_x10 = self._median(good)
+            self.spo2_x10 = self._median()
         else:
             self.spo2_x10 = NO_READING
 
-    def _median(self, good):
+    def _median(self):
+        """Median of the valid values among the last _NV beats."""
         m = 0
         for j in range(_NV):
             if self.ok[j]:

@@ -16,26 +16,23 @@ def load(name):
         return array("i", f.read())
 
 
-def qrs_beats():
-    x = load("ecg.bin")
-    det = QRSDetector(360, 60)
+def collect(det, x, index_of, chunk):
     out = []
-    for s in range(0, len(x), 32):
-        det.feed(x, -1, s, min(len(x), s + 32))
+    for s in range(0, len(x), chunk):
+        det.feed(x, -1, s, min(len(x), s + chunk))
         while len(out) < det.count:
-            out.append(det.beat(len(out)))
-    return out, det.hr_x10, det.searchbacks
+            out.append(index_of(len(out)))
+    return out
+
+
+def qrs_beats():
+    det = QRSDetector(360, 60)
+    return collect(det, load("ecg.bin"), det.beat, 32), det.hr_x10, det.searchbacks
 
 
 def ppg_pulses():
-    x = load("pleth.bin")
     det = PulseDetector(125)
-    out = []
-    for s in range(0, len(x), 16):
-        det.feed(x, -1, s, min(len(x), s + 16))
-        while len(out) < det.count:
-            out.append(det.peak(len(out)))
-    return out, det.hr_x10, det.sqi
+    return collect(det, load("pleth.bin"), det.peak, 16), det.hr_x10, det.sqi
 
 
 def spo2_per_beat():

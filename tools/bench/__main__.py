@@ -78,11 +78,15 @@ def bench_sensor():
     return {k: v + (cmd,) for k, v in out.items()}
 
 
+def _db_out_names(a, db_name, what):
+    """--db / --out / --records, defaulting to the shared data and build/bench/<what>."""
+    return (a.db or data_dir() / db_name, a.out or BUILD / "bench" / what,
+            a.records.split(",") if a.records else None)
+
+
 def bench_qrs(a):
     from tools.bench import detectors
-    db = a.db or data_dir() / "mitdb"
-    out = a.out or BUILD / "bench" / "qrs"
-    names = a.records.split(",") if a.records else None
+    db, out, names = _db_out_names(a, "mitdb", "qrs")
     res = detectors.run_qrs(db, out, names, a.channel, a.jobs)
     cmd = ".venv/bin/python -m tools.bench qrs --db %s --out %s" % (db, out)
     if names or a.channel or a.db:
@@ -104,9 +108,7 @@ def bench_qrs(a):
 
 def bench_ppg(a):
     from tools.bench import detectors
-    db = a.db or data_dir() / "bidmc"
-    out = a.out or BUILD / "bench" / "ppg"
-    names = a.records.split(",") if a.records else None
+    db, out, names = _db_out_names(a, "bidmc", "ppg")
     res = detectors.run_ppg(db, out, names, a.jobs)
     if names or a.db:
         return {}

@@ -40,33 +40,40 @@ def detect_pulses(x, fs):
     return _collect(det, x, det.peak)
 
 
+def _write_indices(out, name, indices):
+    (Path(out) / (name + ".txt")).write_text("".join("%d\n" % i for i in indices))
+
+
+def _over_records(one, jobs, db, out, names, *extra):
+    """one((db, name, out, *extra)) for each record, in `jobs` processes."""
+    Path(out).mkdir(parents=True, exist_ok=True)
+    with Pool(max(1, jobs)) as pool:
+        return pool.map(one, [(db, n, str(out)) + extra for n in names])
+
+
 def _qrs_one(job):
-    db, name, channel, out = job
+    db, name, out, channel = job
     x, fs = records.wfdb_signal(db, name, channel)
     det = detect_qrs(x, fs)
-    (Path(out) / (name + ".txt")).write_text("".join("%d\n" % d for d in det))
+    _write_indices(out, name, det)
     ref, vf = records.wfdb_reference(db, name)
     return (name, scoring.score_record(ref, det, fs, vf),
             scoring.score_record(ref, det, fs, vf, strict=True), len(x) / fs)
 
 
-def run_qrs(db, out, names=None, channel=0, jobs=2, quiet=False):
+def run_qrs(db, out, names=None, channel=0, jobs=2):
     """Detect and score; returns the figures as a dict."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     names = names or records.wfdb_records(db)
     if not names:
         raise SystemExit("qrs: no WFDB records (*.hea) in %s" % db)
-    with Pool(max(1, jobs)) as pool:
-        rows = pool.map(_qrs_one, [(db, n, channel, str(out)) for n in names])
-    say = (lambda *a: None) if quiet else print
-    say("%-6s %7s %5s %5s %8s %8s" % ("record", "TP", "FN", "FP", "Se%", "+P%"))
+    rows = _over_records(_qrs_one, jobs, db, out, names, channel)
+    print("%-6s %7s %5s %5s %8s %8s" % ("record", "TP", "FN", "FP", "Se%", "+P%"))
     for name, (tp, fn, fp), _, _ in rows:
         se, ppv = scoring.gross([(tp, fn, fp)])[:2]
-        say("%-6s %7d %5d %5d %8.2f %8.2f" % (name, tp, fn, fp, se, ppv))
+        print("%-6s %7d %5d %5d %8.2f %8.2f" % (name, tp, fn, fp, se, ppv))
     res = {}
     for label, subset in (("all", None), ("ds1", records.DS1), ("ds2", records.DS2)):
-        sel = [r for r in rows if subset is None or int(r[0]) in subset] if rows else []
+        sel = [r for r in rows if subset is None or int(r[0]) in subset]
         if not sel:
             continue
         se, ppv, tp, fn, fp = scoring.gross([r[1] for r in sel])
@@ -77,11 +84,11 @@ def run_qrs(db, out, names=None, channel=0, jobs=2, quiet=False):
                       "se_strict": sse, "ppv_strict": sppv,
                       "worst_se": (worst_se[0], scoring.gross([worst_se[1]])[0]),
                       "worst_ppv": (worst_p[0], scoring.gross([worst_p[1]])[1])}
-        say("%-4s %2d records: Se %.3f %%  +P %.3f %%  (TP %d FN %d FP %d); worst Se %s %.2f %%, "
+        print("%-4s %2d records: Se %.3f %%  +P %.3f %%  (TP %d FN %d FP %d); worst Se %s %.2f %%, "
             "worst +P %s %.2f %%; VF episodes scored too: Se %.3f %% +P %.3f %%"
             % (label.upper(), len(sel), se, ppv, tp, fn, fp, worst_se[0], res[label]["worst_se"][1],
                worst_p[0], res[label]["worst_ppv"][1], sse, sppv))
-    say("signal: %.0f s; detections in %s/<record>.txt (sample index at the record's rate)"
+    print("signal: %.0f s; detections in %s/<record>.txt (sample index at the record's rate)"
         % (sum(r[3] for r in rows), out))
     return res
 
@@ -90,27 +97,23 @@ def _ppg_one(job):
     db, name, out = job
     x, fs = records.bidmc_pleth(db, name)
     peaks = detect_pulses(x, fs)
-    (Path(out) / (name + ".txt")).write_text("".join("%d\n" % p for p in peaks))
+    _write_indices(out, name, peaks)
     errs = scoring.hr_errors(peaks, fs, records.bidmc_hr(db, name), len(x))
     return name, errs
 
 
-def run_ppg(db, out, names=None, jobs=2, quiet=False):
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+def run_ppg(db, out, names=None, jobs=2):
     names = names or records.bidmc_records(db)
     if not names:
         raise SystemExit("ppg: no BIDMC *_Signals.csv(.gz) in %s" % db)
-    with Pool(max(1, jobs)) as pool:
-        rows = pool.map(_ppg_one, [(db, n, str(out)) for n in names])
-    say = (lambda *a: None) if quiet else print
+    rows = _over_records(_ppg_one, jobs, db, out, names)
     allerr = []
     for name, errs in rows:
         allerr += errs
-        say("%-9s windows %3d  HR MAE %.2f bpm" % (name, len(errs), sum(errs) / max(1, len(errs))))
+        print("%-9s windows %3d  HR MAE %.2f bpm" % (name, len(errs), sum(errs) / max(1, len(errs))))
     mae = sum(allerr) / max(1, len(allerr))
     worst = max(rows, key=lambda r: sum(r[1]) / max(1, len(r[1])))
-    say("%d records, %d windows (8 s, step 2 s): HR MAE %.3f bpm vs the monitor's HR; worst %s %.2f"
+    print("%d records, %d windows (8 s, step 2 s): HR MAE %.3f bpm vs the monitor's HR; worst %s %.2f"
         % (len(rows), len(allerr), mae, worst[0], sum(worst[1]) / max(1, len(worst[1]))))
     return {"mae": mae, "windows": len(allerr), "records": len(rows)}
 
