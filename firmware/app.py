@@ -1,16 +1,23 @@
 """The node application: wires the hardware objects to the data path.
 
-It identifies the node, starts the watchdog, opens the sensor (retrying
-every SENSOR_RETRY_S while none answers) and runs the supervisor loop:
-drain the sensor FIFO when it is due, run detection on what it drained,
-feed the watchdog, print alert changes at once and a heartbeat with the
-vitals. Telemetry, OTA and keystore plug in here as they land (see README
-"Layout").
+It identifies the node, starts the watchdog, loads its key and its
+configuration, opens the sensor (retrying every SENSOR_RETRY_S while none
+answers) and runs the supervisor loop: drain the sensor FIFO when it is
+due, run detection on what it drained, feed the watchdog, print alert
+changes at once and a heartbeat with the vitals. Telemetry and OTA plug in
+here as they land (see README "Layout").
 
-Guarantee: the watchdog is fed only from this loop, so a hang anywhere in
-the loop resets the node within WDT_TIMEOUT_MS.
+Safe state: with no device key ("unprovisioned") or a configuration that
+fails validation, the node starts neither the sensor nor any radio, sends
+nothing, keeps feeding the watchdog (no crash loop) and prints the reason
+every HEARTBEAT_S; the REPL stays usable for provisioning (unless locked).
+
+Guarantees: the watchdog is fed only from these loops, so a hang resets
+the node within WDT_TIMEOUT_MS; on a locked-down node an error resets the
+node instead of leaving it at the REPL.
 """
 import gc
+import sys
 import time
 
 import machine
@@ -20,16 +27,35 @@ WDT_TIMEOUT_MS = const(10000)
 TICK_MS = const(10)  # loop period: the sampler's FIFO fills in 160 ms at 200 sps
 HEARTBEAT_S = const(10)
 SENSOR_RETRY_S = const(10)
+_SAFE_TICK_MS = const(500)
 
 
-def device_id():
-    """Hex of machine.unique_id() (the Wi-Fi MAC on the ESP32)."""
-    return "".join("%02x" % b for b in machine.unique_id())
-
-
-def _detector(smp):
+def _detector(smp, cfg):
     from firmware.detect import Detect
-    return Detect(smp) if smp is not None else None
+    if smp is None:
+        return None
+    return Detect(smp, mains=cfg["mains_hz"], thresholds=cfg["alerts"])
+
+
+def _unload(name):
+    """Forget firmware.<name> so its code leaves the heap (lazy re-import)."""
+    import firmware
+    sys.modules.pop("firmware." + name, None)
+    if hasattr(firmware, name):
+        delattr(firmware, name)
+
+
+def _safe_state(wdt, reason):
+    """Never returns: the watchdog is fed, nothing else runs."""
+    t0 = time.ticks_ms()
+    next_beat = 0
+    while True:
+        wdt.feed()
+        up = time.ticks_diff(time.ticks_ms(), t0) // 1000
+        if up >= next_beat:
+            next_beat += HEARTBEAT_S
+            print("vitalnode: SAFE STATE (%s): sensor off, sending nothing, up %d s" % (reason, up))
+        time.sleep_ms(_SAFE_TICK_MS)
 
 
 def _vitals(det):
@@ -43,14 +69,50 @@ def _vitals(det):
 
 
 def main():
-    from alerts import NAMES
-    from firmware import sensor
-    print("vitalnode: device", device_id(), "running")
+    from firmware import lockdown
+    try:
+        _run()
+    except Exception as e:
+        if lockdown.state != lockdown.LOCKED:
+            raise  # a developer's node: show it at the REPL
+        sys.print_exception(e)
+        machine.reset()
+
+
+def _run():
+    from firmware import keystore
+    print("vitalnode: device", keystore.device_id(), "running")
     wdt = machine.WDT(timeout=WDT_TIMEOUT_MS)
+    ks = keystore.load()
+    if ks is None:
+        _safe_state(wdt, "unprovisioned: no device key")
+    cfg = _config(wdt, ks.device_id)
+    print("vitalnode: provisioned, key generation %d, broker %s:%d"
+          % (ks.gen, cfg["broker"]["host"], cfg["broker"]["port"]))
+    _monitor(wdt, cfg)
+
+
+def _config(wdt, device_id):
+    """The validated config without its large fields (the uplink and OTA
+    reload those), or the safe state."""
+    from firmware import config
+    try:
+        cfg = config.load(device_id)
+    except config.ConfigError as e:
+        _safe_state(wdt, str(e))
+    del cfg["ca_cert"], cfg["ota_pubkey"]
+    _unload("config")  # only the boot path needs the validator
+    return cfg
+
+
+def _monitor(wdt, cfg):
+    from alerts import NAMES
+
+    from firmware import sensor
     t0 = time.ticks_ms()
     smp, what = sensor.start()
     print("vitalnode: sensor", what if smp else "fault: " + what)
-    det = _detector(smp)
+    det = _detector(smp, cfg)
     seen_alerts = 0
     next_beat = HEARTBEAT_S
     while True:
@@ -71,7 +133,7 @@ def main():
                 smp, what = sensor.start()
                 if smp is not None:
                     print("vitalnode: sensor", what)
-                    det = _detector(smp)
+                    det = _detector(smp, cfg)
                     seen_alerts = 0
             if smp is not None:
                 print("vitalnode: up %d s, heap free %d, samples %d, lost %d, finger %s, leads %s%s"

@@ -1,5 +1,6 @@
 """pytest wiring: device tests (host_tests/device) import device code and
-the shims through tools.hostshims; each gets a fresh simulated node."""
+the shims through tools.hostshims; each gets a fresh simulated node, whose
+flash model is the firmware's filesystem (firmware.storage)."""
 import pytest
 
 from tools import hostshims
@@ -11,5 +12,7 @@ hostshims.install()
 def _fresh_board(request):
     if "host_tests/device" in str(request.node.fspath).replace("\\", "/"):
         import simboard
-        simboard.new_board()
+
+        from firmware import storage
+        storage.use(simboard.new_board().fs)
     yield

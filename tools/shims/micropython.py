@@ -48,3 +48,12 @@ def mem_info(verbose=None):
 
 def opt_level(level=None):
     return 0
+
+
+kbd_intr_char = 3
+
+
+def kbd_intr(chr):
+    """Recorded only: CPython has no REPL to guard (tests read kbd_intr_char)."""
+    global kbd_intr_char
+    kbd_intr_char = chr

@@ -11,6 +11,8 @@ import sys
 def run_module(modname, only=None):
     import devtest
     import simboard
+
+    from firmware import storage
     passed = failed = skipped = 0
     try:
         mod = __import__(modname)
@@ -24,7 +26,7 @@ def run_module(modname, only=None):
         if only and name != only:
             continue
         fn = getattr(mod, name)
-        simboard.new_board()
+        storage.use(simboard.new_board().fs)  # the firmware's files live on its flash
         try:
             fn()
             passed += 1

@@ -1,0 +1,176 @@
+"""The node's configuration: one JSON file, "config.json" at the root of
+its flash, written by the provisioning tool and validated on every boot.
+
+    from firmware import config
+    try:
+        cfg = config.load(keystore.device_id())
+    except config.ConfigError as e:
+        print(e)          # "config: wifi.password: ..." - the node stays safe
+
+Schema, version 1 (every field is checked; an unknown field is an error,
+so a misspelt optional field cannot silently fall back to a default):
+    version     1
+    device_id   this node's ID (a config copied from another node is refused)
+    wifi        {"ssid": 1-32 bytes, "password": "" (open) or 8-63 chars}
+    broker      {"host": DNS name or IPv4, "port": 1-65535}
+    ca_cert     PEM text of the CA that signs the broker's certificate
+    ota_pubkey  {"n": 768 hex digits (RSA-3072 modulus), "e": 65537}
+    alerts      optional: thresholds by name (lib/alerts.py DEFAULTS)
+    mains_hz    optional: 50 (default) or 60, the ECG mains notch
+
+Guarantee: load() returns a config that passed every check, or raises
+ConfigError whose text names the field; it never raises anything else.
+The host validates with this same module before writing (tools/provision).
+"""
+import binascii
+import json
+
+from micropython import const
+
+PATH = "config.json"
+VERSION = const(1)
+MAX_BYTES = const(16384)  # a real config is ~2 KB; refuse to parse junk
+_FIELDS = ("version", "device_id", "wifi", "broker", "ca_cert", "ota_pubkey", "alerts",
+           "mains_hz")
+_REQUIRED = ("version", "device_id", "wifi", "broker", "ca_cert", "ota_pubkey")
+_HOST_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-"
+
+
+class ConfigError(Exception):
+    pass
+
+
+def _fail(field, why):
+    raise ConfigError("config: %s: %s" % (field, why))
+
+
+def _obj(d, field, keys):
+    if not isinstance(d, dict):
+        _fail(field, "must be an object")
+    for k in d:
+        if k not in keys:
+            _fail(field, "unknown field %r" % (k,))
+    for k in keys:
+        if k not in d:
+            _fail(field + "." + k, "missing")
+    return d
+
+
+def _text(v, field, lo, hi):
+    if not isinstance(v, str):
+        _fail(field, "must be a string")
+    n = len(v.encode())
+    if not lo <= n <= hi:
+        _fail(field, "must be %d-%d bytes long, got %d" % (lo, hi, n))
+    return v
+
+
+def _wifi(w):
+    _obj(w, "wifi", ("ssid", "password"))
+    _text(w["ssid"], "wifi.ssid", 1, 32)
+    pw = _text(w["password"], "wifi.password", 0, 63)
+    if 0 < len(pw) < 8:
+        _fail("wifi.password", "must be empty (open network) or 8-63 characters (WPA2)")
+
+
+def _broker(b):
+    _obj(b, "broker", ("host", "port"))
+    host = _text(b["host"], "broker.host", 1, 253)
+    for c in host:
+        if c not in _HOST_CHARS:
+            _fail("broker.host", "%r is not a host name or IPv4 address" % (host,))
+    if host[0] in ".-" or host[-1] in ".-" or ".." in host:
+        _fail("broker.host", "%r is not a host name or IPv4 address" % (host,))
+    p = b["port"]
+    if not isinstance(p, int) or isinstance(p, bool) or not 0 < p < 65536:
+        _fail("broker.port", "must be an integer 1-65535")
+
+
+def pem_der(pem, field="ca_cert"):
+    """DER bytes of the single CERTIFICATE in `pem` (ConfigError if not)."""
+    _text(pem, field, 64, 8192)
+    head = "-----BEGIN CERTIFICATE-----"
+    tail = "-----END CERTIFICATE-----"
+    a = pem.find(head)
+    b = pem.find(tail)
+    if a < 0 or b < a or pem.find(head, a + 1) >= 0:
+        _fail(field, "must be one PEM certificate (BEGIN/END CERTIFICATE)")
+    try:
+        der = binascii.a2b_base64(pem[a + len(head):b].replace("\n", "").replace("\r", "")
+                                  .encode())
+    except Exception:  # ValueError on the chip; binascii.Error where it is pure Python
+        _fail(field, "certificate body is not base64")
+    if len(der) < 64 or der[0] != 0x30:
+        _fail(field, "certificate body is not DER")
+    return der
+
+
+def _ota_key(k):
+    _obj(k, "ota_pubkey", ("n", "e"))
+    n = k["n"]
+    if not isinstance(n, str) or len(n) != 768:
+        _fail("ota_pubkey.n", "must be the RSA-3072 modulus as 768 hex digits")
+    try:
+        top = int(n[:2], 16)
+        low = int(n[-2:], 16)
+        binascii.unhexlify(n)
+    except ValueError:
+        _fail("ota_pubkey.n", "must be hex digits")
+    if top < 0x80 or not low & 1:
+        _fail("ota_pubkey.n", "is not a 3072-bit RSA modulus")
+    if k["e"] != 65537:
+        _fail("ota_pubkey.e", "must be 65537")
+
+
+def validate(cfg, device_id=None):
+    """Checked copy of `cfg` with optional fields filled in."""
+    if not isinstance(cfg, dict):
+        _fail("(top)", "must be a JSON object")
+    for k in cfg:
+        if k not in _FIELDS:
+            _fail(k, "unknown field")
+    for k in _REQUIRED:
+        if k not in cfg:
+            _fail(k, "missing")
+    if cfg["version"] != VERSION:
+        _fail("version", "must be %d (this firmware), got %r" % (VERSION, cfg["version"]))
+    did = _text(cfg["device_id"], "device_id", 1, 32)
+    if device_id is not None and did != device_id:
+        _fail("device_id", "is %s but this node is %s (config of another node)" % (did, device_id))
+    _wifi(cfg["wifi"])
+    _broker(cfg["broker"])
+    pem_der(cfg["ca_cert"])
+    _ota_key(cfg["ota_pubkey"])
+    out = dict(cfg)
+    if not isinstance(cfg.get("alerts", {}), dict):
+        _fail("alerts", "must be an object")
+    import alerts  # lazily: only the boot path pays for it
+    try:
+        out["alerts"] = alerts.check(cfg.get("alerts"))
+    except ValueError as e:
+        raise ConfigError("config: " + str(e))
+    mains = cfg.get("mains_hz", 50)
+    if mains not in (50, 60) or isinstance(mains, bool):
+        _fail("mains_hz", "must be 50 or 60")
+    out["mains_hz"] = mains
+    return out
+
+
+def load(device_id=None):
+    """The node's validated configuration (ConfigError if missing or bad)."""
+    from firmware import storage
+    try:
+        size = storage.fs().stat(PATH)[6]
+    except OSError:
+        raise ConfigError("config: %s is missing (provision the node)" % PATH)
+    if size > MAX_BYTES:
+        raise ConfigError("config: %s is %d bytes, more than %d" % (PATH, size, MAX_BYTES))
+    try:
+        text = storage.read_text(PATH)
+    except (OSError, ValueError) as e:  # ValueError: not UTF-8
+        raise ConfigError("config: %s cannot be read (%s)" % (PATH, e))
+    try:
+        cfg = json.loads(text)
+    except ValueError:
+        raise ConfigError("config: %s is not valid JSON" % PATH)
+    return validate(cfg, device_id)

@@ -1,0 +1,152 @@
+"""Keystore: the node's 256-bit secret in NVS, used only through derived,
+purpose-separated sub-keys.
+
+    from firmware import keystore
+    ks = keystore.load()              # None: no key, the node is unprovisioned
+    tag = ks.sign("telemetry", frame)
+    ks.verify("telemetry", frame, tag)
+    ks.attest(nonce)                  # provisioning challenge-response
+
+Layout (NVS namespace "vn_key"): blob "k" the root key (32 bytes), i32
+"gen" the key generation (1, 2, ... on each rotation), i32 "lock" the
+production lock-down flag (firmware/lockdown.py).
+
+Sub-key for purpose P: HKDF-Expand(root, "vitalnode/v1/<P>/<device id>"),
+so a sub-key is bound to its purpose and to this device; the provisioning
+host derives the same ones (tools/provision/keys.py).
+
+Guarantees: the root key is read once by load(), the sub-keys are derived
+and the root buffer is zeroed; no function returns the root key or a
+sub-key (broker_password() is a derived credential made to be sent to the
+broker); verify() compares in constant time.
+Non-guarantees: RAM is not protected from someone who can run code on
+the node (hence lock-down); NVS is plain flash unless ESP32 flash and NVS
+encryption are enabled (README "Security model").
+"""
+import binascii
+
+import esp32
+import machine
+from hmacsha import HMAC, SIZE, equal, hkdf_expand
+from micropython import const
+
+NAMESPACE = "vn_key"
+PURPOSES = ("telemetry", "broker", "ota-bind", "attest")
+_LOCK_ON = const(1)
+_NONCE_MIN = const(16)
+_NONCE_MAX = const(64)
+
+
+def device_id():
+    """Hex of machine.unique_id() (the Wi-Fi MAC on the ESP32)."""
+    return binascii.hexlify(machine.unique_id()).decode()
+
+
+def _nvs():
+    return esp32.NVS(NAMESPACE)
+
+
+def _get_i32(nvs, key, default):
+    try:
+        return nvs.get_i32(key)
+    except OSError:
+        return default
+
+
+def status():
+    """What the provisioning host may know: no secret in it."""
+    nvs = _nvs()
+    buf = bytearray(SIZE)
+    try:
+        has_key = nvs.get_blob("k", buf) == SIZE
+    except OSError:
+        has_key = False
+    for i in range(SIZE):
+        buf[i] = 0
+    return {"device_id": device_id(), "provisioned": has_key,
+            "gen": _get_i32(nvs, "gen", 0) if has_key else 0,
+            "lockdown": _get_i32(nvs, "lock", 0) == _LOCK_ON}
+
+
+def locked():
+    return _get_i32(_nvs(), "lock", 0) == _LOCK_ON
+
+
+def install(key_hex, gen, lockdown=False, replace=False):
+    """Store a new root key (hex, 64 digits) - the provisioning tool's
+    call. Refuses to replace an existing key unless `replace`. Committed
+    in one NVS commit (all or nothing)."""
+    if len(key_hex) != 2 * SIZE:
+        raise ValueError("keystore: key must be %d hex digits" % (2 * SIZE))
+    key = binascii.unhexlify(key_hex)
+    if not isinstance(gen, int) or not 0 < gen < 0x7FFFFFFF:
+        raise ValueError("keystore: gen must be a positive integer")
+    nvs = _nvs()
+    if status()["provisioned"] and not replace:
+        raise ValueError("keystore: a key is already installed (rotate to replace it)")
+    nvs.set_blob("k", key)
+    nvs.set_i32("gen", gen)
+    nvs.set_i32("lock", _LOCK_ON if lockdown else 0)
+    nvs.commit()
+
+
+def wipe():
+    """Erase the key and the lock-down flag (recovery path): the node is
+    unprovisioned afterwards and must be provisioned again (--rotate)."""
+    nvs = _nvs()
+    nvs.set_blob("k", bytes(SIZE))  # overwrite before erasing
+    nvs.commit()
+    for k in ("k", "gen", "lock"):
+        try:
+            nvs.erase_key(k)
+        except OSError:
+            pass
+    nvs.commit()
+
+
+class Keystore:
+    def __init__(self, root, gen):
+        self.device_id = device_id()
+        self.gen = gen
+        self._macs = {}
+        for p in PURPOSES:
+            sub = hkdf_expand(root, ("vitalnode/v1/%s/%s" % (p, self.device_id)).encode())
+            self._macs[p] = HMAC(sub)
+
+    def sign(self, purpose, *parts):
+        """HMAC-SHA256 tag (32 bytes) over the concatenated parts."""
+        return self._macs[purpose].digest(*parts)
+
+    def verify(self, purpose, tag, *parts):
+        return equal(self._macs[purpose].digest(*parts), tag)
+
+    def attest(self, nonce):
+        """Challenge-response for the provisioning host: proves this node
+        holds the key it was given without revealing it."""
+        if not _NONCE_MIN <= len(nonce) <= _NONCE_MAX:
+            raise ValueError("keystore: nonce must be %d-%d bytes" % (_NONCE_MIN, _NONCE_MAX))
+        return self.sign("attest", b"attest", self.device_id.encode(), nonce)
+
+    def broker_password(self):
+        """The MQTT password: derived, so the broker never sees a key."""
+        return binascii.hexlify(self.sign("broker", b"mqtt-password")).decode()
+
+    def __repr__(self):
+        return "<Keystore %s gen %d>" % (self.device_id, self.gen)
+
+
+def load():
+    """The node's keystore, or None when no key is installed."""
+    nvs = _nvs()
+    root = bytearray(SIZE)
+    try:
+        n = nvs.get_blob("k", root)
+    except OSError:
+        return None
+    try:
+        if n != SIZE or not any(root):
+            return None
+        return Keystore(root, _get_i32(nvs, "gen", 1))
+    finally:
+        for i in range(SIZE):
+            root[i] = 0

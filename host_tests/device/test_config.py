@@ -1,0 +1,118 @@
+"""The node's config file: a valid one loads with defaults filled in; every
+bad or missing value is a ConfigError naming the field; replacing it is
+atomic under power loss."""
+import binascii
+import json
+
+import simboard
+from devtest import raises
+from flashfs import PowerLoss
+
+from firmware import config, keystore, storage
+
+
+def cert_pem():
+    der = b"\x30\x82\x01\x0a" + bytes(range(256))  # PEM shape is all the node checks
+    b64 = binascii.b2a_base64(der).decode().replace("\n", "")
+    lines = [b64[i:i + 64] for i in range(0, len(b64), 64)]
+    return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
+
+
+def good():
+    return {"version": 1, "device_id": keystore.device_id(),
+            "wifi": {"ssid": "ward-3", "password": "correct horse"},
+            "broker": {"host": "mqtt.example.org", "port": 8883},
+            "ca_cert": cert_pem(), "ota_pubkey": {"n": "c5" * 384, "e": 65537}}
+
+
+def write(cfg):
+    storage.write_atomic(config.PATH, cfg if isinstance(cfg, str) else json.dumps(cfg))
+
+
+def error(cfg):
+    write(cfg)
+    return str(raises(config.ConfigError, config.load, keystore.device_id()))
+
+
+def test_a_valid_config_loads_with_defaults_filled_in():
+    write(good())
+    c = config.load(keystore.device_id())
+    assert c["broker"]["port"] == 8883 and c["mains_hz"] == 50
+    assert c["alerts"]["hr_low"] == 40 and c["alerts"]["spo2_low"] == 90  # lib/alerts DEFAULTS
+    cfg = good()
+    cfg["alerts"] = {"hr_low": 45}
+    cfg["mains_hz"] = 60
+    cfg["wifi"]["password"] = ""  # an open network is allowed
+    write(cfg)
+    c = config.load(keystore.device_id())
+    assert c["alerts"]["hr_low"] == 45 and c["alerts"]["hr_high"] == 150 and c["mains_hz"] == 60
+
+
+def test_missing_or_unparsable_config_is_a_clear_error():
+    e = str(raises(config.ConfigError, config.load))
+    assert "config.json is missing" in e
+    assert "not valid JSON" in error('{"version": 1,')
+    assert "must be a JSON object" in error("[1, 2]")
+    write("x" * (config.MAX_BYTES + 1))
+    assert "more than" in str(raises(config.ConfigError, config.load))
+
+
+def _mutated(path, value):
+    cfg = good()
+    d = cfg
+    for k in path[:-1]:
+        d = d[k]
+    if value is KeyError:
+        del d[path[-1]]
+    else:
+        d[path[-1]] = value
+    return cfg
+
+
+def test_every_bad_value_names_its_field():
+    cases = [
+        (("version",), 2, "version"),
+        (("device_id",), "240ac4ffffff", "device_id"),
+        (("wifi",), KeyError, "wifi"),
+        (("wifi", "ssid"), "", "wifi.ssid"),
+        (("wifi", "ssid"), "x" * 33, "wifi.ssid"),
+        (("wifi", "password"), "short", "wifi.password"),
+        (("wifi", "pasword"), "typo", "wifi"),
+        (("broker", "host"), "bad host", "broker.host"),
+        (("broker", "host"), ".example.org", "broker.host"),
+        (("broker", "port"), 0, "broker.port"),
+        (("broker", "port"), "8883", "broker.port"),
+        (("broker", "port"), KeyError, "broker.port"),
+        (("ca_cert",), "not a certificate" * 5, "ca_cert"),
+        (("ca_cert",), cert_pem().replace("MIIB", "M*IB"), "ca_cert"),
+        (("ota_pubkey", "n"), "c5" * 128, "ota_pubkey.n"),
+        (("ota_pubkey", "n"), "c5" * 383 + "c4", "ota_pubkey.n"),  # even: not a modulus
+        (("ota_pubkey", "n"), "zz" * 384, "ota_pubkey.n"),
+        (("ota_pubkey", "e"), 3, "ota_pubkey.e"),
+        (("alerts",), {"hr_low": 5}, "hr_low"),
+        (("alerts",), {"hr_lo": 40}, "hr_lo"),
+        (("alerts",), [40], "alerts"),
+        (("mains_hz",), 55, "mains_hz"),
+        (("brokr",), {}, "brokr"),
+    ]
+    for path, value, field in cases:
+        e = error(_mutated(path, value))
+        assert e.startswith("config: ") and field in e, (path, value, e)
+
+
+def test_replacing_the_config_survives_power_loss_at_every_flash_op():
+    write(good())
+    new = good()
+    new["broker"]["port"] = 1883
+    b = simboard.board
+    ops0 = b.faults.ops
+    write(new)
+    n_ops = b.faults.ops - ops0
+    assert n_ops >= 3  # create, write, rename at least
+    for k in range(1, n_ops + 1):
+        write(good())
+        b.faults.arm(k)
+        raises(PowerLoss, write, new)
+        b.power_cycle()
+        port = config.load(keystore.device_id())["broker"]["port"]
+        assert port in (8883, 1883), k  # the old file or the new one, never a mix
