@@ -11,8 +11,14 @@ VM    ?= all
 T     ?=
 RUNTIME ?= micropython
 DURATION ?= 60
+PORT  ?=
+# provisioning options: CONFIG=site.json ROTATE=1 REINSTATE=1 LOCKDOWN=1 REGISTRY=path
+PROVISION_OPTS = $(if $(CONFIG),--config $(CONFIG)) $(if $(ROTATE),--rotate) \
+                 $(if $(REINSTATE),--reinstate) $(if $(LOCKDOWN),--lockdown)
+REGISTRY_OPT = $(if $(REGISTRY),--registry $(REGISTRY))
 
-.PHONY: help apt deps test test-compile test-cpython test-wasm test-unix vmtest sim emu bench clean
+.PHONY: help apt deps test test-compile test-cpython test-wasm test-unix vmtest sim emu bench \
+        deploy provision verify revoke registry need-port clean
 
 help:
 	@echo "make sim            run the firmware (boot.py -> main.py) on a simulated node"
@@ -22,6 +28,12 @@ help:
 	@echo "make vmtest T=host_tests/device/test_x.py [VM=wasm|unix]    one file on the VMs"
 	@echo "make bench          benchmarks on the VMs -> build/bench/results.json"
 	@echo "make emu            emulated USB device (prints its pty; use mpremote connect <pty>)"
+	@echo "make deploy PORT=p  compile the device tree and copy what changed to the board"
+	@echo "make provision PORT=p [CONFIG=site.json ROTATE=1 LOCKDOWN=1 REGISTRY=f]"
+	@echo "                    give the node its key and config; record it in the registry"
+	@echo "make verify PORT=p  challenge-response: the node still holds its registered key"
+	@echo "make revoke DEVICE=id [REASON=...]   the gateway rejects the device from now on"
+	@echo "make registry       list the registered devices"
 	@echo "make clean          remove build/ (keeps .venv and node_modules)"
 
 deps: apt .venv/.installed node_modules/.installed
@@ -65,6 +77,25 @@ bench: deps
 
 emu: deps
 	@$(PY) -m tools.emu --flash build/emu-flash
+
+need-port:
+	@test -n "$(PORT)" || { echo "set PORT: the node's serial port, e.g. PORT=/dev/ttyUSB0"; exit 2; }
+
+deploy: deps need-port
+	@$(PY) -m tools.deploy --port $(PORT)
+
+provision: deps need-port
+	@$(PY) -m tools.provision $(REGISTRY_OPT) provision --port $(PORT) $(PROVISION_OPTS)
+
+verify: deps need-port
+	@$(PY) -m tools.provision $(REGISTRY_OPT) verify --port $(PORT)
+
+revoke: deps
+	@test -n "$(DEVICE)" || { echo "set DEVICE: the device id to revoke"; exit 2; }
+	@$(PY) -m tools.provision $(REGISTRY_OPT) revoke $(DEVICE) --reason "$(REASON)"
+
+registry: deps
+	@$(PY) -m tools.provision $(REGISTRY_OPT) list
 
 clean:
 	rm -rf build

@@ -54,19 +54,10 @@ def sensor_spec(chip, record, ppg, spo2):
 
 
 def stage_device_tree():
-    """What `make deploy` puts on the board: boot.py and main.py as source,
-    everything else compiled by mpy-cross (importing .mpy spares the heap
-    the compiler would need - on the ESP32 as here)."""
-    import shutil
+    """What `make deploy` puts on the board (tools/deploy.py stage())."""
+    from tools.deploy import stage
     root = BUILD / "sim" / "root"
-    shutil.rmtree(root, ignore_errors=True)
-    r = subprocess.run([sys.executable, "-m", "tools.compile_check", "--out", str(root)],
-                       cwd=ROOT, capture_output=True, text=True)
-    if r.returncode:
-        raise SystemExit("sim: the device tree does not compile:\n" + r.stdout + r.stderr)
-    for name in ("boot", "main"):
-        (root / (name + ".mpy")).unlink()
-        shutil.copy(ROOT / (name + ".py"), root / (name + ".py"))
+    stage(root)
     return str(root)
 
 
@@ -84,8 +75,25 @@ def stage_shims():
     return out
 
 
-def run_micropython(duration, heap, sensor=None):
-    return run_micropython_node(stage_device_tree(), duration, heap, sensor)
+SIM_DEVICE_ID = "240ac4000001"  # simboard.Board's default unique_id
+
+
+def provision_image(out_dir):
+    """A fresh key and config for the simulated node, recorded in a registry
+    of the simulator's own (never the user's)."""
+    from tools.provision.image import simulated_node
+    from tools.provision.site import dev_site
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reg = out_dir / "registry.sqlite"
+    reg.unlink(missing_ok=True)
+    image, _ = simulated_node(SIM_DEVICE_ID, reg, dev_site(BUILD / "dev-site"))
+    print("sim: provisioned the simulated node %s (registry %s)"
+          % (SIM_DEVICE_ID, os.path.relpath(reg, ROOT)), flush=True)
+    return image
+
+
+def run_micropython(duration, heap, sensor=None, image=None):
+    return run_micropython_node(stage_device_tree(), duration, heap, sensor, image)
 
 
 def _heap_bytes(text):
@@ -94,7 +102,7 @@ def _heap_bytes(text):
     return int(text.rstrip("KM")) * mult
 
 
-def run_micropython_node(root, duration, heap, sensor=None):
+def run_micropython_node(root, duration, heap, sensor=None, image=None):
     """boot.py/main.py from `root` on the unix port; returns the summary.
     `heap` is the node's budget: the harness (shims, simulated chips) shares
     the VM heap, so its footprint, measured by a probe run, is added to the
@@ -103,7 +111,21 @@ def run_micropython_node(root, duration, heap, sensor=None):
     env = dict(os.environ)
     env["MICROPYPATH"] = ":".join([str(hide), str(stage_shims()), root + "/lib", root, ".frozen"])
     node = str(ROOT / "tools" / "vm" / "node.py")
-    extra = [json.dumps(sensor)] if sensor else []
+    extra = [json.dumps(sensor) if sensor else "-"]
+    if image:  # a simulated node's key: owner-only, removed after the run
+        img = BUILD / "sim" / "provision.json"
+        fd = os.open(img, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(image, f)
+        extra.append(str(img))
+    try:
+        return _run_unix(root, duration, heap, env, node, extra)
+    finally:
+        if image:
+            img.unlink(missing_ok=True)
+
+
+def _run_unix(root, duration, heap, env, node, extra):
     probe = subprocess.run([venv_tool("micropython"), "-X", "heapsize=1M", node, root, "0"] + extra,
                            cwd=ROOT, env=env, capture_output=True, text=True)
     foot = [l for l in probe.stdout.splitlines() if l.startswith("SIM-FOOTPRINT ")]
@@ -127,11 +149,11 @@ def run_micropython_node(root, duration, heap, sensor=None):
     return summary
 
 
-def run_cpython(duration, sensor=None):
+def run_cpython(duration, sensor=None, image=None):
     from tools import hostshims
     hostshims.install()
     from tools.vm import node
-    return node.run(str(ROOT), duration, sensor=sensor)
+    return node.run(str(ROOT), duration, sensor=sensor, image=image)
 
 
 def main(argv=None):
@@ -145,12 +167,15 @@ def main(argv=None):
     ap.add_argument("--record", default="100", help="MIT-BIH record for the ECG (default 100)")
     ap.add_argument("--ppg", default="01", help="BIDMC record for the pleth (default 01)")
     ap.add_argument("--spo2", type=float, default=97.0, help="SpO2 the optics model produces")
+    ap.add_argument("--unprovisioned", action="store_true",
+                    help="boot a node with no key and no config (its safe state)")
     a = ap.parse_args(argv)
     sensor = sensor_spec(a.chip, a.record, a.ppg, a.spo2)
+    image = None if a.unprovisioned else provision_image(BUILD / "sim")
     print("sim: %d simulated seconds on %s" % (a.duration, a.runtime), flush=True)
     t0 = time.monotonic()
-    s = (run_micropython(a.duration, a.heap, sensor) if a.runtime == "micropython"
-         else run_cpython(a.duration, sensor))
+    s = (run_micropython(a.duration, a.heap, sensor, image) if a.runtime == "micropython"
+         else run_cpython(a.duration, sensor, image))
     wall = time.monotonic() - t0
     s = dict({"runtime": a.runtime, "wall_seconds": round(wall, 3),
               "speed_x_realtime": round(a.duration / wall, 1) if wall else None,

@@ -46,11 +46,36 @@ def _idle(us):
         raise KeyboardInterrupt
 
 
-def setup(state_json, cause, new_uid):
+class _Module:
+    pass
+
+
+def _micropython_module():
+    """`micropython` as the firmware sees it: the built-in, with kbd_intr
+    also telling the host, which delivers Ctrl-C (see device.mjs idle)."""
+    import sys
+
+    import micropython as real
+    m = _Module()
+    for name in dir(real):
+        if not name.startswith("__"):
+            setattr(m, name, getattr(real, name))
+
+    def kbd_intr(c):
+        real.kbd_intr(c)
+        emuhost.kbd_intr(c)
+    m.kbd_intr = kbd_intr
+    sys.modules["micropython"] = m
+
+
+def setup(state_json, cause, new_uid, pins_json="{}"):
     import binascii
     b = simboard.new_board(uid=binascii.unhexlify(new_uid))
     if state_json:
         b.restore(json.loads(state_json))
+    for num, level in json.loads(pins_json).items():
+        b.pin(int(num)).drive(level)  # held by hand since power-on
+    _micropython_module()
     b.reset_cause = cause
     b.on_nvs_commit = _save
     simboard.reset_hook = _reset

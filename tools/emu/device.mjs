@@ -31,6 +31,13 @@ let lastCause = 1;
 let bootCount = 0, lastKind = "power";
 let dirty = false;      // something ran since the last flash sync
 let mp = null;
+let intrChar = 3;       // micropython.kbd_intr() as the firmware last set it
+// VITALNODE_EMU_TAP: append every byte the board sends to this file (tests
+// scan it for secrets); VITALNODE_EMU_SYSNAME: what os.uname() reports
+const TAP = process.env.VITALNODE_EMU_TAP ? fs.openSync(process.env.VITALNODE_EMU_TAP, "a") : null;
+const SYSNAME = process.env.VITALNODE_EMU_SYSNAME || "esp32";
+// FLASHDIR/pins.json {"0": 0}: GPIO levels held at power-on (a pressed button)
+const PINS = path.join(FLASH, "pins.json");
 
 function flushOut() {
   if (!outBuf.length) return;
@@ -43,6 +50,7 @@ function flushOut() {
 }
 function out(bytes) {
   if (muted) return;
+  if (TAP) fs.writeSync(TAP, Buffer.from(bytes));
   for (const b of bytes) outBuf.push(b);
   if (outBuf.length > 4096) flushOut();
 }
@@ -81,11 +89,14 @@ const emuhost = {
     fs.renameSync(STATE + ".tmp", STATE);
   },
   reset: (cause) => { resetCause = cause; },
+  kbd_intr: (c) => { intrChar = c; },
+  sysname: () => SYSNAME,
   // called on every firmware sleep: pace to real time, watch for Ctrl-C
   idle: (us) => {
     const until = Date.now() + Math.floor(us / 1000);
     do {
       pump(0);
+      if (intrChar !== 3) input.length = 0;  // nobody reads the UART: its buffer overflows
       const i = input.indexOf(3);
       if (i >= 0) { input.splice(0, i + 1); return 1; }
       if (Date.now() >= until) break;
@@ -138,6 +149,8 @@ async function boot(kind) {
   copyTree(mp.FS, FSDIR, "/flash");
   copyTree(mp.FS, RT, "/rt");
   const state = fs.existsSync(STATE) ? fs.readFileSync(STATE, "utf8") : "";
+  const pins = fs.existsSync(PINS) ? fs.readFileSync(PINS, "utf8") : "{}";
+  intrChar = 3;  // a reset restores Ctrl-C
   // a soft reboot restarts the VM, not the chip: the reset cause stays
   const cause = kind === "power" ? 1 : kind === "soft" ? lastCause : (resetCause || 5);
   lastCause = cause;
@@ -151,7 +164,7 @@ import sys, vfs
 sys.path.clear()
 sys.path.extend(["/rt", "/rt/shims"])
 import _emu, os, machine, esp32, network, time, vclock, simboard, flashfs
-_emu.setup(${JSON.stringify(state)}, ${cause}, ${JSON.stringify(uid)})
+_emu.setup(${JSON.stringify(state)}, ${cause}, ${JSON.stringify(uid)}, ${JSON.stringify(pins)})
 vfs.umount("/")
 vfs.mount(vfs.VfsPosix("/flash"), "/")
 os.chdir("/")

@@ -25,6 +25,22 @@ getcwd = _os.getcwd
 for _n in ("urandom", "mount", "umount", "uname", "sync", "dupterm", "VfsPosix"):
     if hasattr(_os, _n):
         globals()[_n] = getattr(_os, _n)
+
+
+class _Uname:
+    def __init__(self):
+        import emuhost
+        self.sysname = emuhost.sysname()
+        self.nodename = self.sysname
+        self.release = "1.27.0"
+        self.version = "v1.27.0 (VitalNode emulated ESP32)"
+        self.machine = "VitalNode emulated ESP32 (MicroPython wasm)"
+
+
+def uname():  # the wasm port lacks it; tools identify the board by it
+    return _Uname()
+
+
 if "urandom" not in globals():
     import random as _r
 

@@ -9,6 +9,12 @@ imports it. The last line printed is `SIM-SUMMARY <json>`.
 import gc
 import sys
 
+# the chip's built-in modules, shimmed here: imported by the harness so
+# their heap counts as harness, not as the node's (on the ESP32 they are in
+# ROM and cost the node no heap)
+import esp32  # noqa: F401
+import machine  # noqa: F401
+import network  # noqa: F401
 import simboard
 import vclock
 from flashfs import PowerLoss
@@ -65,8 +71,35 @@ def attach_sensor(spec):
     return simmax.attach(cls(int_pin=simmax.INT, ecg=ecg, pleth=pleth, optics=optics))
 
 
-def run(root, duration_s, board=None, log=print, sensor=None):
+def _use_flash(b):
+    """The firmware's files live on the board's flash model."""
+    try:
+        from firmware import storage
+    except ImportError:  # a test's stand-in firmware without the package
+        return
+    storage.use(b.fs)
+
+
+def provision(b, image):
+    """Put what the provisioning tool writes onto the simulated board:
+    image = {"nvs": {namespace: {key: ["blob", hex] | ["i32", n]}},
+             "files": {path: text}} (tools/provision/image.py builds it)."""
+    import binascii
+    for ns, keys in image.get("nvs", {}).items():
+        d = b.nvs.setdefault(ns, {})
+        for k, (kind, v) in keys.items():
+            d[k] = (kind, v if kind == "i32" else binascii.unhexlify(v))
+    for path, text in image.get("files", {}).items():
+        with b.fs.open(path, "w") as f:
+            f.write(text)
+
+
+def run(root, duration_s, board=None, log=print, sensor=None, image=None):
     b = board or simboard.new_board()
+    _use_flash(b)
+    if image:
+        provision(b, image)
+        image.clear()  # the node's files are on its flash now, not in the harness
     chip = attach_sensor(sensor) if sensor else None
     harness = 0
     if sys.implementation.name == "micropython":
@@ -127,14 +160,22 @@ def _main():
     import json
     root = sys.argv[1]
     duration = int(sys.argv[2])
-    sensor = json.loads(sys.argv[3]) if len(sys.argv) > 3 else None
+    sensor = json.loads(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[3] != "-" else None
+    image = None
+    if len(sys.argv) > 4:  # the provisioning image, a file the host wrote
+        with open(sys.argv[4]) as f:
+            image = json.load(f)
     if duration == 0:  # footprint probe: what the harness holds before boot
-        simboard.new_board()
+        b = simboard.new_board()
+        _use_flash(b)
+        if image:
+            provision(b, image)
         chip = attach_sensor(sensor) if sensor else None
+        image = None
         gc.collect()
         print("SIM-FOOTPRINT %d" % gc.mem_alloc())
         return
-    summary = run(root, duration, sensor=sensor)
+    summary = run(root, duration, sensor=sensor, image=image)
     print("SIM-SUMMARY " + json.dumps(summary))
 
 

@@ -1,0 +1,149 @@
+"""`make deploy PORT=...`: put the device tree on a node over USB.
+
+    python -m tools.deploy --port PORT [--dry-run] [--no-reset]
+
+boot.py and main.py go as source (a board must be able to show them);
+everything else under firmware/ and lib/ is compiled by mpy-cross
+(-march=xtensawin), which spares the node's heap the compiler. A file
+whose SHA-256 on the node equals the local one is skipped; files under
+/firmware and /lib that are not part of the tree are removed (a stale .py
+would shadow its .mpy). Nothing else on the node is touched: config.json
+and the NVS key stay. Every file is written as NAME.new and renamed, so a
+cut cable leaves the old file or the new one.
+"""
+import argparse
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tools.paths import BUILD, ROOT
+from tools.provision.board import Board, BoardError
+
+_SOURCE = ("boot.py", "main.py")
+_TREES = ("firmware", "lib")
+
+# runs on the node: "<sha256 hex> <path>" for every file under the trees
+_REMOTE_HASHES = """
+import os, hashlib, binascii
+def digest(p):
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        while True:
+            b = f.read(512)
+            if not b:
+                break
+            h.update(b)
+    print(binascii.hexlify(h.digest()).decode(), p[1:])
+def walk(d):
+    try:
+        entries = list(os.ilistdir(d))
+    except OSError:
+        return
+    for e in entries:
+        if e[1] & 0x4000:
+            walk(d + "/" + e[0])
+        else:
+            digest(d + "/" + e[0])
+for name in ("/boot.py", "/main.py"):
+    try:
+        digest(name)
+    except OSError:
+        pass
+for d in %r:
+    walk("/" + d)
+"""
+
+
+def stage(out):
+    """The device tree as it goes on a board, in directory `out`; returns
+    {relative path: bytes}."""
+    out = Path(out)
+    shutil.rmtree(out, ignore_errors=True)
+    r = subprocess.run([sys.executable, "-m", "tools.compile_check", "--out", str(out)],
+                       cwd=ROOT, capture_output=True, text=True)
+    if r.returncode:
+        raise SystemExit("deploy: the device tree does not compile:\n" + r.stdout + r.stderr)
+    for name in _SOURCE:
+        (out / name).with_suffix(".mpy").unlink()
+        shutil.copy(ROOT / name, out / name)
+    return {p.relative_to(out).as_posix(): p.read_bytes()
+            for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def remote_hashes(board):
+    out = board.run(_REMOTE_HASHES % (_TREES,))
+    hashes = {}
+    for line in out.splitlines():
+        parts = line.strip().split(" ", 1)
+        if len(parts) == 2:
+            hashes[parts[1]] = parts[0]
+    return hashes
+
+
+def plan(local, remote):
+    """(to_write, unchanged, to_remove) paths."""
+    write = [p for p, data in local.items() if remote.get(p) != hashlib.sha256(data).hexdigest()]
+    same = [p for p in local if p not in write]
+    remove = [p for p in remote if p not in local and p.split("/")[0] in _TREES]
+    return write, same, sorted(remove)
+
+
+def deploy(port, dry_run=False, reset=True, log=print):
+    local = stage(BUILD / "deploy" / "root")
+    with Board(port) as b:
+        b.enter()
+        info = b.probe()
+        if info["sysname"] != "esp32":
+            raise BoardError("wrong board: %s reports %r (%s); VitalNode runs on an ESP32"
+                             % (port, info["sysname"], info["machine"]))
+        log("deploy: %s on %s" % (info["machine"], port))
+        write, same, remove = plan(local, remote_hashes(b))
+        log("deploy: %d file(s) to write, %d unchanged, %d stale to remove"
+            % (len(write), len(same), len(remove)))
+        if dry_run:
+            for p in write:
+                log("  would write %s" % p)
+            for p in remove:
+                log("  would remove %s" % p)
+            return write, same, remove
+        dirs = sorted({str(Path(p).parent) for p in write} - {"."})
+        if dirs:
+            b.run("import os\nfor d in %r:\n try:\n  os.mkdir('/' + d)\n except OSError:\n  pass\n"
+                  % (sorted({"/".join(d.split("/")[:i + 1]) for d in dirs
+                             for i in range(len(d.split("/")))}),))
+        total = sum(len(local[p]) for p in write)
+        done = 0
+        for i, p in enumerate(write, 1):
+            b.write_file(p, local[p])
+            done += len(local[p])
+            log("  [%d/%d] %s (%d bytes, %d%%)" % (i, len(write), p, len(local[p]),
+                                                  100 * done // max(total, 1)))
+        for p in remove:
+            b.run("import os\nos.remove(%r)" % ("/" + p))
+            log("  removed %s" % p)
+        log("deploy: wrote %d bytes in %d file(s); %d unchanged; %d removed"
+            % (total, len(write), len(same), len(remove)))
+        if reset:
+            log("deploy: resetting the node")
+            b.reset()
+    return write, same, remove
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--port", required=True)
+    ap.add_argument("--dry-run", action="store_true", help="show what would change")
+    ap.add_argument("--no-reset", action="store_true", help="leave the node at the REPL")
+    a = ap.parse_args(argv)
+    try:
+        deploy(a.port, a.dry_run, not a.no_reset)
+    except BoardError as e:
+        print("deploy: error: %s" % e, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""One session with a node over USB, through mpremote's serial transport
+(the library behind the `mpremote` command): the key travels only inside
+the raw-REPL command stream - never on a command line, in a file or in a
+log - and the node never echoes raw-REPL input.
+
+    with Board(port) as b:
+        info = b.probe()             # board, firmware, keystore status
+        b.write_file("config.json", text)
+        b.run("...")                 # code on the node; its output
+"""
+import os
+
+from mpremote.transport import TransportError, TransportExecError
+from mpremote.transport_serial import SerialTransport
+
+
+class BoardError(Exception):
+    pass
+
+
+def _why_unopenable(port):
+    """A clear reason why `port` cannot be opened."""
+    if not os.path.exists(port):
+        return "no such port %s (is the board plugged in? try `mpremote connect list`)" % port
+    import serial
+    try:
+        s = serial.Serial(port, exclusive=True)
+        s.close()
+    except serial.SerialException as e:
+        text = str(e)
+        if "lock" in text.lower() or "busy" in text.lower():
+            return ("port busy: another program has %s open (close the serial monitor, "
+                    "mpremote or esptool using it)" % port)
+        if "ermission" in text:
+            return "no permission to open %s (add your user to the dialout group)" % port
+        return "cannot open %s: %s" % (port, text)
+    return "cannot open %s" % port
+
+
+class Board:
+    def __init__(self, port, timeout=10):
+        self.port = port
+        self.timeout = timeout
+        try:
+            # a read timeout: on a pty mpremote reads without checking inWaiting,
+            # so a silent (locked) node would otherwise block it forever
+            self.t = SerialTransport(port, baudrate=115200, timeout=0.5)
+        except TransportError:
+            raise BoardError(_why_unopenable(port))
+        self._raw = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        if self.t is not None:
+            try:
+                if self._raw:
+                    self.t.exit_raw_repl()
+                self.t.close()
+            except OSError:
+                pass
+            self.t = None
+
+    def enter(self, soft_reset=True):
+        """Interrupt the firmware and enter the raw REPL (a soft reset
+        gives a clean interpreter that re-reads NVS)."""
+        import contextlib
+        import io
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # mpremote prints what it got
+                self.t.enter_raw_repl(soft_reset=soft_reset, timeout_overall=self.timeout)
+        except TransportError:
+            raise BoardError(
+                "no MicroPython REPL answers on %s: not a MicroPython board, or a node locked "
+                "down by provisioning (recovery: hold BOOT for 2 s right after reset; this erases "
+                "its key)" % self.port)
+        self._raw = True
+
+    def run(self, code):
+        """Run `code` on the node; its printed output (TransportExecError ->
+        BoardError with the node's traceback)."""
+        try:
+            return self.t.exec(code).decode("utf-8", "replace")
+        except TransportExecError as e:
+            raise BoardError(e.error_output.strip().splitlines()[-1] if e.error_output.strip()
+                             else "the node raised an error")
+
+    def probe(self):
+        """What is this board? {sysname, machine, firmware, status}."""
+        out = self.run("import os\ntry:\n u = os.uname()\n print(u.sysname)\n print(u.machine)\n"
+                       "except AttributeError:\n import sys\n print(sys.platform)\n print('?')\n")
+        lines = out.strip().splitlines()
+        info = {"sysname": lines[0].strip() if lines else "?",
+                "machine": lines[1].strip() if len(lines) > 1 else "?"}
+        out = self.run("try:\n from firmware import keystore\n print(keystore.status())\n"
+                       "except ImportError as e:\n print('NOFIRMWARE', e)\n")
+        if out.startswith("NOFIRMWARE"):
+            info["firmware"] = False
+            return info
+        info["firmware"] = True
+        import ast
+        info["status"] = ast.literal_eval(out.strip())
+        return info
+
+    def write_file(self, path, data):
+        """Write a file atomically (PATH.new, then rename)."""
+        if isinstance(data, str):
+            data = data.encode()
+        self.t.fs_writefile(path + ".new", data)
+        self.run("import os\nos.rename(%r, %r)" % (path + ".new", path))
+
+    def reset(self):
+        """Hard-reset the node (it boots its firmware) and let go of it."""
+        try:
+            self.t.exec_raw_no_follow("import machine\nmachine.reset()")
+        except TransportError:
+            pass
+        self._raw = False
+        self.close()

@@ -1,0 +1,172 @@
+"""The device registry: one SQLite file that the provisioning tool writes
+and the gateway reads.
+
+    reg = Registry(path)               # created 0600 if missing
+    reg.device("240ac4000001")         # row as a dict, or None
+    reg.begin(dev, gen, subkeys, ...)  # key written to the node, not yet proven
+    reg.activate(dev)                  # challenge-response passed
+    reg.revoke(dev, reason)            # the gateway rejects it from now on
+    reg.key(dev, "telemetry")          # current generation's sub-key
+
+Tables: devices (one row per node: status pending|active|revoked, key
+generation, board, lock-down, timestamps), keys (derived sub-keys per
+generation and purpose; earlier generations stay so frames queued before
+a rotation can still be verified - the gateway decides), events (an
+append-only audit log: provisioned, rotated, verified, revoked).
+Default path: $VITALNODE_REGISTRY, else $XDG_DATA_HOME/vitalnode/registry.sqlite
+(~/.local/share/...): outside the source tree and untouched by `make clean`.
+"""
+import datetime
+import os
+import sqlite3
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS devices (
+    device_id TEXT PRIMARY KEY,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'active', 'revoked')),
+    key_gen INTEGER NOT NULL,
+    board TEXT,
+    lockdown INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    provisioned_at TEXT,
+    rotated_at TEXT,
+    revoked_at TEXT,
+    revoke_reason TEXT,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS keys (
+    device_id TEXT NOT NULL REFERENCES devices(device_id),
+    gen INTEGER NOT NULL,
+    purpose TEXT NOT NULL,
+    key_hex TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (device_id, gen, purpose)
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    what TEXT NOT NULL,
+    detail TEXT
+);
+"""
+
+
+def default_path():
+    env = os.environ.get("VITALNODE_REGISTRY")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local",
+                                                           "share")
+    return Path(base) / "vitalnode" / "registry.sqlite"
+
+
+def now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+class RegistryError(Exception):
+    pass
+
+
+class Registry:
+    def __init__(self, path=None):
+        self.path = Path(path) if path else default_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():  # it holds keys: owner-only from the start
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        self.db = sqlite3.connect(str(self.path))
+        self.db.row_factory = sqlite3.Row
+        self.db.executescript(_SCHEMA)
+
+    def close(self):
+        self.db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def device(self, device_id):
+        r = self.db.execute("SELECT * FROM devices WHERE device_id = ?", (device_id,)).fetchone()
+        return dict(r) if r else None
+
+    def devices(self):
+        return [dict(r) for r in self.db.execute("SELECT * FROM devices ORDER BY device_id")]
+
+    def key(self, device_id, purpose, gen=None):
+        """Sub-key bytes of `purpose` (current generation unless `gen`)."""
+        if gen is None:
+            d = self.device(device_id)
+            if d is None:
+                raise RegistryError("device %s is not in the registry" % device_id)
+            gen = d["key_gen"]
+        r = self.db.execute("SELECT key_hex FROM keys WHERE device_id = ? AND gen = ? AND "
+                            "purpose = ?", (device_id, gen, purpose)).fetchone()
+        if r is None:
+            raise RegistryError("no %s key of generation %s for %s" % (purpose, gen, device_id))
+        return bytes.fromhex(r[0])
+
+    def events(self, device_id):
+        return [dict(r) for r in self.db.execute(
+            "SELECT at, what, detail FROM events WHERE device_id = ? ORDER BY id", (device_id,))]
+
+    def _event(self, device_id, what, detail=None):
+        self.db.execute("INSERT INTO events (device_id, at, what, detail) VALUES (?, ?, ?, ?)",
+                        (device_id, now(), what, detail))
+
+    def begin(self, device_id, gen, subkeys, board, lockdown):
+        """Record the sub-keys of a key about to be written to the node, so
+        a host crash after the write never leaves a key nobody knows. The
+        device is 'pending' until activate()."""
+        t = now()
+        with self.db:
+            old = self.device(device_id)
+            if old is None:
+                self.db.execute("INSERT INTO devices (device_id, status, key_gen, board, lockdown, "
+                                "created_at, updated_at) VALUES (?, 'pending', ?, ?, ?, ?, ?)",
+                                (device_id, gen, board, int(lockdown), t, t))
+            else:
+                self.db.execute("UPDATE devices SET status = 'pending', key_gen = ?, board = ?, "
+                                "lockdown = ?, updated_at = ? WHERE device_id = ?",
+                                (gen, board, int(lockdown), t, device_id))
+            self.db.execute("DELETE FROM keys WHERE device_id = ? AND gen = ?", (device_id, gen))
+            for purpose, k in subkeys.items():
+                self.db.execute("INSERT INTO keys VALUES (?, ?, ?, ?, ?)",
+                                (device_id, gen, purpose, k.hex(), t))
+            self._event(device_id, "key-written", "generation %d" % gen)
+
+    def activate(self, device_id):
+        t = now()
+        with self.db:
+            d = self.device(device_id)
+            rotated = d["provisioned_at"] is not None
+            self.db.execute("UPDATE devices SET status = 'active', provisioned_at = "
+                            "COALESCE(provisioned_at, ?), rotated_at = ?, revoked_at = NULL, "
+                            "revoke_reason = NULL, updated_at = ? WHERE device_id = ?",
+                            (t, t if rotated else None, t, device_id))
+            self._event(device_id, "rotated" if rotated else "provisioned",
+                        "generation %d, challenge-response passed" % d["key_gen"])
+
+    def note(self, device_id, what, detail=None):
+        with self.db:
+            self._event(device_id, what, detail)
+
+    def revoke(self, device_id, reason=""):
+        d = self.device(device_id)
+        if d is None:
+            raise RegistryError("device %s is not in the registry" % device_id)
+        if d["status"] == "revoked":
+            raise RegistryError("device %s is already revoked (%s)" % (device_id, d["revoked_at"]))
+        t = now()
+        with self.db:
+            self.db.execute("UPDATE devices SET status = 'revoked', revoked_at = ?, "
+                            "revoke_reason = ?, updated_at = ? WHERE device_id = ?",
+                            (t, reason, t, device_id))
+            self._event(device_id, "revoked", reason)
+
+    def is_active(self, device_id):
+        d = self.device(device_id)
+        return d is not None and d["status"] == "active"

@@ -1,0 +1,146 @@
+"""Site configuration -> one node's config.json, validated by the firmware's
+own validator (firmware/config.py, run here under CPython) before anything
+is written to a node.
+
+A site file is JSON, shared by the nodes of one deployment:
+    {"wifi": {"ssid": "ward-3", "password": "..."},
+     "broker": {"host": "mqtt.example.org", "port": 8883},
+     "ca_cert_file": "ca.pem",            # CA of the broker's certificate
+     "ota_pubkey_file": "ota_public.pem", # RSA-3072 public key (OTA signer)
+     "alerts": {"hr_low": 45},            # optional, lib/alerts.py names
+     "mains_hz": 50,                      # optional, 50 or 60
+     "lockdown": false}                   # optional, see firmware/lockdown.py
+Relative file names are relative to the site file.
+
+Without a site file the tool uses a development site (dev_site()): a CA
+and an OTA key generated once next to the registry, a broker on
+localhost:8883. It says so, because a development CA is not a product CA.
+"""
+import json
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+_SITE_FIELDS = {"wifi", "broker", "ca_cert_file", "ota_pubkey_file", "alerts", "mains_hz",
+                "lockdown"}
+
+
+class SiteError(Exception):
+    pass
+
+
+def _firmware_config():
+    from tools import hostshims
+    hostshims.install()
+    from firmware import config
+    return config
+
+
+def load_site(path):
+    path = Path(path)
+    try:
+        site = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SiteError("site config %s: no such file" % path)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise SiteError("site config %s: not valid JSON (%s)" % (path, e))
+    if not isinstance(site, dict):
+        raise SiteError("site config %s: must be a JSON object" % path)
+    unknown = set(site) - _SITE_FIELDS
+    if unknown:
+        raise SiteError("site config %s: unknown field(s) %s" % (path, ", ".join(sorted(unknown))))
+    for f in ("wifi", "broker", "ca_cert_file", "ota_pubkey_file"):
+        if f not in site:
+            raise SiteError("site config %s: %s: missing" % (path, f))
+    if not isinstance(site.get("lockdown", False), bool):
+        raise SiteError("site config %s: lockdown: must be true or false" % path)
+    site["_dir"] = path.parent
+    return site
+
+
+def _read(site, field):
+    p = Path(site[field])
+    if not p.is_absolute():
+        p = site["_dir"] / p
+    try:
+        return p.read_bytes()
+    except OSError as e:
+        raise SiteError("%s: cannot read %s (%s)" % (field, p, e.strerror))
+
+
+def ota_pubkey(pem):
+    """{"n": hex, "e": 65537} of an RSA-3072 public key PEM."""
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except ValueError as e:
+        raise SiteError("ota_pubkey_file: not a PEM public key (%s)" % e)
+    if not isinstance(key, rsa.RSAPublicKey) or key.key_size != 3072:
+        raise SiteError("ota_pubkey_file: must be an RSA-3072 public key (the OTA signing scheme)")
+    nums = key.public_numbers()
+    return {"n": "%0768x" % nums.n, "e": nums.e}
+
+
+def device_config(site, device_id):
+    """The node's config.json content, checked by the firmware's validator."""
+    ca = _read(site, "ca_cert_file").decode("ascii", "replace")
+    try:
+        x509.load_pem_x509_certificate(ca.encode())
+    except ValueError as e:
+        raise SiteError("ca_cert_file: not a PEM certificate (%s)" % e)
+    cfg = {"version": 1, "device_id": device_id, "wifi": site["wifi"], "broker": site["broker"],
+           "ca_cert": ca, "ota_pubkey": ota_pubkey(_read(site, "ota_pubkey_file"))}
+    for opt in ("alerts", "mains_hz"):
+        if opt in site:
+            cfg[opt] = site[opt]
+    config = _firmware_config()
+    try:
+        config.validate(cfg, device_id)
+    except config.ConfigError as e:
+        raise SiteError(str(e))
+    return cfg
+
+
+def dev_site(directory):
+    """A development site in `directory` (made once): a CA, an OTA key pair
+    and site.json pointing at them. Returns the site.json path."""
+    d = Path(directory)
+    site = d / "site.json"
+    if site.exists():
+        return site
+    d.mkdir(parents=True, exist_ok=True)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "VitalNode development CA")])
+    import datetime
+    t = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(t - datetime.timedelta(days=1))
+            .not_valid_after(t + datetime.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .sign(ca_key, hashes.SHA256()))
+    ota = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    _write_private(d / "ca.key", ca_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    (d / "ca.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_private(d / "ota_private.pem", ota.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    (d / "ota_public.pem").write_bytes(ota.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    tmp = d / "site.json.tmp"
+    tmp.write_text(json.dumps({
+        "wifi": {"ssid": "vitalnode-dev", "password": "vitalnode-dev-net"},
+        "broker": {"host": "localhost", "port": 8883},
+        "ca_cert_file": "ca.pem", "ota_pubkey_file": "ota_public.pem"}, indent=2) + "\n")
+    tmp.replace(site)
+    return site
+
+
+def _write_private(path, data):
+    import os
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
