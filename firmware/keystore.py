@@ -79,6 +79,8 @@ def install(key_hex, gen, lockdown=False, replace=False):
     if len(key_hex) != 2 * SIZE:
         raise ValueError("keystore: key must be %d hex digits" % (2 * SIZE))
     key = binascii.unhexlify(key_hex)
+    if not any(key):
+        raise ValueError("keystore: an all-zero key is not a key")
     if not isinstance(gen, int) or not 0 < gen < 0x7FFFFFFF:
         raise ValueError("keystore: gen must be a positive integer")
     nvs = _nvs()

@@ -122,6 +122,7 @@ def test_install_checks_its_arguments():
     assert "hex digits" in str(raises(ValueError, keystore.install, "ab" * 31, 1))
     assert raises(ValueError, keystore.install, "zz" * 32, 1)
     assert "gen" in str(raises(ValueError, keystore.install, ROOT_HEX, 0))
+    assert "all-zero" in str(raises(ValueError, keystore.install, "00" * 32, 1))
     assert keystore.load() is None
 
 

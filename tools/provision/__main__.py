@@ -6,7 +6,7 @@
     python -m tools.provision revoke DEVICE_ID [--reason TEXT]
     python -m tools.provision list
 All take --registry PATH (default: $VITALNODE_REGISTRY, else
-~/.local/share/vitalnode/registry.sqlite). Exit status: 0 done, 1 refused
+~/.local/share/vitalnode/registry.sqlite) and --timeout S (REPL wait). Exit status: 0 done, 1 refused
 or failed (the message says why and what to do), 2 bad arguments.
 """
 import argparse
@@ -28,8 +28,8 @@ def _step(n, total, text):
     print("[%d/%d] %s" % (n, total, text), flush=True)
 
 
-def _connect(port):
-    b = Board(port)
+def _connect(port, timeout):
+    b = Board(port, timeout)
     try:
         b.enter()
         info = b.probe()
@@ -75,7 +75,7 @@ def cmd_provision(a, reg):
     s = site.load_site(site_path)
     lockdown = a.lockdown or s.get("lockdown", False)
     _step(1, total, "connecting to %s" % a.port)
-    b, info = _connect(a.port)
+    b, info = _connect(a.port, a.timeout)
     with b:
         st = info["status"]
         dev = st["device_id"]
@@ -128,7 +128,7 @@ def cmd_provision(a, reg):
 
 
 def cmd_verify(a, reg):
-    b, info = _connect(a.port)
+    b, info = _connect(a.port, a.timeout)
     with b:
         dev = info["status"]["device_id"]
         d = reg.device(dev)
@@ -163,6 +163,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m tools.provision",
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--registry", help="registry file (SQLite)")
+    ap.add_argument("--timeout", type=float, default=10,
+                    help="seconds to wait for the node's REPL (default 10)")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("provision", help="give a node its key and configuration")
     p.add_argument("--port", required=True)
