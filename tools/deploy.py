@@ -94,10 +94,7 @@ def deploy(port, dry_run=False, reset=True, log=print):
     local = stage(BUILD / "deploy" / "root")
     with Board(port) as b:
         b.enter()
-        info = b.probe()
-        if info["sysname"] != "esp32":
-            raise BoardError("wrong board: %s reports %r (%s); VitalNode runs on an ESP32"
-                             % (port, info["sysname"], info["machine"]))
+        info = b.probe_esp32()
         log("deploy: %s on %s" % (info["machine"], port))
         write, same, remove = plan(local, remote_hashes(b))
         log("deploy: %d file(s) to write, %d unchanged, %d stale to remove"

@@ -32,14 +32,10 @@ def _connect(port, timeout):
     b = Board(port, timeout)
     try:
         b.enter()
-        info = b.probe()
+        info = b.probe_esp32()
     except BaseException:
         b.close()
         raise
-    if info["sysname"] != "esp32":
-        b.close()
-        raise Refused("wrong board: %s reports %r (%s); VitalNode runs on an ESP32"
-                      % (port, info["sysname"], info["machine"]))
     if not info["firmware"]:
         b.close()
         raise Refused("the VitalNode firmware is not on the board at %s: run "

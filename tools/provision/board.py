@@ -106,6 +106,14 @@ class Board:
         info["status"] = ast.literal_eval(out.strip())
         return info
 
+    def probe_esp32(self):
+        """probe(), refusing a board that is not an ESP32."""
+        info = self.probe()
+        if info["sysname"] != "esp32":
+            raise BoardError("wrong board: %s reports %r (%s); VitalNode runs on an ESP32"
+                             % (self.port, info["sysname"], info["machine"]))
+        return info
+
     def write_file(self, path, data):
         """Write a file atomically (PATH.new, then rename)."""
         if isinstance(data, str):
