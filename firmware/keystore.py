@@ -53,19 +53,24 @@ def _get_i32(nvs, key, default):
         return default
 
 
+def _read_key(nvs, buf):
+    """Fill buf with the stored key; True if there is one (an erased or
+    all-zero blob is no key)."""
+    try:
+        return nvs.get_blob("k", buf) == SIZE and any(buf)
+    except OSError:
+        return False
+
+
 def status():
     """What the provisioning host may know: no secret in it."""
     nvs = _nvs()
     buf = bytearray(SIZE)
-    try:
-        has_key = nvs.get_blob("k", buf) == SIZE
-    except OSError:
-        has_key = False
+    has_key = _read_key(nvs, buf)
     for i in range(SIZE):
         buf[i] = 0
     return {"device_id": device_id(), "provisioned": has_key,
-            "gen": _get_i32(nvs, "gen", 0) if has_key else 0,
-            "lockdown": _get_i32(nvs, "lock", 0) == _LOCK_ON}
+            "gen": _get_i32(nvs, "gen", 0) if has_key else 0, "lockdown": locked()}
 
 
 def locked():
@@ -84,7 +89,7 @@ def install(key_hex, gen, lockdown=False, replace=False):
     if not isinstance(gen, int) or not 0 < gen < 0x7FFFFFFF:
         raise ValueError("keystore: gen must be a positive integer")
     nvs = _nvs()
-    if status()["provisioned"] and not replace:
+    if not replace and status()["provisioned"]:
         raise ValueError("keystore: a key is already installed (rotate to replace it)")
     nvs.set_blob("k", key)
     nvs.set_i32("gen", gen)
@@ -142,11 +147,7 @@ def load():
     nvs = _nvs()
     root = bytearray(SIZE)
     try:
-        n = nvs.get_blob("k", root)
-    except OSError:
-        return None
-    try:
-        if n != SIZE or not any(root):
+        if not _read_key(nvs, root):
             return None
         return Keystore(root, _get_i32(nvs, "gen", 1))
     finally:

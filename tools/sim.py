@@ -113,10 +113,9 @@ def run_micropython_node(root, duration, heap, sensor=None, image=None):
     node = str(ROOT / "tools" / "vm" / "node.py")
     extra = [json.dumps(sensor) if sensor else "-"]
     if image:  # a simulated node's key: owner-only, removed after the run
+        from tools.provision.site import write_private
         img = BUILD / "sim" / "provision.json"
-        fd = os.open(img, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(image, f)
+        write_private(img, json.dumps(image).encode())
         extra.append(str(img))
     try:
         return _run_unix(root, duration, heap, env, node, extra)

@@ -5,14 +5,15 @@ writes straight into the simulated board's NVS and flash
 challenge-response over; the registry notes that."""
 import json
 
+from tools import hostshims
 from tools.provision import keys, site
 from tools.provision.registry import Registry
-
-NVS_NAMESPACE = "vn_key"  # firmware/keystore.py NAMESPACE
 
 
 def simulated_node(device_id, registry_path, site_path, gen=1, lockdown=False):
     """(image, config) for `device_id`, recorded active in the registry."""
+    hostshims.install()
+    from firmware.keystore import NAMESPACE
     s = site.load_site(site_path)
     cfg = site.device_config(s, device_id)
     root = keys.new_root()
@@ -20,7 +21,7 @@ def simulated_node(device_id, registry_path, site_path, gen=1, lockdown=False):
         reg.begin(device_id, gen, keys.subkeys(root, device_id), "simulated ESP32", lockdown)
         reg.activate(device_id)
         reg.note(device_id, "simulated", "written into the simulated board, no serial line")
-    image = {"nvs": {NVS_NAMESPACE: {"k": ["blob", root.hex()], "gen": ["i32", gen],
+    image = {"nvs": {NAMESPACE: {"k": ["blob", root.hex()], "gen": ["i32", gen],
                                      "lock": ["i32", 1 if lockdown else 0]}},
              "files": {"config.json": json.dumps(cfg)}}
     return image, cfg

@@ -121,11 +121,11 @@ def dev_site(directory):
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .sign(ca_key, hashes.SHA256()))
     ota = rsa.generate_private_key(public_exponent=65537, key_size=3072)
-    _write_private(d / "ca.key", ca_key.private_bytes(
+    write_private(d / "ca.key", ca_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()))
     (d / "ca.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    _write_private(d / "ota_private.pem", ota.private_bytes(
+    write_private(d / "ota_private.pem", ota.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()))
     (d / "ota_public.pem").write_bytes(ota.public_key().public_bytes(
@@ -139,7 +139,8 @@ def dev_site(directory):
     return site
 
 
-def _write_private(path, data):
+def write_private(path, data):
+    """Write bytes to a file only its owner can read (keys, key images)."""
     import os
     fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:

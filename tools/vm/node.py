@@ -94,13 +94,20 @@ def provision(b, image):
             f.write(text)
 
 
-def run(root, duration_s, board=None, log=print, sensor=None, image=None):
-    b = board or simboard.new_board()
+def _prepare(b, image, sensor):
+    """The board as the firmware finds it at power-on: its flash routed to
+    the firmware, provisioned from `image`, the sensor attached; returns
+    the simulated chip (or None)."""
     _use_flash(b)
     if image:
         provision(b, image)
         image.clear()  # the node's files are on its flash now, not in the harness
-    chip = attach_sensor(sensor) if sensor else None
+    return attach_sensor(sensor) if sensor else None
+
+
+def run(root, duration_s, board=None, log=print, sensor=None, image=None):
+    b = board or simboard.new_board()
+    chip = _prepare(b, image, sensor)
     harness = 0
     if sys.implementation.name == "micropython":
         gc.collect()
@@ -166,12 +173,7 @@ def _main():
         with open(sys.argv[4]) as f:
             image = json.load(f)
     if duration == 0:  # footprint probe: what the harness holds before boot
-        b = simboard.new_board()
-        _use_flash(b)
-        if image:
-            provision(b, image)
-        chip = attach_sensor(sensor) if sensor else None
-        image = None
+        chip = _prepare(simboard.new_board(), image, sensor)  # noqa: F841 (kept alive)
         gc.collect()
         print("SIM-FOOTPRINT %d" % gc.mem_alloc())
         return
