@@ -32,6 +32,15 @@ class Native:
     def stat(self, path):
         return os.stat("/" + path)
 
+    def mkdir(self, path):
+        os.mkdir("/" + path)
+
+    def rmdir(self, path):
+        os.rmdir("/" + path)
+
+    def ilistdir(self, path):
+        return os.ilistdir("/" + path)
+
 
 _fs = None
 
@@ -63,3 +72,35 @@ def write_atomic(path, data):
     with f.open(tmp, "w") as out:
         out.write(data)
     f.rename(tmp, path)
+
+
+def exists(path):
+    try:
+        fs().stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def makedirs(path):
+    """mkdir -p for a slash-separated relative path."""
+    f = fs()
+    at = ""
+    for part in path.split("/"):
+        at = at + "/" + part if at else part
+        if not exists(at):
+            f.mkdir(at)
+
+
+def remove_tree(path):
+    """Delete a directory and everything under it (missing: nothing)."""
+    f = fs()
+    if not exists(path):
+        return
+    for entry in list(f.ilistdir(path)):
+        sub = path + "/" + entry[0]
+        if entry[1] == 0x4000:
+            remove_tree(sub)
+        else:
+            f.remove(sub)
+    f.rmdir(path)

@@ -1,0 +1,208 @@
+"""Authenticated OTA on the node: install a signed bundle into the inactive
+app slot, confirm it after a health check, report what the boot stage did.
+
+    from firmware import ota
+    ota.install(src, keystore, pubkey_n)   # OtaError on any rejection
+    machine.reset()                         # boot.py tries the new slot
+    ...
+    ota.confirm()                           # once the app is healthy
+
+`src` fetches a bundle's parts by name with a byte cap: src.fetch(name,
+cap) -> reader (readinto(buf) -> n, 0 at the end; close()). Names:
+"manifest.vnm", "files/<path>", "image.bin", "binding/<device id>".
+firmware/httpget.HttpSource is the network one.
+
+Order (MCUboot/TUF): manifest signature, then policy (hardware, newer
+version, security counter, expiry, per-device binding), then each file is
+streamed into the inactive slot while hashed and capped at its signed size,
+then the optional MicroPython image into the next app partition, then ONE
+NVS commit makes the slot the trial, then set_boot() for an image. The
+security counter advances only in confirm(), never on a first boot.
+Guarantees: the running slot is never written; a power loss at any point
+leaves the node booting the old slot or a complete, verified new one;
+every rejection, install, confirm and revert is a security event.
+Non-guarantee: a slot is hashed while written, not re-read afterwards.
+"""
+import hashlib
+
+import boot
+from firmware import seclog, storage
+from firmware.otamanifest import IMAGE_MAX, MAGIC, MANIFEST_MAX, SIG_LEN, OtaError, check, open_signed
+from micropython import const
+
+HW_MODEL = "vitalnode-esp32"
+_CHUNK = const(1024)
+_Y2K = const(946684800)  # Unix seconds at 2000-01-01, the NVS time base
+
+
+def now_unix():
+    """Wall time from the RTC (set by NTP), or 0 if it was never set."""
+    import machine
+    y, mo, d, _, h, mi, s, _ = machine.RTC().datetime()
+    if y < 2024:
+        return 0
+    y2 = y - 1 if mo <= 2 else y  # days from civil (proleptic Gregorian)
+    era = y2 // 400
+    yoe = y2 - era * 400
+    doy = (153 * (mo + (-3 if mo > 2 else 9)) + 2) // 5 + d - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    return days * 86400 + h * 3600 + mi * 60 + s
+
+
+def _read_all(src, name, cap):
+    r = src.fetch(name, cap)
+    try:
+        out = bytearray()
+        buf = bytearray(_CHUNK)
+        while True:
+            n = r.readinto(buf)
+            if not n:
+                return bytes(out)
+            out.extend(buf[:n])
+            if len(out) > cap:
+                raise OtaError("size", "%s longer than %d bytes" % (name, cap))
+    finally:
+        r.close()
+
+
+def _stream(src, name, size, sha_hex, sink):
+    """Copy `size` bytes of `name` to sink(mv, n) while hashing; OtaError
+    if it is shorter, longer or hashes differently."""
+    r = src.fetch(name, size)
+    h = hashlib.sha256()
+    buf = bytearray(_CHUNK)
+    mv = memoryview(buf)
+    got = 0
+    try:
+        while True:
+            n = r.readinto(buf)
+            if not n:
+                break
+            got += n
+            if got > size:
+                raise OtaError("size", "%s longer than its signed size %d" % (name, size))
+            h.update(mv[:n])
+            sink(mv, n)
+    finally:
+        r.close()
+    if got != size:
+        raise OtaError("size", "%s is %d bytes, signed size %d" % (name, got, size))
+    if _hex(h.digest()) != sha_hex:
+        raise OtaError("hash", "%s does not match its signed SHA-256" % name)
+
+
+def _hex(b):
+    import binascii
+    return binascii.hexlify(b).decode()
+
+
+def install(src, keystore, pubkey_n, hw=HW_MODEL, now_s=None):
+    """Fetch, verify and stage a bundle as the trial slot; returns the
+    Manifest. Every refusal is recorded and raised as OtaError."""
+    version = None
+    try:
+        st = boot.state()
+        if st["pend"] >= 0:
+            raise OtaError("busy", "an update is on trial; confirm or revert it first")
+        env = _read_all(src, "manifest.vnm", len(MAGIC) + SIG_LEN + MANIFEST_MAX)
+        m = open_signed(env, pubkey_n)
+        version = m.version
+        floor = st["floor"] + _Y2K if st["floor"] else 0
+        check(m, hw, st["ver"], st["ctr"], now_unix() if now_s is None else now_s, floor)
+        if m.bound:
+            tag = _read_all(src, "binding/" + keystore.device_id, 32)
+            if not keystore.verify("ota-bind", tag, m.digest):
+                raise OtaError("binding", "bundle is bound to another device")
+        slot = 1 - st["act"]
+        _write_slot(src, m, boot.SLOTS[slot], env)
+        changes = {"pend": slot, "tries": 0, "pver": m.version_code, "pctr": m.counter,
+                   "img": 0, "floor": max(st["floor"], m.created - _Y2K)}
+        part = None
+        if m.image:
+            part = _write_image(src, m.image)
+            changes["img"] = 1
+            changes["ipart"] = 1 if part.info()[4].endswith("1") else 0
+        boot.commit(changes)
+        if part is not None:
+            part.set_boot()  # after the commit: boot.py abandons a trial whose image did not switch
+    except OtaError as e:
+        seclog.record("ota-reject", reason=e.reason, detail=e.detail, version=version)
+        raise
+    except OSError as e:  # network or flash (full, failing): the old slot is untouched
+        seclog.record("ota-reject", reason="io", detail=str(e), version=version)
+        raise OtaError("io", str(e))
+    seclog.record("ota-install", version=m.version, counter=m.counter, slot=boot.SLOTS[slot],
+                  image=bool(m.image))
+    return m
+
+
+def _write_slot(src, m, root, env):
+    storage.remove_tree(root)  # the inactive slot: stale or half-written
+    fs = storage.fs()
+    for f in m.files:
+        path = root + "/" + f["path"]
+        storage.makedirs(path[:path.rfind("/")])
+        with fs.open(path, "wb") as out:
+            _stream(src, "files/" + f["path"], f["size"], f["sha256"], lambda mv, n: out.write(mv[:n]))
+    with fs.open(root + "/manifest.vnm", "wb") as out:  # what the slot holds, for status
+        out.write(env)
+
+
+def _write_image(src, img):
+    import esp32
+    part = esp32.Partition(esp32.Partition.RUNNING).get_next_update()
+    if img["size"] > min(IMAGE_MAX, part.ioctl(4, 0) * 4096):
+        raise OtaError("size", "image larger than the app partition")
+    block = bytearray(4096)
+    at = [0, 0]  # bytes in block, block number
+
+    def sink(mv, n):
+        i = 0
+        while i < n:
+            k = min(n - i, 4096 - at[0])
+            block[at[0]:at[0] + k] = mv[i:i + k]
+            at[0] += k
+            i += k
+            if at[0] == 4096:
+                part.writeblocks(at[1], block)
+                at[0] = 0
+                at[1] += 1
+    _stream(src, "image.bin", img["size"], img["sha256"], sink)
+    if at[0]:
+        for i in range(at[0], 4096):
+            block[i] = 0xFF
+        part.writeblocks(at[1], block)
+    return part
+
+
+def pending():
+    """True while a new slot is on trial (not yet confirmed)."""
+    return boot.state()["pend"] >= 0
+
+
+def confirm():
+    """Make the trial slot the confirmed one and advance the security
+    counter; call only after the health check passed. Returns False if
+    nothing was on trial."""
+    st = boot.state()
+    if st["pend"] < 0:
+        return False
+    if st["img"]:  # before the NVS commit: a lost commit only repeats the trial
+        import esp32
+        try:
+            esp32.Partition.mark_app_valid_cancel_rollback()
+        except OSError:
+            pass  # firmware built without rollback support: nothing to cancel
+    boot.commit({"act": st["pend"], "pend": -1, "tries": 0, "img": 0, "ver": st["pver"],
+                 "ctr": max(st["ctr"], st["pctr"]), "last": 0})
+    seclog.record("ota-confirm", version_code=st["pver"], counter=max(st["ctr"], st["pctr"]),
+                  slot=boot.SLOTS[st["pend"]])
+    return True
+
+
+def at_start():
+    """Record what the boot stage decided since the last start (a revert)."""
+    st = boot.state()
+    if st["last"]:
+        seclog.record("ota-" + boot.OUTCOMES.get(st["last"], "unknown"), version_code=st["lastv"])
+        boot.commit({"last": 0})

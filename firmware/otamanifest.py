@@ -1,0 +1,205 @@
+"""OTA bundle manifests: the signed envelope and the rules a manifest must
+meet before a single byte of an update is written.
+
+    from firmware import otamanifest
+    m = otamanifest.open_signed(envelope, pubkey_n)    # signature first
+    otamanifest.check(m, hw=HW_MODEL, version=v, counter=c, now_s=t)
+
+Envelope (what the update server serves as `manifest.vnm`):
+    b"VNOTA1\\n" | RSA-3072-PSS signature (384 bytes) | manifest JSON
+The signature covers the magic and the JSON bytes (RSASSA-PSS, SHA-256,
+MGF1-SHA256, 32-byte salt). Nothing is JSON-parsed before it verifies.
+
+Manifest (format 1): product, hw, version "X.Y.Z", counter (security
+counter, anti-rollback), created/expires (Unix seconds), max_file/max_total
+(bytes), bound (true: the node also needs the server's per-device HMAC),
+files [{path, size, sha256}], optional image {size, sha256} (a MicroPython
+firmware image for the next app partition).
+
+Every rejection is OtaError(reason, detail): reason is one word that the
+security log and the host tools report.
+Non-guarantee: the wall-clock checks are only as good as the node's clock;
+with no clock the newest `created` ever verified is the time floor (TUF).
+"""
+import hashlib
+import json
+
+import rsapss
+from micropython import const
+
+MAGIC = b"VNOTA1\n"
+SIG_LEN = const(384)
+MANIFEST_MAX = const(8192)  # bytes of JSON
+MAX_FILES = const(64)
+SLOT_MAX = const(393216)  # bytes per app slot: two slots + data fit the 960 KiB vfs
+FILE_MAX = const(262144)
+IMAGE_MAX = const(0x180000)  # an ESP32_GENERIC-OTA app partition
+_PATH_MAX = const(64)
+_TOPS = ("firmware", "lib")
+_EXTS = (".mpy", ".py", ".json")
+_FIELDS = ("format", "product", "hw", "version", "counter", "created", "expires",
+           "max_file", "max_total", "bound", "files", "image")
+PRODUCT = "vitalnode"
+
+
+class OtaError(Exception):
+    """An update refused: .reason (one word) and .detail (why)."""
+
+    def __init__(self, reason, detail=""):
+        super().__init__(reason, detail)
+        self.reason = reason
+        self.detail = detail
+
+    def __str__(self):
+        return "ota %s: %s" % (self.reason, self.detail)
+
+
+class Manifest:
+    """A verified manifest's fields (after open_signed)."""
+
+    def __init__(self, d, digest):
+        self.version = d["version"]
+        self.version_code = version_code(d["version"])
+        self.counter = d["counter"]
+        self.hw = d["hw"]
+        self.created = d["created"]
+        self.expires = d["expires"]
+        self.bound = d["bound"]
+        self.files = d["files"]
+        self.image = d.get("image")
+        self.digest = digest  # SHA-256 of the envelope's signed part
+
+
+def version_code(text):
+    """'X.Y.Z' (each 0..999) -> X*10^6 + Y*10^3 + Z, or OtaError."""
+    parts = text.split(".") if isinstance(text, str) else ()
+    if len(parts) != 3:
+        raise OtaError("schema", "version must be X.Y.Z")
+    code = 0
+    for p in parts:
+        if not p or len(p) > 3 or not p.isdigit():
+            raise OtaError("schema", "version must be X.Y.Z with numbers 0-999")
+        code = code * 1000 + int(p)
+    return code
+
+
+def open_signed(envelope, n):
+    """Verify the envelope's signature with the public modulus n; return
+    the Manifest. Raises OtaError before parsing anything unsigned."""
+    ml = len(MAGIC)
+    if len(envelope) < ml + SIG_LEN + 2 or envelope[:ml] != MAGIC:
+        raise OtaError("format", "not a VitalNode OTA manifest")
+    if len(envelope) > ml + SIG_LEN + MANIFEST_MAX:
+        raise OtaError("size", "manifest over %d bytes" % MANIFEST_MAX)
+    sig = envelope[ml:ml + SIG_LEN]
+    body = envelope[ml + SIG_LEN:]
+    h = hashlib.sha256(MAGIC)
+    h.update(body)
+    digest = h.digest()
+    if not rsapss.verify(n, sig, digest):
+        raise OtaError("signature", "manifest signature does not verify")
+    try:
+        d = json.loads(body)
+    except Exception:  # ValueError on CPython, but keep to the documented error
+        raise OtaError("schema", "signed manifest is not JSON")
+    _schema(d)
+    return Manifest(d, digest)
+
+
+def _int(d, key, lo, hi):
+    v = d.get(key)
+    if type(v) is not int or not lo <= v <= hi:
+        raise OtaError("schema", "%s must be an integer %d..%d" % (key, lo, hi))
+    return v
+
+
+def _hex64(v, what):
+    if not isinstance(v, str) or len(v) != 64:
+        raise OtaError("schema", "%s sha256 must be 64 hex digits" % what)
+    for c in v:
+        if c not in "0123456789abcdef":
+            raise OtaError("schema", "%s sha256 must be lowercase hex" % what)
+
+
+def check_path(p):
+    """A slot-relative file path: firmware/ or lib/, plain names, known
+    extensions. Traversal, absolute paths and odd characters are refused."""
+    if not isinstance(p, str) or not p or len(p) > _PATH_MAX:
+        raise OtaError("path", "bad file path")
+    parts = p.split("/")
+    if parts[0] not in _TOPS or len(parts) < 2 or len(parts) > 3:
+        raise OtaError("path", "%r: files go under firmware/ or lib/" % p)
+    for part in parts:
+        if not part or part[0] == "." or part in ("..", "."):
+            raise OtaError("path", "%r: empty, hidden or parent component" % p)
+        for c in part:
+            if not (c.isalpha() or c.isdigit() or c in "_-.") or ord(c) > 127:
+                raise OtaError("path", "%r: character %r not allowed" % (p, c))
+    for e in _EXTS:
+        if p.endswith(e):
+            return
+    raise OtaError("path", "%r: only .mpy, .py and .json files" % p)
+
+
+def _schema(d):
+    if not isinstance(d, dict):
+        raise OtaError("schema", "manifest must be an object")
+    for k in d:
+        if k not in _FIELDS:
+            raise OtaError("schema", "unknown field %r" % (k,))
+    if d.get("format") != 1 or type(d.get("format")) is not int:
+        raise OtaError("format", "manifest format must be 1")
+    if d.get("product") != PRODUCT:
+        raise OtaError("schema", "product must be %r" % PRODUCT)
+    if not isinstance(d.get("hw"), str) or not d["hw"]:
+        raise OtaError("schema", "hw must be a string")
+    version_code(d.get("version"))
+    _int(d, "counter", 0, 0x7FFFFFFF)
+    _int(d, "created", 0, 0x7FFFFFFF)
+    _int(d, "expires", 0, 0x7FFFFFFF)
+    _int(d, "max_file", 1, FILE_MAX)
+    _int(d, "max_total", 1, SLOT_MAX)
+    if type(d.get("bound")) is not bool:
+        raise OtaError("schema", "bound must be true or false")
+    files = d.get("files")
+    if not isinstance(files, list) or not 1 <= len(files) <= MAX_FILES:
+        raise OtaError("schema", "files must list 1..%d files" % MAX_FILES)
+    seen = set()
+    total = 0
+    for f in files:
+        if not isinstance(f, dict) or len(f) != 3:
+            raise OtaError("schema", "each file is {path, size, sha256}")
+        check_path(f.get("path"))
+        if f["path"] in seen:
+            raise OtaError("path", "%r listed twice" % f["path"])
+        seen.add(f["path"])
+        size = _int(f, "size", 0, d["max_file"])
+        total += size
+        _hex64(f.get("sha256"), f["path"])
+    if total > d["max_total"]:
+        raise OtaError("size", "files total %d bytes, over max_total" % total)
+    if "firmware/app.mpy" not in seen and "firmware/app.py" not in seen:
+        raise OtaError("schema", "bundle has no firmware/app: the slot would not boot")
+    img = d.get("image")
+    if img is not None:
+        if not isinstance(img, dict) or len(img) != 2:
+            raise OtaError("schema", "image is {size, sha256}")
+        _int(img, "size", 1, IMAGE_MAX)
+        _hex64(img.get("sha256"), "image")
+
+
+def check(m, hw, version, counter, now_s, floor_s=0):
+    """Policy for a verified manifest against the running node: hardware
+    model, newer version, security counter not below the node's, not
+    expired by the clock (or by the time floor when the clock is unset)."""
+    if m.hw != hw:
+        raise OtaError("hw", "bundle is for %r, this node is %r" % (m.hw, hw))
+    if m.counter < counter:
+        raise OtaError("rollback", "security counter %d below the node's %d" % (m.counter, counter))
+    if m.version_code <= version:
+        raise OtaError("downgrade", "version %s is not newer than the running one" % m.version)
+    if m.expires <= m.created:
+        raise OtaError("expired", "manifest expires before it was created")
+    t = now_s if now_s > floor_s else floor_s
+    if m.expires <= t:
+        raise OtaError("expired", "manifest expired (expires %d, now %d)" % (m.expires, t))

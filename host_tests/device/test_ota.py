@@ -1,0 +1,238 @@
+"""OTA on the node: RSA-3072-PSS verification, the manifest rules, install
+into the inactive slot, trial boots with confirm and automatic revert, the
+MicroPython image path, and security events - on CPython and both VMs."""
+import hashlib
+import json
+
+import boot
+import otafixture as fx
+import rsapss
+import simboard
+from devtest import raises
+
+from firmware import keystore, ota, otamanifest, seclog, storage
+from firmware.otamanifest import OtaError
+
+NOW = 1800000000
+V1 = {"firmware/app.py": b"print('app v1')\n", "lib/x.py": b"X = 1\n"}
+
+
+def deployed(ver="1.0.0", ctr=1):
+    """A node as `make deploy` leaves it: slot a holds v1, confirmed."""
+    for p, b in V1.items():
+        storage.makedirs("a/" + p[:p.rfind("/")])
+        with storage.fs().open("a/" + p, "wb") as f:
+            f.write(b)
+    boot.commit({"act": 0, "pend": -1, "ver": otamanifest.version_code(ver), "ctr": ctr})
+
+
+def slot_files(root):
+    out = {}
+
+    def walk(d):
+        for e in storage.fs().ilistdir(d):
+            p = d + "/" + e[0]
+            if e[1] == 0x4000:
+                walk(p)
+            else:
+                with storage.fs().open(p, "rb") as f:
+                    out[p[len(root) + 1:]] = f.read()
+    if storage.exists(root):
+        walk(root)
+    out.pop("manifest.vnm", None)
+    return out
+
+
+def reasons():
+    return [e.get("reason") for e in seclog.events() if e["ev"] == "ota-reject"]
+
+
+def test_pss_verify_accepts_a_valid_signature_and_nothing_else():
+    msg = b"vitalnode"
+    sig = fx.sign(msg)
+    digest = hashlib.sha256(msg).digest()
+    assert rsapss.verify(fx.N, sig, digest)
+    assert not rsapss.verify(fx.N, sig, hashlib.sha256(b"vitalnodf").digest())
+    assert not rsapss.verify(fx.OTHER_N, sig, digest)
+    for i in (0, 100, 383):
+        bad = bytearray(sig)
+        bad[i] ^= 0x01
+        assert not rsapss.verify(fx.N, bytes(bad), digest)
+    assert not rsapss.verify(fx.N, sig[:-1], digest)
+    assert not rsapss.verify(fx.N, fx.N.to_bytes(384, "big"), digest)  # s >= n
+    assert not rsapss.verify(fx.N, bytes(384), digest)
+
+
+def test_envelope_signature_is_checked_before_the_json_is_read():
+    env = fx.envelope(fx.manifest())
+    assert otamanifest.open_signed(env, fx.N).version == "1.1.0"
+    assert raises(OtaError, otamanifest.open_signed, env, fx.OTHER_N).reason == "signature"
+    junk = fx.envelope(None, raw=b"{not json")  # signed garbage: schema, not a crash
+    assert raises(OtaError, otamanifest.open_signed, junk, fx.N).reason == "schema"
+    forged = env[:-2] + b" }"
+    assert raises(OtaError, otamanifest.open_signed, forged, fx.N).reason == "signature"
+    assert raises(OtaError, otamanifest.open_signed, b"VNOTA1\n", fx.N).reason == "format"
+    assert raises(OtaError, otamanifest.open_signed, b"X" + env[1:], fx.N).reason == "format"
+    big = fx.envelope(None, raw=b" " * (otamanifest.MANIFEST_MAX + 1))
+    assert raises(OtaError, otamanifest.open_signed, big, fx.N).reason == "size"
+
+
+def test_signed_manifests_that_break_the_rules_are_refused():
+    cases = [
+        ({"version": "1.1"}, "schema"), ({"counter": -1}, "schema"), ({"counter": True}, "schema"),
+        ({"format": 2}, "format"), ({"product": "other"}, "schema"), ({"bound": 1}, "schema"),
+        ({"max_file": 10 ** 9}, "schema"), ({"files": []}, "schema"), ({"extra": 1}, "schema"),
+        ({"image": {"size": 1}}, "schema"), ({"max_total": 10}, "size"),
+    ]
+    for p in ("../boot.py", "/firmware/app.py", "boot.py", "firmware/../../x.py", "lib/.hidden.py",
+              "firmware/app.exe", "lib//x.py", "lib/a b.py", "firmware/" + "x" * 70 + ".py"):
+        cases.append(({"files": [{"path": "firmware/app.py", "size": 1, "sha256": "0" * 64},
+                                 {"path": p, "size": 1, "sha256": "0" * 64}]}, "path"))
+    cases.append(({"files": [{"path": "lib/x.py", "size": 1, "sha256": "0" * 64}]}, "schema"))
+    cases.append(({"files": [{"path": "firmware/app.py", "size": 1, "sha256": "0" * 64}] * 2}, "path"))
+    cases.append(({"files": [{"path": "firmware/app.py", "size": 1, "sha256": "G" * 64}]}, "schema"))
+    for change, why in cases:
+        env = fx.envelope(fx.manifest(**change))
+        e = raises(OtaError, otamanifest.open_signed, env, fx.N)
+        assert e.reason == why, (change, e.reason, e.detail)
+
+
+def test_policy_refuses_other_hardware_downgrade_rollback_and_expiry():
+    def m(**kw):
+        return otamanifest.open_signed(fx.envelope(fx.manifest(**kw)), fx.N)
+    v110 = otamanifest.version_code("1.1.0")
+    otamanifest.check(m(), "vitalnode-esp32", v110 - 1, 1, NOW)
+    assert raises(OtaError, otamanifest.check, m(hw="other"), "vitalnode-esp32", 0, 0, NOW).reason == "hw"
+    assert raises(OtaError, otamanifest.check, m(), "vitalnode-esp32", v110, 0, NOW).reason == "downgrade"
+    assert raises(OtaError, otamanifest.check, m(counter=1), "vitalnode-esp32", 0, 2, NOW).reason == "rollback"
+    exp = m(expires=NOW - 1)
+    assert raises(OtaError, otamanifest.check, exp, "vitalnode-esp32", 0, 0, NOW).reason == "expired"
+    # no clock (0): the floor - the newest `created` ever accepted - decides
+    otamanifest.check(m(), "vitalnode-esp32", 0, 0, 0, NOW)
+    assert raises(OtaError, otamanifest.check, exp, "vitalnode-esp32", 0, 0, 0, NOW).reason == "expired"
+
+
+def test_install_stages_the_inactive_slot_and_confirm_advances_the_counter():
+    deployed()
+    files = {"firmware/app.py": b"print('v2')\n", "lib/y.py": b"Y = 2\n" * 500}
+    src = fx.bundle(files, version="1.1.0", counter=5)
+    ota.install(src, None, fx.N, now_s=NOW)
+    assert slot_files("b") == files and slot_files("a") == V1  # running slot untouched
+    st = boot.state()
+    assert st["pend"] == 1 and st["ctr"] == 1 and st["pver"] == 1001000
+    assert ota.pending()
+    assert raises(OtaError, ota.install, fx.bundle(version="1.2.0"), None, fx.N, now_s=NOW).reason == "busy"
+    simboard.board.reset(simboard.SOFT_RESET)
+    assert boot.choose() == (1, True)
+    assert boot.state()["ctr"] == 1  # first boot of the trial: counter unchanged (MCUboot #2282)
+    assert ota.confirm()
+    st = boot.state()
+    assert (st["act"], st["pend"], st["ctr"], st["ver"]) == (1, -1, 5, 1001000)
+    assert not ota.confirm()
+    assert [e["ev"] for e in seclog.events()][-3:] == ["ota-install", "ota-reject", "ota-confirm"]
+    # the next update goes to slot a, the one that is now inactive
+    ota.install(fx.bundle({"firmware/app.py": b"v3"}, version="1.2.0", counter=5), None, fx.N, now_s=NOW)
+    assert slot_files("a") == {"firmware/app.py": b"v3"} and slot_files("b") == files
+
+
+def test_a_trial_that_never_confirms_is_reverted_after_max_tries():
+    deployed()
+    ota.install(fx.bundle(counter=9), None, fx.N, now_s=NOW)
+    for i in range(boot.MAX_TRIES):
+        simboard.board.reset(simboard.WDT_RESET)
+        assert boot.choose() == (1, True)
+    simboard.board.reset(simboard.WDT_RESET)
+    assert boot.choose() == (0, False)
+    st = boot.state()
+    assert (st["act"], st["pend"], st["ctr"], st["last"]) == (0, -1, 1, 1)  # counter never moved
+    ota.at_start()
+    assert seclog.events()[-1]["ev"] == "ota-revert" and boot.state()["last"] == 0
+    # the reverted version may be offered again (it never ran confirmed)
+    ota.install(fx.bundle(counter=9), None, fx.N, now_s=NOW)
+
+
+def test_the_confirm_deadline_resets_a_trial_that_hangs():
+    import machine
+    deployed()
+    ota.install(fx.bundle(), None, fx.N, now_s=NOW)
+    simboard.board.reset(simboard.SOFT_RESET)
+    assert boot.choose() == (1, True)
+    machine.Timer(boot.DEADLINE_TIMER).init(mode=0, period=boot.CONFIRM_MS, callback=boot._deadline)
+    clk = simboard.board.clock
+    e = raises(simboard.NodeReset, clk.advance_to, clk.now_us + boot.CONFIRM_MS * 1000 + 1000)
+    assert e.cause == simboard.SOFT_RESET or e.cause == simboard.HARD_RESET
+    # a confirmed trial lets the deadline pass
+    simboard.board.reset(e.cause)
+    assert boot.choose() == (1, True)
+    machine.Timer(boot.DEADLINE_TIMER).init(mode=0, period=boot.CONFIRM_MS, callback=boot._deadline)
+    ota.confirm()
+    clk.advance_to(clk.now_us + boot.CONFIRM_MS * 1000 + 1000)
+
+
+def test_rejections_are_security_events_and_leave_the_node_unchanged():
+    deployed(ver="1.1.0", ctr=3)
+    before = boot.state()
+    ok = {"version": "1.2.0", "counter": 3}
+    bad_hash = fx.bundle(**ok)
+    bad_hash.parts["files/firmware/app.py"] = b"print('evil!!')\n"
+    longer = fx.bundle(**ok)
+    longer.parts["files/firmware/app.py"] = fx.APP + b"#"
+    endless = fx.bundle(**ok)
+    endless.parts["manifest.vnm"] += b" " * 20000
+    cases = [(fx.bundle(version="1.1.0", counter=3), "downgrade"),
+             (fx.bundle(version="1.2.0", counter=2), "rollback"),
+             (fx.bundle(version="1.2.0", counter=3, hw="vitalnode-nrf52"), "hw"),
+             (fx.bundle(version="1.2.0", counter=3, expires=NOW - 5), "expired"),
+             (fx.bundle(version="1.2.0", counter=3, n=fx.OTHER_N, d=fx.OTHER_D), "signature"),
+             (bad_hash, "hash"), (longer, "size"), (endless, "size"),
+             (fx.MemSource({}), "io")]
+    for src, why in cases:
+        e = raises(OtaError, ota.install, src, None, fx.N, now_s=NOW)
+        assert e.reason == why, (why, e)
+        assert boot.state() == before
+        assert slot_files("a") == V1
+    assert reasons() == [w for _, w in cases]
+
+
+def test_a_bound_bundle_installs_only_on_its_device():
+    import binascii
+    deployed()
+    keystore.install(binascii.hexlify(bytes(range(1, 33))).decode(), 1)
+    ks = keystore.load()
+    src = fx.bundle(bound=True)
+    digest = otamanifest.open_signed(src.parts["manifest.vnm"], fx.N).digest
+    src.parts["binding/" + ks.device_id] = bytes(32)
+    assert raises(OtaError, ota.install, src, ks, fx.N, now_s=NOW).reason == "binding"
+    src.parts["binding/" + ks.device_id] = ks.sign("ota-bind", digest)
+    ota.install(src, ks, fx.N, now_s=NOW)
+    assert "binding/" + ks.device_id in src.asked
+
+
+def test_an_image_goes_to_the_next_partition_and_a_bootloader_rollback_reverts_the_slot():
+    import esp32
+    deployed()
+    image = bytes(range(256)) * 20 + b"\x01\x02"
+    ota.install(fx.bundle(image=image), None, fx.N, now_s=NOW)
+    part = esp32.Partition("ota_1")
+    buf = bytearray(len(image))
+    part.readblocks(0, buf)
+    assert bytes(buf) == image
+    assert simboard.board.otadata.boot == "ota_1"
+    simboard.board.reset(simboard.SOFT_RESET)
+    assert boot.choose() == (1, True)  # running ota_1 as the trial expects
+    # no confirm: the ESP-IDF bootloader rolls the image back at the next reset
+    simboard.board.reset(simboard.SOFT_RESET)
+    assert simboard.board.otadata.running == "ota_0"
+    assert boot.choose() == (0, False)
+    assert boot.state()["last"] == 2
+    # confirm marks the image valid too
+    ota.install(fx.bundle(image=image, version="1.2.0"), None, fx.N, now_s=NOW)
+    simboard.board.reset(simboard.SOFT_RESET)
+    assert boot.choose() == (1, True) and ota.confirm()
+    assert simboard.board.otadata.state["ota_1"] == simboard.OtaData.VALID
+
+
+def test_the_manifest_json_is_canonical_enough_to_round_trip():
+    man = fx.manifest()
+    env = fx.envelope(man)
+    assert json.loads(env[len(otamanifest.MAGIC) + 384:]) == man
