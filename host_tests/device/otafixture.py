@@ -144,3 +144,26 @@ def bundle(content=None, image=None, n=N, d=D, **kw):
     if image is not None:
         parts["image.bin"] = image
     return MemSource(parts)
+
+
+def powerloss_sweep(setup, flow, check, first=1, step=1):
+    """Cut power at flash op k of `flow` for every k (or every `step`-th
+    from `first`): `setup()` builds a fresh node and returns its board,
+    `flow(board)` runs the update, `check(board, k)` reboots and asserts
+    the outcome. Returns the number of crash points exercised (the ops of
+    one clean run)."""
+    from flashfs import PowerLoss
+    b = setup()
+    start = b.faults.ops
+    flow(b)
+    total = b.faults.ops - start
+    for k in range(first, total + 1, step):
+        b = setup()
+        b.faults.arm(k)
+        try:
+            flow(b)
+            raise AssertionError("flow finished although power was cut at op %d" % k)
+        except PowerLoss:
+            b.power_cycle()
+        check(b, k)
+    return total
