@@ -18,7 +18,7 @@ PROVISION_OPTS = $(if $(CONFIG),--config $(CONFIG)) $(if $(ROTATE),--rotate) \
 REGISTRY_OPT = $(if $(REGISTRY),--registry $(REGISTRY))
 
 .PHONY: help apt deps test test-compile test-cpython test-wasm test-unix vmtest sim emu bench \
-        deploy provision verify revoke registry need-port clean
+        deploy provision verify revoke registry need-port clean ota-key ota-bundle ota-verify ota-serve
 
 help:
 	@echo "make sim            run the firmware (boot.py -> main.py) on a simulated node"
@@ -34,6 +34,11 @@ help:
 	@echo "make verify PORT=p  challenge-response: the node still holds its registered key"
 	@echo "make revoke DEVICE=id [REASON=...]   the gateway rejects the device from now on"
 	@echo "make registry       list the registered devices"
+	@echo "make ota-key OUT=dir                 new RSA-3072 OTA signing key pair"
+	@echo "make ota-bundle [VERSION=x.y.z COUNTER=n KEY=pem IMAGE=bin BOUND=1 DAYS=90 BUNDLE=dir]"
+	@echo "                    build and sign an update from this tree (default BUNDLE=build/ota/bundle)"
+	@echo "make ota-verify [BUNDLE=dir PUBKEY=pem]  check a bundle as a node would"
+	@echo "make ota-serve [BUNDLE=dir HTTP_PORT=8070 REGISTRY=f]  serve it to nodes"
 	@echo "make clean          remove build/ (keeps .venv and node_modules)"
 
 deps: apt .venv/.installed node_modules/.installed
@@ -96,6 +101,25 @@ revoke: deps
 
 registry: deps
 	@$(PY) -m tools.provision $(REGISTRY_OPT) list
+
+BUNDLE ?= build/ota/bundle
+HTTP_PORT ?= 8070
+OTA_BUILD_OPTS = $(if $(KEY),--key $(KEY)) $(if $(VERSION),--version $(VERSION)) \
+                 $(if $(COUNTER),--counter $(COUNTER)) $(if $(IMAGE),--image $(IMAGE)) \
+                 $(if $(DAYS),--days $(DAYS)) $(if $(BOUND),--bound)
+
+ota-key: deps
+	@test -n "$(OUT)" || { echo "set OUT: the folder for ota_private.pem / ota_public.pem"; exit 2; }
+	@$(PY) -m tools.ota keygen --out $(OUT)
+
+ota-bundle: deps
+	@$(PY) -m tools.ota build --out $(BUNDLE) $(OTA_BUILD_OPTS)
+
+ota-verify: deps
+	@$(PY) -m tools.ota verify $(BUNDLE) $(if $(PUBKEY),--pubkey $(PUBKEY))
+
+ota-serve: deps
+	@$(PY) -m tools.ota serve $(BUNDLE) --port $(HTTP_PORT) $(REGISTRY_OPT)
 
 clean:
 	rm -rf build

@@ -4,12 +4,16 @@
 
 boot.py and main.py go as source (a board must be able to show them);
 everything else under firmware/ and lib/ is compiled by mpy-cross
-(-march=xtensawin), which spares the node's heap the compiler. A file
-whose SHA-256 on the node equals the local one is skipped; files under
-/firmware and /lib that are not part of the tree are removed (a stale .py
-would shadow its .mpy). Nothing else on the node is touched: config.json
-and the NVS key stay. Every file is written as NAME.new and renamed, so a
-cut cable leaves the old file or the new one.
+(-march=xtensawin), which spares the node's heap the compiler, and goes
+into app slot a (/a/firmware, /a/lib: boot.py puts the confirmed slot on
+sys.path). A file whose SHA-256 on the node equals the local one is
+skipped; files under the slot (or a pre-slot /firmware, /lib) that are not
+part of the tree are removed (a stale .py would shadow its .mpy). Then the
+OTA state in NVS says: slot a confirmed, version firmware/version.py,
+nothing on trial - the security counter is kept, never lowered. Nothing
+else on the node is touched: config.json and the NVS key stay. Every file
+is written as NAME.new and renamed, so a cut cable leaves the old file or
+the new one.
 """
 import argparse
 import hashlib
@@ -22,7 +26,17 @@ from tools.paths import BUILD, ROOT
 from tools.provision.board import Board, BoardError
 
 _SOURCE = ("boot.py", "main.py")
-_TREES = ("firmware", "lib")
+_SLOT = "a"
+_TREES = ("a/firmware", "a/lib", "firmware", "lib")  # walked on the node; the last two are pre-slot
+
+# runs on the node after the files: slot a is the confirmed app, its version
+_SET_SLOT = """
+import esp32
+n = esp32.NVS("vn_ota")
+for k, v in (("act", 0), ("pend", -1), ("tries", 0), ("img", 0), ("ver", %d)):
+    n.set_i32(k, v)
+n.commit()
+"""
 
 # runs on the node: "<sha256 hex> <path>" for every file under the trees
 _REMOTE_HASHES = """
@@ -72,6 +86,19 @@ def stage(out):
             for p in sorted(out.rglob("*")) if p.is_file()}
 
 
+def slot_tree(tree):
+    """A staged tree as it lies on the node: firmware/ and lib/ in slot a."""
+    return {(_SLOT + "/" + p if p.split("/")[0] in ("firmware", "lib") else p): data
+            for p, data in tree.items()}
+
+
+def version_code():
+    """firmware/version.py's VERSION as the OTA state stores it."""
+    import re
+    m = re.search(r'VERSION = "(\d+)\.(\d+)\.(\d+)"', (ROOT / "firmware" / "version.py").read_text())
+    return int(m.group(1)) * 1000000 + int(m.group(2)) * 1000 + int(m.group(3))
+
+
 def remote_hashes(board):
     out = board.run(_REMOTE_HASHES % (_TREES,))
     hashes = {}
@@ -86,12 +113,12 @@ def plan(local, remote):
     """(to_write, unchanged, to_remove) paths."""
     write = [p for p, data in local.items() if remote.get(p) != hashlib.sha256(data).hexdigest()]
     same = [p for p in local if p not in write]
-    remove = [p for p in remote if p not in local and p.split("/")[0] in _TREES]
+    remove = [p for p in remote if p not in local and p.startswith(tuple(t + "/" for t in _TREES))]
     return write, same, sorted(remove)
 
 
 def deploy(port, dry_run=False, reset=True, log=print):
-    local = stage(BUILD / "deploy" / "root")
+    local = slot_tree(stage(BUILD / "deploy" / "root"))
     with Board(port) as b:
         b.enter()
         info = b.probe_esp32()
@@ -120,8 +147,9 @@ def deploy(port, dry_run=False, reset=True, log=print):
         for p in remove:
             b.run("import os\nos.remove(%r)" % ("/" + p))
             log("  removed %s" % p)
-        log("deploy: wrote %d bytes in %d file(s); %d unchanged; %d removed"
-            % (total, len(write), len(same), len(remove)))
+        b.run(_SET_SLOT % version_code())
+        log("deploy: wrote %d bytes in %d file(s); %d unchanged; %d removed; slot %s confirmed"
+            % (total, len(write), len(same), len(remove), _SLOT))
         if reset:
             log("deploy: resetting the node")
             b.reset()

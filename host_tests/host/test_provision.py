@@ -103,14 +103,14 @@ def test_make_deploy_writes_the_tree_then_skips_unchanged_and_removes_stale(tmp_
         assert r.returncode == 0, r.stdout + r.stderr
         fs = tmp_path / "flash" / "fs"
         assert (fs / "boot.py").read_text() == (ROOT / "boot.py").read_text()
-        assert (fs / "firmware" / "keystore.mpy").exists() and (fs / "lib" / "qrs.mpy").exists()
+        assert (fs / "a" / "firmware" / "keystore.mpy").exists() and (fs / "a" / "lib" / "qrs.mpy").exists()
         assert not list(fs.rglob("*.new"))
-        emu.mpremote("exec", "open('lib/old.py', 'w').write('x = 1')")  # stale, would shadow
+        emu.mpremote("exec", "open('a/lib/old.py', 'w').write('x = 1')")  # stale, would shadow
         r = subprocess.run([sys.executable, "-m", "tools.deploy", "--port", emu.pty],
                            cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stdout + r.stderr
-        assert "0 file(s) to write" in r.stdout and "removed lib/old.py" in r.stdout
-        assert not (fs / "lib" / "old.py").exists()
+        assert "0 file(s) to write" in r.stdout and "removed a/lib/old.py" in r.stdout
+        assert not (fs / "a" / "lib" / "old.py").exists()
     finally:
         emu.stop()
 

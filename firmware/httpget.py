@@ -1,0 +1,141 @@
+"""A bounded HTTP/1.0 GET for fetching OTA bundles: one request per
+connection, a hard byte cap per response, a timeout on every socket call.
+
+    from firmware.httpget import HttpSource
+    src = HttpSource("https://updates.example/vitalnode/", ca_der=ca)
+    r = src.fetch("manifest.vnm", 8192)    # OSError unless 200 + length <= cap
+    n = r.readinto(buf)                     # ... 0 at the end; r.close()
+
+Guarantees: a response must be 200 with a Content-Length no larger than
+the cap, and no more than that many body bytes are ever read (endless-data
+defence); headers are capped at _HEAD_MAX; no call blocks longer than
+timeout_ms; https verifies the server certificate against ca_der and the
+URL's host name (ssl.CERT_REQUIRED).
+Non-guarantees: no redirects, no chunked encoding, no keep-alive, no
+proxy; integrity comes from the signed manifest, not from the transport.
+"""
+import socket
+
+from micropython import const
+
+_HEAD_MAX = const(2048)
+
+
+def split_url(url):
+    """'http(s)://host[:port]/path/' -> (tls, host, port, path)."""
+    if url.startswith("https://"):
+        tls, rest, port = True, url[8:], 443
+    elif url.startswith("http://"):
+        tls, rest, port = False, url[7:], 80
+    else:
+        raise ValueError("update URL must start with http:// or https://")
+    i = rest.find("/")
+    host, path = (rest, "/") if i < 0 else (rest[:i], rest[i:])
+    if ":" in host:
+        host, p = host.split(":", 1)
+        port = int(p)
+    if not host:
+        raise ValueError("update URL has no host")
+    return tls, host, port, path
+
+
+class Response:
+    def __init__(self, sock, left):
+        self._s = sock
+        self.length = left
+        self._left = left
+
+    def readinto(self, buf):
+        if self._left <= 0:
+            return 0
+        n = self._s.readinto(memoryview(buf)[:min(len(buf), self._left)])
+        if not n:
+            raise OSError("connection closed %d bytes early" % self._left)
+        self._left -= n
+        return n
+
+    def close(self):
+        self._s.close()
+
+
+class HttpSource:
+    def __init__(self, base_url, ca_der=None, timeout_ms=10000):
+        self.tls, self.host, self.port, self.path = split_url(base_url)
+        if not self.path.endswith("/"):
+            self.path += "/"
+        self.ca = ca_der
+        self.timeout = timeout_ms / 1000
+
+    def _connect(self):
+        ai = socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)[0]
+        s = socket.socket(ai[0], socket.SOCK_STREAM)
+        try:
+            s.settimeout(self.timeout)
+            s.connect(ai[-1])
+            if self.tls:
+                import ssl
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                ctx.verify_mode = ssl.CERT_REQUIRED
+                ctx.load_verify_locations(cadata=self.ca)
+                s = ctx.wrap_socket(s, server_hostname=self.host)
+        except BaseException:
+            s.close()
+            raise
+        if not hasattr(s, "readinto"):  # CPython (host tests): recv_into/sendall
+            s = _Stream(s)
+        return s
+
+    def fetch(self, name, cap):
+        s = self._connect()
+        try:
+            s.write(("GET %s%s HTTP/1.0\r\nHost: %s\r\nUser-Agent: vitalnode\r\n\r\n"
+                     % (self.path, name, self.host)).encode())
+            status, length = _head(s)
+            if status != 200:
+                raise OSError("HTTP %d for %s" % (status, name))
+            if length < 0:
+                raise OSError("%s: no Content-Length" % name)
+            if length > cap:
+                raise OSError("%s: %d bytes, over the %d-byte cap" % (name, length, cap))
+        except BaseException:
+            s.close()
+            raise
+        return Response(s, length)
+
+
+class _Stream:
+    def __init__(self, s):
+        self._s = s
+
+    def readinto(self, buf):
+        return self._s.recv_into(buf)
+
+    def write(self, b):
+        self._s.sendall(b)
+
+    def close(self):
+        self._s.close()
+
+
+def _head(s):
+    """Read the status line and headers byte by byte (never past them)."""
+    head = bytearray()
+    one = bytearray(1)
+    while not head.endswith(b"\r\n\r\n"):
+        if len(head) >= _HEAD_MAX:
+            raise OSError("response headers over %d bytes" % _HEAD_MAX)
+        if not s.readinto(one):
+            raise OSError("connection closed in the headers")
+        head.extend(one)
+    lines = bytes(head).split(b"\r\n")
+    parts = lines[0].split(b" ")
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+        raise OSError("not an HTTP response")
+    length = -1
+    for line in lines[1:]:
+        if line[:15].lower() == b"content-length:":
+            v = line[15:].strip()
+            if not v.isdigit():
+                raise OSError("bad Content-Length")
+            length = int(v)
+    return int(parts[1]), length

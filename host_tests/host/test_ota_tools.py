@@ -1,0 +1,140 @@
+"""OTA end to end with the host tools: `make ota-bundle` signs with
+`cryptography`, the device code verifies it (on CPython and on the
+MicroPython unix port over a real socket), `ota-verify` catches tampering,
+the update server serves bundles and per-device bindings."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tools.ota import bundle
+from tools.ota.server import serve_in_thread
+from tools.paths import LIB, ROOT, SHIMS, venv_tool
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    return bundle.keygen(tmp_path_factory.mktemp("otakey"))
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    return bundle.app_files()
+
+
+def _n(pub):
+    return bundle.load_public(pub).public_numbers().n
+
+
+def test_keygen_refuses_to_replace_a_key(keys):
+    with pytest.raises(bundle.BundleError):
+        bundle.keygen(keys[0].parent)
+    assert oct(keys[0].stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_built_bundle_verifies_and_any_tampering_is_caught(tmp_path, keys, app):
+    out = tmp_path / "b"
+    man = bundle.build(out, keys[0], "9.0.0", 3, files=app, log=lambda s: None)
+    assert man["files"] and all(f["path"].split("/")[0] in ("firmware", "lib") for f in man["files"])
+    assert not any(f["path"] in ("boot.py", "main.py") for f in man["files"])  # stage 0 never ships
+    bundle.verify(out, keys[1], log=lambda s: None)
+    victim = out / "files" / man["files"][0]["path"]
+    victim.write_bytes(victim.read_bytes() + b"\x00")
+    with pytest.raises(bundle.BundleError, match="does not match"):
+        bundle.verify(out, keys[1], log=lambda s: None)
+    env = bytearray((out / "manifest.vnm").read_bytes())
+    env[-3] ^= 1
+    (out / "manifest.vnm").write_bytes(bytes(env))
+    with pytest.raises(bundle.BundleError, match="signature"):
+        bundle.verify(out, keys[1], log=lambda s: None)
+
+
+def test_the_cli_builds_verifies_and_reports_errors(tmp_path, keys):
+    run = lambda *a: subprocess.run([sys.executable, "-m", "tools.ota", *a], cwd=ROOT,  # noqa: E731
+                                    capture_output=True, text=True, timeout=300)
+    r = run("build", "--out", str(tmp_path / "b"), "--key", str(keys[0]), "--version", "1.2.3",
+            "--counter", "7")
+    assert r.returncode == 0, r.stderr
+    assert "version 1.2.3, counter 7" in r.stdout and "[1/" in r.stdout
+    r = run("verify", str(tmp_path / "b"), "--pubkey", str(keys[1]))
+    assert r.returncode == 0 and "verifies" in r.stdout
+    r = run("build", "--out", str(tmp_path / "c"), "--key", str(keys[0]), "--version", "1.2")
+    assert r.returncode == 1 and "version must be X.Y.Z" in r.stderr
+
+
+def _vm(tmp, url, n, url2=None):
+    (tmp / "n.hex").write_text("%x" % n)
+    env = dict(os.environ, MICROPYPATH=":".join([str(SHIMS), str(LIB), str(ROOT), ".frozen"]))
+    r = subprocess.run([str(venv_tool("micropython")), "-X", "heapsize=512K",
+                        str(ROOT / "tools/vm/ota_node.py"), url, str(tmp / "n.hex"),
+                        str(int(time.time()))]
+                       + ([url2] if url2 else []), cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=120)
+    for line in r.stdout.splitlines():
+        if line.startswith("OTA-RESULT "):
+            return json.loads(line[11:])
+    raise AssertionError(r.stdout + r.stderr)
+
+
+def test_a_full_update_over_http_verified_on_the_micropython_unix_port(tmp_path, keys, app):
+    """The signature check, the hashing and the socket are MicroPython's."""
+    import re
+    cur = re.search(r'"([\d.]+)"', (ROOT / "firmware/version.py").read_text()).group(1)
+    major, minor, patch = map(int, cur.split("."))
+    newer = "%d.%d.%d" % (major, minor + 1, 0)
+    bundle.build(tmp_path / "v2", keys[0], newer, 2, files=app, log=lambda s: None)
+    bundle.build(tmp_path / "v1", keys[0], cur, 2, files=app, log=lambda s: None)
+    served = []
+    srv2, url2 = serve_in_thread(tmp_path / "v2", log=served.append)
+    srv1, url1 = serve_in_thread(tmp_path / "v1")
+    try:
+        res = _vm(tmp_path, url2, _n(keys[1]), url1)
+    finally:
+        srv2.shutdown()
+        srv1.shutdown()
+    assert res["steps"] == ["installed " + newer, "boot slot 1 trial True", "confirmed True",
+                            "second refused: downgrade"]
+    assert res["state"]["ctr"] == 2 and res["state"]["act"] == 1
+    assert res["events"] == ["ota-install:None", "ota-confirm:None", "ota-reject:downgrade"]
+    assert sorted(p.split("/")[-1] for p in app if p.startswith("firmware/")) == res["slot_b"]
+    assert len(served) == 1 + len(app)  # the manifest, then each file once
+
+
+def test_the_server_vouches_for_one_device_only(tmp_path, keys, app):
+    """A bound bundle: the server's binding tag comes from the registry's
+    ota-bind sub-key, and the node's keystore derives the same key."""
+    from tools import hostshims
+    hostshims.install()
+    import simboard
+
+    from firmware import keystore, ota, storage
+    from firmware.otamanifest import OtaError
+    from firmware.httpget import HttpSource
+    from tools.provision import keys as pkeys
+    from tools.provision.registry import Registry
+    reg = Registry(tmp_path / "reg.sqlite")
+    root = pkeys.new_root()
+    b = simboard.new_board()
+    storage.use(b.fs)
+    keystore.install(root.hex(), 1)
+    ks = keystore.load()
+    reg.begin(ks.device_id, 1, pkeys.subkeys(root, ks.device_id), "esp32", False)
+    reg.activate(ks.device_id)
+    bundle.build(tmp_path / "bound", keys[0], "99.0.0", 0, files=app, bound=True, log=lambda s: None)
+    log = []
+    srv, url = serve_in_thread(tmp_path / "bound", registry=tmp_path / "reg.sqlite", log=log.append)
+    try:
+        try:
+            ota.install(HttpSource(url), ks, _n(keys[1]))
+        except OtaError:
+            raise AssertionError(log)
+        other = simboard.new_board(uid=b"\x01\x02\x03\x04\x05\x06")
+        storage.use(other.fs)
+        keystore.install(pkeys.new_root().hex(), 1)
+        e = pytest.raises(OtaError, ota.install, HttpSource(url), keystore.load(), _n(keys[1]))
+        assert e.value.reason == "io"  # the server has no binding for an unknown node
+    finally:
+        srv.shutdown()

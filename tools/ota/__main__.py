@@ -1,0 +1,75 @@
+"""`make ota-key | ota-bundle | ota-verify | ota-serve`.
+
+    python -m tools.ota keygen --out DIR
+    python -m tools.ota build --out DIR [--key PEM] [--version X.Y.Z] [--counter N]
+                              [--days 90] [--image FIRMWARE.bin] [--bound]
+    python -m tools.ota verify BUNDLE [--pubkey PEM]
+    python -m tools.ota serve BUNDLE [--host 0.0.0.0] [--port 8070] [--registry DB]
+
+Without --key/--pubkey the development site's key pair (build/dev-site,
+made by `make provision` or `make sim`) is used, and the tool says so.
+"""
+import argparse
+import sys
+
+from tools.paths import BUILD
+
+DEV = BUILD / "dev-site"
+
+
+def _dev_key(name):
+    from tools.provision.site import dev_site
+    if not (DEV / name).exists():
+        dev_site(DEV)
+    print("ota: using the development key %s (not for real patients)" % (DEV / name))
+    return DEV / name
+
+
+def main(argv=None):
+    from tools.ota import bundle
+    ap = argparse.ArgumentParser(prog="python -m tools.ota", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    k = sub.add_parser("keygen", help="new RSA-3072 signing key pair")
+    k.add_argument("--out", required=True)
+    b = sub.add_parser("build", help="build and sign a bundle from the current tree")
+    b.add_argument("--out", required=True)
+    b.add_argument("--key")
+    b.add_argument("--version", help="X.Y.Z (default: firmware/version.py)")
+    b.add_argument("--counter", type=int, default=0, help="security counter (anti-rollback)")
+    b.add_argument("--days", type=float, default=90, help="valid for (days)")
+    b.add_argument("--image", help="MicroPython firmware image for the next app partition")
+    b.add_argument("--bound", action="store_true", help="only nodes the server vouches for")
+    v = sub.add_parser("verify", help="check a bundle as a node would")
+    v.add_argument("bundle")
+    v.add_argument("--pubkey")
+    s = sub.add_parser("serve", help="serve a bundle over HTTP")
+    s.add_argument("bundle")
+    s.add_argument("--host", default="0.0.0.0")
+    s.add_argument("--port", type=int, default=8070)
+    s.add_argument("--registry", help="registry for device-bound bundles")
+    a = ap.parse_args(argv)
+    try:
+        if a.cmd == "keygen":
+            priv, pub = bundle.keygen(a.out)
+            print("ota: wrote %s (keep offline) and %s (goes into site.json ota_pubkey_file)"
+                  % (priv, pub))
+        elif a.cmd == "build":
+            bundle.build(a.out, a.key or _dev_key("ota_private.pem"), a.version, a.counter,
+                         days=a.days, bound=a.bound, image=a.image)
+        elif a.cmd == "verify":
+            bundle.verify(a.bundle, a.pubkey or _dev_key("ota_public.pem"))
+        else:
+            from tools.ota.server import make_server
+            srv = make_server(a.bundle, a.host, a.port, a.registry)
+            print("ota: serving %s on http://%s:%d/ (Ctrl-C stops)" % (a.bundle, a.host, a.port))
+            srv.serve_forever()
+    except (bundle.BundleError, OSError) as e:
+        print("ota: error: %s" % e, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Build, sign and verify OTA bundles (the format is firmware/otamanifest.py).
+
+A bundle is a directory, laid out as the update server serves it:
+    manifest.vnm          b"VNOTA1\\n" | RSA-3072-PSS signature | manifest JSON
+    files/<path>          each file of the app slot (compiled .mpy)
+    image.bin             optional MicroPython firmware image
+The signature is RSASSA-PSS with SHA-256, MGF1-SHA256 and a 32-byte salt
+over magic + JSON - what espsecure's Secure Boot v2 signing uses, so the
+same RSA-3072 key pipeline (HSM, offline signer) can serve both.
+"""
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from tools import hostshims
+from tools.paths import BUILD, ROOT
+
+PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+DAY = 86400
+
+
+class BundleError(Exception):
+    pass
+
+
+def _device():
+    hostshims.install()
+    from firmware import ota, otamanifest
+    return ota, otamanifest
+
+
+def keygen(out_dir):
+    """A new RSA-3072 signing key: ota_private.pem (0600) and ota_public.pem."""
+    from tools.provision.site import write_private
+    d = Path(out_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    priv = d / "ota_private.pem"
+    if priv.exists():
+        raise BundleError("%s exists: refusing to replace a signing key" % priv)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    write_private(priv, key.private_bytes(serialization.Encoding.PEM,
+                                          serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    (d / "ota_public.pem").write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return priv, d / "ota_public.pem"
+
+
+def load_private(path):
+    key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    if not isinstance(key, rsa.RSAPrivateKey) or key.key_size != 3072:
+        raise BundleError("%s: the OTA signing key must be RSA-3072" % path)
+    return key
+
+
+def load_public(path):
+    key = serialization.load_pem_public_key(Path(path).read_bytes())
+    if not isinstance(key, rsa.RSAPublicKey) or key.key_size != 3072:
+        raise BundleError("%s: the OTA key must be RSA-3072" % path)
+    return key
+
+
+def tree_version():
+    import re
+    return re.search(r'VERSION = "([\d.]+)"', (ROOT / "firmware" / "version.py").read_text()).group(1)
+
+
+def app_files():
+    """The app slot's files from the current tree, compiled: {path: bytes}."""
+    from tools.deploy import stage
+    tree = stage(BUILD / "ota" / "stage")
+    return {p: b for p, b in tree.items() if p.split("/")[0] in ("firmware", "lib")}
+
+
+def build(out, key_path, version=None, counter=0, hw=None, days=90, bound=False,
+          image=None, files=None, now=None, log=print):
+    """Write a signed bundle to directory `out`; returns the manifest dict."""
+    ota, otamanifest = _device()
+    key = load_private(key_path)
+    files = app_files() if files is None else files
+    now = int(time.time() if now is None else now)
+    man = {"format": 1, "product": otamanifest.PRODUCT, "hw": hw or ota.HW_MODEL,
+           "version": version or tree_version(), "counter": int(counter), "created": now,
+           "expires": now + int(days * DAY), "bound": bool(bound),
+           "max_file": max(len(b) for b in files.values()),
+           "max_total": sum(len(b) for b in files.values()),
+           "files": [{"path": p, "size": len(b), "sha256": hashlib.sha256(b).hexdigest()}
+                     for p, b in sorted(files.items())]}
+    img = Path(image).read_bytes() if image else None
+    if img is not None:
+        man["image"] = {"size": len(img), "sha256": hashlib.sha256(img).hexdigest()}
+    body = json.dumps(man, separators=(",", ":"), sort_keys=True).encode()
+    sig = key.sign(otamanifest.MAGIC + body, PSS, hashes.SHA256())
+    env = otamanifest.MAGIC + sig + body
+    # the device's own rules, before anything is written
+    n = key.public_key().public_numbers().n
+    try:
+        otamanifest.open_signed(env, n)
+    except otamanifest.OtaError as e:
+        raise BundleError(str(e))
+    out = Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "files").mkdir(parents=True)
+    for i, (p, b) in enumerate(sorted(files.items()), 1):
+        dest = out / "files" / p
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(b)
+        log("  [%d/%d] %s (%d bytes)" % (i, len(files), p, len(b)))
+    if img is not None:
+        (out / "image.bin").write_bytes(img)
+        log("  image.bin (%d bytes)" % len(img))
+    (out / "manifest.vnm").write_bytes(env)
+    log("bundle %s: version %s, counter %d, %d files, %d bytes, expires in %g days, signed"
+        % (out, man["version"], man["counter"], len(files), man["max_total"], days))
+    return man
+
+
+def verify(bundle_dir, pubkey_path, log=print):
+    """Check a bundle as a node would: signature (with cryptography and with
+    the device code), the manifest rules, every file's size and hash."""
+    ota, otamanifest = _device()
+    d = Path(bundle_dir)
+    env = (d / "manifest.vnm").read_bytes()
+    pub = load_public(pubkey_path)
+    ml = len(otamanifest.MAGIC)
+    try:
+        pub.verify(env[ml:ml + 384], env[:ml] + env[ml + 384:], PSS, hashes.SHA256())
+    except Exception:
+        raise BundleError("signature does not verify with %s" % pubkey_path)
+    try:
+        m = otamanifest.open_signed(env, pub.public_numbers().n)
+    except otamanifest.OtaError as e:
+        raise BundleError(str(e))
+    for f in m.files:
+        p = d / "files" / f["path"]
+        if not p.is_file():
+            raise BundleError("%s missing" % f["path"])
+        b = p.read_bytes()
+        if len(b) != f["size"] or hashlib.sha256(b).hexdigest() != f["sha256"]:
+            raise BundleError("%s does not match its signed size/hash" % f["path"])
+    if m.image:
+        b = (d / "image.bin").read_bytes()
+        if hashlib.sha256(b).hexdigest() != m.image["sha256"]:
+            raise BundleError("image.bin does not match its signed hash")
+    log("bundle %s verifies: version %s, counter %d, hw %s, %d files, expires %s%s"
+        % (d, m.version, m.counter, m.hw, len(m.files),
+           time.strftime("%Y-%m-%d", time.gmtime(m.expires)), ", device-bound" if m.bound else ""))
+    return m
