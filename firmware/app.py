@@ -4,8 +4,14 @@ It identifies the node, starts the watchdog, loads its key and its
 configuration, opens the sensor (retrying every SENSOR_RETRY_S while none
 answers) and runs the supervisor loop: drain the sensor FIFO when it is
 due, run detection on what it drained, feed the watchdog, print alert
-changes at once and a heartbeat with the vitals. Telemetry and OTA plug in
-here as they land (see README "Layout").
+changes at once and a heartbeat with the vitals. Telemetry plugs in here
+as it lands (see README "Layout").
+
+OTA: on a trial boot (boot.py ran a new slot) the app confirms the update
+once it is healthy - the sensor delivers samples and at least
+HEALTH_BEATS beats were detected, no earlier than HEALTH_S after start -
+and otherwise leaves it unconfirmed, so boot.py's deadline reverts it.
+(The broker-reachable check joins when the uplink lands.)
 
 Safe state: with no device key ("unprovisioned") or a configuration that
 fails validation, the node starts neither the sensor nor any radio, sends
@@ -28,6 +34,8 @@ TICK_MS = const(10)  # loop period: the sampler's FIFO fills in 160 ms at 200 sp
 HEARTBEAT_S = const(10)
 SENSOR_RETRY_S = const(10)
 _SAFE_TICK_MS = const(500)
+HEALTH_S = const(30)
+HEALTH_BEATS = const(10)
 
 
 def _detector(smp, cfg):
@@ -89,7 +97,24 @@ def _run():
     cfg = _config(wdt, ks.device_id)
     print("vitalnode: provisioned, key generation %d, broker %s:%d"
           % (ks.gen, cfg["broker"]["host"], cfg["broker"]["port"]))
-    _monitor(wdt, cfg)
+    _monitor(wdt, cfg, _ota_start())
+
+
+def _ota_start():
+    """Log what boot.py decided; True if this boot is an update's trial."""
+    import boot
+    st = boot.state()
+    if st["last"] or st["pend"] >= 0:
+        from firmware import ota
+        ota.at_start()
+    if st["pend"] >= 0:
+        print("vitalnode: running an update on trial; confirming once healthy")
+        return True
+    return False
+
+
+def _healthy(smp, det):
+    return smp is not None and smp.times.head > 0 and det.seen_qrs + det.seen_pulse >= HEALTH_BEATS
 
 
 def _config(wdt, device_id):
@@ -105,7 +130,7 @@ def _config(wdt, device_id):
     return cfg
 
 
-def _monitor(wdt, cfg):
+def _monitor(wdt, cfg, trial=False):
     from alerts import NAMES
 
     from firmware import sensor
@@ -135,6 +160,11 @@ def _monitor(wdt, cfg):
                     print("vitalnode: sensor", what)
                     det = _detector(smp, cfg)
                     seen_alerts = 0
+            if trial and up >= HEALTH_S and _healthy(smp, det):
+                from firmware import ota
+                ota.confirm()
+                trial = False
+                print("vitalnode: update confirmed after the health check")
             if smp is not None:
                 print("vitalnode: up %d s, heap free %d, samples %d, lost %d, finger %s, leads %s%s"
                       % (up, gc.mem_free(), smp.times.head, smp.lost + smp.lost_estimated,

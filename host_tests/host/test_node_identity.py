@@ -84,3 +84,35 @@ def test_nothing_a_running_node_prints_or_stores_contains_its_key(tmp_path, site
     for form in (root, root.hex().encode(), root.hex().upper().encode(),
                  binascii.b2a_base64(root).strip()):
         assert form not in out and form not in files
+
+
+def _trial(image):
+    image["nvs"]["vn_ota"] = {k: ["i32", v] for k, v in
+                              {"act": 0, "pend": 1, "tries": 0, "ctr": 1, "pver": 7000, "pctr": 3}.items()}
+    return image
+
+
+def test_a_trial_boot_is_confirmed_once_the_node_is_healthy(tmp_path, site, capsys):
+    s, b, lines = _run(_trial(_image(tmp_path, site)), 60, capsys)
+    ota = b.nvs["vn_ota"]
+    assert (ota["act"][1], ota["pend"][1], ota["ctr"][1], ota["ver"][1]) == (1, -1, 3, 7000)
+    assert "vitalnode: update confirmed after the health check" in lines
+    assert s["resets"] == []
+    events = [json.loads(l) for l in b.fs.read_bytes("security.log").decode().splitlines()]
+    assert [e["ev"] for e in events] == ["ota-confirm"]
+
+
+def test_a_trial_without_a_working_sensor_is_reverted_by_the_deadline(tmp_path, site, capsys):
+    import boot
+    import simboard
+
+    from tools.vm import node
+    b = simboard.new_board()
+    seconds = (boot.MAX_TRIES + 1) * boot.CONFIRM_MS // 1000 + 20
+    s = node.run(str(ROOT), seconds, board=b, sensor=None, image=_trial(_image(tmp_path, site)))
+    ota = b.nvs["vn_ota"]
+    assert (ota["act"][1], ota["pend"][1], ota["ctr"][1]) == (0, -1, 1)  # counter never advanced
+    assert len(s["resets"]) == boot.MAX_TRIES  # one deadline reset per trial boot
+    events = [json.loads(l) for l in b.fs.read_bytes("security.log").decode().splitlines()]
+    assert [e["ev"] for e in events] == ["ota-revert"]
+    capsys.readouterr()

@@ -5,6 +5,7 @@
     .venv/bin/python -m tools.bench qrs --db DIR --out OUT [--records 100,101] [--channel 0]
     .venv/bin/python -m tools.bench ppg --db DIR --out OUT [--records bidmc_01]
     .venv/bin/python -m tools.bench detect       # pipeline cost + heap on the VMs
+    .venv/bin/python -m tools.bench ota          # verify time, SHA-256, crash points, fuzz
 
 qrs/ppg run the device detector modules on CPython over a database (MIT-BIH
 WFDB; BIDMC CSV(.gz)), write OUT/<record>.txt (one detected sample index per
@@ -162,7 +163,45 @@ def bench_detect(a):
     return {k: v + (cmd,) for k, v in out.items()}
 
 
-BENCHES = {"sensor": lambda a: bench_sensor(), "qrs": bench_qrs, "ppg": bench_ppg, "detect": bench_detect}
+def bench_ota(a):
+    """OTA: verify time and SHA-256 throughput on both VMs, ESP32 estimate,
+    the power-loss crash points and the fuzz cases of the OTA tests."""
+    import shutil
+    from tools.ota import fuzz
+    data = BUILD / "bench" / "ota-data"
+    shutil.rmtree(data, ignore_errors=True)
+    data.mkdir(parents=True)
+    shutil.copy(ROOT / "boot.py", data)
+    for f in ("otafixture.py", "test_ota_powerloss.py", "devtest.py"):
+        shutil.copy(ROOT / "host_tests" / "device" / f, data)
+    script = ROOT / "tools/bench/ota_vm.py"
+    cmd = ".venv/bin/python -m tools.bench ota"
+    w = run_vm("wasm", script, data=data)
+    u = run_vm("unix", script, data=data)
+    t0 = time.time()
+    cases = fuzz.run()
+    what = "RSA-3072-PSS verify of a manifest signature (pow(s, 65537, n), MGF1, SHA-256), mean of 60 after warm-up"
+    out = {
+        "ota.rsa3072_pss_verify_ms_wasm": (round(w["verify_ms"], 2), "ms", what + ", 32-bit wasm VM under Node"),
+        "ota.rsa3072_pss_verify_ms_unix": (round(u["verify_ms"], 2), "ms", what + ", unix port (x86-64)"),
+        "ota.rsa3072_pss_verify_ms_esp32_low": (round(w["verify_ms"] * 30), "ms",
+                                                "ESP32 estimate: wasm time x 30 (notes: ESP32 = wasm x 30-60)"),
+        "ota.rsa3072_pss_verify_ms_esp32_high": (round(w["verify_ms"] * 60), "ms", "ESP32 estimate: wasm time x 60"),
+        "ota.sha256_kib_per_s_wasm": (round(w["sha_kib_s"]), "KiB/s",
+                                      "hashlib.sha256 over 2 MiB in 4 KiB blocks, wasm VM (ESP32: / 30-60 "
+                                      "for software; the ESP32 port hashes in hardware)"),
+        "ota.powerloss_crash_points": (min(w["crash_points"], u["crash_points"]), "points",
+                                       "flash ops of one update (stage, trial boot, confirm) with power cut at "
+                                       "each, then reboot and check: host_tests/device/test_ota_powerloss.py on "
+                                       "the VMs"),
+        "ota.fuzz_cases": (cases, "cases", "mutated + hostile signed manifests through the device code, none "
+                           "accepted wrongly (tools/ota/fuzz.py, test_ota_fuzz.py), %.0f s" % (time.time() - t0)),
+    }
+    return {k: v + (cmd,) for k, v in out.items()}
+
+
+BENCHES = {"sensor": lambda a: bench_sensor(), "qrs": bench_qrs, "ppg": bench_ppg, "detect": bench_detect,
+           "ota": bench_ota}
 
 
 def write(results):
