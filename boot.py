@@ -57,11 +57,15 @@ def commit(changes, nvs=None):
     nvs.commit()
 
 
+def part_index(part):
+    """Index (0/1) of an app partition: ota_0 or ota_1."""
+    return 1 if part.info()[4].endswith("1") else 0
+
+
 def running_part():
-    """Index (0/1) of the app partition the MicroPython image runs from."""
+    """Index of the app partition the MicroPython image runs from."""
     import esp32
-    label = esp32.Partition(esp32.Partition.RUNNING).info()[4]
-    return 1 if label.endswith("1") else 0
+    return part_index(esp32.Partition(esp32.Partition.RUNNING))
 
 
 def choose(nvs=None, part=None):

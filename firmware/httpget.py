@@ -42,7 +42,6 @@ def split_url(url):
 class Response:
     def __init__(self, sock, left):
         self._s = sock
-        self.length = left
         self._left = left
 
     def readinto(self, buf):

@@ -121,7 +121,7 @@ def install(src, keystore, pubkey_n, hw=HW_MODEL, now_s=None):
         if m.image:
             part = _write_image(src, m.image)
             changes["img"] = 1
-            changes["ipart"] = 1 if part.info()[4].endswith("1") else 0
+            changes["ipart"] = boot.part_index(part)
         boot.commit(changes)
         if part is not None:
             part.set_boot()  # after the commit: boot.py abandons a trial whose image did not switch
@@ -193,10 +193,10 @@ def confirm():
             esp32.Partition.mark_app_valid_cancel_rollback()
         except OSError:
             pass  # firmware built without rollback support: nothing to cancel
+    ctr = max(st["ctr"], st["pctr"])
     boot.commit({"act": st["pend"], "pend": -1, "tries": 0, "img": 0, "ver": st["pver"],
-                 "ctr": max(st["ctr"], st["pctr"]), "last": 0})
-    seclog.record("ota-confirm", version_code=st["pver"], counter=max(st["ctr"], st["pctr"]),
-                  slot=boot.SLOTS[st["pend"]])
+                 "ctr": ctr, "last": 0})
+    seclog.record("ota-confirm", version_code=st["pver"], counter=ctr, slot=boot.SLOTS[st["pend"]])
     return True
 
 

@@ -83,6 +83,13 @@ def version_code(text):
     return code
 
 
+def signed_digest(envelope):
+    """SHA-256 of what the signature covers: the magic and the JSON."""
+    h = hashlib.sha256(MAGIC)
+    h.update(envelope[len(MAGIC) + SIG_LEN:])
+    return h.digest()
+
+
 def open_signed(envelope, n):
     """Verify the envelope's signature with the public modulus n; return
     the Manifest. Raises OtaError before parsing anything unsigned."""
@@ -91,12 +98,9 @@ def open_signed(envelope, n):
         raise OtaError("format", "not a VitalNode OTA manifest")
     if len(envelope) > ml + SIG_LEN + MANIFEST_MAX:
         raise OtaError("size", "manifest over %d bytes" % MANIFEST_MAX)
-    sig = envelope[ml:ml + SIG_LEN]
     body = envelope[ml + SIG_LEN:]
-    h = hashlib.sha256(MAGIC)
-    h.update(body)
-    digest = h.digest()
-    if not rsapss.verify(n, sig, digest):
+    digest = signed_digest(envelope)
+    if not rsapss.verify(n, envelope[ml:ml + SIG_LEN], digest):
         raise OtaError("signature", "manifest signature does not verify")
     try:
         d = json.loads(body)

@@ -94,9 +94,8 @@ def slot_tree(tree):
 
 def version_code():
     """firmware/version.py's VERSION as the OTA state stores it."""
-    import re
-    m = re.search(r'VERSION = "(\d+)\.(\d+)\.(\d+)"', (ROOT / "firmware" / "version.py").read_text())
-    return int(m.group(1)) * 1000000 + int(m.group(2)) * 1000 + int(m.group(3))
+    from tools.ota.bundle import _device, tree_version
+    return _device()[1].version_code(tree_version())
 
 
 def remote_hashes(board):

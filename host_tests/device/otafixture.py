@@ -146,6 +146,18 @@ def bundle(content=None, image=None, n=N, d=D, **kw):
     return MemSource(parts)
 
 
+def deployed(files, ver=1000000, ctr=1):
+    """A node as `make deploy` leaves it: slot a holds `files` {path:
+    bytes}, confirmed at version code `ver` with security counter `ctr`."""
+    import boot
+    from firmware import storage
+    for p, b in files.items():
+        storage.makedirs("a/" + p[:p.rfind("/")])
+        with storage.fs().open("a/" + p, "wb") as f:
+            f.write(b)
+    boot.commit({"act": 0, "pend": -1, "ver": ver, "ctr": ctr})
+
+
 def powerloss_sweep(setup, flow, check, first=1, step=1):
     """Cut power at flash op k of `flow` for every k (or every `step`-th
     from `first`): `setup()` builds a fresh node and returns its board,

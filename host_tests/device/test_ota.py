@@ -18,12 +18,7 @@ V1 = {"firmware/app.py": b"print('app v1')\n", "lib/x.py": b"X = 1\n"}
 
 
 def deployed(ver="1.0.0", ctr=1):
-    """A node as `make deploy` leaves it: slot a holds v1, confirmed."""
-    for p, b in V1.items():
-        storage.makedirs("a/" + p[:p.rfind("/")])
-        with storage.fs().open("a/" + p, "wb") as f:
-            f.write(b)
-    boot.commit({"act": 0, "pend": -1, "ver": otamanifest.version_code(ver), "ctr": ctr})
+    fx.deployed(V1, otamanifest.version_code(ver), ctr)
 
 
 def slot_files(root):

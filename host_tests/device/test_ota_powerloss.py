@@ -20,14 +20,10 @@ EXPECT = {0: V1, 1: V2}
 def _setup():
     b = simboard.new_board()
     storage.use(b.fs)
-    for p, data in V1.items():
-        storage.makedirs("a/" + p[:p.rfind("/")])
-        with b.fs.open("a/" + p, "wb") as f:
-            f.write(data)
+    fx.deployed(V1)
     storage.makedirs("b/lib")  # leftovers of an earlier, abandoned update
     with b.fs.open("b/lib/old.py", "wb") as f:
         f.write(b"OLD = 1\n")
-    boot.commit({"act": 0, "pend": -1, "ver": 1000000, "ctr": 1})
     return b
 
 

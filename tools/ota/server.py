@@ -21,8 +21,7 @@ def binding_tag(registry_path, device_id, envelope):
     from tools.provision.registry import Registry, RegistryError
     from tools.ota.bundle import _device
     _, otamanifest = _device()
-    digest = hashlib.sha256(envelope[:len(otamanifest.MAGIC)] +
-                            envelope[len(otamanifest.MAGIC) + 384:]).digest()
+    digest = otamanifest.signed_digest(envelope)
     reg = Registry(registry_path)  # per request: sqlite objects stay in their thread
     if not reg.is_active(device_id):
         raise RegistryError("device %s is not active" % device_id)
