@@ -18,7 +18,8 @@ PROVISION_OPTS = $(if $(CONFIG),--config $(CONFIG)) $(if $(ROTATE),--rotate) \
 REGISTRY_OPT = $(if $(REGISTRY),--registry $(REGISTRY))
 
 .PHONY: help apt deps test test-compile test-cpython test-wasm test-unix vmtest sim emu bench \
-        deploy provision verify revoke registry need-port clean ota-key ota-bundle ota-verify ota-serve
+        deploy provision verify revoke registry need-port clean ota-key ota-bundle ota-verify ota-serve \
+        ota-push
 
 help:
 	@echo "make sim            run the firmware (boot.py -> main.py) on a simulated node"
@@ -39,6 +40,7 @@ help:
 	@echo "                    build and sign an update from this tree (default BUNDLE=build/ota/bundle)"
 	@echo "make ota-verify [BUNDLE=dir PUBKEY=pem]  check a bundle as a node would"
 	@echo "make ota-serve [BUNDLE=dir HTTP_PORT=8070 REGISTRY=f]  serve it to nodes"
+	@echo "make ota-push PORT=p URL=u   the node on USB updates itself from the server at u"
 	@echo "make clean          remove build/ (keeps .venv and node_modules)"
 
 deps: apt .venv/.installed node_modules/.installed
@@ -120,6 +122,10 @@ ota-verify: deps
 
 ota-serve: deps
 	@$(PY) -m tools.ota serve $(BUNDLE) --port $(HTTP_PORT) $(REGISTRY_OPT)
+
+ota-push: deps need-port
+	@test -n "$(URL)" || { echo "set URL: the update server as the node reaches it"; exit 2; }
+	@$(PY) -m tools.ota push --port $(PORT) --url $(URL)
 
 clean:
 	rm -rf build

@@ -3,6 +3,7 @@ app slot, confirm it after a health check, report what the boot stage did.
 
     from firmware import ota
     ota.install(src, keystore, pubkey_n)   # OtaError on any rejection
+    ota.update("http://updates.local:8070/")  # the same, keys from config
     machine.reset()                         # boot.py tries the new slot
     ...
     ota.confirm()                           # once the app is healthy
@@ -134,6 +135,20 @@ def install(src, keystore, pubkey_n, hw=HW_MODEL, now_s=None):
     seclog.record("ota-install", version=m.version, counter=m.counter, slot=boot.SLOTS[slot],
                   image=bool(m.image))
     return m
+
+
+def update(url, timeout_ms=10000):
+    """install() from an update server with what the node was provisioned
+    with: its key (for bound bundles), the OTA public key from config.json
+    and, for https, the site CA (config ca_cert). Returns the Manifest;
+    reset afterwards to try it. ConfigError if the node has no valid
+    config (nothing is fetched then)."""
+    from firmware import config, keystore
+    from firmware.httpget import HttpSource
+    ks = keystore.load()
+    cfg = config.load(ks.device_id if ks else None)
+    src = HttpSource(url, cfg["ca_cert"].encode(), timeout_ms)
+    return install(src, ks, int(cfg["ota_pubkey"]["n"], 16))
 
 
 def _write_slot(src, m, root, env):

@@ -11,9 +11,10 @@ from tools.paths import ROOT, venv_tool
 
 
 class Emu:
-    def __init__(self, flash, tap=None, sysname=None):
+    def __init__(self, flash, tap=None, sysname=None, speed=None):
         """tap: a file that receives every byte the board sends;
-        sysname: what the board's os.uname() reports (default esp32)."""
+        sysname: what the board's os.uname() reports (default esp32);
+        speed: the firmware's sleeps pass this many times faster."""
         self.flash = flash
         self.tap = tap
         env = dict(os.environ)
@@ -21,6 +22,8 @@ class Emu:
             env["VITALNODE_EMU_TAP"] = str(tap)
         if sysname:
             env["VITALNODE_EMU_SYSNAME"] = sysname
+        if speed:
+            env["VITALNODE_EMU_SPEED"] = str(speed)
         self.proc = subprocess.Popen([sys.executable, "-m", "tools.emu", "--flash", str(flash)],
                                      cwd=ROOT, stdout=subprocess.PIPE, text=True,
                                      start_new_session=True, env=env)
@@ -33,6 +36,11 @@ class Emu:
         if check:
             assert r.returncode == 0, r.stdout + r.stderr
         return r
+
+    def nvs(self, namespace):
+        """The board's committed NVS namespace {key: value}."""
+        st = json.loads((self.flash / "state.json").read_text())
+        return {k: v[1] for k, v in st["nvs"].get(namespace, {}).items()}
 
     def boots(self):
         st = json.loads((self.flash / "state.json").read_text())["emu"]

@@ -6,6 +6,11 @@ Prints the pty path as its first line, then serves until killed. The board
 is the MicroPython WebAssembly VM with the project's machine/esp32/network
 shims; DIR (default build/emu-flash) keeps its filesystem (DIR/fs) and NVS
 / OTA state (DIR/state.json) across restarts, like a board's flash.
+DIR/sensor.json ({"chip": "max86150"}, see simmax.attach_spec) puts a
+simulated sensor board on its I2C bus; DIR/pins.json holds GPIO levels
+from power-on. VITALNODE_EMU_SPEED=k lets the firmware's sleeps pass k
+times faster than real time. Its `socket` makes one request/reply TCP
+exchange through the host (tools/emu/socket.py: enough for HTTP/1.0).
 """
 import argparse
 import os
@@ -24,7 +29,7 @@ def _runtime_dir():
     if rt.exists():
         shutil.rmtree(rt)
     (rt / "shims").mkdir(parents=True)
-    for f in ("_emu.py", "os.py"):
+    for f in ("_emu.py", "os.py", "socket.py"):
         shutil.copy(ROOT / "tools" / "emu" / f, rt / f)
     for f in SHIMS.glob("*.py"):
         if f.name != "micropython.py":

@@ -68,13 +68,16 @@ def _micropython_module():
     sys.modules["micropython"] = m
 
 
-def setup(state_json, cause, new_uid, pins_json="{}"):
+def setup(state_json, cause, new_uid, pins_json="{}", sensor_json=""):
     import binascii
     b = simboard.new_board(uid=binascii.unhexlify(new_uid))
     if state_json:
         b.restore(json.loads(state_json))
     for num, level in json.loads(pins_json).items():
         b.pin(int(num)).drive(level)  # held by hand since power-on
+    if sensor_json:
+        import simmax
+        simmax.attach_spec(json.loads(sensor_json))
     _micropython_module()
     b.reset_cause = cause
     b.on_nvs_commit = _save

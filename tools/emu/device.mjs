@@ -8,8 +8,10 @@
 // raw-paste is refused (R\x00), soft/hard reset rebuild the VM keeping the
 // flash, errno is translated (_emu.py), stdin reads block on the pty.
 import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
+import { spawnSync } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { copyTree } from "../vm/vmfs.mjs";
 
@@ -38,6 +40,37 @@ const TAP = process.env.VITALNODE_EMU_TAP ? fs.openSync(process.env.VITALNODE_EM
 const SYSNAME = process.env.VITALNODE_EMU_SYSNAME || "esp32";
 // FLASHDIR/pins.json {"0": 0}: GPIO levels held at power-on (a pressed button)
 const PINS = path.join(FLASH, "pins.json");
+// FLASHDIR/sensor.json {"chip": "max86150"}: a sensor board on the I2C bus
+// (simmax.attach_spec; synthetic 72/min signals unless it names records)
+const SENSOR = path.join(FLASH, "sensor.json");
+// VITALNODE_EMU_SPEED=k: the firmware's sleeps pass k times faster than
+// real time (a health check of 30 s takes 30/k s); 1 = a real board
+const SPEED = Math.max(1, Number(process.env.VITALNODE_EMU_SPEED || 1));
+
+// One TCP request/reply for the VM's socket (tools/emu/socket.py): a helper
+// process connects, sends, reads until the server closes. Returns the reply
+// as hex, or "E<errno>" (Linux numbers, as the ESP32's lwIP uses).
+const TCP_HELPER = `
+const net = require("node:net");
+const [host, port, ms, cap] = process.argv.slice(1);
+const chunks = []; let got = 0;
+const fail = (code) => { process.stderr.write(String(code)); process.exit(3); };
+const s = net.connect({ host, port: Number(port) });
+s.setTimeout(Number(ms), () => fail("ETIMEDOUT"));
+s.on("error", (e) => fail(e.code || "EIO"));
+s.on("connect", () => { s.end(require("node:fs").readFileSync(0)); });
+s.on("data", (d) => { got += d.length; if (got > Number(cap)) fail("EMSGSIZE"); chunks.push(d); });
+s.on("end", () => { process.stdout.write(Buffer.concat(chunks)); process.exit(0); });
+`;
+function tcpExchange(host, port, hexOut, timeoutMs, cap) {
+  flushOut();  // a UART would have sent it already (the raw REPL's "OK")
+  const ms = timeoutMs || 10000;
+  const r = spawnSync(process.execPath, ["-e", TCP_HELPER, String(host), String(port), String(ms), String(cap)],
+    { input: Buffer.from(hexOut, "hex"), maxBuffer: cap + 1024, timeout: ms * 4 + 2000 });
+  if (r.status === 0) return r.stdout.toString("hex");
+  const code = r.error ? "ETIMEDOUT" : (r.stderr || "").toString().trim();
+  return "E" + (os.constants.errno[code] || os.constants.errno.EIO);
+}
 
 function flushOut() {
   if (!outBuf.length) return;
@@ -91,9 +124,10 @@ const emuhost = {
   reset: (cause) => { resetCause = cause; },
   kbd_intr: (c) => { intrChar = c; },
   sysname: () => SYSNAME,
+  tcp_exchange: tcpExchange,
   // called on every firmware sleep: pace to real time, watch for Ctrl-C
   idle: (us) => {
-    const until = Date.now() + Math.floor(us / 1000);
+    const until = Date.now() + Math.floor(us / 1000 / SPEED);
     do {
       pump(0);
       if (intrChar !== 3) input.length = 0;  // nobody reads the UART: its buffer overflows
@@ -150,6 +184,7 @@ async function boot(kind) {
   copyTree(mp.FS, RT, "/rt");
   const state = fs.existsSync(STATE) ? fs.readFileSync(STATE, "utf8") : "";
   const pins = fs.existsSync(PINS) ? fs.readFileSync(PINS, "utf8") : "{}";
+  const sensor = fs.existsSync(SENSOR) ? fs.readFileSync(SENSOR, "utf8") : "";
   intrChar = 3;  // a reset restores Ctrl-C
   // a soft reboot restarts the VM, not the chip: the reset cause stays
   const cause = kind === "power" ? 1 : kind === "soft" ? lastCause : (resetCause || 5);
@@ -163,8 +198,9 @@ async function boot(kind) {
 import sys, vfs
 sys.path.clear()
 sys.path.extend(["/rt", "/rt/shims"])
-import _emu, os, machine, esp32, network, time, vclock, simboard, flashfs
-_emu.setup(${JSON.stringify(state)}, ${cause}, ${JSON.stringify(uid)}, ${JSON.stringify(pins)})
+import _emu, os, socket, machine, esp32, network, time, vclock, simboard, flashfs
+_emu.setup(${JSON.stringify(state)}, ${cause}, ${JSON.stringify(uid)}, ${JSON.stringify(pins)},
+           ${JSON.stringify(sensor)})
 vfs.umount("/")
 vfs.mount(vfs.VfsPosix("/flash"), "/")
 os.chdir("/")
@@ -199,7 +235,7 @@ for (;;) {
     // running watchdog must still bite)
     if (!pump(100)) {
       const now = Date.now();
-      try { mp.runPython(`import _emu\n_emu.tick(${(now - idleSince) * 1000})`); }
+      try { mp.runPython(`import _emu\n_emu.tick(${(now - idleSince) * 1000 * SPEED})`); }
       catch (e) { if (!resetCause) outStr((e.message || "").replace(/\r?\n/g, "\r\n")); }
       idleSince = now;
       if (resetCause) await boot("hard");

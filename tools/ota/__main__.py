@@ -5,6 +5,7 @@
                               [--days 90] [--image FIRMWARE.bin] [--bound]
     python -m tools.ota verify BUNDLE [--pubkey PEM]
     python -m tools.ota serve BUNDLE [--host 0.0.0.0] [--port 8070] [--registry DB]
+    python -m tools.ota push --port PORT --url URL [--no-reset]
 
 Without --key/--pubkey the development site's key pair (build/dev-site,
 made by `make provision` or `make sim`) is used, and the tool says so.
@@ -12,7 +13,9 @@ made by `make provision` or `make sim`) is used, and the tool says so.
 import argparse
 import sys
 
+from tools.ota.push import Refused
 from tools.paths import BUILD
+from tools.provision.board import BoardError
 
 DEV = BUILD / "dev-site"
 
@@ -47,6 +50,10 @@ def main(argv=None):
     s.add_argument("--host", default="0.0.0.0")
     s.add_argument("--port", type=int, default=8070)
     s.add_argument("--registry", help="registry for device-bound bundles")
+    p = sub.add_parser("push", help="tell a node on USB to update from a server")
+    p.add_argument("--port", required=True, help="the node's serial port")
+    p.add_argument("--url", required=True, help="the update server as the node reaches it")
+    p.add_argument("--no-reset", action="store_true", help="stage only; the trial starts at the next reset")
     a = ap.parse_args(argv)
     try:
         if a.cmd == "keygen":
@@ -58,12 +65,15 @@ def main(argv=None):
                          days=a.days, bound=a.bound, image=a.image)
         elif a.cmd == "verify":
             bundle.verify(a.bundle, a.pubkey or _dev_key("ota_public.pem"))
+        elif a.cmd == "push":
+            from tools.ota.push import push
+            push(a.port, a.url, reset=not a.no_reset)
         else:
             from tools.ota.server import make_server
             srv = make_server(a.bundle, a.host, a.port, a.registry)
             print("ota: serving %s on http://%s:%d/ (Ctrl-C stops)" % (a.bundle, a.host, a.port))
             srv.serve_forever()
-    except (bundle.BundleError, OSError) as e:
+    except (bundle.BundleError, OSError, Refused, BoardError) as e:
         print("ota: error: %s" % e, file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -80,14 +80,20 @@ class Board:
                 "its key)" % self.port)
         self._raw = True
 
-    def run(self, code):
+    def run(self, code, timeout=10):
         """Run `code` on the node; its printed output (TransportExecError ->
-        BoardError with the node's traceback)."""
+        BoardError with the node's traceback). timeout: seconds the node
+        may stay silent."""
         try:
-            return self.t.exec(code).decode("utf-8", "replace")
+            out, err = self.t.exec_raw(code, timeout=timeout)
+            if err:
+                raise TransportExecError(out, err.decode("utf-8", "replace"))
+            return out.decode("utf-8", "replace")
         except TransportExecError as e:
             raise BoardError(e.error_output.strip().splitlines()[-1] if e.error_output.strip()
                              else "the node raised an error")
+        except TransportError as e:
+            raise BoardError("the node on %s stopped answering (%s)" % (self.port, e))
 
     def probe(self):
         """What is this board? {sysname, machine, firmware, status}."""

@@ -402,3 +402,24 @@ def attach(chip, bus=BUS, scl=SCL, sda=SDA):
     """Put a simulated chip on the current board's I2C bus."""
     simboard.board.i2c(bus, scl, sda).attach(chip.ADDRESS, chip)
     return chip
+
+
+def attach_spec(spec):
+    """Put the simulated sensor chip on the board: spec = {"chip":
+    "max86150"|"max30102", "ecg": WFDB base path or None, "pleth": BIDMC
+    CSV(.gz) path or "pleth_i16": its decoded cache, "spo2": target}; without
+    paths the sources are synthetic (72/min)."""
+    import waveforms
+    if spec.get("ecg"):
+        ecg = waveforms.Mitdb(spec["ecg"], 0)
+    else:
+        ecg = waveforms.Table(waveforms.ecg_beat(72, 500), 500)
+    if spec.get("pleth_i16"):
+        pleth = waveforms.Int16File(spec["pleth_i16"], 125)
+    elif spec.get("pleth"):
+        pleth = waveforms.BidmcPleth(spec["pleth"])
+    else:
+        pleth = waveforms.Table(waveforms.ppg_beat(72, 125), 125)
+    optics = waveforms.Optics(spo2=spec.get("spo2", 97.0))
+    cls = SimMAX86150 if spec.get("chip", "max86150") == "max86150" else SimMAX30102
+    return attach(cls(int_pin=INT, ecg=ecg, pleth=pleth, optics=optics))

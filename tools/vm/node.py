@@ -50,25 +50,9 @@ def _print_exc(e):
 
 
 def attach_sensor(spec):
-    """Put the simulated sensor chip on the board: spec = {"chip":
-    "max86150"|"max30102", "ecg": WFDB base path or None, "pleth": BIDMC
-    CSV(.gz) path or "pleth_i16": its decoded cache, "spo2": target}; no paths: synthetic sources."""
+    """Put the simulated sensor chip on the board (simmax.attach_spec)."""
     import simmax
-    import waveforms
-    if spec.get("ecg"):
-        ecg = waveforms.Mitdb(spec["ecg"], 0)
-    else:
-        ecg = waveforms.Table(waveforms.ecg_beat(72, 500), 500)
-
-    if spec.get("pleth_i16"):
-        pleth = waveforms.Int16File(spec["pleth_i16"], 125)
-    elif spec.get("pleth"):
-        pleth = waveforms.BidmcPleth(spec["pleth"])
-    else:
-        pleth = waveforms.Table(waveforms.ppg_beat(72, 125), 125)
-    optics = waveforms.Optics(spo2=spec.get("spo2", 97.0))
-    cls = simmax.SimMAX86150 if spec.get("chip", "max86150") == "max86150" else simmax.SimMAX30102
-    return simmax.attach(cls(int_pin=simmax.INT, ecg=ecg, pleth=pleth, optics=optics))
+    return simmax.attach_spec(spec)
 
 
 def _use_flash(b):
