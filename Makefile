@@ -6,7 +6,7 @@ SHELL := /bin/bash
 PY    := .venv/bin/python
 # Debian packages the host side needs, as command:package; installed only
 # when the command is missing (as root, or with sudo)
-APT_NEEDS := python3:python3 node:nodejs npm:npm timeout:coreutils
+APT_NEEDS := python3:python3 node:nodejs npm:npm timeout:coreutils mosquitto:mosquitto
 VM    ?= all
 T     ?=
 RUNTIME ?= micropython
@@ -43,7 +43,11 @@ help:
 	@echo "make ota-push PORT=p URL=u   the node on USB updates itself from the server at u"
 	@echo "make clean          remove build/ (keeps .venv and node_modules)"
 
-deps: apt .venv/.installed node_modules/.installed
+deps: apt .venv/.installed node_modules/.installed lib/umqtt/.pinned
+
+# device libraries fetched from PyPI, pinned by sha256 (tools/deps.py)
+lib/umqtt/.pinned: tools/deps.py .venv/.installed
+	@$(PY) -m tools.deps
 
 apt:
 	@tools/ensure-apt.sh $(APT_NEEDS)

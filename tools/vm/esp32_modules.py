@@ -19,6 +19,11 @@ random re requests select socket ssl struct sys time tls uasyncio uctypes umqtt
 upysh urequests vfs webrepl webrepl_setup websocket
 """.split())
 
+# u-prefixed names that 1.27 still resolves to its built-in C modules (the
+# pinned umqtt.simple 1.3.4 uses them), and `ussl`, which it no longer has:
+# firmware/uplink.py puts its own TLS wrapper into sys.modules under it.
+ESP32_MODULES = ESP32_MODULES | frozenset({"usocket", "ustruct", "ubinascii", "ussl"})
+
 # Attributes of `time` device code may use: the same on CPython+shims and on
 # both VMs (time.time/time.sleep would read the host clock under CPython).
 TIME_ATTRS = frozenset(

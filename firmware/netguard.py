@@ -1,0 +1,150 @@
+"""The socket and TLS layer under umqtt.simple: no call can block without a
+timeout, on the chip (MicroPython socket + ssl) and on a host (CPython).
+
+    from firmware import netguard
+    simple = netguard.install(timeout_ms=5000)   # the umqtt.simple module
+    # its socket.socket() / ussl.wrap_socket() now come from here
+
+umqtt.simple 1.3.4 (pinned, from PyPI) makes its own socket in connect()
+and, in wait_msg(), puts it back into blocking mode: a lost PUBACK would
+block the node forever. Here every socket it gets is a Guarded one:
+setblocking(True) means "block for at most timeout_ms", never unbounded,
+and a read that times out raises OSError(ETIMEDOUT). Its `ussl` (gone from
+current MicroPython) is this module's Tls: CA verification
+(CERT_REQUIRED) and the server's host name, with the CA from the config.
+`net` is what makes sockets: the real `socket`/`ssl` modules, or a
+simulated network (tools/shims/simnet.py) that adds handshake time and
+dead brokers on the virtual clock.
+Non-guarantee: DNS (getaddrinfo) has no timeout of its own on the chip;
+use an address or a local resolver for the broker.
+"""
+import sys
+
+_ETIMEDOUT = 110
+_MP = sys.implementation.name == "micropython"
+
+
+def pem_to_der(pem):
+    import binascii
+    body = "".join(line.strip() for line in pem.strip().splitlines()
+                   if line.strip() and not line.startswith("-----"))
+    return binascii.a2b_base64(body)
+
+
+class Guarded:
+    """A socket with the stream API umqtt.simple uses (read/write) and a
+    timeout that setblocking(True) cannot remove."""
+
+    def __init__(self, sock, timeout_s, ctl=None):
+        self._s = sock
+        self._ctl = ctl or sock  # where timeouts apply (MicroPython TLS: the raw socket)
+        self._t = timeout_s
+        self._ctl.settimeout(timeout_s)
+
+    def setblocking(self, flag):
+        self._ctl.settimeout(self._t if flag else 0)
+
+    def settimeout(self, t):
+        self._ctl.settimeout(self._t if t is None else min(t, self._t))
+
+    def connect(self, addr):
+        self._s.connect(addr)
+
+    def read(self, n):
+        if _MP:
+            try:
+                return self._s.read(n)
+            except OSError as e:
+                if e.args and e.args[0] == 11:  # EAGAIN: nothing yet (non-blocking)
+                    return None
+                raise
+        out = b""  # CPython: recv until n bytes, EOF or timeout
+        while len(out) < n:
+            try:
+                b = self._s.recv(n - len(out))
+            except TimeoutError:
+                raise OSError(_ETIMEDOUT, "timed out")
+            except OSError as e:
+                # non-blocking with nothing there (plain or TLS socket)
+                if not (isinstance(e, BlockingIOError) or type(e).__name__ == "SSLWantReadError"):
+                    raise
+                if not out:
+                    return None
+                self._ctl.settimeout(self._t)  # the rest of a message comes soon
+                continue
+            if not b:
+                break
+            out += b
+        return out
+
+    def write(self, buf, n=None):
+        data = buf if n is None else memoryview(buf)[:n]
+        if _MP:
+            return self._s.write(data)
+        try:
+            self._s.sendall(data)
+        except TimeoutError:
+            raise OSError(_ETIMEDOUT, "timed out")
+        return len(data)
+
+    def close(self):
+        try:
+            self._s.close()
+        except OSError:
+            pass
+
+
+class Tls:
+    """`ussl` for umqtt.simple: wrap_socket(sock, cadata=DER, server_hostname=h)."""
+
+    def __init__(self, net_ssl):
+        self._ssl = net_ssl
+
+    def wrap_socket(self, sock, cadata=None, server_hostname=None, **_):
+        ssl = self._ssl
+        if not cadata or not server_hostname:
+            raise OSError(22, "TLS needs the CA and the server host name")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(cadata=cadata)
+        raw = sock._s
+        s = ctx.wrap_socket(raw, server_hostname=server_hostname)
+        return Guarded(s, sock._t, raw if _MP else s)
+
+
+class _Net:
+    """`usocket` for umqtt.simple: sockets come out Guarded."""
+
+    def __init__(self, net_socket, timeout_s):
+        self._socket = net_socket
+        self.timeout_s = timeout_s
+
+    def socket(self, *a):
+        return Guarded(self._socket.socket(*a), self.timeout_s)
+
+    def getaddrinfo(self, host, port, *a):
+        return self._socket.getaddrinfo(host, port, *a)
+
+
+def install(timeout_ms, net_socket=None, net_ssl=None):
+    """umqtt.simple, with its `socket` and `ussl` pointed at guarded ones."""
+    if net_socket is None:
+        import socket as net_socket
+    if net_ssl is None:
+        import ssl as net_ssl
+    net = _Net(net_socket, timeout_ms / 1000)
+    # the names umqtt.simple imports; 1.27 still has ustruct/ubinascii,
+    # CPython does not; usocket/ussl are ours
+    import binascii
+    import struct
+    for name, mod in (("ustruct", struct), ("ubinascii", binascii)):
+        if name not in sys.modules:
+            try:
+                __import__(name)
+            except ImportError:
+                sys.modules[name] = mod
+    sys.modules["usocket"] = net
+    sys.modules["ussl"] = Tls(net_ssl)
+    from umqtt import simple
+    simple.socket = net
+    return simple

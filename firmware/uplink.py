@@ -1,0 +1,158 @@
+"""The uplink: WiFi, then MQTT over TLS to the broker, publishing the
+outbox in order and reading the node's command topic.
+
+    up = Uplink(device_id, cfg["broker"], cfg["ca_cert"], ks.broker_password(),
+                wlan=network.WLAN(network.STA_IF), wifi=cfg["wifi"])
+    while True:
+        up.service(box)      # never blocks longer than one timeout_ms step
+
+Topics (README "Telemetry"): vn/<device id>/tm frames (binary, QoS 1);
+vn/<device id>/state "online" (retained), and "offline" as the last will;
+vn/<device id>/cmd subscribed (QoS 1), given to on_command(bytes).
+Broker login: user = device id, password = keystore.broker_password()
+(derived from the device key; the broker never sees the key).
+
+Guarantees:
+- a frame leaves the outbox only after its PUBACK (umqtt.simple's QoS 1
+  publish returns only then); a broken connection mid-publish leaves it
+  queued for the next connection, which sends it again;
+- no call blocks longer than timeout_ms per socket operation (netguard);
+  any failure - socket error, timeout, a protocol error umqtt.simple
+  reports by assertion - closes the connection and schedules a reconnect;
+- reconnects back off exponentially from 1 s to 60 s with +-25 % jitter
+  (a fleet does not reconnect in lock-step after a broker restart), and
+  resubscribe to the command topic.
+Non-guarantees: at most BURST frames per service() call (the caller's
+loop stays responsive); one connection attempt (TCP + TLS + CONNECT) can
+take several timeout_ms steps, so the sampler must not depend on this
+loop: firmware/app.py drains the FIFO from a timer.
+"""
+import time
+
+from micropython import const
+
+BACKOFF_MIN_MS = const(1000)
+BACKOFF_MAX_MS = const(60000)
+WIFI_TIMEOUT_MS = const(15000)
+KEEPALIVE_S = const(60)
+BURST = const(8)
+
+
+def topics(device_id):
+    """(telemetry, state, command) topics as bytes (what umqtt.simple sends)."""
+    base = "vn/%s/" % device_id
+    return (base + "tm").encode(), (base + "state").encode(), (base + "cmd").encode()
+
+
+class Uplink:
+    def __init__(self, device_id, broker, ca_pem, password, wlan=None, wifi=None,
+                 timeout_ms=5000, net_socket=None, net_ssl=None, on_command=None):
+        from firmware.netguard import pem_to_der
+        self.device_id = device_id
+        self.host = broker["host"]
+        self.port = broker["port"]
+        self._ca = pem_to_der(ca_pem)
+        self._password = password
+        self._wlan = wlan
+        self._wifi = wifi
+        self._wifi_since = None
+        self.timeout_ms = timeout_ms
+        self._net = (net_socket, net_ssl)
+        self.on_command = on_command
+        self.t_tm, self.t_state, self.t_cmd = topics(device_id)
+        self._c = None
+        self._backoff = BACKOFF_MIN_MS
+        self._next_ms = time.ticks_ms()
+        self._last_tx = 0
+        self.connects = 0
+        self.failures = 0
+        self.published = 0
+        self.last_error = None
+
+    @property
+    def up(self):
+        return self._c is not None
+
+    def _wifi_ok(self, now):
+        w = self._wlan
+        if w is None or w.isconnected():
+            self._wifi_since = None
+            return True
+        if self._wifi_since is None or time.ticks_diff(now, self._wifi_since) > WIFI_TIMEOUT_MS:
+            if self._wifi_since is not None:
+                self._fail("wifi: no connection in %d ms" % WIFI_TIMEOUT_MS, now)
+            w.active(True)
+            w.connect(self._wifi["ssid"], self._wifi["password"])
+            self._wifi_since = now
+        return False
+
+    def _connect(self):
+        from firmware import netguard
+        simple = netguard.install(self.timeout_ms, self._net[0], self._net[1])
+        dev = self.device_id.encode()
+        c = simple.MQTTClient(dev, self.host, self.port, user=dev, password=self._password.encode(), keepalive=KEEPALIVE_S, ssl=True,
+                              ssl_params={"cadata": self._ca, "server_hostname": self.host})
+        c.set_last_will(self.t_state, b"offline", retain=True, qos=1)
+        c.set_callback(self._on_msg)
+        try:
+            c.connect()
+            c.subscribe(self.t_cmd, qos=1)
+            c.publish(self.t_state, b"online", retain=True, qos=1)
+        except BaseException:
+            if c.sock is not None:
+                c.sock.close()
+            raise
+        self._c = c
+
+    def _on_msg(self, topic, msg):
+        if self.on_command is not None and topic == self.t_cmd:
+            self.on_command(msg)
+
+    def _fail(self, why, now):
+        self.failures += 1
+        self.last_error = why
+        import random
+        jitter = (self._backoff * (random.getrandbits(8) - 128)) // 512  # +-25 %
+        self._next_ms = time.ticks_add(now, self._backoff + jitter)
+        self._backoff = min(self._backoff * 2, BACKOFF_MAX_MS)
+
+    def close(self):
+        if self._c is not None:
+            if self._c.sock is not None:
+                self._c.sock.close()
+            self._c = None
+
+    def service(self, box):
+        """Connect when due, publish up to BURST queued frames, read commands."""
+        now = time.ticks_ms()
+        if self._c is None:
+            if not self._wifi_ok(now) or time.ticks_diff(now, self._next_ms) < 0:
+                return
+            try:
+                self._connect()
+            except Exception as e:  # noqa: BLE001 - any failure is a failed attempt
+                self._fail("connect: %r" % (e,), now)
+                return
+            self.connects += 1
+            self._backoff = BACKOFF_MIN_MS
+            self._last_tx = now
+        elif self._wlan is not None and not self._wlan.isconnected():
+            self.close()
+            self._fail("wifi lost", now)
+            return
+        try:
+            for _ in range(BURST):
+                name = box.oldest()
+                if name is None:
+                    break
+                self._c.publish(self.t_tm, box.read(name), qos=1)
+                box.ack(name)
+                self.published += 1
+                self._last_tx = now
+            self._c.check_msg()
+            if time.ticks_diff(now, self._last_tx) > KEEPALIVE_S * 500:
+                self._c.ping()
+                self._last_tx = now
+        except Exception as e:  # noqa: BLE001 - the connection is gone either way
+            self.close()
+            self._fail("link: %r" % (e,), now)

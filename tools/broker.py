@@ -1,0 +1,178 @@
+"""A real mosquitto broker on loopback with TLS, per-device passwords and
+an ACL, for tests, `make sim` and `make campaign`.
+
+    b = Broker(workdir, site_dir)       # site_dir: ca.pem + ca.key (dev_site)
+    b.add_user("240ac4000001", password)    # a node: its derived password
+    b.start()                           # b.port; b.ca_pem
+    b.kill(); b.start()                 # an outage: SIGKILL, then back on the same port
+    b.stop()
+
+The server certificate is made at start for "localhost" / 127.0.0.1 and
+signed by the site CA, so nodes verify it with the ca_cert they were
+provisioned with. Users: each node (user = device id) and "gateway", and
+"operator". ACL (README "Telemetry"): a node may publish only
+vn/<its id>/tm and vn/<its id>/state and read only vn/<its id>/cmd; the
+gateway may only read vn/+/tm and vn/+/state; the operator may only write
+vn/+/cmd. Anonymous clients are refused. No persistence: the broker holds
+nothing across a kill; the nodes' outboxes hold the data.
+"""
+import datetime
+import getpass
+import ipaddress
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+ACL = """# nodes: their own topics only (%u = the MQTT user name = the device id)
+pattern write vn/%u/tm
+pattern write vn/%u/state
+pattern read vn/%u/cmd
+
+user gateway
+topic read vn/+/tm
+topic read vn/+/state
+
+user operator
+topic write vn/+/cmd
+"""
+
+
+class BrokerError(Exception):
+    pass
+
+
+def mosquitto_bin():
+    for p in (shutil.which("mosquitto"), "/usr/sbin/mosquitto"):
+        if p and os.path.exists(p):
+            return p
+    raise BrokerError("mosquitto is not installed (make deps installs the Debian package)")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_cert(site_dir, out_dir, host="localhost"):
+    """A server key and certificate for `host` and 127.0.0.1, signed by the site CA."""
+    site_dir, out_dir = Path(site_dir), Path(out_dir)
+    ca_key = serialization.load_pem_private_key((site_dir / "ca.key").read_bytes(), None)
+    ca = x509.load_pem_x509_certificate((site_dir / "ca.pem").read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    t = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, host)]))
+            .issuer_name(ca.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(t - datetime.timedelta(days=1))
+            .not_valid_after(t + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.DNSName(host), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    (out_dir / "server.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    os.chmod(out_dir / "server.key", 0o600)
+    (out_dir / "server.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+class Broker:
+    def __init__(self, workdir, site_dir, port=None):
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.site = Path(site_dir)
+        self.port = port or free_port()
+        self.ca_pem = (self.site / "ca.pem").read_text()
+        self.users = {}
+        self.proc = None
+        self.starts = 0
+
+    def add_user(self, name, password):
+        self.users[name] = password
+        if self.proc is not None:
+            self._write_passwords()
+            self.proc.send_signal(signal.SIGHUP)  # mosquitto reloads the password file
+
+    def _write_passwords(self):
+        pw = self.dir / "passwd"
+        pw.write_text("")
+        for name, password in self.users.items():
+            r = subprocess.run(["mosquitto_passwd", "-b", str(pw), name, password],
+                               capture_output=True, text=True)
+            if r.returncode:
+                raise BrokerError("mosquitto_passwd: %s" % (r.stderr or r.stdout))
+        os.chmod(pw, 0o600)
+
+    def _config(self):
+        if not (self.dir / "server.pem").exists():
+            server_cert(self.site, self.dir)
+        (self.dir / "acl").write_text(ACL)
+        self._write_passwords()
+        conf = self.dir / "mosquitto.conf"
+        conf.write_text("\n".join([
+            "user %s" % getpass.getuser(),  # root would drop to "mosquitto", who cannot read our files
+            "listener %d 127.0.0.1" % self.port,
+            "cafile %s" % (self.site / "ca.pem"),
+            "certfile %s" % (self.dir / "server.pem"),
+            "keyfile %s" % (self.dir / "server.key"),
+            "tls_version tlsv1.2",
+            "allow_anonymous false",
+            "password_file %s" % (self.dir / "passwd"),
+            "acl_file %s" % (self.dir / "acl"),
+            "persistence false",
+            "log_dest file %s" % (self.dir / "mosquitto.log"),
+            "log_type error", "log_type warning", "log_type notice", "log_type subscribe",
+            "connection_messages true", ""]))
+        return conf
+
+    def start(self, timeout=10):
+        conf = self._config()
+        self.proc = subprocess.Popen([mosquitto_bin(), "-c", str(conf)], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BrokerError("mosquitto exited: %s" % self.proc.stderr.read().decode()[-500:])
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                self.starts += 1
+                return self
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        raise BrokerError("mosquitto did not listen on port %d" % self.port)
+
+    @property
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self):
+        """An outage: the broker dies at once, connections drop."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def log(self):
+        p = self.dir / "mosquitto.log"
+        return p.read_text(errors="replace") if p.exists() else ""
