@@ -2,16 +2,19 @@
 
 It identifies the node, starts the watchdog, loads its key and its
 configuration, opens the sensor (retrying every SENSOR_RETRY_S while none
-answers) and runs the supervisor loop: drain the sensor FIFO when it is
-due, run detection on what it drained, feed the watchdog, print alert
-changes at once and a heartbeat with the vitals. Telemetry plugs in here
-as it lands (see README "Layout").
+answers) and runs the supervisor loop. A timer (firmware/pump.py) drains
+the sensor FIFO and runs detection, so the network can never stall
+sampling; the loop feeds the watchdog, turns alert changes (at once),
+vitals (every VITALS_S) and status (every STATUS_S) into sealed frames in
+the flash outbox (firmware/telemetry.py), lets the uplink publish them
+(firmware/uplink.py) and prints a heartbeat.
 
 OTA: on a trial boot (boot.py ran a new slot) the app confirms the update
 once it is healthy - the sensor delivers samples and at least
 HEALTH_BEATS beats were detected, no earlier than HEALTH_S after start -
 and otherwise leaves it unconfirmed, so boot.py's deadline reverts it.
-(The broker-reachable check joins when the uplink lands.)
+(The health check does not require the broker: an outage during a trial
+would otherwise revert a good update.)
 
 Safe state: with no device key ("unprovisioned") or a configuration that
 fails validation, the node starts neither the sensor nor any radio, sends
@@ -30,7 +33,9 @@ import machine
 from micropython import const
 
 WDT_TIMEOUT_MS = const(10000)
-TICK_MS = const(10)  # loop period: the sampler's FIFO fills in 160 ms at 200 sps
+TICK_MS = const(50)  # main loop period; the sensor is drained by firmware/pump.py's timer
+VITALS_S = const(5)
+STATUS_S = const(60)
 HEARTBEAT_S = const(10)
 SENSOR_RETRY_S = const(10)
 _SAFE_TICK_MS = const(500)
@@ -97,7 +102,7 @@ def _run():
     cfg = _config(wdt, ks.device_id)
     print("vitalnode: provisioned, key generation %d, broker %s:%d"
           % (ks.gen, cfg["broker"]["host"], cfg["broker"]["port"]))
-    _monitor(wdt, cfg, _ota_start())
+    _monitor(wdt, cfg, ks)
 
 
 def _ota_start():
@@ -125,12 +130,50 @@ def _config(wdt, device_id):
         cfg = config.load(device_id)
     except config.ConfigError as e:
         _safe_state(wdt, str(e))
-    del cfg["ca_cert"], cfg["ota_pubkey"]
+    del cfg["ota_pubkey"]
     _unload("config")  # only the boot path needs the validator
     return cfg
 
 
-def _monitor(wdt, cfg, trial=False):
+class _Link:
+    """Telemetry (frames into the outbox) and the uplink (outbox to broker)."""
+
+    def __init__(self, ks, cfg):
+        import esp32
+        import network
+
+        from firmware import outbox, seclog, version
+        from firmware.seqno import SeqNo
+        from firmware.telemetry import Telemetry
+        from firmware.uplink import Uplink
+        self.box = outbox.Outbox()
+        self.tm = Telemetry(ks, self.box, SeqNo(esp32.NVS("vn_tel")),
+                            version.code())
+        self.wlan = network.WLAN(network.STA_IF)
+        self.up = Uplink(ks.device_id, cfg["broker"], cfg.pop("ca_cert"), ks.broker_password(),
+                         wlan=self.wlan, wifi=cfg["wifi"])
+        seclog.listener = self.tm.security
+        print("vitalnode: outbox holds %d frame(s) from before this boot" % self.box.depth)
+
+    def rssi(self):
+        try:
+            return self.wlan.status("rssi") if self.wlan.isconnected() else -128
+        except (OSError, ValueError):
+            return -128
+
+
+def _link(ks, cfg):
+    try:
+        return _Link(ks, cfg)
+    except OSError as e:  # flash trouble: the node still monitors and alerts locally
+        print("vitalnode: telemetry off:", e)
+        return None
+
+
+def _monitor(wdt, cfg, ks):
+    link = _link(ks, cfg)  # before the OTA report, so its security events become frames
+    trial = _ota_start()
+    gc.collect()
     from alerts import NAMES
 
     from firmware import sensor
@@ -138,20 +181,37 @@ def _monitor(wdt, cfg, trial=False):
     smp, what = sensor.start()
     print("vitalnode: sensor", what if smp else "fault: " + what)
     det = _detector(smp, cfg)
+    from firmware.pump import Pump
+    pump = Pump(smp, det, wdt)
+    tm = link.tm if link is not None else None
     seen_alerts = 0
     next_beat = HEARTBEAT_S
+    next_vitals = VITALS_S
+    next_status = 0
     while True:
         wdt.feed()
-        if smp is not None and smp.due():
-            smp.service()
-            det.service()
+        pump.alive()
+        if det is not None:
             al = det.alerts
             while seen_alerts < al.count:  # rare: allocation is fine here
-                kind, raised, _ = al.event(seen_alerts)
+                kind, raised, at = al.event(seen_alerts)
                 seen_alerts += 1
                 print("vitalnode: alert", NAMES[kind], "raised" if raised else "cleared")
+                if tm is not None:
+                    tm.alert(kind, raised, at, det)
+        if link is not None:
+            link.up.service(link.box)
+            pump.alive()
         time.sleep_ms(TICK_MS)
         up = time.ticks_diff(time.ticks_ms(), t0) // 1000
+        if tm is not None and up >= next_vitals:
+            next_vitals += VITALS_S
+            if det is not None:
+                tm.vitals(det)
+        if tm is not None and up >= next_status:
+            next_status += STATUS_S
+            tm.status(up, gc.mem_free(), machine.reset_cause(), link.rssi(),
+                      smp.lost + smp.lost_estimated if smp is not None else 0)
         if up >= next_beat:
             next_beat += HEARTBEAT_S
             if smp is None and up % SENSOR_RETRY_S == 0:
@@ -159,6 +219,7 @@ def _monitor(wdt, cfg, trial=False):
                 if smp is not None:
                     print("vitalnode: sensor", what)
                     det = _detector(smp, cfg)
+                    pump.smp, pump.det = smp, det
                     seen_alerts = 0
             if trial and up >= HEALTH_S and _healthy(smp, det):
                 from firmware import ota
@@ -166,9 +227,16 @@ def _monitor(wdt, cfg, trial=False):
                 trial = False
                 print("vitalnode: update confirmed after the health check")
             if smp is not None:
-                print("vitalnode: up %d s, heap free %d, samples %d, lost %d, finger %s, leads %s%s"
+                print("vitalnode: up %d s, heap free %d, samples %d, lost %d, finger %s, leads %s%s%s"
                       % (up, gc.mem_free(), smp.times.head, smp.lost + smp.lost_estimated,
                          "off" if smp.finger_off else "on", "off" if smp.lead_off else "on",
-                         _vitals(det)))
+                         _vitals(det), _net(link)))
             else:
-                print("vitalnode: up %d s, heap free %d, no sensor" % (up, gc.mem_free()))
+                print("vitalnode: up %d s, heap free %d, no sensor%s" % (up, gc.mem_free(), _net(link)))
+
+
+def _net(link):
+    if link is None:
+        return ""
+    u = link.up
+    return ", broker %s, queued %d, sent %d" % ("up" if u.up else "down", link.box.depth, u.published)

@@ -4,8 +4,7 @@ the node writes and the gateway reads (tools/gateway uses this module).
     f = frames.vitals(hdr, hr_x10=721, spo2_x10=975, quality=90, flags=0,
                       beats=[(12340, 833)])           # (beat ms, RR ms)
     frame = frames.seal(f, tag_fn)                  # + 16-byte tag
-    d = frames.decode(frame)                        # FrameError if malformed
-    frames.verify(frame, key_check)                 # tag check (host side)
+    d = framedec.decode(frame)                      # the reader: firmware/framedec.py
 
 Layout, version 1, big-endian; header (23 bytes):
     u8 version | u8 kind | 6 bytes device id | u32 seq | u32 time | u32 ms |
@@ -26,9 +25,7 @@ Payloads by kind:
            u32 samples lost | u16 queue depth | u32 frames dropped |
            u32 firmware version code
   SECURITY UTF-8 JSON of one security event (firmware/seclog)
-Guarantees: decode() accepts exactly the layout above and raises
-FrameError (never another exception) for anything else; a newer version
-is refused by name, so a gateway tells "too new" from "garbage".
+The reader is firmware/framedec.py (the gateway's; the node never loads it).
 Non-guarantee: the tag proves origin and integrity, not freshness: the
 gateway refuses a replay by (device, seq), which the node never reuses.
 """
@@ -49,7 +46,7 @@ TAG_LEN = const(16)
 MAX_BEATS = const(32)
 MAX_PAYLOAD = const(512)
 MAX_FRAME = const(551)  # HEAD_LEN + MAX_PAYLOAD + TAG_LEN
-_STATUS = ">IIBbIHII"
+STATUS_FMT = ">IIBbIHII"
 
 
 class FrameError(ValueError):
@@ -83,7 +80,7 @@ def alert(hdr, which, raised, hr_x10, spo2_x10, at_ms):
 
 
 def status(hdr, uptime_s, heap_free, reset_cause, rssi, lost, depth, dropped, version_code):
-    return _frame(STATUS, hdr, struct.pack(_STATUS, uptime_s, max(0, heap_free), reset_cause,
+    return _frame(STATUS, hdr, struct.pack(STATUS_FMT, uptime_s, max(0, heap_free), reset_cause,
                                            max(-128, min(127, rssi)), lost, min(depth, 0xFFFF),
                                            dropped, version_code))
 
@@ -95,67 +92,3 @@ def security(hdr, event_json):
 def seal(body, tag_fn):
     """body + its tag; tag_fn(bytes) -> HMAC-SHA256 digest (32 bytes)."""
     return body + tag_fn(body)[:TAG_LEN]
-
-
-def split(frame):
-    """(body, tag) of a sealed frame, after a length check."""
-    if len(frame) < HEAD_LEN + TAG_LEN:
-        raise FrameError("frame of %d bytes is shorter than a header and a tag" % len(frame))
-    return frame[:-TAG_LEN], frame[-TAG_LEN:]
-
-
-def peek(frame):
-    """(version, kind, device id, seq) without checking the rest."""
-    if len(frame) < HEAD_LEN:
-        raise FrameError("frame of %d bytes is shorter than a header" % len(frame))
-    v, kind, dev, seq = struct.unpack(">BB6sI", frame[:12])
-    return v, kind, dev, seq
-
-
-def decode(frame):
-    """The fields of a sealed frame as a dict (tag not checked here)."""
-    body, tag = split(frame)
-    v, kind, dev, seq, time, ms, flags, n = struct.unpack(HEAD, body[:HEAD_LEN])
-    if v != VERSION:
-        raise FrameError("frame version %d; this decoder reads version %d" % (v, VERSION))
-    p = body[HEAD_LEN:]
-    if n != len(p):
-        raise FrameError("payload length field %d, but %d bytes follow" % (n, len(p)))
-    d = {"version": v, "kind": KINDS[kind] if 0 < kind < len(KINDS) else kind, "device": dev,
-         "seq": seq, "time": time, "ms": ms, "wall": bool(flags & T_WALL), "tag": tag}
-    if kind == VITALS:
-        if n < 7:
-            raise FrameError("vitals payload of %d bytes" % n)
-        hr, sp, q, st, nb = struct.unpack(">HHBBB", p[:7])
-        if nb > MAX_BEATS or n != 7 + 6 * nb:
-            raise FrameError("vitals payload: %d beats in %d bytes" % (nb, n))
-        if q > 100:
-            raise FrameError("quality %d over 100" % q)
-        d.update(hr_x10=hr, spo2_x10=sp, quality=q, lead_off=bool(st & 1),
-                 finger_off=bool(st & 2),
-                 beats=[struct.unpack(">IH", p[7 + 6 * i:13 + 6 * i]) for i in range(nb)])
-    elif kind == ALERT:
-        if n != 10:
-            raise FrameError("alert payload of %d bytes" % n)
-        which, up, hr, sp, at = struct.unpack(">BBHHI", p)
-        if up > 1:
-            raise FrameError("alert raised flag %d" % up)
-        d.update(alert=which, raised=bool(up), hr_x10=hr, spo2_x10=sp, at_ms=at)
-    elif kind == STATUS:
-        if n != struct.calcsize(_STATUS):
-            raise FrameError("status payload of %d bytes" % n)
-        f = struct.unpack(_STATUS, p)
-        d.update(uptime_s=f[0], heap_free=f[1], reset_cause=f[2], rssi=f[3], samples_lost=f[4],
-                 queue_depth=f[5], dropped=f[6], version_code=f[7])
-    elif kind == SECURITY:
-        import json
-        try:
-            ev = json.loads(p.decode())
-        except (ValueError, UnicodeError):
-            raise FrameError("security payload is not UTF-8 JSON")
-        if not isinstance(ev, dict):
-            raise FrameError("security payload is not an object")
-        d["event"] = ev
-    else:
-        raise FrameError("unknown frame kind %d" % kind)
-    return d

@@ -28,7 +28,7 @@ def pem_to_der(pem):
     import binascii
     body = "".join(line.strip() for line in pem.strip().splitlines()
                    if line.strip() and not line.startswith("-----"))
-    return binascii.a2b_base64(body)
+    return binascii.a2b_base64(body.encode())
 
 
 class Guarded:

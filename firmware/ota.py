@@ -28,26 +28,13 @@ import hashlib
 
 import boot
 from firmware import seclog, storage
+from firmware.clock import now_unix
 from firmware.otamanifest import IMAGE_MAX, MAGIC, MANIFEST_MAX, SIG_LEN, OtaError, check, open_signed
 from micropython import const
 
 HW_MODEL = "vitalnode-esp32"
 _CHUNK = const(1024)
 _Y2K = const(946684800)  # Unix seconds at 2000-01-01, the NVS time base
-
-
-def now_unix():
-    """Wall time from the RTC (set by NTP), or 0 if it was never set."""
-    import machine
-    y, mo, d, _, h, mi, s, _ = machine.RTC().datetime()
-    if y < 2024:
-        return 0
-    y2 = y - 1 if mo <= 2 else y  # days from civil (proleptic Gregorian)
-    era = y2 // 400
-    yoe = y2 - era * 400
-    doy = (153 * (mo + (-3 if mo > 2 else 9)) + 2) // 5 + d - 1
-    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
-    return days * 86400 + h * 3600 + mi * 60 + s
 
 
 def _read_all(src, name, cap):

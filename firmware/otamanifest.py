@@ -72,15 +72,11 @@ class Manifest:
 
 def version_code(text):
     """'X.Y.Z' (each 0..999) -> X*10^6 + Y*10^3 + Z, or OtaError."""
-    parts = text.split(".") if isinstance(text, str) else ()
-    if len(parts) != 3:
-        raise OtaError("schema", "version must be X.Y.Z")
-    code = 0
-    for p in parts:
-        if not p or len(p) > 3 or not p.isdigit():
-            raise OtaError("schema", "version must be X.Y.Z with numbers 0-999")
-        code = code * 1000 + int(p)
-    return code
+    from firmware.version import code
+    try:
+        return code(text)
+    except ValueError as e:
+        raise OtaError("schema", str(e))
 
 
 def signed_digest(envelope):

@@ -22,6 +22,7 @@ from micropython import const
 PATH = "security.log"
 MAX_BYTES = const(8192)
 lost = 0
+listener = None  # telemetry sets it: each event also becomes a SECURITY frame
 
 
 def record(ev, **fields):
@@ -42,6 +43,11 @@ def record(ev, **fields):
     except OSError as e:
         lost += 1
         print("vitalnode: security log not written:", e)
+    if listener is not None:
+        try:
+            listener(fields)
+        except Exception as e:  # noqa: BLE001 - never raise (see Guarantees)
+            print("vitalnode: security event not queued:", e)
 
 
 def events():

@@ -17,6 +17,9 @@ SDA = const(21)
 INT = const(4)
 FREQ = const(400000)
 SAMPLE_RATE = const(200)
+# 2.56 s of samples: detection runs in the same timer tick that fills the
+# rings (firmware/pump.py), so they only bridge one tick, with a wide margin
+RING_LEN = const(512)
 
 
 def start():
@@ -41,5 +44,5 @@ def start():
             reasons.append(str(e))
             continue
         pin = Pin(INT, Pin.IN, Pin.PULL_UP)
-        return Sampler(s, int_pin=pin, bus=(I2C_ID, SCL, SDA, FREQ)), s.NAME
+        return Sampler(s, int_pin=pin, ring_len=RING_LEN, bus=(I2C_ID, SCL, SDA, FREQ)), s.NAME
     return None, "; ".join(reasons)

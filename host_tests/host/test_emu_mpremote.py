@@ -65,6 +65,9 @@ def test_nvs_survives_soft_reset_reset_and_emulator_restart(tmp_path):
 
 def test_deployed_firmware_boots_on_reset_and_ctrl_c_reaches_the_prompt(emu):
     args = ["fs", "mkdir", ":firmware", "+", "fs", "mkdir", ":lib"]
+    subdirs = sorted({f.relative_to(ROOT).parent.as_posix() for f in device_files()} - {".", "firmware", "lib"})
+    for d in subdirs:  # lib/umqtt (fetched by make deps)
+        args += ["+", "fs", "mkdir", ":" + d]
     for f in device_files():  # the whole device tree, as `make deploy` will copy it
         args += ["+", "fs", "cp", str(f), ":" + f.relative_to(ROOT).as_posix()]
     emu.mpremote(*args)

@@ -1,0 +1,106 @@
+"""Telemetry: turns what detection found into sealed frames in the outbox.
+
+    tm = Telemetry(ks, box, SeqNo(esp32.NVS("vn_tel")), version_code)
+    tm.vitals(det)                          # every VITALS_S
+    tm.alert(kind, raised, at_ms, det)      # at once, on every alert change
+    tm.status(smp, rssi, reset_cause)       # every STATUS_S
+    tm.security(event_dict)                 # each security event
+
+Each frame gets the next sequence number, the time (Unix seconds once NTP
+set the RTC, else the boot number) and the HMAC tag with the telemetry
+sub-key, then is persisted (firmware/outbox) before anything publishes it.
+Guarantees: a frame is sealed and on flash when a call returns (or the
+drop is counted: `box.dropped`; an alert that finds even the reserve full
+is counted in `alerts_lost`). Non-guarantee: beat times are on the sensor's
+sample clock (ms since sampling started), not the RTC.
+"""
+import binascii
+import time
+
+from firmware import frames
+from micropython import const
+
+VITALS_S = const(5)
+STATUS_S = const(60)
+
+
+class Telemetry:
+    def __init__(self, ks, box, seq, version_code, clock=None):
+        self.dev = binascii.unhexlify(ks.device_id)
+        self._ks = ks
+        self.box = box
+        self.seq = seq
+        self.version_code = version_code
+        self._clock = clock  # () -> Unix seconds or 0; default: the RTC
+        self._beat_seen = -1
+        self._last_beat_ms = -1
+        self.frames = 0
+        self.alerts_lost = 0
+
+    def _now(self):
+        if self._clock is not None:
+            return self._clock()
+        from firmware.clock import now_unix
+        return now_unix()
+
+    def _hdr(self):
+        wall = self._now()
+        return (self.dev, self.seq.take(), wall if wall else self.seq.boot,
+                time.ticks_ms() & 0x3FFFFFFF, frames.T_WALL if wall else 0)
+
+    def _put(self, kind, hdr, body):
+        frame = frames.seal(body, self._tag)
+        self.frames += 1
+        try:
+            return self.box.put(kind, hdr[1], frame)
+        except OSError:  # OutboxFull: counted in box.dropped
+            if kind == frames.ALERT:
+                self.alerts_lost += 1
+            return None
+
+    def _tag(self, body):
+        return self._ks.sign("telemetry", body)
+
+    def _beats(self, det):
+        """(ms, RR ms) of the beats found since the last vitals frame."""
+        src, rate = (det.qrs, det.rate) if det.qrs is not None else (det.pulse, det.rate // det.dec)
+        if src is None:
+            return []
+        first = max(self._beat_seen + 1, src.count - frames.MAX_BEATS)
+        out = []
+        get = src.beat if hasattr(src, "beat") else src.peak
+        for i in range(first, src.count):
+            ms = (get(i) * 1000) // rate
+            rr = ms - self._last_beat_ms if self._last_beat_ms >= 0 else 0
+            out.append((ms, rr))
+            self._last_beat_ms = ms
+        self._beat_seen = src.count - 1
+        return out
+
+    def vitals(self, det):
+        smp = det.smp
+        q = det.pulse.sqi if det.pulse is not None else 0
+        state = (1 if smp.lead_off else 0) | (2 if smp.finger_off else 0)
+        hdr = self._hdr()
+        return self._put(frames.VITALS, hdr, frames.vitals(hdr, det.hr_x10, det.spo2_x10,
+                                                           min(100, max(0, q)), state,
+                                                           self._beats(det)))
+
+    def alert(self, which, raised, at_ms, det):
+        hdr = self._hdr()
+        return self._put(frames.ALERT, hdr, frames.alert(hdr, which, raised, det.hr_x10,
+                                                         det.spo2_x10, at_ms))
+
+    def status(self, uptime_s, heap_free, reset_cause, rssi, lost):
+        hdr = self._hdr()
+        dropped = 0
+        for v in self.box.dropped.values():
+            dropped += v
+        return self._put(frames.STATUS, hdr, frames.status(
+            hdr, uptime_s, heap_free, reset_cause, rssi, lost, self.box.depth, dropped,
+            self.version_code))
+
+    def security(self, event):
+        import json
+        hdr = self._hdr()
+        return self._put(frames.SECURITY, hdr, frames.security(hdr, json.dumps(event)[:480]))

@@ -1,0 +1,194 @@
+"""Telemetry on the node: the frame layout (byte for byte), the decoder's
+refusals, sequence numbers across reboots and power loss, and the flash
+outbox: order, replay after reboot, drop policy, full flash, power loss
+at every flash operation."""
+import struct
+
+import simboard
+from devtest import raises
+from flashfs import PowerLoss
+from hmacsha import HMAC
+
+from firmware import framedec, frames, outbox, storage
+from firmware.frames import FrameError
+from firmware.seqno import BLOCK, SeqNo
+
+KEY = bytes(range(32))
+DEV = b"\x24\x0a\xc4\x00\x00\x01"
+
+
+def _tag(body):
+    return HMAC(KEY).digest(body)
+
+
+def _nvs():
+    import esp32
+    return esp32.NVS("vn_tel")
+
+
+def test_a_vitals_frame_is_laid_out_byte_for_byte_and_decodes():
+    hdr = (DEV, 7, 1800000000, 12345, frames.T_WALL)
+    body = frames.vitals(hdr, 721, 975, 88, 2, [(1000, 0), (1833, 833)])
+    want = (b"\x01\x01" + DEV + struct.pack(">IIIBH", 7, 1800000000, 12345, 1, 7 + 12)
+            + struct.pack(">HHBBB", 721, 975, 88, 2, 2)
+            + struct.pack(">IH", 1000, 0) + struct.pack(">IH", 1833, 833))
+    assert body == want
+    f = frames.seal(body, _tag)
+    assert len(f) == len(want) + 16 and f[-16:] == HMAC(KEY).digest(want)[:16]
+    d = framedec.decode(f)
+    assert (d["kind"], d["device"], d["seq"], d["time"], d["ms"], d["wall"]) == \
+        ("vitals", DEV, 7, 1800000000, 12345, True)
+    assert (d["hr_x10"], d["spo2_x10"], d["quality"], d["lead_off"], d["finger_off"]) == \
+        (721, 975, 88, False, True)
+    assert [tuple(b) for b in d["beats"]] == [(1000, 0), (1833, 833)]
+
+
+def test_alert_status_and_security_frames_round_trip():
+    hdr = (DEV, 9, 3, 500, 0)
+    d = framedec.decode(frames.seal(frames.alert(hdr, 3, True, 0, 960, 77000), _tag))
+    assert (d["kind"], d["alert"], d["raised"], d["spo2_x10"], d["at_ms"], d["wall"]) == \
+        ("alert", 3, True, 960, 77000, False)
+    d = framedec.decode(frames.seal(frames.status(hdr, 3600, 51234, 1, -67, 5, 12, 2, 6000), _tag))
+    assert (d["uptime_s"], d["heap_free"], d["reset_cause"], d["rssi"], d["samples_lost"],
+            d["queue_depth"], d["dropped"], d["version_code"]) == (3600, 51234, 1, -67, 5, 12, 2, 6000)
+    d = framedec.decode(frames.seal(frames.security(hdr, '{"ev": "ota-reject", "reason": "hash"}'),
+                                    _tag))
+    assert d["event"] == {"ev": "ota-reject", "reason": "hash"}
+
+
+def test_the_decoder_refuses_malformed_frames_by_name():
+    good = frames.seal(frames.alert((DEV, 1, 1, 1, 0), 0, False, 0, 0, 0), _tag)
+    cases = [(good[:20], "shorter"), (good[:-1], "length"), (b"\x02" + good[1:], "version 2"),
+             (good[:1] + b"\x09" + good[2:], "unknown frame kind"),
+             (frames.seal(frames.vitals((DEV, 1, 1, 1, 0), 0, 0, 0, 0, []), _tag)[:29] + b"\x00" * 16,
+              "length")]
+    bad_q = bytearray(frames.seal(frames.vitals((DEV, 1, 1, 1, 0), 0, 0, 50, 0, []), _tag))
+    bad_q[frames.HEAD_LEN + 4] = 101
+    cases.append((bytes(bad_q), "quality"))
+    for frame, words in cases:
+        e = raises(FrameError, framedec.decode, frame)
+        assert words in str(e), (words, str(e))
+
+
+def test_sequence_numbers_never_repeat_across_reboots_and_use_one_write_per_block():
+    b = simboard.new_board()
+    s = SeqNo(_nvs())
+    taken = [s.take() for _ in range(BLOCK + 3)]
+    assert taken == list(range(BLOCK + 3)) and s.boot == 1
+    b.reset(simboard.SOFT_RESET)
+    s2 = SeqNo(_nvs())
+    first = s2.take()
+    assert first > taken[-1] and first - taken[-1] <= BLOCK and s2.boot == 2
+
+
+def test_sequence_numbers_survive_power_loss_at_every_nvs_commit():
+    cut_points = 0
+    for k in range(1, 8):
+        b = simboard.new_board()
+        s = SeqNo(_nvs())
+        before = [s.take() for _ in range(BLOCK - 2)]
+        b.faults.arm(k)
+        try:
+            for _ in range(4 * BLOCK):
+                before.append(s.take())
+            continue  # fewer ops than k: nothing to cut
+        except PowerLoss:
+            cut_points += 1
+        b.power_cycle()
+        after = SeqNo(_nvs()).take()
+        assert after > max(before), (k, after, max(before))
+    assert cut_points >= 3
+
+
+def _box(blocks=512):
+    b = simboard.new_board(fs_blocks=blocks)
+    storage.use(b.fs)
+    return b, outbox.Outbox()
+
+
+def test_the_outbox_replays_in_order_after_a_reboot_and_forgets_acked_frames():
+    b, box = _box()
+    for seq in range(5):
+        box.put(frames.VITALS if seq != 2 else frames.ALERT, seq, b"frame-%d" % seq)
+    box.ack(box.oldest())
+    b.reset(simboard.SOFT_RESET)
+    box = outbox.Outbox()
+    got = []
+    while box.oldest():
+        got.append(box.read(box.oldest()))
+        box.ack(box.oldest())
+    assert got == [b"frame-1", b"frame-2", b"frame-3", b"frame-4"]
+
+
+def test_a_full_outbox_drops_the_oldest_vitals_never_an_alert():
+    b, box = _box(blocks=2048)
+    box.put(frames.ALERT, 0, b"alert-0")
+    for seq in range(1, outbox.MAX_FRAMES + 10):
+        box.put(frames.VITALS, seq, b"v%d" % seq)
+    assert box.depth == outbox.MAX_FRAMES and box.dropped["v"] == 10
+    assert box.read(box.oldest()) == b"alert-0"
+    names = []
+    while box.oldest():
+        names.append(box.oldest())
+        box.ack(box.oldest())
+    assert names[1] == "%08xv" % 11  # vitals 1..10 went first
+    # full of alerts: the reserve takes RESERVE more, then OutboxFull, counted
+    for seq in range(outbox.MAX_FRAMES + outbox.RESERVE):
+        box.put(frames.ALERT, 1000 + seq, b"a")
+    raises(outbox.OutboxFull, box.put, frames.ALERT, 5000, b"a")
+    assert box.dropped["a"] == 1
+    assert box.put(frames.VITALS, 5001, b"v") is None and box.dropped["v"] == 11
+
+
+def test_a_full_flash_costs_the_oldest_vitals_and_keeps_the_alert():
+    b, box = _box(blocks=12)
+    seq = 0
+    while True:  # fill the flash with vitals until a drop happens
+        box.put(frames.VITALS, seq, b"x" * 3000)
+        seq += 1
+        if box.dropped["v"]:
+            break
+    box.put(frames.ALERT, seq, b"the alert")
+    names = []
+    while box.oldest():
+        names.append(box.oldest())
+        box.ack(box.oldest())
+    assert names[-1] == "%08xa" % seq and box.dropped["a"] == 0
+
+
+def test_the_outbox_survives_power_loss_at_every_flash_operation():
+    def run(b, box, done):
+        for seq in range(6):
+            box.put(frames.ALERT if seq % 3 == 0 else frames.VITALS, seq, b"payload-%d" % seq * 9)
+            done.append(("put", seq))
+            if seq % 2:
+                n = box.oldest()
+                box.ack(n)
+                done.append(("ack", int(n[:8], 16)))
+
+    b, box = _box()
+    start = b.faults.ops
+    run(b, box, [])
+    total = b.faults.ops - start
+    assert total >= 20
+    for k in range(1, total + 1):
+        b, box = _box()
+        done = []
+        b.faults.arm(k)
+        try:
+            run(b, box, done)
+        except PowerLoss:
+            pass
+        b.power_cycle()
+        box = outbox.Outbox()
+        queued = {s for op, s in done if op == "put"} - {s for op, s in done if op == "ack"}
+        present = {}
+        for e in b.fs.ilistdir(outbox.DIR):
+            assert len(e[0]) == 9, (k, e[0])  # no tmp left behind
+            present[int(e[0][:8], 16)] = box.read(e[0])
+        # every frame whose put() returned and that was not acked is there,
+        # whole; at most the one in flight at the cut is extra (or an ack's)
+        assert queued <= set(present), (k, queued, present)
+        assert len(set(present) - queued) <= 1, (k, queued, present)
+        for s, data in present.items():
+            assert data == b"payload-%d" % s * 9, (k, s)

@@ -1,0 +1,194 @@
+"""The uplink over umqtt.simple (pinned from PyPI) and netguard, against a
+scripted fake socket: the exact MQTT 3.1.1 bytes it sends (CONNECT with
+login and last will, SUBSCRIBE, PUBLISH QoS 1), frames leave the outbox
+only on PUBACK, a lost PUBACK times out instead of blocking, reconnects
+back off with jitter, TLS is always asked for with the CA and host name."""
+import time
+
+import simboard
+
+from firmware import frames, outbox, storage
+from firmware.uplink import BACKOFF_MIN_MS, Uplink
+
+DEV = "240ac4000001"
+CA = "-----BEGIN CERTIFICATE-----\nAAECAw==\n-----END CERTIFICATE-----\n"
+
+
+class World:
+    def __init__(self, replies=b""):
+        self.rx = bytearray(replies)  # what the "broker" sends, in order
+        self.sent = bytearray()
+        self.connects = []
+        self.tls = []
+        self.refuse = False
+
+
+class FakeSock:
+    def __init__(self, w):
+        self.w = w
+        self.timeout = None
+        self.closed = False
+
+    def settimeout(self, t):
+        self.timeout = t
+
+    def connect(self, addr):
+        self.w.connects.append(addr)
+        if self.w.refuse:
+            raise OSError(111)
+
+    def write(self, b):
+        self.w.sent.extend(bytes(b))
+        return len(b)
+
+    def sendall(self, b):
+        self.write(b)
+
+    def _take(self, n):
+        if not self.w.rx:
+            return None
+        out = bytes(self.w.rx[:n])
+        self.w.rx = self.w.rx[n:]
+        return out
+
+    def read(self, n):  # MicroPython socket API
+        out = self._take(n)
+        if out is None:
+            if self.timeout == 0:
+                return None
+            raise OSError(110)  # the guard's timeout expired
+        while len(out) < n and self.w.rx:
+            out += self._take(n - len(out))
+        return out
+
+    def recv(self, n):  # CPython socket API
+        out = self._take(n)
+        if out is None:
+            if self.timeout == 0:
+                raise BlockingIOError(11, "would block")
+            raise TimeoutError("timed out")
+        return out
+
+    def close(self):
+        self.closed = True
+
+
+class FakeNet:
+    """`socket` and `ssl` for the uplink."""
+
+    def __init__(self, w):
+        self.w = w
+        self.PROTOCOL_TLS_CLIENT = 16
+        self.CERT_REQUIRED = 2
+        net = self
+
+        class SSLContext:
+            def __init__(self, proto):
+                self.verify_mode = None
+                self.ca = None
+
+            def load_verify_locations(self, cadata=None):
+                self.ca = cadata
+
+            def wrap_socket(self, sock, server_hostname=None):
+                net.w.tls.append((self.verify_mode, self.ca, server_hostname))
+                return sock
+        self.SSLContext = SSLContext
+
+    def socket(self, *a):
+        return FakeSock(self.w)
+
+    def getaddrinfo(self, host, port, *a):
+        return [(2, 1, 6, "", (host, port))]
+
+
+def _s(b):
+    return bytes([len(b) >> 8, len(b) & 255]) + b
+
+
+def _packet(first, body):
+    n = len(body)
+    rl = bytearray()
+    while True:
+        d = n & 0x7F
+        n >>= 7
+        rl.append(d | (0x80 if n else 0))
+        if not n:
+            break
+    return bytes([first]) + bytes(rl) + body
+
+
+def _setup(replies):
+    b = simboard.new_board()
+    storage.use(b.fs)
+    w = World(replies)
+    net = FakeNet(w)
+    up = Uplink(DEV, {"host": "broker.ward", "port": 8883}, CA, "pw", net_socket=net, net_ssl=net)
+    return w, up, outbox.Outbox()
+
+
+CONNACK = b"\x20\x02\x00\x00"
+SUBACK = b"\x90\x03\x00\x01\x01"
+
+
+def _puback(pid):
+    return b"\x40\x02" + bytes([pid >> 8, pid & 255])
+
+
+def test_connect_subscribe_and_publish_send_exact_mqtt_bytes_and_ack_deletes():
+    w, up, box = _setup(CONNACK + SUBACK + _puback(2) + _puback(3) + _puback(4))
+    box.put(frames.VITALS, 0, b"F0")
+    box.put(frames.ALERT, 1, b"F1")
+    up.service(box)
+    assert up.up and box.depth == 0 and up.published == 2
+    dev = DEV.encode()
+    state = b"vn/" + dev + b"/state"
+    # CONNECT: MQTT 3.1.1, clean session, will QoS 1 retained, user, password, keepalive 60
+    connect = _packet(0x10, _s(b"MQTT") + b"\x04\xee\x00\x3c" + _s(dev) + _s(state)
+                      + _s(b"offline") + _s(dev) + _s(b"pw"))
+    sub = _packet(0x82, b"\x00\x01" + _s(b"vn/" + dev + b"/cmd") + b"\x01")
+    online = _packet(0x33, _s(state) + b"\x00\x02" + b"online")
+    tm = b"vn/" + dev + b"/tm"
+    f0 = _packet(0x32, _s(tm) + b"\x00\x03" + b"F0")
+    f1 = _packet(0x32, _s(tm) + b"\x00\x04" + b"F1")
+    assert bytes(w.sent) == connect + sub + online + f0 + f1
+    assert w.connects == [("broker.ward", 8883)]
+    assert w.tls == [(2, b"\x00\x01\x02\x03", "broker.ward")]  # CERT_REQUIRED, the CA's DER, SNI
+
+
+def test_a_lost_puback_times_out_keeps_the_frame_and_backs_off():
+    w, up, box = _setup(CONNACK + SUBACK + _puback(2))  # no PUBACK for the frame
+    box.put(frames.VITALS, 0, b"F0")
+    up.service(box)
+    assert not up.up and box.depth == 1 and up.failures == 1 and "110" in up.last_error
+    w.rx = bytearray(CONNACK + SUBACK + _puback(2) + _puback(3))
+    up.service(box)
+    assert not up.up and len(w.connects) == 1  # backing off: no attempt yet
+    time.sleep_ms(BACKOFF_MIN_MS * 5 // 4 + 1)
+    up.service(box)
+    assert up.up and box.depth == 0 and len(w.connects) == 2
+
+
+def test_reconnect_delays_grow_with_jitter_and_stop_at_the_cap():
+    w, up, box = _setup(b"")
+    w.refuse = True
+    waits = []
+    for _ in range(9):
+        t0 = time.ticks_ms()
+        n = len(w.connects)
+        while len(w.connects) == n:
+            time.sleep_ms(50)
+            up.service(box)
+        waits.append(time.ticks_diff(time.ticks_ms(), t0))
+    assert up.failures == 9 and not up.up
+    for i in range(1, 7):  # 1 s, 2 s, 4 s ... each within +-25 % (+ one 50 ms step)
+        base = BACKOFF_MIN_MS << (i - 1)
+        assert base * 3 // 4 <= waits[i] <= base * 5 // 4 + 50, (i, waits)
+    assert waits[-1] <= 60000 * 5 // 4 + 50
+
+
+def test_a_refused_login_is_a_failed_attempt_not_a_crash():
+    w, up, box = _setup(b"\x20\x02\x00\x05")  # CONNACK: not authorized
+    box.put(frames.ALERT, 0, b"A")
+    up.service(box)
+    assert not up.up and up.failures == 1 and box.depth == 1

@@ -1,0 +1,1 @@
+"""The gateway: verifies, de-duplicates, stores and exports node telemetry."""
