@@ -19,7 +19,7 @@ REGISTRY_OPT = $(if $(REGISTRY),--registry $(REGISTRY))
 
 .PHONY: help apt deps test test-compile test-cpython test-wasm test-unix vmtest sim emu bench \
         deploy provision verify revoke registry need-port clean ota-key ota-bundle ota-verify ota-serve \
-        ota-push
+        ota-push campaign
 
 help:
 	@echo "make sim            run the firmware (boot.py -> main.py) on a simulated node"
@@ -28,6 +28,8 @@ help:
 	@echo "make test-compile | test-cpython | test-wasm | test-unix   one layer"
 	@echo "make vmtest T=host_tests/device/test_x.py [VM=wasm|unix]    one file on the VMs"
 	@echo "make bench          benchmarks on the VMs -> build/bench/results.json"
+	@echo "make campaign [OUTAGES=60 SEED=1]  telemetry outage campaign vs a real mosquitto"
+	@echo "                    -> build/campaign/telemetry.json"
 	@echo "make emu            emulated USB device (prints its pty; use mpremote connect <pty>)"
 	@echo "make deploy PORT=p  compile the device tree and copy what changed to the board"
 	@echo "make provision PORT=p [CONFIG=site.json ROTATE=1 LOCKDOWN=1 REGISTRY=f]"
@@ -130,6 +132,11 @@ ota-serve: deps
 ota-push: deps need-port
 	@test -n "$(URL)" || { echo "set URL: the update server as the node reaches it"; exit 2; }
 	@$(PY) -m tools.ota push --port $(PORT) --url $(URL)
+
+OUTAGES ?= 60
+SEED ?= 1
+campaign: deps
+	@$(PY) -m tools.campaign --outages $(OUTAGES) --seed $(SEED)
 
 clean:
 	rm -rf build

@@ -46,8 +46,7 @@ class Pump:
     def _tick(self, _t):
         smp = self.smp
         if smp is not None:
-            if smp.due():
-                smp.service()
+            smp.service()  # every tick, not only on INT: the FIFO never waits 160 ms
             if self.det is not None:
                 self.det.service()
         if time.ticks_diff(time.ticks_ms(), self.alive_ms) < STALL_MAX_MS:

@@ -19,7 +19,7 @@ Guarantees:
 - no call blocks longer than timeout_ms per socket operation (netguard);
   any failure - socket error, timeout, a protocol error umqtt.simple
   reports by assertion - closes the connection and schedules a reconnect;
-- reconnects back off exponentially from 1 s to 60 s with +-25 % jitter
+- reconnects back off exponentially from 1 s to 30 s with +-25 % jitter
   (a fleet does not reconnect in lock-step after a broker restart), and
   resubscribe to the command topic.
 Non-guarantees: at most BURST frames per service() call (the caller's
@@ -32,7 +32,7 @@ import time
 from micropython import const
 
 BACKOFF_MIN_MS = const(1000)
-BACKOFF_MAX_MS = const(60000)
+BACKOFF_MAX_MS = const(30000)
 WIFI_TIMEOUT_MS = const(15000)
 KEEPALIVE_S = const(60)
 BURST = const(8)

@@ -13,8 +13,10 @@ provisioned with. Users: each node (user = device id) and "gateway", and
 "operator". ACL (README "Telemetry"): a node may publish only
 vn/<its id>/tm and vn/<its id>/state and read only vn/<its id>/cmd; the
 gateway may only read vn/+/tm and vn/+/state; the operator may only write
-vn/+/cmd. Anonymous clients are refused. No persistence: the broker holds
-nothing across a kill; the nodes' outboxes hold the data.
+vn/+/cmd. Anonymous clients are refused. Persistence is on and saved after
+every change, so the gateway's queued messages survive a kill; what the
+broker acknowledged in the instant before a SIGKILL can still be lost
+(measured by `make campaign`).
 """
 import datetime
 import getpass
@@ -129,7 +131,12 @@ class Broker:
             "allow_anonymous false",
             "password_file %s" % (self.dir / "passwd"),
             "acl_file %s" % (self.dir / "acl"),
-            "persistence false",
+            # the gateway's session and its queued messages survive a broker
+            # crash: saved after every change (a test broker: load is small)
+            "persistence true",
+            "persistence_location %s/" % self.dir,
+            "autosave_interval 1",
+            "autosave_on_changes true",
             "log_dest file %s" % (self.dir / "mosquitto.log"),
             "log_type error", "log_type warning", "log_type notice", "log_type subscribe",
             "connection_messages true", ""]))

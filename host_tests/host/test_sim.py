@@ -25,7 +25,7 @@ def test_sim_runs_the_firmware_and_writes_the_summary(tmp_path, runtime):
     assert "lost 0, finger on, leads on, hr " in beats[-1]
     hr = int(beats[-1].split("hr ")[1].split(" bpm")[0])
     assert 60 <= hr <= 90  # MIT-BIH 100: 75 bpm on average
-    assert beats[-1].endswith("spo2 97 %, alerts 0x00")  # the sim's default SpO2
+    assert "spo2 97 %, alerts 0x00" in beats[-1]  # the sim's default SpO2
     s = json.loads(out.read_text())
     assert s["runtime"] == runtime and s["sim_seconds"] == 35
     assert s["crashes"] == 0 and s["resets"] == [] and s["boots"] == 1
