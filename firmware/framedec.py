@@ -20,14 +20,6 @@ def split(frame):
     return frame[:-TAG_LEN], frame[-TAG_LEN:]
 
 
-def peek(frame):
-    """(version, kind, device id, seq) without checking the rest."""
-    if len(frame) < HEAD_LEN:
-        raise FrameError("frame of %d bytes is shorter than a header" % len(frame))
-    v, kind, dev, seq = struct.unpack(">BB6sI", frame[:12])
-    return v, kind, dev, seq
-
-
 def decode(frame):
     """The fields of a sealed frame as a dict (tag not checked here)."""
     body, tag = split(frame)

@@ -1,7 +1,8 @@
 """Telemetry frames: a compact, versioned, authenticated binary format that
 the node writes and the gateway reads (tools/gateway uses this module).
 
-    f = frames.vitals(hdr, hr_x10=721, spo2_x10=975, quality=90, flags=0,
+    hdr = (device_id, seq, time, ms, flags)
+    f = frames.vitals(hdr, hr_x10=721, spo2_x10=975, quality=90, state=0,
                       beats=[(12340, 833)])           # (beat ms, RR ms)
     frame = frames.seal(f, tag_fn)                  # + 16-byte tag
     d = framedec.decode(frame)                      # the reader: firmware/framedec.py
@@ -45,7 +46,6 @@ HEAD_LEN = const(23)
 TAG_LEN = const(16)
 MAX_BEATS = const(32)
 MAX_PAYLOAD = const(512)
-MAX_FRAME = const(551)  # HEAD_LEN + MAX_PAYLOAD + TAG_LEN
 STATUS_FMT = ">IIBbIHII"
 
 

@@ -44,9 +44,6 @@ class Guarded:
     def setblocking(self, flag):
         self._ctl.settimeout(self._t if flag else 0)
 
-    def settimeout(self, t):
-        self._ctl.settimeout(self._t if t is None else min(t, self._t))
-
     def connect(self, addr):
         self._s.connect(addr)
 

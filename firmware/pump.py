@@ -11,7 +11,8 @@ The FIFO holds 32 samples (160 ms at 200 sps); the timer fires every
 PERIOD_MS, as a soft IRQ. On the ESP32 soft IRQs run between bytecodes
 and inside MicroPython's blocking socket calls, which poll pending
 callbacks every 100 ms, so a TLS handshake or a dead broker does not stop
-it. The rings hold RING_LEN samples (5 s) for detection, which runs here too.
+it. Detection runs here too, right after the drain, so the sampler's rings
+(firmware/sensor.RING_LEN) only bridge one tick.
 The watchdog: the timer feeds it only while the main loop called alive()
 within STALL_MAX_MS, so a network stall does not reset the node but a
 hung main loop still does.

@@ -34,7 +34,6 @@ class Telemetry:
         self._clock = clock  # () -> Unix seconds or 0; default: the RTC
         self._beat_seen = -1
         self._last_beat_ms = -1
-        self.frames = 0
         self.alerts_lost = 0
 
     def _now(self):
@@ -50,7 +49,6 @@ class Telemetry:
 
     def _put(self, kind, hdr, body):
         frame = frames.seal(body, self._tag)
-        self.frames += 1
         try:
             return self.box.put(kind, hdr[1], frame)
         except OSError:  # OutboxFull: counted in box.dropped

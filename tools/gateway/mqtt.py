@@ -14,9 +14,6 @@ import threading
 
 import paho.mqtt.client as mqtt
 
-from tools.gateway.core import Gateway  # noqa: F401 (type of `gw`)
-
-ALERT_NAMES = ("hr_low", "hr_high", "spo2_low", "asystole", "lead_off", "finger_off", "sensor_fault")
 
 
 class Subscriber:
@@ -61,8 +58,9 @@ class Subscriber:
             self.live("gateway: %s hr %s spo2 %s quality %d beats %d" % (dev, hr, sp, f["quality"],
                                                                         len(f["beats"])))
         elif kind == "alert":
-            self.live("gateway: %s ALERT %s %s" % (dev, ALERT_NAMES[f["alert"]] if f["alert"] < 7
-                                                   else f["alert"], "raised" if f["raised"] else "cleared"))
+            from alerts import NAMES  # lib/alerts.py (on the path through tools.gateway.core)
+            name = NAMES[f["alert"]] if f["alert"] < len(NAMES) else f["alert"]
+            self.live("gateway: %s ALERT %s %s" % (dev, name, "raised" if f["raised"] else "cleared"))
 
     def start(self, timeout=10):
         self.client.connect_async(self.host, self.port, keepalive=30)

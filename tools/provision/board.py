@@ -10,7 +10,7 @@ log - and the node never echoes raw-REPL input.
 """
 import os
 
-from mpremote.transport import TransportError, TransportExecError
+from mpremote.transport import TransportError
 from mpremote.transport_serial import SerialTransport
 
 
@@ -81,19 +81,17 @@ class Board:
         self._raw = True
 
     def run(self, code, timeout=10):
-        """Run `code` on the node; its printed output (TransportExecError ->
-        BoardError with the node's traceback). timeout: seconds the node
-        may stay silent."""
+        """Run `code` on the node; its printed output. An exception on the
+        node becomes BoardError with the last line of its traceback.
+        timeout: seconds the node may stay silent."""
         try:
             out, err = self.t.exec_raw(code, timeout=timeout)
-            if err:
-                raise TransportExecError(out, err.decode("utf-8", "replace"))
-            return out.decode("utf-8", "replace")
-        except TransportExecError as e:
-            raise BoardError(e.error_output.strip().splitlines()[-1] if e.error_output.strip()
-                             else "the node raised an error")
         except TransportError as e:
             raise BoardError("the node on %s stopped answering (%s)" % (self.port, e))
+        if err:
+            text = err.decode("utf-8", "replace").strip()
+            raise BoardError(text.splitlines()[-1] if text else "the node raised an error")
+        return out.decode("utf-8", "replace")
 
     def probe(self):
         """What is this board? {sysname, machine, firmware, status}."""
