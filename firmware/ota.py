@@ -132,9 +132,10 @@ def update(url, timeout_ms=10000):
     config (nothing is fetched then)."""
     from firmware import config, keystore
     from firmware.httpget import HttpSource
+    from firmware.netguard import pem_to_der
     ks = keystore.load()
     cfg = config.load(ks.device_id if ks else None)
-    src = HttpSource(url, cfg["ca_cert"].encode(), timeout_ms)
+    src = HttpSource(url, pem_to_der(cfg["ca_cert"]), timeout_ms)  # HttpSource takes DER
     return install(src, ks, int(cfg["ota_pubkey"]["n"], 16))
 
 
