@@ -22,6 +22,7 @@ from micropython import const
 
 VITALS_S = const(5)
 STATUS_S = const(60)
+_EVENT_MAX = const(480)  # bytes of one security event's JSON in a frame
 
 
 class Telemetry:
@@ -100,5 +101,9 @@ class Telemetry:
 
     def security(self, event):
         import json
+        text = json.dumps(event)
+        if len(text) > _EVENT_MAX:  # cut fields, never the JSON (the gateway must parse it)
+            text = json.dumps({"ev": event.get("ev"), "ms": event.get("ms"),
+                               "reason": event.get("reason"), "truncated": True})
         hdr = self._hdr()
-        return self._put(frames.SECURITY, hdr, frames.security(hdr, json.dumps(event)[:480]))
+        return self._put(frames.SECURITY, hdr, frames.security(hdr, text))

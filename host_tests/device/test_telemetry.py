@@ -192,3 +192,20 @@ def test_the_outbox_survives_power_loss_at_every_flash_operation():
         assert len(set(present) - queued) <= 1, (k, queued, present)
         for s, data in present.items():
             assert data == b"payload-%d" % s * 9, (k, s)
+
+
+class _Keys:
+    device_id = "240ac4000001"
+
+    def sign(self, purpose, body):
+        return HMAC(KEY).digest(body)
+
+
+def test_a_long_security_event_still_arrives_as_parseable_json():
+    b, box = _box()
+    from firmware.telemetry import Telemetry
+    tm = Telemetry(_Keys(), box, SeqNo(_nvs()), 6000, clock=lambda: 0)
+    tm.security({"ev": "ota-reject", "ms": 5, "reason": "hash", "detail": "x" * 2000})
+    d = framedec.decode(box.read(box.oldest()))
+    assert d["event"] == {"ev": "ota-reject", "ms": 5, "reason": "hash", "truncated": True}
+
