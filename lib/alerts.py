@@ -23,6 +23,8 @@ from array import array
 
 from micropython import const
 
+from dsp import zeros
+
 HR_LOW = const(0)
 HR_HIGH = const(1)
 SPO2_LOW = const(2)
@@ -75,11 +77,11 @@ class Alerts:
                                  t["lead_off_on_s"] * 1000, t["finger_off_on_s"] * 1000,
                                  t["sensor_fault_on_s"] * 1000])
         self.clear_ms = t["clear_s"] * 1000
-        self.since = array("i", [0] * 7)  # when the pending change started
+        self.since = zeros(7)  # when the pending change started
         self.pending = bytearray(7)
         self.ev_kind = bytearray(_NEV)
         self.ev_up = bytearray(_NEV)
-        self.ev_ms = array("i", [0] * _NEV)
+        self.ev_ms = zeros(_NEV)
         self.active = 0
         self.count = 0
         self.hr_lo = t["hr_low"] * 10

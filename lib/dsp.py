@@ -1,4 +1,6 @@
-"""Small integer helpers shared by the detectors (no allocation)."""
+"""Small integer helpers shared by the detectors (no allocation, except
+zeros(), which makes their buffers)."""
+from array import array
 
 
 def pow2(v):
@@ -19,3 +21,14 @@ def median8(a, tmp):
             j -= 1
         tmp[j] = v
     return (tmp[3] + tmp[4]) >> 1
+
+
+def zeros(n):
+    """A new array("i") of n zeros. Filled from range() so that no
+    temporary is made: array("i", bytes(4 * n)) leaves a hole of 4n bytes
+    between long-lived buffers, and a fragmented heap refuses later
+    allocations (a qstr pool, a module) although enough bytes are free."""
+    a = array("i", range(n))
+    for i in range(n):
+        a[i] = 0
+    return a

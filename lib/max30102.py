@@ -21,11 +21,10 @@ Configuration is validated against the datasheet's sample-rate x
 pulse-width table (the chip would silently run slower otherwise); invalid
 arguments raise ValueError naming the field and the allowed values.
 """
-from array import array
-
 from micropython import const
 
 import maxfifo
+from dsp import zeros
 from maxfifo import FifoSensor
 
 ADDRESS = const(0x57)
@@ -64,8 +63,8 @@ class MAX30102(FifoSensor):
     SHDN_BIT = _SHDN
 
     def __init__(self, i2c, addr=ADDRESS, retries=3):
-        self.red = array("i", bytes(4 * 32))
-        self.ir = array("i", bytes(4 * 32))
+        self.red = zeros(32)
+        self.ir = zeros(32)
         self.ecg = None
         self.mode = "spo2"
         self.led_codes = bytearray(2)  # red, IR

@@ -23,11 +23,10 @@ PPG output rate (sample_rate / averaging) must equal ecg_rate; mismatches,
 and sample-rate x pulse-width pairs the LED timing cannot meet, raise
 ValueError instead of letting the chip silently pick another rate.
 """
-from array import array
-
 from micropython import const
 
 import maxfifo
+from dsp import zeros
 from maxfifo import FifoSensor
 
 ADDRESS = const(0x5E)
@@ -83,9 +82,9 @@ class MAX86150(FifoSensor):
     SHDN_BIT = _SHDN
 
     def __init__(self, i2c, addr=ADDRESS, retries=3):
-        self.ir = array("i", bytes(4 * 32))
-        self.red = array("i", bytes(4 * 32))
-        self.ecg = array("i", bytes(4 * 32))
+        self.ir = zeros(32)
+        self.red = zeros(32)
+        self.ecg = zeros(32)
         self._outs = [self.ir, self.red, self.ecg]
         self._kinds = bytearray((1, 2, 9))
         self.led_codes = bytearray(2)  # red, IR

@@ -34,11 +34,9 @@ MicroPython agree bit for bit; a pulse is reported <= ~0.9 s after its peak
 here (see spo2.py gating and sqi); dicrotic notches in very slow,
 high-amplitude pulses may split a block.
 """
-from array import array
-
 from micropython import const
 
-from dsp import median8, pow2
+from dsp import median8, pow2, zeros
 
 _NB = const(8)
 _NPEAKS = const(32)
@@ -61,15 +59,15 @@ class PulseDetector:
         # window look back up to ~1.5 s
         self.ring = pow2((fs * 3) // 2)
         self.m = self.ring - 1
-        self.xr = array("i", bytes(4 * self.ring))  # input
-        self.yr = array("i", bytes(4 * self.ring))  # low-passed
-        self.ur = array("i", bytes(4 * self.ring))  # rectified band-pass
-        self.ibis = array("i", bytes(4 * _NB))
-        self.amps = array("i", bytes(4 * _NB))
-        self.pis = array("i", bytes(4 * _NB))
-        self.tmp = array("i", bytes(4 * _NB))
-        self.peaks = array("i", bytes(4 * _NPEAKS))
-        self.troughs = array("i", bytes(4 * _NPEAKS))
+        self.xr = zeros(self.ring)  # input
+        self.yr = zeros(self.ring)  # low-passed
+        self.ur = zeros(self.ring)  # rectified band-pass
+        self.ibis = zeros(_NB)
+        self.amps = zeros(_NB)
+        self.pis = zeros(_NB)
+        self.tmp = zeros(_NB)
+        self.peaks = zeros(_NPEAKS)
+        self.troughs = zeros(_NPEAKS)
         self.reset()
 
     def reset(self):

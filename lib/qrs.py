@@ -39,11 +39,9 @@ Non-guarantees: no beat classification (PVC vs normal), no VF detection
 (flutter waves may be reported as beats); a QRS within 200 ms of another is
 not reported.
 """
-from array import array
-
 from micropython import const
 
-from dsp import median8, pow2
+from dsp import median8, pow2, zeros
 
 _NB = const(8)  # peaks / RRs remembered for the levels
 _NBEATS = const(32)  # reported beats kept for readers
@@ -77,19 +75,19 @@ class QRSDetector:
         # peak end + MWI window (~0.65 s)
         self.ring = pow2((fs * 3) // 4)
         self.m = self.ring - 1
-        self.xr = array("i", bytes(4 * self.ring))
-        self.sr = array("i", bytes(4 * self.ring))
-        self.lr = array("i", bytes(4 * self.ring))
-        self.dr = array("i", bytes(4 * self.ring))
-        self.qrs_lv = array("i", bytes(4 * _NB))
-        self.noise_lv = array("i", bytes(4 * _NB))
-        self.rrs = array("i", bytes(4 * _NB))
-        self.tmp = array("i", bytes(4 * _NB))
-        self.beats = array("i", bytes(4 * _NBEATS))
-        self.learn_v = array("i", bytes(4 * _NLEARN))
-        self.learn_t = array("i", bytes(4 * _NLEARN))
-        self.learn_r = array("i", bytes(4 * _NLEARN))
-        self.learn_slope = array("i", bytes(4 * _NLEARN))
+        self.xr = zeros(self.ring)
+        self.sr = zeros(self.ring)
+        self.lr = zeros(self.ring)
+        self.dr = zeros(self.ring)
+        self.qrs_lv = zeros(_NB)
+        self.noise_lv = zeros(_NB)
+        self.rrs = zeros(_NB)
+        self.tmp = zeros(_NB)
+        self.beats = zeros(_NBEATS)
+        self.learn_v = zeros(_NLEARN)
+        self.learn_t = zeros(_NLEARN)
+        self.learn_r = zeros(_NLEARN)
+        self.learn_slope = zeros(_NLEARN)
         self.reset()
 
     def reset(self):

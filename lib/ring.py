@@ -10,14 +10,14 @@ are kept. Non-guarantees: no locking (one producer; consumers read from
 the same thread or tolerate a sample being overwritten while they read);
 `head` is a small int for 2**30 samples (62 days at 200 sps).
 """
-from array import array
+from dsp import zeros
 
 
 class Ring:
     def __init__(self, capacity):
         if capacity < 1 or capacity & (capacity - 1):
             raise ValueError("Ring capacity must be a power of two, got %r" % (capacity,))
-        self.buf = array("i", bytes(4 * capacity))
+        self.buf = zeros(capacity)
         self.cap = capacity
         self.mask = capacity - 1
         self.head = 0  # samples written so far = absolute number of the next one

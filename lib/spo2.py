@@ -28,9 +28,9 @@ Guarantees: no allocation per sample or per beat; integer arithmetic only.
 Non-guarantees: accuracy depends on the calibration above; no motion
 compensation (beats under motion are refused, not repaired).
 """
-from array import array
-
 from micropython import const
+
+from dsp import zeros
 
 NO_READING = const(-1)
 _NV = const(5)
@@ -61,10 +61,10 @@ class SpO2:
         self.min_pi_x100 = min_pi_x100
         self.ring = pulse.ring  # same numbering and history as the detector
         self.m = pulse.m
-        self.xr = array("i", bytes(4 * self.ring))
-        self.yr = array("i", bytes(4 * self.ring))
-        self.vals = array("i", bytes(4 * _NV))
-        self.tmp = array("i", bytes(4 * _NV))
+        self.xr = zeros(self.ring)
+        self.yr = zeros(self.ring)
+        self.vals = zeros(_NV)
+        self.tmp = zeros(_NV)
         self.ok = bytearray(_NV)
         self.reset()
 
