@@ -13,7 +13,7 @@
 #            partition ipart (0 = ota_0, 1 = ota_1)
 #      last  outcome for the app to log (see OUTCOMES), lastv its version
 #    A trial slot gets MAX_TRIES boots; each boot a CONFIRM_MS deadline
-#    timer resets the node unless the app confirmed (firmware/ota.confirm).
+#    timer resets the node unless the app confirmed (firmware/otatrial.confirm).
 #    Then the trial is abandoned and the confirmed slot boots again. A
 #    trial whose MicroPython image is not the one running (the ESP-IDF
 #    bootloader rolled it back, or power failed before set_boot) is

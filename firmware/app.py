@@ -83,10 +83,12 @@ def _vitals(det):
 
 def main():
     from firmware import lockdown
+    locked = lockdown.state == lockdown.LOCKED  # boot.py decided it
+    _unload("lockdown")
     try:
         _run()
     except Exception as e:
-        if lockdown.state != lockdown.LOCKED:
+        if not locked:
             raise  # a developer's node: show it at the REPL
         sys.print_exception(e)
         machine.reset()
@@ -107,12 +109,13 @@ def _run():
 
 def _ota_start():
     """Log what boot.py decided; True if this boot is an update's trial."""
-    import boot
-    st = boot.state()
-    if st["last"] or st["pend"] >= 0:
-        from firmware import ota
-        ota.at_start()
-    if st["pend"] >= 0:
+    from firmware import otatrial
+    pend, last = otatrial.flags()
+    if last:
+        otatrial.at_start()
+    _unload("otatrial")
+    sys.modules.pop("boot", None)  # at_start's import: boot.py ran already
+    if pend >= 0:
         print("vitalnode: running an update on trial; confirming once healthy")
         return True
     return False
@@ -149,6 +152,7 @@ class _Link:
         self.box = outbox.Outbox()
         self.tm = Telemetry(ks, self.box, SeqNo(esp32.NVS("vn_tel")),
                             version.code())
+        _unload("version")
         self.wlan = network.WLAN(network.STA_IF)
         self.up = Uplink(ks.device_id, cfg["broker"], cfg.pop("ca_cert"), ks.broker_password(),
                          wlan=self.wlan, wifi=cfg["wifi"])
@@ -170,19 +174,51 @@ def _link(ks, cfg):
         return None
 
 
+_running = None  # (link, pump) of the monitor loop, for status()
+
+
+def status():
+    """The running node at a glance, for the REPL (and the simulator); {}
+    before the monitor loop starts. Allocates: call it now and then."""
+    if _running is None:
+        return {}
+    link, pump = _running
+    smp, det = pump.smp, pump.det
+    st = {"samples": smp.times.head if smp else 0,
+          "lost": smp.lost + smp.lost_estimated if smp else 0}
+    if det is not None:
+        st.update(hr_x10=det.hr_x10, spo2_x10=det.spo2_x10, alerts=det.alerts.active,
+                  alert_events=det.alerts.count, beats=det.seen_qrs + det.seen_pulse)
+    if link is not None:
+        d = 0
+        for v in link.box.dropped.values():
+            d += v
+        st.update(sent=link.up.published, queued=link.box.depth, dropped=d,
+                  broker_up=link.up.up, connects=link.up.connects,
+                  alerts_lost=link.tm.alerts_lost)
+    return st
+
+
 def _monitor(wdt, cfg, ks):
+    global _running
     link = _link(ks, cfg)  # before the OTA report, so its security events become frames
     trial = _ota_start()
-    gc.collect()
+    # every module first, then the buffers: code loading grows the qstr
+    # pools, which need contiguous blocks a fragmented heap may not have
     from alerts import NAMES
 
+    import firmware.detect  # noqa: F401 (_detector's)
     from firmware import sensor
+    from firmware.pump import Pump
+    gc.collect()
     t0 = time.ticks_ms()
     smp, what = sensor.start()
     print("vitalnode: sensor", what if smp else "fault: " + what)
+    if smp is not None:
+        _unload("sensor")  # only a retry needs it again
     det = _detector(smp, cfg)
-    from firmware.pump import Pump
     pump = Pump(smp, det, wdt)
+    _running = (link, pump)
     tm = link.tm if link is not None else None
     seen_alerts = 0
     next_beat = HEARTBEAT_S
@@ -215,6 +251,7 @@ def _monitor(wdt, cfg, ks):
         if up >= next_beat:
             next_beat += HEARTBEAT_S
             if smp is None and up % SENSOR_RETRY_S == 0:
+                from firmware import sensor
                 smp, what = sensor.start()
                 if smp is not None:
                     print("vitalnode: sensor", what)
@@ -222,8 +259,10 @@ def _monitor(wdt, cfg, ks):
                     pump.smp, pump.det = smp, det
                     seen_alerts = 0
             if trial and up >= HEALTH_S and _healthy(smp, det):
-                from firmware import ota
-                ota.confirm()
+                from firmware import otatrial
+                otatrial.confirm()
+                _unload("otatrial")
+                sys.modules.pop("boot", None)
                 trial = False
                 print("vitalnode: update confirmed after the health check")
             if smp is not None:

@@ -1,12 +1,12 @@
 """Authenticated OTA on the node: install a signed bundle into the inactive
-app slot, confirm it after a health check, report what the boot stage did.
+app slot (firmware/otatrial.py confirms it after a health check).
 
     from firmware import ota
     ota.install(src, keystore, pubkey_n)   # OtaError on any rejection
     ota.update("http://updates.local:8070/")  # the same, keys from config
     machine.reset()                         # boot.py tries the new slot
     ...
-    ota.confirm()                           # once the app is healthy
+    otatrial.confirm()                      # once the app is healthy
 
 `src` fetches a bundle's parts by name with a byte cap: src.fetch(name,
 cap) -> reader (readinto(buf) -> n, 0 at the end; close()). Names:
@@ -18,7 +18,8 @@ version, security counter, expiry, per-device binding), then each file is
 streamed into the inactive slot while hashed and capped at its signed size,
 then the optional MicroPython image into the next app partition, then ONE
 NVS commit makes the slot the trial, then set_boot() for an image. The
-security counter advances only in confirm(), never on a first boot.
+security counter advances only in otatrial.confirm(), never on a first
+boot.
 Guarantees: the running slot is never written; a power loss at any point
 leaves the node booting the old slot or a complete, verified new one;
 every rejection, install, confirm and revert is a security event.
@@ -176,36 +177,3 @@ def _write_image(src, img):
             block[i] = 0xFF
         part.writeblocks(at[1], block)
     return part
-
-
-def pending():
-    """True while a new slot is on trial (not yet confirmed)."""
-    return boot.state()["pend"] >= 0
-
-
-def confirm():
-    """Make the trial slot the confirmed one and advance the security
-    counter; call only after the health check passed. Returns False if
-    nothing was on trial."""
-    st = boot.state()
-    if st["pend"] < 0:
-        return False
-    if st["img"]:  # before the NVS commit: a lost commit only repeats the trial
-        import esp32
-        try:
-            esp32.Partition.mark_app_valid_cancel_rollback()
-        except OSError:
-            pass  # firmware built without rollback support: nothing to cancel
-    ctr = max(st["ctr"], st["pctr"])
-    boot.commit({"act": st["pend"], "pend": -1, "tries": 0, "img": 0, "ver": st["pver"],
-                 "ctr": ctr, "last": 0})
-    seclog.record("ota-confirm", version_code=st["pver"], counter=ctr, slot=boot.SLOTS[st["pend"]])
-    return True
-
-
-def at_start():
-    """Record what the boot stage decided since the last start (a revert)."""
-    st = boot.state()
-    if st["last"]:
-        seclog.record("ota-" + boot.OUTCOMES.get(st["last"], "unknown"), version_code=st["lastv"])
-        boot.commit({"last": 0})

@@ -17,9 +17,10 @@ SDA = const(21)
 INT = const(4)
 FREQ = const(400000)
 SAMPLE_RATE = const(200)
-# 2.56 s of samples: detection runs in the same timer tick that fills the
-# rings (firmware/pump.py), so they only bridge one tick, with a wide margin
-RING_LEN = const(512)
+# 1.28 s of samples (4 rings of 1 KiB): detection runs in the same timer
+# tick that fills the rings (firmware/pump.py, every 40 ms), so they only
+# bridge one tick; the rest is margin for a late tick
+RING_LEN = const(256)
 
 
 def start():

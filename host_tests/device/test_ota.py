@@ -10,7 +10,7 @@ import rsapss
 import simboard
 from devtest import raises
 
-from firmware import keystore, ota, otamanifest, seclog, storage
+from firmware import keystore, ota, otamanifest, otatrial, seclog, storage
 from firmware.otamanifest import OtaError
 
 NOW = 1800000000
@@ -115,15 +115,15 @@ def test_install_stages_the_inactive_slot_and_confirm_advances_the_counter():
     assert slot_files("b") == files and slot_files("a") == V1  # running slot untouched
     st = boot.state()
     assert st["pend"] == 1 and st["ctr"] == 1 and st["pver"] == 1001000
-    assert ota.pending()
+    assert otatrial.pending()
     assert raises(OtaError, ota.install, fx.bundle(version="1.2.0"), None, fx.N, now_s=NOW).reason == "busy"
     simboard.board.reset(simboard.SOFT_RESET)
     assert boot.choose() == (1, True)
     assert boot.state()["ctr"] == 1  # first boot of the trial: counter unchanged (MCUboot #2282)
-    assert ota.confirm()
+    assert otatrial.confirm()
     st = boot.state()
     assert (st["act"], st["pend"], st["ctr"], st["ver"]) == (1, -1, 5, 1001000)
-    assert not ota.confirm()
+    assert not otatrial.confirm()
     assert [e["ev"] for e in seclog.events()][-3:] == ["ota-install", "ota-reject", "ota-confirm"]
     # the next update goes to slot a, the one that is now inactive
     ota.install(fx.bundle({"firmware/app.py": b"v3"}, version="1.2.0", counter=5), None, fx.N, now_s=NOW)
@@ -140,7 +140,7 @@ def test_a_trial_that_never_confirms_is_reverted_after_max_tries():
     assert boot.choose() == (0, False)
     st = boot.state()
     assert (st["act"], st["pend"], st["ctr"], st["last"]) == (0, -1, 1, 1)  # counter never moved
-    ota.at_start()
+    otatrial.at_start()
     assert seclog.events()[-1]["ev"] == "ota-revert" and boot.state()["last"] == 0
     # the reverted version may be offered again (it never ran confirmed)
     ota.install(fx.bundle(counter=9), None, fx.N, now_s=NOW)
@@ -160,7 +160,7 @@ def test_the_confirm_deadline_resets_a_trial_that_hangs():
     simboard.board.reset(e.cause)
     assert boot.choose() == (1, True)
     machine.Timer(boot.DEADLINE_TIMER).init(mode=0, period=boot.CONFIRM_MS, callback=boot._deadline)
-    ota.confirm()
+    otatrial.confirm()
     clk.advance_to(clk.now_us + boot.CONFIRM_MS * 1000 + 1000)
 
 
@@ -223,7 +223,7 @@ def test_an_image_goes_to_the_next_partition_and_a_bootloader_rollback_reverts_t
     # confirm marks the image valid too
     ota.install(fx.bundle(image=image, version="1.2.0"), None, fx.N, now_s=NOW)
     simboard.board.reset(simboard.SOFT_RESET)
-    assert boot.choose() == (1, True) and ota.confirm()
+    assert boot.choose() == (1, True) and otatrial.confirm()
     assert simboard.board.otadata.state["ota_1"] == simboard.OtaData.VALID
 
 

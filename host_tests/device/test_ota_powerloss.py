@@ -7,7 +7,7 @@ import boot
 import otafixture as fx
 import simboard
 
-from firmware import ota, storage
+from firmware import ota, otatrial, storage
 
 NOW = 1800000000
 V1 = {"firmware/app.py": b"print('app v1')\n", "lib/x.py": b"X = 1\n"}
@@ -32,7 +32,7 @@ def _flow(b):
     b.reset(simboard.SOFT_RESET)
     slot, trial = boot.choose()
     assert slot == 1 and trial
-    assert ota.confirm()
+    assert otatrial.confirm()
 
 
 def _slot(b, root):
@@ -57,7 +57,7 @@ def _check(b, k):
         assert slot == 1 and not trial
     # the node recovers: finish the trial or redo the update
     if trial:
-        assert ota.confirm()
+        assert otatrial.confirm()
     elif slot == 0:
         _flow(b)
     st = boot.state()

@@ -10,7 +10,7 @@ import sys
 
 import boot
 import simboard
-from firmware import ota, seclog, storage, version
+from firmware import ota, otatrial, seclog, storage, version
 from firmware.httpget import HttpSource
 from firmware.otamanifest import OtaError, version_code
 
@@ -27,7 +27,7 @@ def main():
     out["steps"].append("installed " + m.version)
     b.reset(simboard.SOFT_RESET)
     out["steps"].append("boot slot %d trial %s" % boot.choose())
-    out["steps"].append("confirmed %s" % ota.confirm())
+    out["steps"].append("confirmed %s" % otatrial.confirm())
     if len(sys.argv) > 4:
         try:
             ota.install(HttpSource(sys.argv[4]), None, n, now_s=now)
