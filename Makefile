@@ -10,7 +10,7 @@ APT_NEEDS := python3:python3 node:nodejs npm:npm timeout:coreutils mosquitto:mos
 VM    ?= all
 T     ?=
 RUNTIME ?= micropython
-DURATION ?= 60
+DURATION ?= 600
 PORT  ?=
 # provisioning options: CONFIG=site.json ROTATE=1 REINSTATE=1 LOCKDOWN=1 REGISTRY=path
 PROVISION_OPTS = $(if $(CONFIG),--config $(CONFIG)) $(if $(ROTATE),--rotate) \
@@ -22,8 +22,10 @@ REGISTRY_OPT = $(if $(REGISTRY),--registry $(REGISTRY))
         ota-push campaign
 
 help:
-	@echo "make sim            run the firmware (boot.py -> main.py) on a simulated node"
-	@echo "                    RUNTIME=micropython|cpython DURATION=<simulated seconds>"
+	@echo "make sim            the whole node simulated: firmware on the unix port, mosquitto, gateway"
+	@echo "                    [DURATION=600 RUNTIME=micropython|cpython RECORD=100 PPG=01"
+	@echo "                     CHIP=max86150|max30102 FAULTS=none|all|broker,wifi,finger,motion"
+	@echo "                     NODES=1 REALTIME=1 HEAP=160K]  -> build/sim/summary.json, PNG, FHIR"
 	@echo "make test           all four test layers: compile, cpython, wasm, unix"
 	@echo "make test-compile | test-cpython | test-wasm | test-unix   one layer"
 	@echo "make vmtest T=host_tests/device/test_x.py [VM=wasm|unix]    one file on the VMs"
@@ -82,8 +84,12 @@ test-unix: deps
 vmtest: deps
 	@$(PY) -m tools.vmtest --vm $(VM) -v $(T)
 
+SIM_OPTS = $(if $(RECORD),--record $(RECORD)) $(if $(PPG),--ppg $(PPG)) $(if $(CHIP),--chip $(CHIP)) \
+           $(if $(FAULTS),--faults $(FAULTS)) $(if $(NODES),--nodes $(NODES)) \
+           $(if $(REALTIME),--realtime) $(if $(HEAP),--heap $(HEAP))
+
 sim: deps
-	@$(PY) -m tools.sim --runtime $(RUNTIME) --duration $(DURATION)
+	@$(PY) -m tools.sim --runtime $(RUNTIME) --duration $(DURATION) $(SIM_OPTS)
 
 bench: deps
 	@$(PY) -m tools.bench all

@@ -8,12 +8,21 @@ import pytest
 from tools.paths import ROOT
 
 
-@pytest.mark.parametrize("runtime", ["micropython", "cpython"])
-def test_sim_runs_the_firmware_and_writes_the_summary(tmp_path, runtime):
+KEYS = ("runtime", "sim_seconds", "wall_seconds", "record", "beats_reference", "beats_detected",
+        "se", "ppv", "frames_sent", "frames_verified", "frames_stored", "alerts", "samples_lost",
+        "peak_heap_bytes")
+
+
+def _sim(tmp_path, *args, timeout=180):
     out = tmp_path / "summary.json"
-    r = subprocess.run([sys.executable, "-m", "tools.sim", "--runtime", runtime,
-                        "--duration", "35", "--out", str(out)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-m", "tools.sim", "--out", str(out)] + list(args),
+                       cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    return r, (json.loads(out.read_text()) if out.exists() else None)
+
+
+@pytest.mark.parametrize("runtime", ["micropython", "cpython"])
+def test_sim_runs_the_firmware_end_to_end_and_writes_the_summary(tmp_path, runtime):
+    r, s = _sim(tmp_path, "--runtime", runtime, "--duration", "35")
     assert r.returncode == 0, r.stdout + r.stderr
     lines = r.stdout.splitlines()
     assert "vitalnode boot: reset cause power-on" in lines
@@ -22,17 +31,55 @@ def test_sim_runs_the_firmware_and_writes_the_summary(tmp_path, runtime):
     assert "vitalnode: sensor MAX86150" in lines
     n = int(beats[-1].split("samples ")[1].split(",")[0])
     assert 30 * 200 - 17 <= n <= 30 * 200  # 200 sps, drained at least every 17 samples
-    assert "lost 0, finger on, leads on, hr " in beats[-1]
+    assert "lost 0, finger on, leads on, hr " in beats[-1] and ", broker up," in beats[-1]
     hr = int(beats[-1].split("hr ")[1].split(" bpm")[0])
     assert 60 <= hr <= 90  # MIT-BIH 100: 75 bpm on average
     assert "spo2 97 %, alerts 0x00" in beats[-1]  # the sim's default SpO2
-    s = json.loads(out.read_text())
-    assert s["runtime"] == runtime and s["sim_seconds"] == 35
+    assert all(k in s for k in KEYS)
+    assert s["runtime"] == runtime and s["sim_seconds"] == 35 and s["record"] == "100"
     assert s["crashes"] == 0 and s["resets"] == [] and s["boots"] == 1
-    assert s["wall_seconds"] > 0
-    assert s["sensor_samples_dropped"] == 0 and s["sensor_samples_produced"] >= 35 * 200 - 20
+    # every vitals frame (one per 5 s) and status frame went through the real
+    # broker and was verified and stored by the gateway
+    assert s["frames_sent"] >= 7 and s["frames_sent"] == s["frames_verified"] == s["frames_stored"]
+    assert s["frames_queued_at_end"] <= 1 and s["frames_dropped"] == 0
+    # the beats the node sent, scored against the record's annotations
+    assert s["beats_reference"] >= 35 and s["se"] >= 95 and s["ppv"] >= 95
+    assert s["samples_lost"] == 0
+    assert (ROOT / s["png"]).stat().st_size > 10000
+    bundle = json.loads((ROOT / s["fhir_bundle"]).read_text())
+    assert bundle["resourceType"] == "Bundle" and len(bundle["entry"]) == s["fhir_observations"] > 0
     if runtime == "micropython":
-        assert 0 < s["peak_heap_bytes"] < 128 * 1024
+        assert 0 < s["peak_heap_bytes"] < 160 * 1024
+
+
+def test_sim_fault_scenario_loses_nothing(tmp_path):
+    r, s = _sim(tmp_path, "--duration", "120", "--faults", "broker,wifi,finger")
+    assert r.returncode == 0, r.stdout + r.stderr
+    events = [l for l in r.stdout.splitlines() if " fault " in l]
+    assert len(events) == 6  # start and end of each
+    assert "vitalnode: alert finger_off raised" in r.stdout
+    assert s["crashes"] == 0 and s["samples_lost"] == 0 and s["frames_dropped"] == 0
+    # frames made during the outages were queued and delivered afterwards
+    assert s["frames_sent"] == s["frames_stored"] >= 24 and s["frames_queued_at_end"] <= 1
+    assert s["alerts"] >= 1 and s["alerts_lost"] == 0
+
+
+def test_sim_nodes_share_the_broker_and_keep_their_data_apart(tmp_path):
+    r, s = _sim(tmp_path, "--duration", "30", "--nodes", "2")
+    assert r.returncode == 0, r.stdout + r.stderr
+    per = s["per_node"]
+    assert len({p["device"] for p in per}) == 2
+    for p in per:
+        assert p["frames_sent"] >= 6 and p["frames_stored"] == p["frames_sent"]
+        assert p["frames_refused"] == {}
+    assert s["frames_stored"] == sum(p["frames_stored"] for p in per)
+    ids = [l.split("]")[0][1:] for l in r.stdout.splitlines() if l.startswith("[")]
+    assert set(ids) == {p["device"] for p in per}
+
+
+def test_sim_refuses_an_unknown_fault(tmp_path):
+    r, _ = _sim(tmp_path, "--faults", "meteor")
+    assert r.returncode == 2 and "unknown fault meteor" in r.stderr
 
 
 def _node_root(tmp_path, main_src):

@@ -70,6 +70,7 @@ class _SimMaxim:
         self.part_id = self.PART_ID
         self.running = False
         self.sr = self.avg = self.ecg_rate = 0
+        self.on_stream = None  # called when the recordings restart from the top
         self._power_on_reset()
         self._int_release()  # the breakout's pull-up holds INT high
 
@@ -110,6 +111,8 @@ class _SimMaxim:
             s = self.sources[name]
             if s is not None:
                 s.start(self.ecg_rate if name == "ecg" else self.sr)
+        if self.on_stream is not None:
+            self.on_stream()
         self._arm()
 
     # -- I2C device interface (see simboard.I2CBus) -------------------------

@@ -1,22 +1,22 @@
-"""`make sim`: the real boot.py -> main.py on a simulated node.
+"""Running one simulated node: the device tree staged as `make deploy`
+would put it on a board, the harness (tools/vm/node.py) on the MicroPython
+unix port under a heap cap, or in this CPython process with the shims.
 
-    python -m tools.sim [--runtime micropython|cpython] [--duration S] [--heap 128K]
-
-micropython (default): the MicroPython unix port with a hard heap cap, the
-closest runtime to the chip we can run here. cpython: the same firmware
-under CPython with the shims, for debugging with CPython tools. Prints what
-the firmware prints, then a summary, and writes build/sim/summary.json.
+The unix-port node is a child process; its output lines go to `on_line`
+(SIM-* lines parsed by the caller), a SIM-FAULT line is answered through
+`on_fault` (the broker outage is made by the host) before the node goes on.
 """
-import argparse
 import gzip
 import json
 import os
 import subprocess
-import sys
-import time
+import threading
 
 from tools.paths import BUILD, ROOT, SHIMS, data_dir, venv_tool
 from tools.vm.esp32_modules import write_hide_dir
+
+SIM_DEVICE_ID = "240ac4000001"  # simboard.Board's default unique_id
+NODE_SCRIPT = ROOT / "tools" / "vm" / "node.py"
 
 
 def pleth_cache(src):
@@ -24,6 +24,7 @@ def pleth_cache(src):
     scaling is waveforms.BidmcPleth's, run here on CPython), so the node's
     128K heap does not have to hold a 32 KB inflate window."""
     from array import array
+
     from tools import hostshims
     hostshims.install()
     import waveforms
@@ -75,117 +76,123 @@ def stage_shims():
     return out
 
 
-SIM_DEVICE_ID = "240ac4000001"  # simboard.Board's default unique_id
-
-
-def provision_image(out_dir):
-    """A fresh key and config for the simulated node, recorded in a registry
-    of the simulator's own (never the user's)."""
-    from tools.provision.image import simulated_node
-    from tools.provision.site import dev_site
-    out_dir.mkdir(parents=True, exist_ok=True)
-    reg = out_dir / "registry.sqlite"
-    reg.unlink(missing_ok=True)
-    image, _ = simulated_node(SIM_DEVICE_ID, reg, dev_site(BUILD / "dev-site"))
-    print("sim: provisioned the simulated node %s (registry %s)"
-          % (SIM_DEVICE_ID, os.path.relpath(reg, ROOT)), flush=True)
-    return image
-
-
-def run_micropython(duration, heap, sensor=None, image=None):
-    return run_micropython_node(stage_device_tree(), duration, heap, sensor, image)
-
-
-def _heap_bytes(text):
+def heap_bytes(text):
     text = text.strip().upper()
     mult = {"K": 1024, "M": 1024 * 1024}.get(text[-1:], 1)
     return int(text.rstrip("KM")) * mult
 
 
-def run_micropython_node(root, duration, heap, sensor=None, image=None):
-    """boot.py/main.py from `root` on the unix port; returns the summary.
-    `heap` is the node's budget: the harness (shims, simulated chips) shares
-    the VM heap, so its footprint, measured by a probe run, is added to the
-    -X heapsize cap and subtracted from the reported peak."""
+def _env(root):
     hide = write_hide_dir(BUILD / "vm" / "hide")
     env = dict(os.environ)
     env["MICROPYPATH"] = ":".join([str(hide), str(stage_shims()), root + "/lib", root, ".frozen"])
-    node = str(ROOT / "tools" / "vm" / "node.py")
-    extra = [json.dumps(sensor) if sensor else "-"]
-    if image:  # a simulated node's key: owner-only, removed after the run
-        from tools.provision.site import write_private
-        img = BUILD / "sim" / "provision.json"
-        write_private(img, json.dumps(image).encode())
-        extra.append(str(img))
-    try:
-        return _run_unix(root, duration, heap, env, node, extra)
-    finally:
-        if image:
-            img.unlink(missing_ok=True)
+    return env
 
 
-def _run_unix(root, duration, heap, env, node, extra):
-    probe = subprocess.run([venv_tool("micropython"), "-X", "heapsize=1M", node, root, "0"] + extra,
+def _write_spec(spec, name):
+    """The node's spec as an owner-only file (it may hold the node's key)."""
+    from tools.provision.site import write_private
+    path = BUILD / "sim" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_private(path, json.dumps(spec).encode())
+    return path
+
+
+def harness_footprint(root, spec_file, env):
+    """Heap the harness (shims, simulated chip, flash model) holds before
+    boot: measured by a probe run, added to the cap, taken off the peak."""
+    probe = subprocess.run([str(venv_tool("micropython")), "-X", "heapsize=1M", str(NODE_SCRIPT),
+                            root, "0", str(spec_file)],
                            cwd=ROOT, env=env, capture_output=True, text=True)
     foot = [l for l in probe.stdout.splitlines() if l.startswith("SIM-FOOTPRINT ")]
     if not foot:
         raise SystemExit("sim: harness probe failed:\n" + probe.stdout + probe.stderr)
-    harness = int(foot[0].split()[1])
-    cap = _heap_bytes(heap) + harness
-    cmd = [venv_tool("micropython"), "-X", "heapsize=%d" % cap, node, root, str(duration)] + extra
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    summary = None
-    for line in proc.stdout:
-        if line.startswith("SIM-SUMMARY "):
-            summary = json.loads(line[len("SIM-SUMMARY "):])
-        else:
-            sys.stdout.write(line)
-            sys.stdout.flush()
-    rc = proc.wait()
-    if summary is None:
-        raise SystemExit("sim: the MicroPython node exited (%d) without a summary" % rc)
-    return summary
+    return int(foot[0].split()[1])
 
 
-def run_cpython(duration, sensor=None, image=None):
+class UnixNode:
+    """One node on the unix port, in a child process."""
+
+    def __init__(self, root, duration, heap, spec, on_line, on_fault=None, name="node"):
+        self.env = _env(root)
+        self.spec_file = _write_spec(spec, "%s.spec.json" % name)
+        try:
+            cap = heap_bytes(heap) + harness_footprint(root, self.spec_file, self.env)
+        except BaseException:
+            self.spec_file.unlink(missing_ok=True)
+            raise
+        self.cmd = [str(venv_tool("micropython")), "-X", "heapsize=%d" % cap, str(NODE_SCRIPT),
+                    root, str(duration), str(self.spec_file)]
+        self.on_line = on_line
+        self.on_fault = on_fault
+        self.summary = None
+        self.rc = None
+        self.thread = None
+
+    def start(self):
+        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env=self.env, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+        return self
+
+    def _read(self):
+        try:
+            for line in self.proc.stdout:
+                line = line.rstrip("\n")
+                if line.startswith("SIM-SUMMARY "):
+                    self.summary = json.loads(line[len("SIM-SUMMARY "):])
+                    continue
+                if line.startswith("SIM-FOOTPRINT "):
+                    continue
+                if line.startswith("SIM-FAULT "):
+                    if self.on_fault is not None:
+                        self.on_fault(line[len("SIM-FAULT "):])
+                    self.proc.stdin.write("ok\n")
+                    self.proc.stdin.flush()
+                self.on_line(line)
+        finally:
+            self.rc = self.proc.wait()
+            self.spec_file.unlink(missing_ok=True)
+
+    def wait(self):
+        self.thread.join()
+        if self.summary is None:
+            raise SystemExit("sim: the MicroPython node exited (%s) without a summary" % self.rc)
+        return self.summary
+
+
+def run_micropython_node(root, duration, heap, sensor=None, image=None, on_line=print):
+    """boot.py/main.py from `root` on the unix port; returns the summary."""
+    spec = {}
+    if sensor:
+        spec["sensor"] = sensor
+    if image:
+        spec["image"] = image
+    return UnixNode(root, duration, heap, spec, on_line).start().wait()
+
+
+def run_cpython_node(duration, spec, on_line=print, on_fault=None):
+    """The same harness in this process (shims on CPython)."""
     from tools import hostshims
     hostshims.install()
+    import builtins
+
     from tools.vm import node
-    return node.run(str(ROOT), duration, sensor=sensor, image=image)
+    spec = dict(spec)
+    world = {k: v for k, v in spec.items() if k not in ("sensor", "image")}
+    if on_fault is not None:
+        world["on_fault"] = on_fault
+    real_print = builtins.print
 
-
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runtime", choices=["micropython", "cpython"], default="micropython")
-    ap.add_argument("--duration", type=int, default=60, help="simulated seconds (default 60)")
-    ap.add_argument("--heap", default="128K", help="MicroPython heap cap (default 128K)")
-    ap.add_argument("--out", default=str(BUILD / "sim" / "summary.json"))
-    ap.add_argument("--chip", choices=["max86150", "max30102", "none"], default="max86150",
-                    help="simulated sensor on I2C0 (default max86150)")
-    ap.add_argument("--record", default="100", help="MIT-BIH record for the ECG (default 100)")
-    ap.add_argument("--ppg", default="01", help="BIDMC record for the pleth (default 01)")
-    ap.add_argument("--spo2", type=float, default=97.0, help="SpO2 the optics model produces")
-    ap.add_argument("--unprovisioned", action="store_true",
-                    help="boot a node with no key and no config (its safe state)")
-    a = ap.parse_args(argv)
-    sensor = sensor_spec(a.chip, a.record, a.ppg, a.spo2)
-    image = None if a.unprovisioned else provision_image(BUILD / "sim")
-    print("sim: %d simulated seconds on %s" % (a.duration, a.runtime), flush=True)
-    t0 = time.monotonic()
-    s = (run_micropython(a.duration, a.heap, sensor, image) if a.runtime == "micropython"
-         else run_cpython(a.duration, sensor, image))
-    wall = time.monotonic() - t0
-    s = dict({"runtime": a.runtime, "wall_seconds": round(wall, 3),
-              "speed_x_realtime": round(a.duration / wall, 1) if wall else None,
-              "heap_cap": a.heap if a.runtime == "micropython" else None}, **s)
-    os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    with open(a.out, "w") as f:
-        json.dump(s, f, indent=2)
-    print("sim summary:", json.dumps(s))
-    print("written", os.path.relpath(a.out, ROOT))
-    return 0 if not s["crashes"] else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    def to_line(*a, **kw):  # the firmware's and the harness's prints
+        if kw.get("file") is None:
+            on_line(" ".join(str(x) for x in a))
+        else:
+            real_print(*a, **kw)
+    builtins.print = to_line
+    try:
+        return node.run(str(ROOT), duration, board=node._board(world), log=to_line,
+                        sensor=spec.get("sensor"), image=spec.get("image"), world=world)
+    finally:
+        builtins.print = real_print

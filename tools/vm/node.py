@@ -2,9 +2,23 @@
 (CPython with shims, or the MicroPython unix port), on the virtual clock,
 through resets, until `duration_s` of simulated time has passed.
 
-MicroPython-compatible on purpose: `make sim RUNTIME=micropython` runs it
-with `micropython tools/vm/node.py ROOT DURATION`; under CPython tools.sim
-imports it. The last line printed is `SIM-SUMMARY <json>`.
+MicroPython-compatible on purpose: `make sim` runs it with `micropython
+tools/vm/node.py ROOT DURATION [SPEC_FILE]`; under CPython tools.sim
+imports it. SPEC_FILE (JSON, written by tools/sim, owner-only: it holds
+the node's key) says what the board is given:
+  sensor    simmax.attach_spec's spec, or absent for no sensor
+  image     what provisioning writes (NVS + files), or absent
+  uid       the board's unique id (hex), default simboard's
+  wifi      [[ssid, password, rssi], ...] access points in range
+  faults    [{"kind": k, "at": s, "until": s}, ...] with k one of
+            wifi (no AP), broker (the host stops the broker: the node
+            prints SIM-FAULT and waits for a line on stdin), finger
+            (finger off the sensor), motion (motion artefact on the PPG)
+  progress_s  print SIM-PROGRESS <json> (firmware.app.status()) this often
+  pace      1.0: sleeps take real time too (a real-time run)
+Lines for the host: SIM-RECSTART <ms> when the sensor starts streaming
+its recording from the top (every configuration), SIM-PROGRESS, SIM-FAULT,
+and last SIM-SUMMARY <json>.
 """
 import gc
 import sys
@@ -89,16 +103,83 @@ def _prepare(b, image, sensor):
     return attach_sensor(sensor) if sensor else None
 
 
-def run(root, duration_s, board=None, log=print, sensor=None, image=None):
+def _app_status():
+    app = sys.modules.get("firmware.app")
+    return app.status() if app is not None and hasattr(app, "status") else {}
+
+
+def _app_peaks():
+    """The newest QRS and pulse peaks (ms since the detector's first
+    sample) of the running node, for the simulator's waveform plot."""
+    app = sys.modules.get("firmware.app")
+    running = getattr(app, "_running", None) if app is not None else None
+    if not running or running[1].det is None:
+        return {}
+    det = running[1].det
+    out = {}
+    q = det.qrs
+    if q is not None:
+        out["qrs_ms"] = [q.beat(i) * 1000 // det.rate for i in range(max(0, q.count - 30), q.count)]
+    p = det.pulse
+    if p is not None:
+        r = det.rate // det.dec
+        out["ppg_ms"] = [p.peak(i) * 1000 // r for i in range(max(0, p.count - 30), p.count)]
+    return out
+
+
+def _ask_host(what):
+    """A fault the host makes (the broker is a host process): say so and
+    wait until it is done, so the fault starts at this simulated instant."""
+    print("SIM-FAULT " + what)
+    sys.stdin.readline()
+
+
+def _faults(b, chip, clk, faults, on_fault):
+    """Schedule the world's faults on the virtual clock."""
+    def edge(kind, on):
+        if kind == "wifi":
+            b.wifi.down = on
+            if on:
+                b.wifi.drop()
+        elif kind == "broker":
+            on_fault("broker " + ("down" if on else "up"))
+        elif kind == "finger" and chip is not None:
+            chip.knobs.finger_off = on
+        elif kind == "motion" and chip is not None:
+            chip.knobs.motion = (clk.now_us, clk.now_us + 3600000000, 40000) if on else None
+        print("SIM-EVENT %d %s %s" % (clk.now_us // 1000, kind, "start" if on else "end"))
+    for f in faults:
+        clk.call_at(clk.now_us + int(f["at"] * 1000000), lambda k=f["kind"]: edge(k, True))
+        clk.call_at(clk.now_us + int(f["until"] * 1000000), lambda k=f["kind"]: edge(k, False))
+
+
+def run(root, duration_s, board=None, log=print, sensor=None, image=None, world=None):
+    world = world or {}
     b = board or simboard.new_board()
+    for ssid, key, rssi in world.get("wifi", ()):
+        b.wifi.add_ap(ssid, key, rssi)
     chip = _prepare(b, image, sensor)
+    clk = vclock.clock
+    if chip is not None:
+        chip.on_stream = lambda: print("SIM-RECSTART %d" % (clk.now_us // 1000))
+    _faults(b, chip, clk, world.get("faults", ()), world.get("on_fault", _ask_host))
+    clk.pace = world.get("pace", 0)
     harness = 0
     if sys.implementation.name == "micropython":
         gc.collect()
         harness = gc.mem_alloc()  # the shims and this harness share the heap
-    clk = vclock.clock
     end_us = clk.now_us + duration_s * 1000000
     clk.call_at(end_us, _end)
+    every = world.get("progress_s", 0)
+    if every:
+        import json
+
+        def progress():
+            st = _app_status()
+            st["t"] = clk.now_us // 1000000
+            print("SIM-PROGRESS " + json.dumps(st))
+        clk.call_at(clk.now_us + every * 1000000, progress, every * 1000000)
+    final = {}
     peak = [0]
 
     def sample_heap():  # live heap after a collection, once a simulated second
@@ -119,6 +200,8 @@ def run(root, duration_s, board=None, log=print, sensor=None, image=None):
             log("[sim] main.py returned; the node idles at the REPL")
             clk.advance_to(end_us)
         except SimEnd:
+            final = _app_status()
+            final["peaks"] = _app_peaks()
             break
         except simboard.NodeReset as r:
             resets.append(r.cause)
@@ -144,25 +227,34 @@ def run(root, duration_s, board=None, log=print, sensor=None, image=None):
             "peak_heap_bytes": peak[0] - harness if sys.implementation.name == "micropython" else None,
             "harness_heap_bytes": harness if sys.implementation.name == "micropython" else None,
             "sensor_samples_produced": chip.produced if chip else 0,
-            "sensor_samples_dropped": chip.dropped if chip else 0}
+            "sensor_samples_dropped": chip.dropped if chip else 0,
+            "node": final}
 
 
 def _main():
     import json
     root = sys.argv[1]
     duration = int(sys.argv[2])
-    sensor = json.loads(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[3] != "-" else None
-    image = None
-    if len(sys.argv) > 4:  # the provisioning image, a file the host wrote
-        with open(sys.argv[4]) as f:
-            image = json.load(f)
+    spec = {}
+    if len(sys.argv) > 3:  # a file: this unix-port build dies on a long argv
+        with open(sys.argv[3]) as f:
+            spec = json.load(f)
+    sensor = spec.pop("sensor", None)
+    image = spec.pop("image", None)
     if duration == 0:  # footprint probe: what the harness holds before boot
-        chip = _prepare(simboard.new_board(), image, sensor)  # noqa: F841 (kept alive)
+        chip = _prepare(_board(spec), image, sensor)  # noqa: F841 (kept alive)
         gc.collect()
         print("SIM-FOOTPRINT %d" % gc.mem_alloc())
         return
-    summary = run(root, duration, sensor=sensor, image=image)
+    summary = run(root, duration, board=_board(spec), sensor=sensor, image=image, world=spec)
     print("SIM-SUMMARY " + json.dumps(summary))
+
+
+def _board(spec):
+    if "uid" in spec:
+        import binascii
+        return simboard.new_board(uid=binascii.unhexlify(spec["uid"]))
+    return simboard.new_board()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,230 @@
+"""`make sim`: the real boot.py -> main.py on simulated nodes, end to end.
+
+    python -m tools.sim [--duration 600] [--runtime micropython|cpython]
+        [--record 100] [--ppg 01] [--chip max86150|max30102] [--realtime]
+        [--faults none|all|broker,wifi,finger,motion] [--nodes 1] [--heap 128K]
+
+Provisions each node (registry, key, config), starts mosquitto (TLS, ACL)
+and the gateway, boots the firmware on the MicroPython unix port (heap
+capped) with the shims and the virtual clock, feeds the simulated sensor
+from MIT-BIH (ECG) and BIDMC (PPG) recordings, prints the node's console
+and live progress, then scores and reports: build/sim/summary.json, the
+FHIR bundle and a PNG. Exit status 1 if a node crashed or lost data.
+"""
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+
+from tools.paths import BUILD, ROOT
+from tools.sim import report, runner
+from tools.sim.world import World, device_ids
+
+# fault scenarios: (kind, start as a fraction of the run, length in s);
+# every fault ends well before the run does, so the queue can drain
+FAULTS = {"broker": (0.20, 45), "wifi": (0.40, 30), "finger": (0.55, 20), "motion": (0.70, 15)}
+
+
+def fault_plan(names, duration):
+    plan = []
+    for k in names:
+        frac, length = FAULTS[k]
+        at = int(duration * frac)
+        length = min(length, max(1, int(duration * 0.1)))
+        plan.append({"kind": k, "at": at, "until": at + length})
+    return plan
+
+
+def _args(argv):
+    ap = argparse.ArgumentParser(prog="python -m tools.sim", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runtime", choices=["micropython", "cpython"], default="micropython")
+    ap.add_argument("--duration", type=int, default=600, help="simulated seconds (default 600)")
+    ap.add_argument("--record", default="100", help="MIT-BIH record for the ECG (default 100)")
+    ap.add_argument("--ppg", default="01", help="BIDMC record for the PPG (default 01)")
+    ap.add_argument("--chip", choices=["max86150", "max30102"], default="max86150")
+    ap.add_argument("--spo2", type=float, default=97.0, help="SpO2 the optics model produces")
+    ap.add_argument("--realtime", action="store_true", help="pace the node at real time")
+    ap.add_argument("--faults", default="none",
+                    help="none, all, or a comma list of %s" % ", ".join(FAULTS))
+    ap.add_argument("--nodes", type=int, default=1, help="nodes against one broker and gateway")
+    ap.add_argument("--heap", default="160K", help="MicroPython heap cap per node (default 160K)")
+    ap.add_argument("--progress", type=int, default=30, help="progress line every N simulated s")
+    ap.add_argument("--unprovisioned", action="store_true",
+                    help="boot nodes with no key and no config (their safe state)")
+    ap.add_argument("--out", default=str(BUILD / "sim" / "summary.json"))
+    a = ap.parse_args(argv)
+    names = [] if a.faults == "none" else list(FAULTS) if a.faults == "all" else a.faults.split(",")
+    bad = [n for n in names if n not in FAULTS]
+    if bad:
+        ap.error("unknown fault %s (choose from %s)" % (", ".join(bad), ", ".join(FAULTS)))
+    if not 1 <= a.nodes <= 8:
+        ap.error("--nodes: 1 to 8")
+    a.fault_names = names
+    return a
+
+
+class Live:
+    """Console of every node plus progress lines, serialised."""
+
+    def __init__(self, devices, world):
+        self.lock = threading.Lock()
+        self.multi = len(devices) > 1
+        self.world = world
+        self.starts = {d: [] for d in devices}
+
+    def line(self, dev, text):
+        if text.startswith("SIM-RECSTART "):
+            self.starts[dev].append(int(text.split()[1]))
+            return
+        if text.startswith("SIM-PROGRESS "):
+            text = self._progress(dev, json.loads(text[len("SIM-PROGRESS "):]))
+        elif text.startswith("SIM-EVENT "):
+            _, ms, kind, edge = text.split()
+            text = "sim: t=%d s fault %s %s" % (int(ms) // 1000, kind, edge)
+        elif text.startswith("SIM-FAULT "):
+            return
+        with self.lock:  # not print(): a CPython node's print() is routed here
+            sys.stdout.write(("[%s] " % dev if self.multi else "") + text + "\n")
+            sys.stdout.flush()
+
+    def _progress(self, dev, st):
+        hr = "%d" % round(st["hr_x10"] / 10) if st.get("hr_x10", 0) > 0 else "--"
+        sp = "%d %%" % round(st["spo2_x10"] / 10) if st.get("spo2_x10", 0) > 0 else "--"
+        stored = self.world.gw.counts(dev).get("stored", 0) if self.world else 0
+        return ("sim: t=%4d s  HR %s  SpO2 %s  alerts 0x%02x  | node sent %d, queued %d  "
+                "| gateway stored %d" % (st["t"], hr, sp, st.get("alerts", 0), st.get("sent", 0),
+                                         st.get("queued", 0), stored))
+
+
+def _run_nodes(a, world, live, spec_base):
+    out = {}
+    devs = world.devices
+    specs = []
+    for i, dev in enumerate(devs):
+        s = dict(spec_base, **world.node_spec(i))
+        s["faults"] = fault_plan(a.fault_names, a.duration)
+        if a.unprovisioned:
+            del s["image"]
+        specs.append(s)
+    if a.runtime == "cpython":
+        for dev, s in zip(devs, specs):  # one board per process: one after the other
+            out[dev] = runner.run_cpython_node(a.duration, s, lambda t, d=dev: live.line(d, t),
+                                               world.broker_fault)
+        return out
+    root = runner.stage_device_tree()
+    nodes = [runner.UnixNode(root, a.duration, a.heap, s, lambda t, d=dev: live.line(d, t),
+                             world.broker_fault, name="node-" + dev)
+             for dev, s in zip(devs, specs)]
+    for n in nodes:
+        n.start()
+    for dev, n in zip(devs, nodes):
+        out[dev] = n.wait()
+    return out
+
+
+def _node_report(a, world, live, dev, s, spec):
+    rows = world.gw.gw.rows(device=dev)
+    node = s.get("node", {})
+    peaks = node.pop("peaks", {})
+    counts = world.gw.counts(dev)
+    end_ms = a.duration * 1000
+    sc = report.score([r for r in rows if r["kind"] == "vitals"], live.starts[dev], end_ms,
+                      a.record) if spec["sensor"].get("ecg") else {}
+    produced_alerts = node.get("alert_events", 0)
+    r = {"device": dev, "boots": s["boots"], "resets": s["resets"], "crashes": s["crashes"],
+         "frames_sent": node.get("sent", 0),
+         "frames_verified": counts.get("stored", 0) + counts.get("duplicate", 0),
+         "frames_stored": counts.get("stored", 0),
+         "frames_refused": {k: v for k, v in counts.items() if k not in ("stored", "duplicate")},
+         "frames_queued_at_end": node.get("queued"), "frames_dropped": node.get("dropped", 0),
+         "alerts": sum(1 for x in rows if x["kind"] == "alert" and x["raised"]),
+         "alert_events_node": produced_alerts, "alerts_lost": node.get("alerts_lost", 0),
+         "samples_lost": s["sensor_samples_dropped"], "samples_lost_node": node.get("lost", 0),
+         "samples": s["sensor_samples_produced"],
+         "peak_heap_bytes": s.get("peak_heap_bytes"), "sensor_starts_ms": live.starts[dev]}
+    r.update(sc)
+    png = BUILD / "sim" / ("waveforms-%s.png" % dev)
+    report.plot(png, dev, rows, live.starts[dev], spec["sensor"], peaks,
+                "MIT-BIH %s + BIDMC %s on node %s" % (a.record, a.ppg, dev))
+    r["png"] = os.path.relpath(png, ROOT)
+    return r
+
+
+def _total(per):
+    t = {}
+    for k in ("beats_reference", "beats_detected", "tp", "fn", "fp", "frames_sent", "frames_verified",
+              "frames_stored", "frames_dropped", "alerts", "alerts_lost", "samples_lost",
+              "samples_lost_node", "crashes"):
+        t[k] = sum((p.get(k) or 0) for p in per)
+    tp, fn, fp = t.pop("tp"), t.pop("fn"), t.pop("fp")
+    t["se"] = round(100.0 * tp / (tp + fn), 2) if tp + fn else None
+    t["ppv"] = round(100.0 * tp / (tp + fp), 2) if tp + fp else None
+    t["boots"] = sum(p["boots"] for p in per)
+    t["resets"] = [c for p in per for c in p["resets"]]
+    t["frames_queued_at_end"] = sum((p.get("frames_queued_at_end") or 0) for p in per)
+    heaps = [p["peak_heap_bytes"] for p in per if p.get("peak_heap_bytes") is not None]
+    t["peak_heap_bytes"] = max(heaps) if heaps else None
+    return t
+
+
+def main(argv=None):
+    a = _args(argv)
+    spec_base = {"sensor": runner.sensor_spec(a.chip, a.record, a.ppg, a.spo2),
+                 "progress_s": a.progress, "pace": 1.0 if a.realtime else 0}
+    world = World(BUILD / "sim" / "world", a.nodes, log=print)
+    try:
+        world.start()
+        live = Live(world.devices, world)
+        print("sim: %d simulated seconds on %s, %d node(s), MIT-BIH %s + BIDMC %s, faults: %s"
+              % (a.duration, a.runtime, a.nodes, a.record, a.ppg,
+                 ", ".join("%s %d-%d s" % (f["kind"], f["at"], f["until"])
+                           for f in fault_plan(a.fault_names, a.duration)) or "none"), flush=True)
+        t0 = time.monotonic()  # the nodes' run only: set-up and report are not simulation
+        results = _run_nodes(a, world, live, spec_base)
+        wall = time.monotonic() - t0
+        sent = {d: (s.get("node") or {}).get("sent", 0) for d, s in results.items()}
+        if not world.wait_delivered(sent):
+            print("sim: the gateway did not receive every frame the broker accepted", flush=True)
+        per = [_node_report(a, world, live, d, results[d], spec_base) for d in world.devices]
+        bundle = BUILD / "sim" / "fhir-bundle.json"
+        n_obs = report.fhir_bundle(world.gw.gw.rows(), bundle)
+    finally:
+        world.stop()
+    s = {"runtime": a.runtime, "sim_seconds": a.duration, "wall_seconds": round(wall, 2),
+         "speed_x_realtime": round(a.duration / wall, 1), "record": a.record, "ppg_record": a.ppg,
+         "chip": a.chip, "nodes": a.nodes, "faults": fault_plan(a.fault_names, a.duration),
+         "heap_cap": a.heap if a.runtime == "micropython" else None}
+    s.update(_total(per))
+    s.update({"fhir_bundle": os.path.relpath(bundle, ROOT), "fhir_observations": n_obs,
+              "png": per[0]["png"], "per_node": per})
+    os.makedirs(os.path.dirname(a.out), exist_ok=True)
+    with open(a.out, "w") as f:
+        json.dump(s, f, indent=2)
+    _print_summary(s)
+    print("written", os.path.relpath(a.out, ROOT))
+    lost = s["samples_lost"] + s["frames_dropped"] + s["alerts_lost"]
+    return 1 if s["crashes"] or lost else 0
+
+
+def _print_summary(s):
+    pct = lambda v: "--" if v is None else "%.2f %%" % v  # noqa: E731
+    print("sim summary: %d simulated s in %.1f wall s (%.0fx real time, %s), %d node(s)"
+          % (s["sim_seconds"], s["wall_seconds"], s["speed_x_realtime"], s["runtime"], s["nodes"]))
+    print("  beats: %d detected vs %d reference beats of MIT-BIH %s: Se %s, +P %s"
+          % (s["beats_detected"], s["beats_reference"], s["record"], pct(s["se"]), pct(s["ppv"])))
+    print("  frames: %d sent, %d verified, %d stored at the gateway; %d dropped, %d still queued"
+          % (s["frames_sent"], s["frames_verified"], s["frames_stored"], s["frames_dropped"],
+             s["frames_queued_at_end"]))
+    print("  alerts raised: %d (lost %d); samples lost: %d; crashes: %d"
+          % (s["alerts"], s["alerts_lost"], s["samples_lost"], s["crashes"]))
+    if s["peak_heap_bytes"] is not None:
+        print("  peak heap of the node: %d bytes (cap %s, 64-bit objects)" % (s["peak_heap_bytes"],
+                                                                           s["heap_cap"]))
+    print("  FHIR bundle: %s (%d Observations); PNG: %s" % (s["fhir_bundle"], s["fhir_observations"],
+                                                            s["png"]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

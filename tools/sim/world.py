@@ -1,0 +1,129 @@
+"""What surrounds the simulated nodes in `make sim`: a development site
+(CA, OTA key), a device registry, N provisioned nodes, a real mosquitto on
+loopback with TLS, passwords and the per-device ACL, and the gateway
+subscribed to it (verifying, de-duplicating and storing every frame).
+
+    w = World(workdir, nodes=2).start()
+    spec = w.node_spec(0)        # the node's key, config and WiFi for tools/vm/node.py
+    ...
+    w.wait_delivered({dev: n}, timeout_s=10)
+    w.stop()
+"""
+import json
+import secrets
+import threading
+import time
+from collections import Counter
+
+from tools.paths import BUILD
+
+FIRST_UID = 0x240AC4000001  # simboard.Board's default unique_id, then +1 per node
+WIFI = ("vitalnode-sim", "sim-ward-password")
+
+
+def device_ids(n):
+    return ["%012x" % (FIRST_UID + i) for i in range(n)]
+
+
+class _CountingGateway:
+    """tools.gateway.core.Gateway, counting each outcome per device."""
+
+    def __init__(self, gw):
+        self.gw = gw
+        self.db = gw.db
+        self.by_device = {}
+        self.lock = threading.Lock()
+
+    def handle(self, topic, payload):
+        out = self.gw.handle(topic, payload)
+        dev = topic.split("/")[1] if topic.count("/") == 2 else "?"
+        with self.lock:
+            self.by_device.setdefault(dev, Counter())[out] += 1
+        return out
+
+    def counts(self, dev):
+        with self.lock:
+            return dict(self.by_device.get(dev, {}))
+
+
+class World:
+    def __init__(self, workdir, nodes=1, log=print):
+        self.dir = workdir
+        self.devices = device_ids(nodes)
+        self.log = log
+        self.images = {}
+        self.broker = None
+        self.sub = None
+        self.outage = 0  # nodes inside a broker outage (the broker is shared)
+        self.lock = threading.Lock()
+
+    def start(self):
+        from tools.broker import Broker
+        from tools.gateway.core import Gateway
+        from tools.gateway.mqtt import Subscriber
+        from tools.provision import keys
+        from tools.provision.image import simulated_node
+        from tools.provision.site import dev_site
+        self.dir.mkdir(parents=True, exist_ok=True)
+        site = dev_site(BUILD / "dev-site")
+        self.site_dir = site.parent
+        reg = self.dir / "registry.sqlite"
+        reg.unlink(missing_ok=True)
+        self.broker = Broker(self.dir / "broker", self.site_dir)
+        for dev in self.devices:
+            image, cfg = simulated_node(dev, reg, site)
+            cfg["broker"] = {"host": "localhost", "port": self.broker.port}
+            cfg["wifi"] = {"ssid": WIFI[0], "password": WIFI[1]}
+            image["files"]["config.json"] = json.dumps(cfg)
+            self.images[dev] = image
+            root = bytes.fromhex(image["nvs"]["vn_key"]["k"][1])
+            self.broker.add_user(dev, keys.broker_password(keys.subkeys(root, dev)["broker"]))
+        gw_password = secrets.token_hex(16)
+        self.broker.add_user("gateway", gw_password)
+        self.broker.start()
+        db = self.dir / "gateway.sqlite"
+        db.unlink(missing_ok=True)
+        self.gw = _CountingGateway(Gateway(reg, db, log=self.log))
+        self.sub = Subscriber(self.gw, "localhost", self.broker.port, self.site_dir / "ca.pem",
+                              gw_password).start()
+        self.log("sim: mosquitto on localhost:%d (TLS, passwords, per-device ACL), gateway "
+                 "subscribed; %d node(s) provisioned: %s"
+                 % (self.broker.port, len(self.devices), " ".join(self.devices)))
+        return self
+
+    def node_spec(self, i):
+        dev = self.devices[i]
+        return {"uid": dev, "image": self.images[dev], "wifi": [[WIFI[0], WIFI[1], -58]]}
+
+    def broker_fault(self, what):
+        """A node reached a broker outage ("broker down" / "broker up"):
+        the broker is one process, so it stays down while any node is in
+        its outage."""
+        with self.lock:
+            if what.endswith("down"):
+                self.outage += 1
+                if self.outage == 1:
+                    self.broker.kill()
+            else:
+                self.outage = max(0, self.outage - 1)
+                if self.outage == 0 and not self.broker.running:
+                    self.broker.start()
+
+    def wait_delivered(self, sent, timeout_s=15):
+        """Wait until the gateway has seen every frame the nodes say the
+        broker accepted ({device: count})."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if all(self._seen(d) >= n for d, n in sent.items()):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def _seen(self, dev):
+        return sum(self.gw.counts(dev).values())
+
+    def stop(self):
+        if self.sub is not None:
+            self.sub.stop()
+        if self.broker is not None:
+            self.broker.stop()
