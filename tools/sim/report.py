@@ -68,7 +68,6 @@ def plot(path, dev, rows, starts, spec, peaks, title):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(3, 1, figsize=(11, 8), gridspec_kw={"height_ratios": [1, 1, 1.2]})
-    seg0 = max(starts) if starts else 0
     qrs_ms = peaks.get("qrs_ms", [])
     ppg_ms = peaks.get("ppg_ms", [])
     t_end = max(qrs_ms + ppg_ms) if qrs_ms or ppg_ms else 10000
@@ -116,4 +115,3 @@ def plot(path, dev, rows, starts, spec, peaks, title):
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
-    return seg0
