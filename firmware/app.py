@@ -58,6 +58,13 @@ def _unload(name):
         delattr(firmware, name)
 
 
+def _unload_trial():
+    """Forget firmware.otatrial and the `boot` module its calls import
+    (boot.py ran already; its code need not stay in the heap)."""
+    _unload("otatrial")
+    sys.modules.pop("boot", None)
+
+
 def _safe_state(wdt, reason):
     """Never returns: the watchdog is fed, nothing else runs."""
     t0 = time.ticks_ms()
@@ -113,8 +120,7 @@ def _ota_start():
     pend, last = otatrial.flags()
     if last:
         otatrial.at_start()
-    _unload("otatrial")
-    sys.modules.pop("boot", None)  # at_start's import: boot.py ran already
+    _unload_trial()
     if pend >= 0:
         print("vitalnode: running an update on trial; confirming once healthy")
         return True
@@ -190,10 +196,7 @@ def status():
         st.update(hr_x10=det.hr_x10, spo2_x10=det.spo2_x10, alerts=det.alerts.active,
                   alert_events=det.alerts.count, beats=det.seen_qrs + det.seen_pulse)
     if link is not None:
-        d = 0
-        for v in link.box.dropped.values():
-            d += v
-        st.update(sent=link.up.published, queued=link.box.depth, dropped=d,
+        st.update(sent=link.up.published, queued=link.box.depth, dropped=link.box.dropped_total(),
                   broker_up=link.up.up, connects=link.up.connects,
                   alerts_lost=link.tm.alerts_lost)
     return st
@@ -261,8 +264,7 @@ def _monitor(wdt, cfg, ks):
             if trial and up >= HEALTH_S and _healthy(smp, det):
                 from firmware import otatrial
                 otatrial.confirm()
-                _unload("otatrial")
-                sys.modules.pop("boot", None)
+                _unload_trial()
                 trial = False
                 print("vitalnode: update confirmed after the health check")
             if smp is not None:

@@ -62,6 +62,12 @@ class Outbox:
     def depth(self):
         return len(self._names)
 
+    def dropped_total(self):
+        n = 0
+        for v in self.dropped.values():
+            n += v
+        return n
+
     def oldest(self):
         return self._names[0] if self._names else None
 

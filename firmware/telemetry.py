@@ -92,12 +92,9 @@ class Telemetry:
 
     def status(self, uptime_s, heap_free, reset_cause, rssi, lost):
         hdr = self._hdr()
-        dropped = 0
-        for v in self.box.dropped.values():
-            dropped += v
         return self._put(frames.STATUS, hdr, frames.status(
-            hdr, uptime_s, heap_free, reset_cause, rssi, lost, self.box.depth, dropped,
-            self.version_code))
+            hdr, uptime_s, heap_free, reset_cause, rssi, lost, self.box.depth,
+            self.box.dropped_total(), self.version_code))
 
     def security(self, event):
         import json

@@ -143,7 +143,7 @@ def run(outages=60, seed=1, log=print, workdir=None):
 
     def reboot():
         nonlocal node, dropped, lost_samples, reboots
-        dropped += sum(node.box.dropped.values())
+        dropped += node.box.dropped_total()
         lost_samples += node.lost_samples()
         node.pump.stop()
         node.up.close()
@@ -186,7 +186,7 @@ def run(outages=60, seed=1, log=print, workdir=None):
         if produced | alerts <= got:
             break
         time.sleep(0.1)
-    dropped += sum(node.box.dropped.values())
+    dropped += node.box.dropped_total()
     lost_samples += node.lost_samples()
     rows = gw.rows(device=dev)
     got = {r["seq"] for r in rows}

@@ -132,7 +132,6 @@ def _node_report(a, world, live, dev, s, spec):
     end_ms = a.duration * 1000
     sc = report.score([r for r in rows if r["kind"] == "vitals"], live.starts[dev], end_ms,
                       a.record) if spec["sensor"].get("ecg") else {}
-    produced_alerts = node.get("alert_events", 0)
     r = {"device": dev, "boots": s["boots"], "resets": s["resets"], "crashes": s["crashes"],
          "frames_sent": node.get("sent", 0),
          "frames_verified": counts.get("stored", 0) + counts.get("duplicate", 0),
@@ -140,7 +139,7 @@ def _node_report(a, world, live, dev, s, spec):
          "frames_refused": {k: v for k, v in counts.items() if k not in ("stored", "duplicate")},
          "frames_queued_at_end": node.get("queued"), "frames_dropped": node.get("dropped", 0),
          "alerts": sum(1 for x in rows if x["kind"] == "alert" and x["raised"]),
-         "alert_events_node": produced_alerts, "alerts_lost": node.get("alerts_lost", 0),
+         "alert_events_node": node.get("alert_events", 0), "alerts_lost": node.get("alerts_lost", 0),
          "samples_lost": s["sensor_samples_dropped"], "samples_lost_node": node.get("lost", 0),
          "samples": s["sensor_samples_produced"],
          "peak_heap_bytes": s.get("peak_heap_bytes"), "sensor_starts_ms": live.starts[dev]}

@@ -18,7 +18,7 @@ _TAIL_MS = 1500  # beats this close to a boot's last frame may not be sent yet
 
 
 def _segments(rows, starts, end_ms):
-    """[(start ms, covered ms, beat ms list)] per sensor start."""
+    """[(covered ms, beat ms list)] per sensor start."""
     starts = sorted(starts) or [0]
     segs = []
     for i, s in enumerate(starts):
@@ -28,7 +28,7 @@ def _segments(rows, starts, end_ms):
             continue
         covered = max(r["ms"] for r in mine) - s - _TAIL_MS
         beats = sorted(b[0] for r in mine for b in r["beats"])
-        segs.append((s, covered, beats))
+        segs.append((covered, beats))
     return segs
 
 
@@ -40,7 +40,7 @@ def score(rows, starts, end_ms, record):
     vf_ms = [(a * 1000 // fs, b * 1000 // fs) for a, b in vf]
     total = [0, 0, 0]
     n_ref = n_det = 0
-    for _, covered, beats in _segments(rows, starts, end_ms):
+    for covered, beats in _segments(rows, starts, end_ms):
         r = [t for t in ref_ms if t <= covered]
         d = [t for t in beats if t <= covered]
         tp, fn, fp = scoring.score_record(r, d, 1000, vf_ms)

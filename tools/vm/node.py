@@ -13,7 +13,7 @@ the node's key) says what the board is given:
   faults    [{"kind": k, "at": s, "until": s}, ...] with k one of
             wifi (no AP), broker (the host stops the broker: the node
             prints SIM-FAULT and waits for a line on stdin), finger
-            (finger off the sensor), motion (motion artefact on the PPG)
+            (finger off the sensor), motion (motion artefact on PPG and ECG)
   progress_s  print SIM-PROGRESS <json> (firmware.app.status()) this often
   pace      1.0: sleeps take real time too (a real-time run)
 Lines for the host: SIM-RECSTART <ms> when the sensor starts streaming
