@@ -19,7 +19,7 @@ REGISTRY_OPT = $(if $(REGISTRY),--registry $(REGISTRY))
 
 .PHONY: help apt deps test test-compile test-cpython test-wasm test-unix vmtest sim emu bench \
         deploy provision verify revoke registry need-port clean ota-key ota-bundle ota-verify ota-serve \
-        ota-push campaign
+        ota-push campaign flash
 
 help:
 	@echo "make sim            the whole node simulated: firmware on the unix port, mosquitto, gateway"
@@ -33,6 +33,8 @@ help:
 	@echo "make campaign [OUTAGES=60 SEED=1]  telemetry outage campaign vs a real mosquitto"
 	@echo "                    -> build/campaign/telemetry.json"
 	@echo "make emu            emulated USB device (prints its pty; use mpremote connect <pty>)"
+	@echo "make flash PORT=p FIRMWARE=f.bin [ERASE=0 CHECK=1 BAUD=460800]"
+	@echo "                    check the MicroPython image, then esptool: detect, erase, write, verify"
 	@echo "make deploy PORT=p  compile the device tree and copy what changed to the board"
 	@echo "make provision PORT=p [CONFIG=site.json ROTATE=1 LOCKDOWN=1 REGISTRY=f]"
 	@echo "                    give the node its key and config; record it in the registry"
@@ -99,6 +101,11 @@ emu: deps
 
 need-port:
 	@test -n "$(PORT)" || { echo "set PORT: the node's serial port, e.g. PORT=/dev/ttyUSB0"; exit 2; }
+
+flash: deps
+	@test -n "$(FIRMWARE)" || { echo "set FIRMWARE: the MicroPython .bin from https://micropython.org/download/ESP32_GENERIC/"; exit 2; }
+	@$(PY) -m tools.flash --firmware $(FIRMWARE) $(if $(PORT),--port $(PORT)) \
+	    $(if $(filter 0,$(ERASE)),--no-erase) $(if $(CHECK),--check) $(if $(BAUD),--baud $(BAUD))
 
 deploy: deps need-port
 	@$(PY) -m tools.deploy --port $(PORT)
