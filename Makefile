@@ -1,6 +1,7 @@
 # VitalNode - two commands on a fresh Linux machine: `make sim`, `make test`.
 # Everything they need is installed by the rules below: Debian packages (when
-# missing), a local .venv from requirements.txt, npm packages from package-lock.
+# missing), a local .venv from requirements.txt, npm packages from
+# tools/package-lock.json (tools/node_modules; the root package.json is mip's).
 
 SHELL := /bin/bash
 PY    := .venv/bin/python
@@ -35,7 +36,8 @@ help:
 	@echo "make emu            emulated USB device (prints its pty; use mpremote connect <pty>)"
 	@echo "make flash PORT=p FIRMWARE=f.bin [ERASE=0 CHECK=1 BAUD=460800]"
 	@echo "                    check the MicroPython image, then esptool: detect, erase, write, verify"
-	@echo "make deploy PORT=p  compile the device tree and copy what changed to the board"
+	@echo "make deploy PORT=p [FROZEN=1]  compile the device tree and copy what changed to the"
+	@echo "                    board (FROZEN=1: the firmware is frozen in the image; boot.py, main.py only)"
 	@echo "make provision PORT=p [CONFIG=site.json ROTATE=1 LOCKDOWN=1 REGISTRY=f]"
 	@echo "                    give the node its key and config; record it in the registry"
 	@echo "make verify PORT=p  challenge-response: the node still holds its registered key"
@@ -47,9 +49,9 @@ help:
 	@echo "make ota-verify [BUNDLE=dir PUBKEY=pem]  check a bundle as a node would"
 	@echo "make ota-serve [BUNDLE=dir HTTP_PORT=8070 REGISTRY=f]  serve it to nodes"
 	@echo "make ota-push PORT=p URL=u   the node on USB updates itself from the server at u"
-	@echo "make clean          remove build/ (keeps .venv and node_modules)"
+	@echo "make clean          remove build/ (keeps .venv and tools/node_modules)"
 
-deps: apt .venv/.installed node_modules/.installed lib/umqtt/.pinned
+deps: apt .venv/.installed tools/node_modules/.installed lib/umqtt/.pinned
 
 # device libraries fetched from PyPI, pinned by sha256 (tools/deps.py)
 lib/umqtt/.pinned: tools/deps.py .venv/.installed
@@ -64,8 +66,8 @@ apt:
 	@set -o pipefail; .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt 2>&1 | { grep -v "is ignored: it is neither" || true; }
 	@touch $@
 
-node_modules/.installed: package.json package-lock.json
-	@npm ci --no-audit --no-fund --loglevel=error
+tools/node_modules/.installed: tools/package.json tools/package-lock.json
+	@npm ci --prefix tools --no-audit --no-fund --loglevel=error
 	@touch $@
 
 test: deps
@@ -108,7 +110,7 @@ flash: deps
 	    $(if $(filter 0,$(ERASE)),--no-erase) $(if $(CHECK),--check) $(if $(BAUD),--baud $(BAUD))
 
 deploy: deps need-port
-	@$(PY) -m tools.deploy --port $(PORT)
+	@$(PY) -m tools.deploy --port $(PORT) $(if $(FROZEN),--frozen)
 
 provision: deps need-port
 	@$(PY) -m tools.provision $(REGISTRY_OPT) provision --port $(PORT) $(PROVISION_OPTS)

@@ -14,6 +14,12 @@ nothing on trial - the security counter is kept, never lowered. Nothing
 else on the node is touched: config.json and the NVS key stay. Every file
 is written as NAME.new and renamed, so a cut cable leaves the old file or
 the new one.
+
+--frozen (`make deploy FROZEN=1`) is for a board flashed with a MicroPython
+built with manifest.py: only boot.py and main.py are written and slot a is
+cleared, so the frozen firmware (bytecode in flash, not heap) runs until a
+signed OTA update installs a newer slot. The version recorded is this
+tree's: deploy from the checkout the image was built from.
 """
 import argparse
 import hashlib
@@ -116,8 +122,10 @@ def plan(local, remote):
     return write, same, sorted(remove)
 
 
-def deploy(port, dry_run=False, reset=True, log=print):
+def deploy(port, dry_run=False, reset=True, log=print, frozen=False):
     local = slot_tree(stage(BUILD / "deploy" / "root"))
+    if frozen:  # the app is in the image; a slot would shadow it
+        local = {p: local[p] for p in _SOURCE}
     with Board(port) as b:
         b.enter()
         info = b.probe_esp32()
@@ -147,8 +155,9 @@ def deploy(port, dry_run=False, reset=True, log=print):
             b.run("import os\nos.remove(%r)" % ("/" + p))
             log("  removed %s" % p)
         b.run(_SET_SLOT % version_code())
-        log("deploy: wrote %d bytes in %d file(s); %d unchanged; %d removed; slot %s confirmed"
-            % (total, len(write), len(same), len(remove), _SLOT))
+        log("deploy: wrote %d bytes in %d file(s); %d unchanged; %d removed; %s"
+            % (total, len(write), len(same), len(remove),
+               "the frozen firmware runs" if frozen else "slot %s confirmed" % _SLOT))
         if reset:
             log("deploy: resetting the node")
             b.reset()
@@ -160,9 +169,11 @@ def main(argv=None):
     ap.add_argument("--port", required=True)
     ap.add_argument("--dry-run", action="store_true", help="show what would change")
     ap.add_argument("--no-reset", action="store_true", help="leave the node at the REPL")
+    ap.add_argument("--frozen", action="store_true",
+                    help="the board's MicroPython has the firmware frozen (manifest.py)")
     a = ap.parse_args(argv)
     try:
-        deploy(a.port, a.dry_run, not a.no_reset)
+        deploy(a.port, a.dry_run, not a.no_reset, frozen=a.frozen)
     except BoardError as e:
         print("deploy: error: %s" % e, file=sys.stderr)
         return 1

@@ -111,6 +111,14 @@ def test_make_deploy_writes_the_tree_then_skips_unchanged_and_removes_stale(tmp_
         assert r.returncode == 0, r.stdout + r.stderr
         assert "0 file(s) to write" in r.stdout and "removed a/lib/old.py" in r.stdout
         assert not (fs / "a" / "lib" / "old.py").exists()
+        # a board whose MicroPython has the firmware frozen (manifest.py): the
+        # slot would shadow the frozen modules, so it is cleared
+        r = subprocess.run([sys.executable, "-m", "tools.deploy", "--port", emu.pty, "--frozen",
+                            "--no-reset"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "the frozen firmware runs" in r.stdout
+        assert not list((fs / "a").rglob("*.mpy")) and (fs / "boot.py").exists()
+        assert emu.nvs("vn_ota")["act"] == 0 and emu.nvs("vn_ota")["pend"] == -1
     finally:
         emu.stop()
 

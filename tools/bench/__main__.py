@@ -43,7 +43,7 @@ def run_vm(vm, script, heap="1M", data=None, timeout=600):
         tmp.write("DATA = '/data'\n" + open(script).read())
         tmp.close()
         cmd = ["node", str(ROOT / "tools/vm/run_script.mjs"), str(ROOT), tmp.name]
-        env = dict(os.environ, NODE_PATH=str(ROOT / "node_modules"))
+        env = dict(os.environ, NODE_PATH=str(ROOT / "tools" / "node_modules"))
         if data:
             env["VM_DATA"] = str(data)
     else:
