@@ -20,7 +20,7 @@ REGISTRY_OPT = $(if $(REGISTRY),--registry $(REGISTRY))
 
 .PHONY: help apt deps test test-compile test-cpython test-wasm test-unix vmtest sim emu bench \
         deploy provision verify revoke registry need-port clean ota-key ota-bundle ota-verify ota-serve \
-        ota-push campaign flash
+        ota-push campaign flash ward site
 
 help:
 	@echo "make sim            the whole node simulated: firmware on the unix port, mosquitto, gateway"
@@ -43,6 +43,10 @@ help:
 	@echo "make verify PORT=p  challenge-response: the node still holds its registered key"
 	@echo "make revoke DEVICE=id [REASON=...]   the gateway rejects the device from now on"
 	@echo "make registry       list the registered devices"
+	@echo "make site OUT=dir SSID=s WIFI_PASSWORD=p BROKER=host[:port]  a site for your network"
+	@echo "                    (CA, OTA key, site.json; checked by the firmware's config rules)"
+	@echo "make ward [CONFIG=site.json LISTEN=0.0.0.0 REGISTRY=f]  mosquitto (TLS, ACL) and the"
+	@echo "                    gateway for real nodes on your network; logins follow the registry"
 	@echo "make ota-key OUT=dir                 new RSA-3072 OTA signing key pair"
 	@echo "make ota-bundle [VERSION=x.y.z COUNTER=n KEY=pem IMAGE=bin BOUND=1 DAYS=90 BUNDLE=dir]"
 	@echo "                    build and sign an update from this tree (default BUNDLE=build/ota/bundle)"
@@ -124,6 +128,13 @@ revoke: deps
 
 registry: deps
 	@$(PY) -m tools.provision $(REGISTRY_OPT) list
+
+site: deps
+	@test -n "$(OUT)" -a -n "$(SSID)" -a -n "$(BROKER)" || { echo "set OUT, SSID and BROKER (WIFI_PASSWORD for WPA2)"; exit 2; }
+	@$(PY) -m tools.provision $(REGISTRY_OPT) site --out $(OUT) --ssid "$(SSID)" --wifi-password "$(WIFI_PASSWORD)" --broker $(BROKER)
+
+ward: deps
+	@$(PY) -m tools.ward $(if $(CONFIG),--site $(CONFIG)) $(REGISTRY_OPT) $(if $(LISTEN),--listen $(LISTEN))
 
 BUNDLE ?= build/ota/bundle
 HTTP_PORT ?= 8070

@@ -65,8 +65,15 @@ def free_port():
 
 
 def server_cert(site_dir, out_dir, host="localhost"):
-    """A server key and certificate for `host` and 127.0.0.1, signed by the site CA."""
+    """A server key and certificate for `host` and 127.0.0.1, signed by the
+    site CA. An IP address `host` is named both as an IP and as a DNS name
+    (mbedTLS on the node compares the name it was given as a string)."""
     site_dir, out_dir = Path(site_dir), Path(out_dir)
+    names = [x509.DNSName(host), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    try:
+        names.append(x509.IPAddress(ipaddress.ip_address(host)))
+    except ValueError:
+        pass
     ca_key = serialization.load_pem_private_key((site_dir / "ca.key").read_bytes(), None)
     ca = x509.load_pem_x509_certificate((site_dir / "ca.pem").read_bytes())
     key = ec.generate_private_key(ec.SECP256R1())
@@ -77,9 +84,7 @@ def server_cert(site_dir, out_dir, host="localhost"):
             .serial_number(x509.random_serial_number())
             .not_valid_before(t - datetime.timedelta(days=1))
             .not_valid_after(t + datetime.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.DNSName(host), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False)
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
             .sign(ca_key, hashes.SHA256()))
     (out_dir / "server.key").write_bytes(key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -89,7 +94,10 @@ def server_cert(site_dir, out_dir, host="localhost"):
 
 
 class Broker:
-    def __init__(self, workdir, site_dir, port=None):
+    def __init__(self, workdir, site_dir, port=None, listen="127.0.0.1", host="localhost"):
+        """listen: the address mosquitto binds; host: the name nodes use
+        (in the server certificate)."""
+        self.listen, self.host = listen, host
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.site = Path(site_dir)
@@ -105,6 +113,17 @@ class Broker:
             self._write_passwords()
             self.proc.send_signal(signal.SIGHUP)  # mosquitto reloads the password file
 
+    def set_users(self, users):
+        """Replace the logins ({name: password}); a running broker reloads
+        them (SIGHUP) if they changed. Returns True if they changed."""
+        if users == self.users:
+            return False
+        self.users = dict(users)
+        if self.proc is not None:
+            self._write_passwords()
+            self.proc.send_signal(signal.SIGHUP)
+        return True
+
     def _write_passwords(self):
         pw = self.dir / "passwd"
         pw.write_text("")
@@ -117,13 +136,13 @@ class Broker:
 
     def _config(self):
         if not (self.dir / "server.pem").exists():
-            server_cert(self.site, self.dir)
+            server_cert(self.site, self.dir, self.host)
         (self.dir / "acl").write_text(ACL)
         self._write_passwords()
         conf = self.dir / "mosquitto.conf"
         conf.write_text("\n".join([
             "user %s" % getpass.getuser(),  # root would drop to "mosquitto", who cannot read our files
-            "listener %d 127.0.0.1" % self.port,
+            "listener %d %s" % (self.port, self.listen),
             "cafile %s" % (self.site / "ca.pem"),
             "certfile %s" % (self.dir / "server.pem"),
             "keyfile %s" % (self.dir / "server.key"),
@@ -151,7 +170,8 @@ class Broker:
             if self.proc.poll() is not None:
                 raise BrokerError("mosquitto exited: %s" % self.proc.stderr.read().decode()[-500:])
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                probe = "127.0.0.1" if self.listen in ("0.0.0.0", "::") else self.listen
+                socket.create_connection((probe, self.port), timeout=0.2).close()
                 self.starts += 1
                 return self
             except OSError:

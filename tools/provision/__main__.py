@@ -155,6 +155,16 @@ def cmd_list(a, reg):
     return 0
 
 
+def cmd_site(a, reg):
+    path = site.make_site(a.out, a.ssid, a.wifi_password, a.broker)
+    s = site.load_site(path)
+    print("site: %s (WiFi %r, broker %s:%d, CA %s, OTA key %s)"
+          % (path, s["wifi"]["ssid"], s["broker"]["host"], s["broker"]["port"],
+             s["ca_cert_file"], s["ota_pubkey_file"]))
+    print("note: a development CA and OTA key made on this machine; keep the folder private")
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m tools.provision",
                                  description=__doc__.split("\n\n")[0])
@@ -175,11 +185,16 @@ def main(argv=None):
     p.add_argument("device_id")
     p.add_argument("--reason", default="")
     sub.add_parser("list", help="the devices in the registry")
+    p = sub.add_parser("site", help="a site for your own network: CA, OTA key, site.json")
+    p.add_argument("--out", required=True, help="folder (made once; kept keys are reused)")
+    p.add_argument("--ssid", required=True)
+    p.add_argument("--wifi-password", default="")
+    p.add_argument("--broker", required=True, help="HOST[:PORT] nodes connect to (8883)")
     a = ap.parse_args(argv)
     try:
         with Registry(a.registry) as reg:
             return {"provision": cmd_provision, "verify": cmd_verify, "revoke": cmd_revoke,
-                    "list": cmd_list}[a.cmd](a, reg)
+                    "list": cmd_list, "site": cmd_site}[a.cmd](a, reg)
     except (Refused, BoardError, RegistryError, site.SiteError) as e:
         print("provision: error: %s" % e, file=sys.stderr)
         return 1

@@ -139,6 +139,28 @@ def dev_site(directory):
     return site
 
 
+def make_site(directory, ssid, wifi_password, broker):
+    """A site for a real network: dev_site()'s CA and OTA key (made once in
+    `directory`, reused after), with this WiFi and broker ("host[:port]").
+    Checked with the firmware's own validator before it is written."""
+    host, _, port = broker.rpartition(":") if ":" in broker else (broker, "", "8883")
+    if not port.isdigit():
+        raise SiteError("broker: %r is not HOST[:PORT]" % broker)
+    path = dev_site(directory)
+    s = json.loads(path.read_text())
+    s["wifi"] = {"ssid": ssid, "password": wifi_password}
+    s["broker"] = {"host": host, "port": int(port)}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(s, indent=2) + "\n")
+    try:
+        device_config(load_site(tmp), "000000000000")  # the node's rules, before anything
+    except SiteError:
+        tmp.unlink()
+        raise
+    tmp.replace(path)
+    return path
+
+
 def write_private(path, data):
     """Write bytes to a file only its owner can read (keys, key images)."""
     import os

@@ -1,0 +1,140 @@
+"""`make ward`: the broker and gateway for real nodes on your network.
+
+    python -m tools.ward [--site SITE.json] [--listen 0.0.0.0]
+                         [--registry R] [--db build/ward/gateway.sqlite]
+
+Without --site, the development site `make provision` uses without
+CONFIG= (dev-site next to the registry).
+
+What `make sim` runs on loopback, for boards: mosquitto on the site's
+broker port with TLS (a server certificate for the site's broker host,
+signed by the site CA: ca.key next to ca_cert_file), per-device passwords
+and the per-device ACL, and the gateway subscribed to it, printing each
+node's vitals and every refusal as they arrive. Logins follow the
+registry: every *active* device can log in, a device provisioned while the
+ward runs can within --poll seconds, a revoked one is locked out at the
+next poll (and the gateway refuses its frames anyway). Ctrl-C stops; the
+frames stay in --db for `python -m tools.gateway export`.
+
+Not a production broker: one process, its files under build/ward, a new
+30-day server certificate per start.
+"""
+import argparse
+import secrets
+import signal
+import sys
+import time
+from pathlib import Path
+
+from tools.paths import BUILD
+
+
+class WardError(Exception):
+    pass
+
+
+class Ward:
+    def __init__(self, site_path, registry_path, workdir=BUILD / "ward", listen="0.0.0.0",
+                 db=None, log=print):
+        from tools.provision.site import SiteError, load_site
+        try:
+            self.site = load_site(site_path)
+        except SiteError as e:
+            raise WardError(str(e))
+        self.dir = Path(workdir)
+        self.site_dir = (self.site["_dir"] / self.site["ca_cert_file"]).parent
+        if not (self.site_dir / "ca.key").exists():
+            raise WardError("no ca.key next to %s: the ward signs its server certificate with "
+                            "the site CA" % self.site["ca_cert_file"])
+        self.registry = registry_path
+        self.listen = listen
+        self.db = Path(db) if db else self.dir / "gateway.sqlite"
+        self.log = log
+        self.gw_password = secrets.token_hex(16)
+        self.broker = self.sub = None
+
+    def logins(self):
+        """{user: password}: the gateway and every active device."""
+        from tools.provision.keys import broker_password
+        from tools.provision.registry import Registry
+        users = {"gateway": self.gw_password}
+        with Registry(self.registry) as reg:
+            for d in reg.devices():
+                if d["status"] == "active":
+                    users[d["device_id"]] = broker_password(reg.key(d["device_id"], "broker"))
+        return users
+
+    def start(self):
+        from tools.broker import Broker
+        from tools.gateway.core import Gateway
+        from tools.gateway.mqtt import Subscriber
+        host, port = self.site["broker"]["host"], self.site["broker"]["port"]
+        (self.dir / "broker").mkdir(parents=True, exist_ok=True)
+        (self.dir / "broker" / "server.pem").unlink(missing_ok=True)  # new cert for this host
+        self.broker = Broker(self.dir / "broker", self.site_dir, port=port, listen=self.listen,
+                             host=host)
+        self.broker.set_users(self.logins())
+        self.broker.start()
+        self.gw = Gateway(self.registry, self.db, log=self.log)
+        self.sub = Subscriber(self.gw, "127.0.0.1" if self.listen in ("0.0.0.0", "::")
+                              else self.listen, port, self.site_dir / "ca.pem",
+                              self.gw_password, live=self.log).start()
+        self.log("ward: mosquitto on %s:%d for nodes that connect to %s:%d (TLS, per-device "
+                 "logins and ACL); gateway subscribed, storing in %s"
+                 % (self.listen, port, host, port, self.db))
+        self.log("ward: %d active device(s) may log in" % (len(self.broker.users) - 1))
+        return self
+
+    def sync(self):
+        """Follow the registry; returns True if the logins changed."""
+        before = set(self.broker.users)
+        if not self.broker.set_users(self.logins()):
+            return False
+        now = set(self.broker.users)
+        for d in sorted(now - before):
+            self.log("ward: %s may log in now" % d)
+        for d in sorted(before - now):
+            self.log("ward: %s locked out (revoked or re-keyed)" % d)
+        return True
+
+    def stop(self):
+        if self.sub is not None:
+            self.sub.stop()
+        if self.broker is not None:
+            self.broker.stop()
+
+
+def main(argv=None):
+    from tools.provision.registry import default_path
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--site", help="site configuration (JSON); default: the development site")
+    ap.add_argument("--listen", default="0.0.0.0", help="address mosquitto binds")
+    ap.add_argument("--registry")
+    ap.add_argument("--db")
+    ap.add_argument("--poll", type=float, default=5.0, help="seconds between registry checks")
+    a = ap.parse_args(argv)
+    registry = Path(a.registry) if a.registry else default_path()
+    try:
+        if a.site is None:
+            from tools.provision.site import dev_site
+            a.site = dev_site(registry.parent / "dev-site")
+        ward = Ward(a.site, registry, listen=a.listen, db=a.db).start()
+    except Exception as e:  # WardError, BrokerError, OSError: all end the same way
+        print("ward: error: %s" % e, file=sys.stderr)
+        return 1
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    try:
+        while True:
+            time.sleep(a.poll)
+            ward.sync()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        ward.stop()
+    print("ward: stopped; %s; export with: python -m tools.gateway export --db %s --out "
+          "bundle.json" % (ward.gw.counts, ward.db))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
