@@ -161,7 +161,7 @@ class _Link:
         _unload("version")
         self.wlan = network.WLAN(network.STA_IF)
         self.up = Uplink(ks.device_id, cfg["broker"], cfg.pop("ca_cert"), ks.broker_password(),
-                         wlan=self.wlan, wifi=cfg["wifi"])
+                         wlan=self.wlan, wifi=cfg["wifi"], ack_check=self.tm.ack_seq)
         seclog.listener = self.tm.security
         print("vitalnode: outbox holds %d frame(s) from before this boot" % self.box.depth)
 
@@ -196,7 +196,8 @@ def status():
         st.update(hr_x10=det.hr_x10, spo2_x10=det.spo2_x10, alerts=det.alerts.active,
                   alert_events=det.alerts.count, beats=det.seen_qrs + det.seen_pulse)
     if link is not None:
-        st.update(sent=link.up.published, queued=link.box.depth, dropped=link.box.dropped_total(),
+        st.update(sent=link.up.published - link.up.resent, acked=link.up.acked,
+                  resent=link.up.resent, queued=link.box.depth, dropped=link.box.dropped_total(),
                   broker_up=link.up.up, connects=link.up.connects,
                   alerts_lost=link.tm.alerts_lost)
     return st
@@ -280,4 +281,5 @@ def _net(link):
     if link is None:
         return ""
     u = link.up
-    return ", broker %s, queued %d, sent %d" % ("up" if u.up else "down", link.box.depth, u.published)
+    return ", broker %s, queued %d, sent %d, confirmed %d" % ("up" if u.up else "down", link.box.depth,
+                                                             u.published - u.resent, u.acked)

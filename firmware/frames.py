@@ -27,6 +27,10 @@ Payloads by kind:
            u32 firmware version code
   SECURITY UTF-8 JSON of one security event (firmware/seclog)
 The reader is firmware/framedec.py (the gateway's; the node never loads it).
+Gateway acknowledgement (on vn/<id>/ack, once a frame is stored, or was
+already): u32 seq | 16-byte tag, HMAC-SHA256 with the same telemetry
+sub-key over ACK_PREFIX | 6 bytes device id | u32 seq (a frame body starts
+with the version byte, never with ACK_PREFIX), cut to 128 bits.
 Non-guarantee: the tag proves origin and integrity, not freshness: the
 gateway refuses a replay by (device, seq), which the node never reuses.
 """
@@ -87,6 +91,31 @@ def status(hdr, uptime_s, heap_free, reset_cause, rssi, lost, depth, dropped, ve
 
 def security(hdr, event_json):
     return _frame(SECURITY, hdr, event_json.encode())
+
+
+ACK_PREFIX = b"vn-ack1"
+ACK_LEN = const(20)
+
+
+def ack_body(device_id, seq):
+    """What an acknowledgement's tag covers (device_id: the 6 id bytes)."""
+    return ACK_PREFIX + device_id + struct.pack(">I", seq)
+
+
+def ack(device_id, seq, tag_fn):
+    """The gateway's acknowledgement of frame `seq`."""
+    return struct.pack(">I", seq) + tag_fn(ack_body(device_id, seq))[:TAG_LEN]
+
+
+def ack_seq(msg, device_id, tag_fn, equal):
+    """The sequence number `msg` acknowledges, or -1 if it is not an
+    authentic acknowledgement for this device (equal: constant-time)."""
+    if len(msg) != ACK_LEN:
+        return -1
+    seq = struct.unpack(">I", msg[:4])[0]
+    if not equal(tag_fn(ack_body(device_id, seq))[:TAG_LEN], msg[4:]):
+        return -1
+    return seq
 
 
 def seal(body, tag_fn):

@@ -1,10 +1,13 @@
 """Store-and-forward: every frame is on flash before it is published, and
-leaves flash only when the broker acknowledged it.
+leaves flash only when the gateway acknowledged it (firmware/uplink.py).
 
     box = Outbox()                   # at boot: finds what is still queued
     box.put(VITALS, frame)           # persisted (or OutboxFull for an alert)
-    name = box.oldest()              # replay in order: publish box.read(name)
-    box.ack(name)                    # PUBACK came: delete it
+    name = box.oldest()              # next to publish, in order: box.read(name)
+    box.sent(name, ms)               # published; kept until the gateway confirms
+    box.acked(seq)                   # the gateway's acknowledgement: delete it
+    box.resend()                     # new connection or no answer: publish again
+    box.ack(name)                    # delete now (no end-to-end acknowledgement)
 
 One file per frame in outbox/, named by sequence number and kind
 ("0000002av"), written as outbox/tmp and renamed into place: a power cut
@@ -16,9 +19,11 @@ oldest vitals frame goes first, then the oldest status frame; alerts and
 security events are never dropped for room (they may use RESERVE more
 frames); each drop is counted in `dropped` by kind and reported.
 Guarantees: a frame put() without an exception survives any power loss
-until ack(); after a power cut between publish and ack() the frame is sent
-again (the gateway de-duplicates by device and sequence number).
-Non-guarantees: the drop counters live in RAM (a reboot restarts them);
+until acked() (or ack()); a frame published but not yet acknowledged stays
+on flash and is published again after resend() or a reboot (the gateway
+de-duplicates by device and sequence number).
+Non-guarantees: the drop counters and which frames were published live in
+RAM (a reboot restarts them: everything queued is published again);
 when even the reserve is full of alerts, put() of another alert raises
 OutboxFull and the caller counts it lost.
 """
@@ -57,6 +62,7 @@ class Outbox:
         self.bytes = size
         self.dropped = {"v": 0, "s": 0, "a": 0, "e": 0}
         self.max_depth = len(names)
+        self._sent = {}  # name -> ticks_ms it was published, awaiting the gateway
 
     @property
     def depth(self):
@@ -69,7 +75,38 @@ class Outbox:
         return n
 
     def oldest(self):
-        return self._names[0] if self._names else None
+        """The oldest frame not published yet on this connection, or None."""
+        for name in self._names:
+            if name not in self._sent:
+                return name
+        return None
+
+    def sent(self, name, ms):
+        self._sent[name] = ms
+
+    @property
+    def in_flight(self):
+        return len(self._sent)
+
+    def sent_since(self):
+        """ticks_ms of the oldest unacknowledged publish, or None."""
+        for name in self._names:
+            if name in self._sent:
+                return self._sent[name]
+        return None
+
+    def resend(self):
+        self._sent = {}
+
+    def acked(self, seq):
+        """The gateway has frame `seq`: delete it. False if it is not here
+        (acknowledged before, or dropped)."""
+        prefix = "%08x" % seq
+        for name in self._names:
+            if name.startswith(prefix):
+                self.ack(name)
+                return True
+        return False
 
     def read(self, name):
         with storage.fs().open(DIR + "/" + name, "rb") as f:
@@ -83,6 +120,7 @@ class Outbox:
             pass  # already gone (acked before a reboot that lost our RAM)
         if name in self._names:
             self._names.remove(name)
+        self._sent.pop(name, None)
 
     def _drop_one(self):
         for k in _DROP_ORDER:

@@ -5,6 +5,7 @@
     tm.alert(kind, raised, at_ms, det)      # at once, on every alert change
     tm.status(smp, rssi, reset_cause)       # every STATUS_S
     tm.security(event_dict)                 # each security event
+    Uplink(..., ack_check=tm.ack_seq)       # the gateway's acknowledgements
 
 Each frame gets the next sequence number, the time (Unix seconds once NTP
 set the RTC, else the boot number) and the HMAC tag with the telemetry
@@ -59,6 +60,11 @@ class Telemetry:
 
     def _tag(self, body):
         return self._ks.sign("telemetry", body)
+
+    def ack_seq(self, msg):
+        """The frame an authentic gateway acknowledgement confirms, or -1."""
+        from hmacsha import equal
+        return frames.ack_seq(msg, self.dev, self._tag, equal)
 
     def _beats(self, det):
         """(ms, RR ms) of the beats found since the last vitals frame."""

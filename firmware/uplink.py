@@ -8,14 +8,21 @@ outbox in order and reading the node's command topic.
 
 Topics (README "Telemetry"): vn/<device id>/tm frames (binary, QoS 1);
 vn/<device id>/state "online" (retained), and "offline" as the last will;
-vn/<device id>/cmd subscribed (QoS 1), given to on_command(bytes).
+vn/<device id>/cmd subscribed (QoS 1), given to on_command(bytes);
+vn/<device id>/ack subscribed (QoS 0) when ack_check is given: the
+gateway's authenticated acknowledgements (firmware/frames.ack).
 Broker login: user = device id, password = keystore.broker_password()
 (derived from the device key; the broker never sees the key).
 
 Guarantees:
-- a frame leaves the outbox only after its PUBACK (umqtt.simple's QoS 1
-  publish returns only then); a broken connection mid-publish leaves it
-  queued for the next connection, which sends it again;
+- with ack_check, a frame leaves the outbox only when the gateway says it
+  has stored it (end to end: a broker that PUBACKs and then crashes before
+  the gateway got the frame loses nothing); frames not acknowledged are
+  published again on every new connection and when ACK_WAIT_MS passes
+  without an acknowledgement (doubling up to ACK_WAIT_MAX_MS while none
+  comes); without ack_check, a frame leaves after its PUBACK;
+- a broken connection mid-publish leaves the frame queued for the next
+  connection, which sends it again;
 - no call blocks longer than timeout_ms per socket operation (netguard);
   any failure - socket error, timeout, a protocol error umqtt.simple
   reports by assertion - closes the connection and schedules a reconnect;
@@ -36,17 +43,24 @@ BACKOFF_MAX_MS = const(30000)
 WIFI_TIMEOUT_MS = const(15000)
 KEEPALIVE_S = const(60)
 BURST = const(8)
+ACK_READS = const(16)  # incoming messages read per service() call
+ACK_WAIT_MS = const(20000)
+ACK_WAIT_MAX_MS = const(300000)
 
 
 def topics(device_id):
-    """(telemetry, state, command) topics as bytes (what umqtt.simple sends)."""
+    """(telemetry, state, command, ack) topics as bytes (what umqtt.simple sends)."""
     base = "vn/%s/" % device_id
-    return (base + "tm").encode(), (base + "state").encode(), (base + "cmd").encode()
+    return ((base + "tm").encode(), (base + "state").encode(), (base + "cmd").encode(),
+            (base + "ack").encode())
 
 
 class Uplink:
     def __init__(self, device_id, broker, ca_pem, password, wlan=None, wifi=None,
-                 timeout_ms=5000, net_socket=None, net_ssl=None, on_command=None):
+                 timeout_ms=5000, net_socket=None, net_ssl=None, on_command=None,
+                 ack_check=None):
+        """ack_check(msg) -> the sequence number an authentic gateway
+        acknowledgement confirms, or -1 (see Keystore-bound frames.ack_seq)."""
         from firmware.netguard import pem_to_der
         self.device_id = device_id
         self.host = broker["host"]
@@ -59,7 +73,14 @@ class Uplink:
         self.timeout_ms = timeout_ms
         self._net = (net_socket, net_ssl)
         self.on_command = on_command
-        self.t_tm, self.t_state, self.t_cmd = topics(device_id)
+        self.t_tm, self.t_state, self.t_cmd, self.t_ack = topics(device_id)
+        self.ack_check = ack_check
+        self._box = None
+        self._ack_wait = ACK_WAIT_MS
+        self.acked = 0  # frames the gateway confirmed
+        self.resent = 0  # publishes of a frame already published once
+        self.bad_acks = 0
+        self.received = 0  # messages from the broker
         self._c = None
         self._backoff = BACKOFF_MIN_MS
         self._next_ms = time.ticks_ms()
@@ -97,6 +118,8 @@ class Uplink:
         try:
             c.connect()
             c.subscribe(self.t_cmd, qos=1)
+            if self.ack_check is not None:
+                c.subscribe(self.t_ack, qos=0)
             c.publish(self.t_state, b"online", retain=True, qos=1)
         except BaseException:
             if c.sock is not None:
@@ -105,7 +128,15 @@ class Uplink:
         self._c = c
 
     def _on_msg(self, topic, msg):
-        if self.on_command is not None and topic == self.t_cmd:
+        self.received += 1
+        if topic == self.t_ack and self.ack_check is not None:
+            seq = self.ack_check(msg)
+            if seq < 0:
+                self.bad_acks += 1  # forged or garbled: the frame stays queued
+            elif self._box is not None and self._box.acked(seq):
+                self.acked += 1
+                self._ack_wait = ACK_WAIT_MS  # the gateway answers again
+        elif self.on_command is not None and topic == self.t_cmd:
             self.on_command(msg)
 
     def _fail(self, why, now):
@@ -122,6 +153,10 @@ class Uplink:
                 self._c.sock.close()
             self._c = None
 
+    def _resend(self, box):
+        self.resent += box.in_flight
+        box.resend()
+
     def service(self, box):
         """Connect when due, publish up to BURST queued frames, read commands."""
         now = time.ticks_ms()
@@ -136,20 +171,35 @@ class Uplink:
             self.connects += 1
             self._backoff = BACKOFF_MIN_MS
             self._last_tx = now
+            self._resend(box)  # acknowledgements of the old connection may be lost
         elif self._wlan is not None and not self._wlan.isconnected():
             self.close()
             self._fail("wifi lost", now)
             return
+        self._box = box
+        e2e = self.ack_check is not None
+        if e2e:
+            since = box.sent_since()
+            if since is not None and time.ticks_diff(now, since) > self._ack_wait:
+                self._resend(box)
+                self._ack_wait = min(self._ack_wait * 2, ACK_WAIT_MAX_MS)
         try:
             for _ in range(BURST):
                 name = box.oldest()
                 if name is None:
                     break
                 self._c.publish(self.t_tm, box.read(name), qos=1)
-                box.ack(name)
+                if e2e:
+                    box.sent(name, now)
+                else:
+                    box.ack(name)
                 self.published += 1
                 self._last_tx = now
-            self._c.check_msg()
+            for _ in range(ACK_READS):  # umqtt.simple says None for "nothing" and "one message"
+                n = self.received
+                self._c.check_msg()
+                if self.received == n:
+                    break
             if time.ticks_diff(now, self._last_tx) > KEEPALIVE_S * 500:
                 self._c.ping()
                 self._last_tx = now

@@ -11,9 +11,9 @@ The server certificate is made at start for "localhost" / 127.0.0.1 and
 signed by the site CA, so nodes verify it with the ca_cert they were
 provisioned with. Users: each node (user = device id) and "gateway", and
 "operator". ACL (README "Telemetry"): a node may publish only
-vn/<its id>/tm and vn/<its id>/state and read only vn/<its id>/cmd; the
-gateway may only read vn/+/tm and vn/+/state; the operator may only write
-vn/+/cmd. Anonymous clients are refused. Persistence is on and saved after
+vn/<its id>/tm and vn/<its id>/state and read only vn/<its id>/cmd and
+vn/<its id>/ack; the gateway may only read vn/+/tm and vn/+/state and
+write vn/+/ack; the operator may only write vn/+/cmd. Anonymous clients are refused. Persistence is on and saved after
 every change, so the gateway's queued messages survive a kill; what the
 broker acknowledged in the instant before a SIGKILL can still be lost
 (measured by `make campaign`).
@@ -37,10 +37,12 @@ ACL = """# nodes: their own topics only (%u = the MQTT user name = the device id
 pattern write vn/%u/tm
 pattern write vn/%u/state
 pattern read vn/%u/cmd
+pattern read vn/%u/ack
 
 user gateway
 topic read vn/+/tm
 topic read vn/+/state
+topic write vn/+/ack
 
 user operator
 topic write vn/+/cmd

@@ -64,7 +64,7 @@ class Node:
         self.up = Uplink(dev, {"host": "localhost", "port": port}, ca_pem,
                          self.ks.broker_password(), wlan=self.wlan,
                          wifi={"ssid": "ward", "password": "ward-password"},
-                         net_socket=net, net_ssl=net.ssl)
+                         net_socket=net, net_ssl=net.ssl, ack_check=self.tm.ack_seq)
 
     def lost_samples(self):
         return self.smp.lost + self.smp.lost_estimated

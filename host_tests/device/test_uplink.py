@@ -8,7 +8,8 @@ import time
 import simboard
 
 from firmware import frames, outbox, storage
-from firmware.uplink import BACKOFF_MAX_MS, BACKOFF_MIN_MS, Uplink
+from firmware.uplink import ACK_WAIT_MS, BACKOFF_MAX_MS, BACKOFF_MIN_MS, Uplink
+from hmacsha import HMAC, equal
 
 DEV = "240ac4000001"
 CA = "-----BEGIN CERTIFICATE-----\nAAECAw==\n-----END CERTIFICATE-----\n"
@@ -118,12 +119,21 @@ def _packet(first, body):
     return bytes([first]) + bytes(rl) + body
 
 
-def _setup(replies):
+_KEY = HMAC(b"telemetry-sub-key-of-this-node-!")
+_DEV6 = bytes([0x24, 0x0A, 0xC4, 0, 0, 1])
+
+
+def _ack_check(msg):  # what firmware/telemetry.Telemetry.ack_seq does with the real key
+    return frames.ack_seq(msg, _DEV6, _KEY.digest, equal)
+
+
+def _setup(replies, e2e=False):
     b = simboard.new_board()
     storage.use(b.fs)
     w = World(replies)
     net = FakeNet(w)
-    up = Uplink(DEV, {"host": "broker.ward", "port": 8883}, CA, "pw", net_socket=net, net_ssl=net)
+    up = Uplink(DEV, {"host": "broker.ward", "port": 8883}, CA, "pw", net_socket=net, net_ssl=net,
+                ack_check=_ack_check if e2e else None)
     return w, up, outbox.Outbox()
 
 
@@ -192,3 +202,79 @@ def test_a_refused_login_is_a_failed_attempt_not_a_crash():
     box.put(frames.ALERT, 0, b"A")
     up.service(box)
     assert not up.up and up.failures == 1 and box.depth == 1
+
+
+# end to end: the gateway's acknowledgement, not the broker's PUBACK, frees a frame
+
+ACK_TOPIC = b"vn/" + DEV.encode() + b"/ack"
+E2E_HELLO = CONNACK + SUBACK + b"\x90\x03\x00\x02\x00" + _puback(3)  # cmd QoS 1, ack QoS 0, online
+
+
+def _ack_msg(seq, forged=False):
+    msg = bytearray(frames.ack(_DEV6, seq, _KEY.digest))
+    if forged:
+        msg[-1] ^= 1
+    return _packet(0x30, _s(ACK_TOPIC) + bytes(msg))  # QoS 0 PUBLISH to the node
+
+
+def test_a_frame_stays_on_flash_until_the_gateway_acknowledges_it():
+    w, up, box = _setup(E2E_HELLO + _puback(4) + _puback(5), e2e=True)
+    box.put(frames.VITALS, 0, b"F0")
+    box.put(frames.ALERT, 1, b"F1")
+    up.service(box)
+    sub_ack = _packet(0x82, b"\x00\x02" + _s(ACK_TOPIC) + b"\x00")
+    assert sub_ack in bytes(w.sent)  # subscribed at QoS 0: a lost ack only means a resend
+    assert up.up and up.published == 2 and box.depth == 2 and box.in_flight == 2
+    assert box.oldest() is None  # both published on this connection, none to send again
+    w.rx.extend(_ack_msg(1) + _ack_msg(0, forged=True))
+    up.service(box)
+    assert up.acked == 1 and up.bad_acks == 1 and box.depth == 1  # F1 gone, F0 kept
+    w.rx.extend(_ack_msg(0) + _ack_msg(0))  # a repeated ack finds nothing left to delete
+    up.service(box)
+    assert up.acked == 2 and box.depth == 0 and not storage.fs().listdir("outbox")
+
+
+def test_unacknowledged_frames_go_again_on_a_new_connection():
+    w, up, box = _setup(E2E_HELLO + _puback(4), e2e=True)
+    box.put(frames.VITALS, 7, b"F7")
+    up.service(box)
+    assert box.depth == 1 and up.published == 1
+    up.close()  # the broker went away (and perhaps with the frame)
+    sent_before = len(w.sent)
+    w.rx = bytearray(E2E_HELLO + _puback(4))
+    up.service(box)
+    f7 = _packet(0x32, _s(b"vn/" + DEV.encode() + b"/tm") + b"\x00\x04" + b"F7")
+    assert bytes(w.sent[sent_before:]).endswith(f7) and up.resent == 1 and up.published == 2
+    w.rx.extend(_ack_msg(7))
+    up.service(box)
+    assert box.depth == 0 and up.acked == 1
+
+
+def test_no_acknowledgement_in_time_sends_again_then_waits_longer():
+    w, up, box = _setup(E2E_HELLO + _puback(4), e2e=True)
+    box.put(frames.VITALS, 3, b"F3")
+    up.service(box)
+    time.sleep_ms(ACK_WAIT_MS + 1)
+    w.rx.extend(_puback(5))
+    up.service(box)
+    assert up.resent == 1 and up.published == 2 and box.depth == 1
+    time.sleep_ms(ACK_WAIT_MS + 1)  # the wait doubled: not yet
+    up.service(box)
+    assert up.resent == 1
+    time.sleep_ms(ACK_WAIT_MS)
+    w.rx.extend(_puback(6))
+    up.service(box)
+    assert up.resent == 2 and up.up
+    w.rx.extend(_ack_msg(3))
+    up.service(box)
+    assert box.depth == 0 and up.acked == 1
+
+
+def test_an_acknowledgement_is_bound_to_the_device_the_seq_and_the_key():
+    good = frames.ack(_DEV6, 41, _KEY.digest)
+    assert _ack_check(good) == 41
+    other_dev = frames.ack(bytes([0x24, 0x0A, 0xC4, 0, 0, 2]), 41, _KEY.digest)
+    other_key = frames.ack(_DEV6, 41, HMAC(b"another-node-key-xxxxxxxxxxxxxxx").digest)
+    moved = bytes([0, 0, 0, 42]) + good[4:]  # the tag of 41 on seq 42
+    for bad in (other_dev, other_key, moved, good[:-1], good + b"\0", b""):
+        assert _ack_check(bad) == -1

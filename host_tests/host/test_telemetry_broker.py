@@ -152,6 +152,25 @@ def test_the_broker_acl_keeps_each_party_in_its_lane(world):
     _wait(lambda: "vn/%s/tm" % DEVS[0] in seen)
     time.sleep(0.3)
     assert "vn/%s/tm" % DEVS[1] not in seen and "vn/%s/cmd" % DEVS[0] not in seen
+    # acknowledgements free a node's flash: only the gateway may write them,
+    # and only the node they are for may read them
+    acks = []
+    node0.on_message = lambda c, u, m: acks.append(m.payload)
+    node0.subscribe([("vn/%s/ack" % DEVS[0], 1), ("vn/%s/ack" % DEVS[1], 1)])
+    sub1 = pkeys.subkeys(world["roots"][DEVS[1]], DEVS[1])
+    node1 = _client(world, DEVS[1], pkeys.broker_password(sub1["broker"]))
+    node1.connect("localhost", b.port)
+    node1.loop_start()
+    time.sleep(0.3)
+    node1.publish("vn/%s/ack" % DEVS[0], b"node 1 frees node 0's flash", qos=1).wait_for_publish(5)
+    node0.publish("vn/%s/ack" % DEVS[0], b"a node acks itself", qos=1).wait_for_publish(5)
+    gwc.publish("vn/%s/ack" % DEVS[1], b"for node 1", qos=1).wait_for_publish(5)
+    gwc.publish("vn/%s/ack" % DEVS[0], b"gateway ack", qos=1).wait_for_publish(5)
+    _wait(lambda: acks)
+    time.sleep(0.3)
+    assert acks == [b"gateway ack"]
+    node1.loop_stop()
+    node1.disconnect()
     for c in (node0, gwc, spy):
         c.loop_stop()
         c.disconnect()
@@ -187,6 +206,7 @@ def test_the_uplink_runs_on_the_micropython_unix_port_over_real_tls(world, tmp_p
                        timeout=120, cwd=ROOT)
     assert "UPLINK-RESULT" in r.stdout, r.stdout + r.stderr
     res = json.loads(r.stdout.split("UPLINK-RESULT ", 1)[1])
-    assert res["up"] and res["queued"] == 0 and res["published"] == 5, res
+    # the node's outbox empties only on the gateway's acknowledgements
+    assert res["up"] and res["queued"] == 0 and res["published"] == 5 and res["acked"] == 5, res
     _wait(lambda: len(world["gw"].rows(device=dev)) == before + 5)
     assert [r["hr_x10"] for r in world["gw"].rows(device=dev)] == [600, 601, 602, 603, 604]

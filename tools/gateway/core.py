@@ -14,6 +14,9 @@ Checks in order (the first that fails names the outcome; nothing is stored):
   duplicate  (device, seq) already stored: a QoS 1 redelivery, a node's resend
              after a reboot, or a replay; the stored copy stands
 then "stored". Every refusal is counted and logged with the device and seq.
+For "stored" and "duplicate" (the gateway has the frame), ack() makes the
+acknowledgement the node waits for before it deletes the frame
+(firmware/frames.ack, published on vn/<id>/ack by tools/gateway/mqtt.py).
 Guarantees: one row per (device, seq), ever (SQLite UNIQUE); handle()
 never raises for any payload (the fuzz test feeds it 10,000).
 Non-guarantee: frames signed with an earlier key generation are refused
@@ -123,6 +126,15 @@ class Gateway:
             return self._refuse("duplicate", dev, seq, "already stored")
         self.counts["stored"] += 1
         return "stored"
+
+    def ack(self, payload):
+        """(topic, message): the authenticated acknowledgement of a frame
+        handle() stored or already had."""
+        d = framedec.decode(bytes(payload))
+        dev = d["device"].hex()
+        key = self.registry.key(dev, "telemetry")
+        msg = frames.ack(d["device"], d["seq"], lambda b: hmac.new(key, b, hashlib.sha256).digest())
+        return "vn/%s/ack" % dev, msg
 
     def rows(self, device=None, kind=None):
         q = "SELECT device, seq, kind, time, ms, wall, received_at, fields FROM frames"

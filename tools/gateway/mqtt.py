@@ -8,7 +8,10 @@ vitals.
 
 QoS 1 subscription with a persistent session (clean_session False), so a
 message the broker accepted while the gateway was away is delivered on
-reconnect; paho reconnects by itself after a broker restart.
+reconnect; paho reconnects by itself after a broker restart. Every frame
+stored (or already stored) is acknowledged on vn/<id>/ack: the node keeps
+a frame on its flash until then, so what a broker accepted and lost in a
+crash is published again.
 """
 import threading
 
@@ -44,6 +47,8 @@ class Subscriber:
             return
         with self.lock:
             outcome = self.gw.handle(m.topic, m.payload)
+            if outcome in ("stored", "duplicate"):
+                c.publish(*self.gw.ack(m.payload), qos=1)
             if outcome == "stored" and self.live is not None:
                 self._show(m.topic.split("/")[1])
 

@@ -41,6 +41,9 @@ class _CountingGateway:
             self.by_device.setdefault(dev, Counter())[out] += 1
         return out
 
+    def ack(self, payload):
+        return self.gw.ack(payload)
+
     def counts(self, dev):
         with self.lock:
             return dict(self.by_device.get(dev, {}))

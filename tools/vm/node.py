@@ -222,6 +222,13 @@ def run(root, duration_s, board=None, log=print, sensor=None, image=None, world=
                 resets.append(r.cause)
                 b.reset(r.cause)
         _purge(baseline)
+    # the run is over: power the node off (its modules, timers and radio go)
+    # so that building the report below does not compete with its RAM
+    _purge(baseline)
+    clk._events = []
+    b.timers = []
+    b.wlans = []
+    gc.collect()
     return {"sim_seconds": duration_s, "boots": b.boots, "resets": resets,
             "wdt_resets": b.wdt_resets, "crashes": crashes,
             "peak_heap_bytes": peak[0] - harness if sys.implementation.name == "micropython" else None,
@@ -247,7 +254,9 @@ def _main():
         print("SIM-FOOTPRINT %d" % gc.mem_alloc())
         return
     summary = run(root, duration, board=_board(spec), sensor=sensor, image=image, world=spec)
-    print("SIM-SUMMARY " + json.dumps(summary))
+    sys.stdout.write("SIM-SUMMARY ")
+    json.dump(summary, sys.stdout)  # streamed: the waveform peaks are tens of KB as text
+    sys.stdout.write("\n")
 
 
 def _board(spec):

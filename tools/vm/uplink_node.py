@@ -2,7 +2,8 @@
 port: real socket and ssl): `micropython tools/vm/uplink_node.py DEVICE
 ROOT_KEY_FILE CA_PEM_FILE PORT N`. Seals N vitals frames with the keystore
 on the VM, publishes them with the uplink (umqtt.simple + netguard, TLS to
-localhost), prints `UPLINK-RESULT <json>`."""
+localhost) until the gateway has acknowledged every one, prints
+`UPLINK-RESULT <json>`."""
 import json
 import sys
 
@@ -28,13 +29,14 @@ def main():
         tm._put(frames.VITALS, hdr, frames.vitals(hdr, 600 + i, 950, 70, 0, [(i * 900, 900)]))
     with open(ca_file) as f:
         ca = f.read()
-    up = Uplink(dev, {"host": "localhost", "port": int(port)}, ca, ks.broker_password())
-    for _ in range(3):
+    up = Uplink(dev, {"host": "localhost", "port": int(port)}, ca, ks.broker_password(),
+                ack_check=tm.ack_seq)
+    for _ in range(20000):  # non-blocking reads: the acknowledgements come in real time
         up.service(box)
         if box.depth == 0:
             break
     print("UPLINK-RESULT " + json.dumps({"up": up.up, "queued": box.depth, "published": up.published,
-                                         "error": up.last_error}))
+                                         "acked": up.acked, "error": up.last_error}))
     up.close()
 
 
