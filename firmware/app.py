@@ -197,7 +197,8 @@ def status():
                   alert_events=det.alerts.count, beats=det.seen_qrs + det.seen_pulse)
     if link is not None:
         st.update(sent=link.up.published - link.up.resent, acked=link.up.acked,
-                  resent=link.up.resent, queued=link.box.depth, dropped=link.box.dropped_total(),
+                  resent=link.up.resent, queued=link.box.depth, in_flight=link.box.in_flight,
+                  dropped=link.box.dropped_total(),
                   broker_up=link.up.up, connects=link.up.connects,
                   alerts_lost=link.tm.alerts_lost)
     return st

@@ -41,7 +41,10 @@ class Guarded:
     and each would be its own TLS record and TCP segment; with Nagle's
     algorithm (on by default, lwIP too) the last one waits for the
     delayed ACK of the others, ~40 ms per publish. One write per packet
-    also spares the chip four TLS record encryptions."""
+    also spares the chip four TLS record encryptions. A flush always
+    writes with the timeout, also when the read that triggers it is
+    non-blocking (check_msg): a gathered packet is sent whole or the
+    connection fails, never cut."""
 
     def __init__(self, sock, timeout_s, ctl=None):
         self._s = sock
@@ -49,8 +52,10 @@ class Guarded:
         self._t = timeout_s
         self._ctl.settimeout(timeout_s)
         self._out = b""
+        self._blocking = True
 
     def setblocking(self, flag):
+        self._blocking = flag
         self._ctl.settimeout(self._t if flag else 0)
 
     def connect(self, addr):
@@ -94,13 +99,19 @@ class Guarded:
 
     def _flush(self):
         data, self._out = self._out, b""
-        if _MP:
-            self._s.write(data)
-            return
+        if not self._blocking:
+            self._ctl.settimeout(self._t)
         try:
+            if _MP:
+                if self._s.write(data) != len(data):
+                    raise OSError(_ETIMEDOUT, "short write")
+                return
             self._s.sendall(data)
         except TimeoutError:
             raise OSError(_ETIMEDOUT, "timed out")
+        finally:
+            if not self._blocking:
+                self._ctl.settimeout(0)
 
     def close(self):
         try:

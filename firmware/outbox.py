@@ -6,7 +6,8 @@ leaves flash only when the gateway acknowledged it (firmware/uplink.py).
     name = box.oldest()              # next to publish, in order: box.read(name)
     box.sent(name, ms)               # published; kept until the gateway confirms
     box.acked(seq)                   # the gateway's acknowledgement: delete it
-    box.resend()                     # new connection or no answer: publish again
+    box.resend()                     # new connection: publish all in flight again
+    box.resend(now, wait_ms)         # no answer for wait_ms: publish those again
     box.ack(name)                    # delete now (no end-to-end acknowledgement)
 
 One file per frame in outbox/, named by sequence number and kind
@@ -27,6 +28,8 @@ RAM (a reboot restarts them: everything queued is published again);
 when even the reserve is full of alerts, put() of another alert raises
 OutboxFull and the caller counts it lost.
 """
+import time
+
 from micropython import const
 
 from firmware import storage
@@ -90,13 +93,21 @@ class Outbox:
 
     def sent_since(self):
         """ticks_ms of the oldest unacknowledged publish, or None."""
-        for name in self._names:
-            if name in self._sent:
-                return self._sent[name]
-        return None
+        oldest = None
+        for t in self._sent.values():
+            if oldest is None or time.ticks_diff(t, oldest) < 0:
+                oldest = t
+        return oldest
 
-    def resend(self):
-        self._sent = {}
+    def resend(self, now=None, wait_ms=0):
+        """Publish again: every frame in flight, or (now given) those
+        published more than wait_ms before now."""
+        if now is None:
+            self._sent = {}
+            return
+        for name in list(self._sent):
+            if time.ticks_diff(now, self._sent[name]) > wait_ms:
+                del self._sent[name]
 
     def acked(self, seq):
         """The gateway has frame `seq`: delete it. False if it is not here

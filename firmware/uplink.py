@@ -18,9 +18,10 @@ Guarantees:
 - with ack_check, a frame leaves the outbox only when the gateway says it
   has stored it (end to end: a broker that PUBACKs and then crashes before
   the gateway got the frame loses nothing); frames not acknowledged are
-  published again on every new connection and when ACK_WAIT_MS passes
-  without an acknowledgement (doubling up to ACK_WAIT_MAX_MS while none
-  comes); without ack_check, a frame leaves after its PUBACK;
+  published again on every new connection, and a frame is published again
+  when ACK_WAIT_MS pass without its acknowledgement (the wait doubles up to
+  ACK_WAIT_MAX_MS until everything in flight is confirmed); without
+  ack_check, a frame leaves after its PUBACK;
 - a broken connection mid-publish leaves the frame queued for the next
   connection, which sends it again;
 - no call blocks longer than timeout_ms per socket operation (netguard);
@@ -78,7 +79,8 @@ class Uplink:
         self._box = None
         self._ack_wait = ACK_WAIT_MS
         self.acked = 0  # frames the gateway confirmed
-        self.resent = 0  # publishes of a frame already published once
+        self.resent = 0  # publishes of a frame already published once (since boot)
+        self._newest = ""  # newest outbox name published: names sort in sequence order
         self.bad_acks = 0
         self.received = 0  # messages from the broker
         self._c = None
@@ -135,7 +137,8 @@ class Uplink:
                 self.bad_acks += 1  # forged or garbled: the frame stays queued
             elif self._box is not None and self._box.acked(seq):
                 self.acked += 1
-                self._ack_wait = ACK_WAIT_MS  # the gateway answers again
+                if not self._box.in_flight:
+                    self._ack_wait = ACK_WAIT_MS  # all confirmed: the gateway keeps up
         elif self.on_command is not None and topic == self.t_cmd:
             self.on_command(msg)
 
@@ -153,10 +156,6 @@ class Uplink:
                 self._c.sock.close()
             self._c = None
 
-    def _resend(self, box):
-        self.resent += box.in_flight
-        box.resend()
-
     def service(self, box):
         """Connect when due, publish up to BURST queued frames, read commands."""
         now = time.ticks_ms()
@@ -171,7 +170,7 @@ class Uplink:
             self.connects += 1
             self._backoff = BACKOFF_MIN_MS
             self._last_tx = now
-            self._resend(box)  # acknowledgements of the old connection may be lost
+            box.resend()  # acknowledgements of the old connection may be lost
         elif self._wlan is not None and not self._wlan.isconnected():
             self.close()
             self._fail("wifi lost", now)
@@ -181,7 +180,7 @@ class Uplink:
         if e2e:
             since = box.sent_since()
             if since is not None and time.ticks_diff(now, since) > self._ack_wait:
-                self._resend(box)
+                box.resend(now, self._ack_wait)  # only those waiting that long
                 self._ack_wait = min(self._ack_wait * 2, ACK_WAIT_MAX_MS)
         try:
             for _ in range(BURST):
@@ -189,6 +188,10 @@ class Uplink:
                 if name is None:
                     break
                 self._c.publish(self.t_tm, box.read(name), qos=1)
+                if name > self._newest:
+                    self._newest = name
+                else:
+                    self.resent += 1
                 if e2e:
                     box.sent(name, now)
                 else:

@@ -41,7 +41,9 @@ def test_sim_runs_the_firmware_end_to_end_and_writes_the_summary(tmp_path, runti
     # every vitals frame (one per 5 s) and status frame went through the real
     # broker and was verified and stored by the gateway
     assert s["frames_sent"] >= 7 and s["frames_sent"] == s["frames_verified"] == s["frames_stored"]
-    assert s["frames_queued_at_end"] <= 1 and s["frames_dropped"] == 0
+    # at most the frame of the last instant is unpublished; published ones may
+    # still await the gateway's acknowledgement (kept on the node's flash)
+    assert s["frames_queued_at_end"] - s["frames_in_flight_at_end"] <= 1 and s["frames_dropped"] == 0
     # the beats the node sent, scored against the record's annotations
     assert s["beats_reference"] >= 35 and s["se"] >= 95 and s["ppv"] >= 95
     assert s["samples_lost"] == 0
@@ -60,7 +62,8 @@ def test_sim_fault_scenario_loses_nothing(tmp_path):
     assert "vitalnode: alert finger_off raised" in r.stdout
     assert s["crashes"] == 0 and s["samples_lost"] == 0 and s["frames_dropped"] == 0
     # frames made during the outages were queued and delivered afterwards
-    assert s["frames_sent"] == s["frames_stored"] >= 24 and s["frames_queued_at_end"] <= 1
+    assert s["frames_sent"] == s["frames_stored"] >= 24
+    assert s["frames_queued_at_end"] - s["frames_in_flight_at_end"] <= 1
     assert s["alerts"] >= 1 and s["alerts_lost"] == 0
 
 

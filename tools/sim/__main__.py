@@ -134,10 +134,15 @@ def _node_report(a, world, live, dev, s, spec):
                       a.record) if spec["sensor"].get("ecg") else {}
     r = {"device": dev, "boots": s["boots"], "resets": s["resets"], "crashes": s["crashes"],
          "frames_sent": node.get("sent", 0),
-         "frames_verified": counts.get("stored", 0) + counts.get("duplicate", 0),
+         # distinct frames that passed the gateway's checks (a resend verifies again
+         # and is removed as a duplicate: counted in frames_resent)
+         "frames_verified": counts.get("stored", 0),
+         "frames_resent": node.get("resent", 0), "duplicates_removed": counts.get("duplicate", 0),
          "frames_stored": counts.get("stored", 0),
          "frames_refused": {k: v for k, v in counts.items() if k not in ("stored", "duplicate")},
          "frames_queued_at_end": node.get("queued"), "frames_dropped": node.get("dropped", 0),
+         # of those, published and awaiting the gateway's acknowledgement when the run stopped
+         "frames_in_flight_at_end": node.get("in_flight", 0),
          "alerts": sum(1 for x in rows if x["kind"] == "alert" and x["raised"]),
          "alert_events_node": node.get("alert_events", 0), "alerts_lost": node.get("alerts_lost", 0),
          "samples_lost": s["sensor_samples_dropped"], "samples_lost_node": node.get("lost", 0),
@@ -154,7 +159,7 @@ def _node_report(a, world, live, dev, s, spec):
 def _total(per):
     t = {}
     for k in ("beats_reference", "beats_detected", "tp", "fn", "fp", "frames_sent", "frames_verified",
-              "frames_stored", "frames_dropped", "alerts", "alerts_lost", "samples_lost",
+              "frames_stored", "frames_resent", "duplicates_removed", "frames_dropped", "alerts", "alerts_lost", "samples_lost",
               "samples_lost_node", "crashes"):
         t[k] = sum((p.get(k) or 0) for p in per)
     tp, fn, fp = t.pop("tp"), t.pop("fn"), t.pop("fp")
@@ -163,6 +168,7 @@ def _total(per):
     t["boots"] = sum(p["boots"] for p in per)
     t["resets"] = [c for p in per for c in p["resets"]]
     t["frames_queued_at_end"] = sum((p.get("frames_queued_at_end") or 0) for p in per)
+    t["frames_in_flight_at_end"] = sum((p.get("frames_in_flight_at_end") or 0) for p in per)
     heaps = [p["peak_heap_bytes"] for p in per if p.get("peak_heap_bytes") is not None]
     t["peak_heap_bytes"] = max(heaps) if heaps else None
     return t
@@ -214,8 +220,11 @@ def _print_summary(s):
     print("  beats: %d detected vs %d reference beats of MIT-BIH %s: Se %s, +P %s"
           % (s["beats_detected"], s["beats_reference"], s["record"], pct(s["se"]), pct(s["ppv"])))
     print("  frames: %d sent, %d verified, %d stored at the gateway; %d dropped, %d still queued"
+          " (%d of them awaiting the gateway's acknowledgement); %d sent again for want of an"
+          " acknowledgement (duplicates removed: %d)"
           % (s["frames_sent"], s["frames_verified"], s["frames_stored"], s["frames_dropped"],
-             s["frames_queued_at_end"]))
+             s["frames_queued_at_end"], s["frames_in_flight_at_end"], s["frames_resent"],
+             s["duplicates_removed"]))
     print("  alerts raised: %d (lost %d); samples lost: %d; crashes: %d"
           % (s["alerts"], s["alerts_lost"], s["samples_lost"], s["crashes"]))
     if s["peak_heap_bytes"] is not None:

@@ -72,6 +72,8 @@ class World:
         self.site_dir = site.parent
         reg = self.dir / "registry.sqlite"
         reg.unlink(missing_ok=True)
+        import shutil
+        shutil.rmtree(self.dir / "broker", ignore_errors=True)  # no sessions from a past run
         self.broker = Broker(self.dir / "broker", self.site_dir)
         for dev in self.devices:
             image, cfg = simulated_node(dev, reg, site)
