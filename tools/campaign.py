@@ -245,8 +245,7 @@ def _attack(broker, site, dev, password, gw):
     c.tls_set(ca_certs=str(site / "ca.pem"))
     c.connect("localhost", broker.port)
     c.loop_start()
-    raw = [r[0] for r in gw.db.execute("SELECT raw FROM frames WHERE device = ? ORDER BY seq "
-                                       "LIMIT 20", (dev,))]
+    raw = gw.raw(dev, 20)
     topic = "vn/%s/tm" % dev
     for f in raw:
         c.publish(topic, f, qos=1).wait_for_publish(5)

@@ -18,7 +18,9 @@ For "stored" and "duplicate" (the gateway has the frame), ack() makes the
 acknowledgement the node waits for before it deletes the frame
 (firmware/frames.ack, published on vn/<id>/ack by tools/gateway/mqtt.py).
 Guarantees: one row per (device, seq), ever (SQLite UNIQUE); handle()
-never raises for any payload (the fuzz test feeds it 10,000).
+never raises for any payload (the fuzz test feeds it 10,000); one SQLite
+connection, used under one lock (the MQTT thread stores while readers
+query: unlocked, sqlite3 reports a duplicate as a generic DatabaseError).
 Non-guarantee: frames signed with an earlier key generation are refused
 as forged after a rotation (the node re-signs nothing; its queue drains
 before rotation in practice).
@@ -63,6 +65,7 @@ class Gateway:
     def __init__(self, registry_path, db_path, log=None):
         self._registry_path = registry_path
         self._local = threading.local()  # sqlite: one registry connection per thread
+        self.lock = threading.RLock()  # every use of self.db
         self.db = sqlite3.connect(str(db_path), check_same_thread=False)
         self.db.executescript(_SCHEMA)
         self.counts = dict.fromkeys(OUTCOMES, 0)
@@ -90,9 +93,11 @@ class Gateway:
 
     def handle(self, topic, payload):
         try:
-            return self._handle(topic, bytes(payload))
+            with self.lock:
+                return self._handle(topic, bytes(payload))
         except Exception as e:  # noqa: BLE001 - a message must never stop the gateway
-            return self._refuse("malformed", None, None, "unexpected: %r" % (e,))
+            with self.lock:
+                return self._refuse("malformed", None, None, "unexpected: %r" % (e,))
 
     def _handle(self, topic, payload):
         try:
@@ -127,6 +132,19 @@ class Gateway:
         self.counts["stored"] += 1
         return "stored"
 
+    def latest(self, device):
+        """(kind, fields) of a device's newest frame, or None."""
+        with self.lock:
+            r = self.db.execute("SELECT kind, fields FROM frames WHERE device = ? ORDER BY seq DESC "
+                                "LIMIT 1", (device,)).fetchone()
+        return (r[0], json.loads(r[1])) if r else None
+
+    def raw(self, device, limit):
+        """The first `limit` stored frames of a device, as received."""
+        with self.lock:
+            return [r[0] for r in self.db.execute("SELECT raw FROM frames WHERE device = ? ORDER BY "
+                                                  "seq LIMIT ?", (device, limit))]
+
     def ack(self, payload):
         """(topic, message): the authenticated acknowledgement of a frame
         handle() stored or already had."""
@@ -148,7 +166,9 @@ class Gateway:
         if cond:
             q += " WHERE " + " AND ".join(cond)
         out = []
-        for r in self.db.execute(q + " ORDER BY device, seq", args):
+        with self.lock:
+            found = self.db.execute(q + " ORDER BY device, seq", args).fetchall()
+        for r in found:
             row = dict(zip(("device", "seq", "kind", "time", "ms", "wall", "received_at"), r[:7]))
             row.update(json.loads(r[7]))
             out.append(row)
@@ -156,6 +176,7 @@ class Gateway:
 
     def vitals(self, device):
         """The newest vitals row of a device, or None."""
-        rows = self.db.execute("SELECT fields FROM frames WHERE device = ? AND kind = 'vitals' "
-                               "ORDER BY seq DESC LIMIT 1", (device,)).fetchone()
+        with self.lock:
+            rows = self.db.execute("SELECT fields FROM frames WHERE device = ? AND kind = 'vitals' "
+                                   "ORDER BY seq DESC LIMIT 1", (device,)).fetchone()
         return json.loads(rows[0]) if rows else None

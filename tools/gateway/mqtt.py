@@ -53,10 +53,7 @@ class Subscriber:
                 self._show(m.topic.split("/")[1])
 
     def _show(self, dev):
-        rows = self.gw.db.execute("SELECT kind, fields FROM frames WHERE device = ? "
-                                  "ORDER BY seq DESC LIMIT 1", (dev,)).fetchone()
-        import json
-        kind, f = rows[0], json.loads(rows[1])
+        kind, f = self.gw.latest(dev)
         if kind == "vitals":
             hr = "%d bpm" % round(f["hr_x10"] / 10) if f["hr_x10"] else "--"
             sp = "%d %%" % round(f["spo2_x10"] / 10) if f["spo2_x10"] else "--"

@@ -30,7 +30,6 @@ class _CountingGateway:
 
     def __init__(self, gw):
         self.gw = gw
-        self.db = gw.db
         self.by_device = {}
         self.lock = threading.Lock()
 
@@ -43,6 +42,9 @@ class _CountingGateway:
 
     def ack(self, payload):
         return self.gw.ack(payload)
+
+    def latest(self, dev):
+        return self.gw.latest(dev)
 
     def counts(self, dev):
         with self.lock:
