@@ -26,7 +26,7 @@ help:
 	@echo "make sim            the whole node simulated: firmware on the unix port, mosquitto, gateway"
 	@echo "                    [DURATION=600 RUNTIME=micropython|cpython RECORD=100 PPG=01"
 	@echo "                     CHIP=max86150|max30102 FAULTS=none|all|broker,wifi,finger,motion"
-	@echo "                     NODES=1 REALTIME=1 HEAP=160K]  -> build/sim/summary.json, PNG, FHIR"
+	@echo "                     NODES=1 REALTIME=1 HEAP=160K FROZEN=1]  -> build/sim/summary.json, PNG, FHIR"
 	@echo "make test           all four test layers: compile, cpython, wasm, unix"
 	@echo "make test-compile | test-cpython | test-wasm | test-unix   one layer"
 	@echo "make vmtest T=host_tests/device/test_x.py [VM=wasm|unix]    one file on the VMs"
@@ -94,7 +94,7 @@ vmtest: deps
 
 SIM_OPTS = $(if $(RECORD),--record $(RECORD)) $(if $(PPG),--ppg $(PPG)) $(if $(CHIP),--chip $(CHIP)) \
            $(if $(FAULTS),--faults $(FAULTS)) $(if $(NODES),--nodes $(NODES)) \
-           $(if $(REALTIME),--realtime) $(if $(HEAP),--heap $(HEAP))
+           $(if $(REALTIME),--realtime) $(if $(HEAP),--heap $(HEAP)) $(if $(FROZEN),--frozen)
 
 sim: deps
 	@$(PY) -m tools.sim --runtime $(RUNTIME) --duration $(DURATION) $(SIM_OPTS)

@@ -130,3 +130,22 @@ def test_firmware_exception_halts_at_the_repl_without_a_crash_loop(tmp_path):
     root = _node_root(tmp_path, "raise ValueError('bad config')\n")
     s = run_micropython_node(root, 5, "128K")
     assert s["crashes"] == 1 and s["resets"] == [] and s["boots"] == 1
+
+
+def test_the_frozen_firmware_runs_under_a_128k_heap(tmp_path):
+    """manifest.py's build: the firmware's bytecode stays in flash (modelled
+    by running the .mpy files in place from a ROMFS image), and the node
+    runs the whole time under the 128K cap, with the TLS uplink up."""
+    r, s = _sim(tmp_path, "--duration", "35", "--frozen")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert s["heap_cap"] == "128K" and s["firmware_layout"].startswith("frozen")
+    assert 0 < s["peak_heap_bytes"] < 128 * 1024
+    assert s["frames_sent"] >= 7 and s["frames_sent"] == s["frames_stored"]
+    assert s["crashes"] == 0 and s["samples_lost"] == 0
+
+
+def test_frozen_is_a_micropython_layout(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "tools.sim", "--runtime", "cpython", "--frozen",
+                        "--out", str(tmp_path / "s.json")], cwd=ROOT, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and "--frozen" in r.stderr

@@ -2,7 +2,8 @@
 
     python -m tools.sim [--duration 600] [--runtime micropython|cpython]
         [--record 100] [--ppg 01] [--chip max86150|max30102] [--realtime]
-        [--faults none|all|broker,wifi,finger,motion] [--nodes 1] [--heap 128K]
+        [--faults none|all|broker,wifi,finger,motion] [--nodes 1] [--heap 160K]
+        [--frozen]
 
 Provisions each node (registry, key, config), starts mosquitto (TLS, ACL)
 and the gateway, boots the firmware on the MicroPython unix port (heap
@@ -49,7 +50,10 @@ def _args(argv):
     ap.add_argument("--faults", default="none",
                     help="none, all, or a comma list of %s" % ", ".join(FAULTS))
     ap.add_argument("--nodes", type=int, default=1, help="nodes against one broker and gateway")
-    ap.add_argument("--heap", default="160K", help="MicroPython heap cap per node (default 160K)")
+    ap.add_argument("--heap", help="MicroPython heap cap per node (default 160K; 128K --frozen)")
+    ap.add_argument("--frozen", action="store_true",
+                    help="the firmware frozen into the image (manifest.py), modelled by running "
+                         "its .mpy files in place from a ROMFS image")
     ap.add_argument("--progress", type=int, default=30, help="progress line every N simulated s")
     ap.add_argument("--unprovisioned", action="store_true",
                     help="boot nodes with no key and no config (their safe state)")
@@ -61,6 +65,10 @@ def _args(argv):
         ap.error("unknown fault %s (choose from %s)" % (", ".join(bad), ", ".join(FAULTS)))
     if not 1 <= a.nodes <= 8:
         ap.error("--nodes: 1 to 8")
+    if a.frozen and a.runtime != "micropython":
+        ap.error("--frozen models a MicroPython build: only with --runtime micropython")
+    if a.heap is None:
+        a.heap = "128K" if a.frozen else "160K"
     a.fault_names = names
     return a
 
@@ -115,7 +123,7 @@ def _run_nodes(a, world, live, spec_base):
         return out
     root = runner.stage_device_tree()
     nodes = [runner.UnixNode(root, a.duration, a.heap, s, lambda t, d=dev: live.line(d, t),
-                             world.broker_fault, name="node-" + dev)
+                             world.broker_fault, name="node-" + dev, frozen=a.frozen)
              for dev, s in zip(devs, specs)]
     for n in nodes:
         n.start()
@@ -200,7 +208,8 @@ def main(argv=None):
     s = {"runtime": a.runtime, "sim_seconds": a.duration, "wall_seconds": round(wall, 2),
          "speed_x_realtime": round(a.duration / wall, 1), "record": a.record, "ppg_record": a.ppg,
          "chip": a.chip, "nodes": a.nodes, "faults": fault_plan(a.fault_names, a.duration),
-         "heap_cap": a.heap if a.runtime == "micropython" else None}
+         "heap_cap": a.heap if a.runtime == "micropython" else None,
+         "firmware_layout": "frozen (ROMFS model)" if a.frozen else "deployed .mpy files"}
     s.update(_total(per))
     s.update({"fhir_bundle": os.path.relpath(bundle, ROOT), "fhir_observations": n_obs,
               "png": per[0]["png"], "per_node": per})
@@ -228,8 +237,8 @@ def _print_summary(s):
     print("  alerts raised: %d (lost %d); samples lost: %d; crashes: %d"
           % (s["alerts"], s["alerts_lost"], s["samples_lost"], s["crashes"]))
     if s["peak_heap_bytes"] is not None:
-        print("  peak heap of the node: %d bytes (cap %s, 64-bit objects)" % (s["peak_heap_bytes"],
-                                                                           s["heap_cap"]))
+        print("  peak heap of the node: %d bytes (cap %s, 64-bit objects, %s)"
+              % (s["peak_heap_bytes"], s["heap_cap"], s["firmware_layout"]))
     print("  FHIR bundle: %s (%d Observations); PNG: %s" % (s["fhir_bundle"], s["fhir_observations"],
                                                             s["png"]))
 

@@ -62,6 +62,27 @@ def stage_device_tree():
     return str(root)
 
 
+def stage_romfs(root):
+    """The firmware as a frozen build (manifest.py) holds it: firmware/ and
+    lib/ compiled, in a ROMFS image (mpremote's builder). Mounted read-only
+    in the node's VM, its .mpy files run in place, as frozen bytecode runs
+    from flash: the bytecode does not cost heap (qstrs still do here; a
+    frozen build keeps those in flash too)."""
+    import contextlib
+    import io
+    import shutil
+    import tempfile
+
+    from mpremote.romfs import make_romfs
+    out = BUILD / "sim" / "node.romfs"
+    with tempfile.TemporaryDirectory() as tmp:
+        for sub in ("firmware", "lib"):
+            shutil.copytree(os.path.join(root, sub), os.path.join(tmp, sub))
+        with contextlib.redirect_stdout(io.StringIO()):
+            out.write_bytes(make_romfs(tmp, mpy_cross=False))
+    return str(out)
+
+
 def stage_shims():
     """The shims compiled too: the harness shares the node's heap, so it
     must not spend it on compiling its own sources."""
@@ -82,10 +103,11 @@ def heap_bytes(text):
     return int(text.rstrip("KM")) * mult
 
 
-def _env(root):
+def _env(root, frozen=False):
     hide = write_hide_dir(BUILD / "vm" / "hide")
     env = dict(os.environ)
-    env["MICROPYPATH"] = ":".join([str(hide), str(stage_shims()), root + "/lib", root, ".frozen"])
+    tree = [] if frozen else [root + "/lib", root]  # frozen: the ROMFS image, mounted by node.py
+    env["MICROPYPATH"] = ":".join([str(hide), str(stage_shims())] + tree + [".frozen"])
     return env
 
 
@@ -113,8 +135,11 @@ def harness_footprint(root, spec_file, env):
 class UnixNode:
     """One node on the unix port, in a child process."""
 
-    def __init__(self, root, duration, heap, spec, on_line, on_fault=None, name="node"):
-        self.env = _env(root)
+    def __init__(self, root, duration, heap, spec, on_line, on_fault=None, name="node",
+                 frozen=False):
+        self.env = _env(root, frozen)
+        if frozen:
+            spec = dict(spec, romfs=stage_romfs(root))
         self.spec_file = _write_spec(spec, "%s.spec.json" % name)
         try:
             cap = heap_bytes(heap) + harness_footprint(root, self.spec_file, self.env)

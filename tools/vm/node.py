@@ -248,6 +248,8 @@ def _main():
             spec = json.load(f)
     sensor = spec.pop("sensor", None)
     image = spec.pop("image", None)
+    if "romfs" in spec:
+        _mount_romfs(spec.pop("romfs"))
     if duration == 0:  # footprint probe: what the harness holds before boot
         chip = _prepare(_board(spec), image, sensor)  # noqa: F841 (kept alive)
         gc.collect()
@@ -257,6 +259,19 @@ def _main():
     sys.stdout.write("SIM-SUMMARY ")
     json.dump(summary, sys.stdout)  # streamed: the waveform peaks are tens of KB as text
     sys.stdout.write("\n")
+
+
+_ROM = []  # the image: flash on the chip, so the harness holds it
+
+
+def _mount_romfs(path):
+    """The firmware as a frozen build holds it: a ROMFS image whose .mpy
+    files run in place (tools/sim/runner.stage_romfs), first on sys.path."""
+    import vfs
+    with open(path, "rb") as f:
+        _ROM.append(f.read())
+    vfs.mount(vfs.VfsRom(_ROM[0]), "/rom")
+    sys.path[:0] = ["/rom", "/rom/lib"]
 
 
 def _board(spec):
