@@ -110,10 +110,12 @@ class Broker:
         self.starts = 0
 
     def add_user(self, name, password):
-        self.users[name] = password
-        if self.proc is not None:
-            self._write_passwords()
-            self.proc.send_signal(signal.SIGHUP)  # mosquitto reloads the password file
+        self.set_users(dict(self.users, **{name: password}))
+
+    @property
+    def local_address(self):
+        """Where a client on this machine reaches the listener."""
+        return "127.0.0.1" if self.listen in ("0.0.0.0", "::") else self.listen
 
     def set_users(self, users):
         """Replace the logins ({name: password}); a running broker reloads
@@ -123,7 +125,7 @@ class Broker:
         self.users = dict(users)
         if self.proc is not None:
             self._write_passwords()
-            self.proc.send_signal(signal.SIGHUP)
+            self.proc.send_signal(signal.SIGHUP)  # mosquitto reloads the password file
         return True
 
     def _write_passwords(self):
@@ -172,8 +174,7 @@ class Broker:
             if self.proc.poll() is not None:
                 raise BrokerError("mosquitto exited: %s" % self.proc.stderr.read().decode()[-500:])
             try:
-                probe = "127.0.0.1" if self.listen in ("0.0.0.0", "::") else self.listen
-                socket.create_connection((probe, self.port), timeout=0.2).close()
+                socket.create_connection((self.local_address, self.port), timeout=0.2).close()
                 self.starts += 1
                 return self
             except OSError:

@@ -35,9 +35,8 @@ def mip_package():
             "deps": [["umqtt.simple", UMQTT["version"]]]}
 
 
-def render():
+def render(pkg):
     """One file per line, so a diff shows what a release adds or drops."""
-    pkg = mip_package()
     rows = ",\n".join("    " + json.dumps(u) for u in pkg["urls"])
     return ('{\n  "version": %s,\n  "urls": [\n%s\n  ],\n  "deps": %s\n}\n'
             % (json.dumps(pkg["version"]), rows, json.dumps(pkg["deps"])))
@@ -45,14 +44,15 @@ def render():
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    text = render()
+    pkg = mip_package()
+    text = render(pkg)
     if "--check" in argv:
         if not PACKAGE_JSON.exists() or PACKAGE_JSON.read_text() != text:
             print("package.json is out of date: run python -m tools.packaging", file=sys.stderr)
             return 1
         return 0
     PACKAGE_JSON.write_text(text)
-    print("package.json: %d files, version %s" % (len(mip_package()["urls"]), mip_package()["version"]))
+    print("package.json: %d files, version %s" % (len(pkg["urls"]), pkg["version"]))
     return 0
 
 

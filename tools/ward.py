@@ -76,8 +76,7 @@ class Ward:
         self.broker.set_users(self.logins())
         self.broker.start()
         self.gw = Gateway(self.registry, self.db, log=self.log)
-        self.sub = Subscriber(self.gw, "127.0.0.1" if self.listen in ("0.0.0.0", "::")
-                              else self.listen, port, self.site_dir / "ca.pem",
+        self.sub = Subscriber(self.gw, self.broker.local_address, port, self.site_dir / "ca.pem",
                               self.gw_password, live=self.log).start()
         self.log("ward: mosquitto on %s:%d for nodes that connect to %s:%d (TLS, per-device "
                  "logins and ACL); gateway subscribed, storing in %s"
@@ -122,7 +121,10 @@ def main(argv=None):
     except Exception as e:  # WardError, BrokerError, OSError: all end the same way
         print("ward: error: %s" % e, file=sys.stderr)
         return 1
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    def on_term(*_):
+        raise KeyboardInterrupt  # SIGTERM stops the ward as Ctrl-C does
+
+    signal.signal(signal.SIGTERM, on_term)
     try:
         while True:
             time.sleep(a.poll)
