@@ -5,10 +5,12 @@
 
 SHELL := /bin/bash
 PY    := .venv/bin/python
-# Debian packages the host side needs, as command:package; installed only
-# when the command is missing (as root, or with sudo)
-APT_NEEDS := python3:python3 node:nodejs npm:npm timeout:coreutils mosquitto:mosquitto
-VM    ?= all
+# Debian packages the host side needs, as command:package (or /file:package);
+# installed only when missing (as root, or with sudo). gcc-multilib and make
+# build the chip's MicroPython (1.27.0, 32-bit) from ../shared/micropython.
+APT_NEEDS := python3:python3 node:nodejs npm:npm timeout:coreutils mosquitto:mosquitto \
+             make:make gcc:gcc /usr/lib32/crt1.o:gcc-multilib
+VM    ?= unix
 T     ?=
 RUNTIME ?= micropython
 DURATION ?= 600
@@ -18,7 +20,7 @@ PROVISION_OPTS = $(if $(CONFIG),--config $(CONFIG)) $(if $(ROTATE),--rotate) \
                  $(if $(REINSTATE),--reinstate) $(if $(LOCKDOWN),--lockdown)
 REGISTRY_OPT = $(if $(REGISTRY),--registry $(REGISTRY))
 
-.PHONY: help apt deps test test-compile test-cpython test-wasm test-unix vmtest sim emu bench \
+.PHONY: help apt deps micropython test test-compile test-cpython test-unix test-frozen vmtest sim emu bench \
         deploy provision verify revoke registry need-port clean ota-key ota-bundle ota-verify ota-serve \
         ota-push campaign flash ward site
 
@@ -27,9 +29,10 @@ help:
 	@echo "                    [DURATION=600 RUNTIME=micropython|cpython RECORD=100 PPG=01"
 	@echo "                     CHIP=max86150|max30102 FAULTS=none|all|broker,wifi,finger,motion"
 	@echo "                     NODES=1 REALTIME=1 HEAP=160K FROZEN=1]  -> build/sim/summary.json, PNG, FHIR"
-	@echo "make test           all four test layers: compile, cpython, wasm, unix"
-	@echo "make test-compile | test-cpython | test-wasm | test-unix   one layer"
-	@echo "make vmtest T=host_tests/device/test_x.py [VM=wasm|unix]    one file on the VMs"
+	@echo "make test           all four test layers: compile, cpython, unix, frozen"
+	@echo "make test-compile | test-cpython | test-unix | test-frozen   one layer"
+	@echo "make vmtest T=host_tests/device/test_x.py [VM=unix|frozen|all|wasm|unix64]  one file on a VM"
+	@echo "make micropython    build the chip's MicroPython 1.27.0 (32-bit unix port, plain and frozen)"
 	@echo "make bench          benchmarks on the VMs -> build/bench/results.json"
 	@echo "make campaign [OUTAGES=60 SEED=1]  telemetry outage campaign vs a real mosquitto"
 	@echo "                    -> build/campaign/telemetry.json"
@@ -55,7 +58,12 @@ help:
 	@echo "make ota-push PORT=p URL=u   the node on USB updates itself from the server at u"
 	@echo "make clean          remove build/ (keeps .venv and tools/node_modules)"
 
-deps: apt .venv/.installed tools/node_modules/.installed lib/umqtt/.pinned
+deps: apt .venv/.installed tools/node_modules/.installed lib/umqtt/.pinned micropython
+
+# the chip's MicroPython for this host (tools/mpbuild.py; cached in .cache,
+# rebuilt only when an input changes)
+micropython: apt .venv/.installed lib/umqtt/.pinned
+	@$(PY) -m tools.mpbuild all >/dev/null
 
 # device libraries fetched from PyPI, pinned by sha256 (tools/deps.py)
 lib/umqtt/.pinned: tools/deps.py .venv/.installed
@@ -83,18 +91,19 @@ test-compile: deps
 test-cpython: deps
 	@$(PY) -m pytest -q host_tests
 
-test-wasm: deps
-	@$(PY) -m tools.vmtest --vm wasm $(T)
-
 test-unix: deps
 	@$(PY) -m tools.vmtest --vm unix $(T)
+
+test-frozen: deps
+	@$(PY) -m tools.vmtest --vm frozen $(T)
 
 vmtest: deps
 	@$(PY) -m tools.vmtest --vm $(VM) -v $(T)
 
 SIM_OPTS = $(if $(RECORD),--record $(RECORD)) $(if $(PPG),--ppg $(PPG)) $(if $(CHIP),--chip $(CHIP)) \
            $(if $(FAULTS),--faults $(FAULTS)) $(if $(NODES),--nodes $(NODES)) \
-           $(if $(REALTIME),--realtime) $(if $(HEAP),--heap $(HEAP)) $(if $(FROZEN),--frozen)
+           $(if $(REALTIME),--realtime) $(if $(HEAP),--heap $(HEAP)) $(if $(FROZEN),--frozen) \
+           $(if $(VM),--vm $(VM))
 
 sim: deps
 	@$(PY) -m tools.sim --runtime $(RUNTIME) --duration $(DURATION) $(SIM_OPTS)

@@ -9,10 +9,10 @@ vitals (every VITALS_S) and status (every STATUS_S) into sealed frames in
 the flash outbox (firmware/telemetry.py), lets the uplink publish them
 (firmware/uplink.py) and prints a heartbeat.
 
-OTA: on a trial boot (boot.py ran a new slot) the app confirms the update
+OTA: on a trial boot (stage0.py ran a new slot) the app confirms the update
 once it is healthy - the sensor delivers samples and at least
 HEALTH_BEATS beats were detected, no earlier than HEALTH_S after start -
-and otherwise leaves it unconfirmed, so boot.py's deadline reverts it.
+and otherwise leaves it unconfirmed, so stage0.py's deadline reverts it.
 (The health check does not require the broker: an outage during a trial
 would otherwise revert a good update.)
 
@@ -38,9 +38,9 @@ VITALS_S = const(5)
 STATUS_S = const(60)
 HEARTBEAT_S = const(10)
 SENSOR_RETRY_S = const(10)
-_SAFE_TICK_MS = const(500)
 HEALTH_S = const(30)
 HEALTH_BEATS = const(10)
+_BOOT_GC_BYTES = const(2048)
 
 
 def _detector(smp, cfg):
@@ -58,24 +58,58 @@ def _unload(name):
         delattr(firmware, name)
 
 
+def main():
+    """main.py's call. In this order, against the heap's fragmentation
+    (and with the GC collecting every _BOOT_GC_BYTES meanwhile): the code
+    the node keeps; its key and config (firmware/start.py, gone once done);
+    the sampling buffers; the telemetry link and the OTA report; then the
+    supervisor loop."""
+    from firmware import lockdown
+    locked = lockdown.state == lockdown.LOCKED  # stage0 decided it
+    _unload("lockdown")
+    # collect every few KB while booting: garbage the loading leaves goes
+    # before the next long-lived object lands beyond it (fragmentation)
+    gc.threshold(_BOOT_GC_BYTES)
+    try:
+        wdt = machine.WDT(timeout=WDT_TIMEOUT_MS)
+        _load_code()
+        from firmware import start
+        ks, cfg = start.identity(wdt, HEARTBEAT_S)  # or the safe state
+        sys.modules.pop("stage0", None)  # the boot is done
+        smp, det, pump = _sampling(wdt, cfg)
+        link, trial = start.link(ks, cfg)
+        del ks, start
+        _unload("start")
+        gc.collect()
+        gc.threshold(-1)  # booted: the GC runs when the heap is full, as by default
+        _monitor(wdt, cfg, link, trial, smp, det, pump)
+    except Exception as e:
+        if not locked:
+            raise  # a developer's node: show it at the REPL
+        sys.print_exception(e)
+        machine.reset()
+
+
+def _load_code():
+    """The code the running node keeps, loaded first, into a young heap:
+    the start's modules (key, config, link set-up) come after and leave,
+    and their holes must not lie between the long-lived objects."""
+    import alerts  # noqa: F401
+    import max86150  # noqa: F401
+    import firmware.detect  # noqa: F401
+    import firmware.outbox  # noqa: F401
+    import firmware.pump  # noqa: F401
+    import firmware.sampler  # noqa: F401
+    import firmware.telemetry  # noqa: F401
+    import firmware.uplink  # noqa: F401
+    gc.collect()
+
+
 def _unload_trial():
-    """Forget firmware.otatrial and the `boot` module its calls import
-    (boot.py ran already; its code need not stay in the heap)."""
+    """Forget firmware.otatrial and stage0, which its calls import (the
+    boot ran already; its code need not stay in the heap)."""
     _unload("otatrial")
-    sys.modules.pop("boot", None)
-
-
-def _safe_state(wdt, reason):
-    """Never returns: the watchdog is fed, nothing else runs."""
-    t0 = time.ticks_ms()
-    next_beat = 0
-    while True:
-        wdt.feed()
-        up = time.ticks_diff(time.ticks_ms(), t0) // 1000
-        if up >= next_beat:
-            next_beat += HEARTBEAT_S
-            print("vitalnode: SAFE STATE (%s): sensor off, sending nothing, up %d s" % (reason, up))
-        time.sleep_ms(_SAFE_TICK_MS)
+    sys.modules.pop("stage0", None)
 
 
 def _vitals(det):
@@ -88,96 +122,8 @@ def _vitals(det):
         "%d %%" % ((sp + 5) // 10) if sp > 0 else "--", det.alerts.active)
 
 
-def main():
-    from firmware import lockdown
-    locked = lockdown.state == lockdown.LOCKED  # boot.py decided it
-    _unload("lockdown")
-    try:
-        _run()
-    except Exception as e:
-        if not locked:
-            raise  # a developer's node: show it at the REPL
-        sys.print_exception(e)
-        machine.reset()
-
-
-def _run():
-    from firmware import keystore
-    print("vitalnode: device", keystore.device_id(), "running")
-    wdt = machine.WDT(timeout=WDT_TIMEOUT_MS)
-    ks = keystore.load()
-    if ks is None:
-        _safe_state(wdt, "unprovisioned: no device key")
-    cfg = _config(wdt, ks.device_id)
-    print("vitalnode: provisioned, key generation %d, broker %s:%d"
-          % (ks.gen, cfg["broker"]["host"], cfg["broker"]["port"]))
-    _monitor(wdt, cfg, ks)
-
-
-def _ota_start():
-    """Log what boot.py decided; True if this boot is an update's trial."""
-    from firmware import otatrial
-    pend, last = otatrial.flags()
-    if last:
-        otatrial.at_start()
-    _unload_trial()
-    if pend >= 0:
-        print("vitalnode: running an update on trial; confirming once healthy")
-        return True
-    return False
-
-
 def _healthy(smp, det):
     return smp is not None and smp.times.head > 0 and det.seen_qrs + det.seen_pulse >= HEALTH_BEATS
-
-
-def _config(wdt, device_id):
-    """The validated config without its large fields (the uplink and OTA
-    reload those), or the safe state."""
-    from firmware import config
-    try:
-        cfg = config.load(device_id)
-    except config.ConfigError as e:
-        _safe_state(wdt, str(e))
-    del cfg["ota_pubkey"]
-    _unload("config")  # only the boot path needs the validator
-    return cfg
-
-
-class _Link:
-    """Telemetry (frames into the outbox) and the uplink (outbox to broker)."""
-
-    def __init__(self, ks, cfg):
-        import esp32
-        import network
-
-        from firmware import outbox, seclog, version
-        from firmware.seqno import SeqNo
-        from firmware.telemetry import Telemetry
-        from firmware.uplink import Uplink
-        self.box = outbox.Outbox()
-        self.tm = Telemetry(ks, self.box, SeqNo(esp32.NVS("vn_tel")),
-                            version.code())
-        _unload("version")
-        self.wlan = network.WLAN(network.STA_IF)
-        self.up = Uplink(ks.device_id, cfg["broker"], cfg.pop("ca_cert"), ks.broker_password(),
-                         wlan=self.wlan, wifi=cfg["wifi"], ack_check=self.tm.ack_seq)
-        seclog.listener = self.tm.security
-        print("vitalnode: outbox holds %d frame(s) from before this boot" % self.box.depth)
-
-    def rssi(self):
-        try:
-            return self.wlan.status("rssi") if self.wlan.isconnected() else -128
-        except (OSError, ValueError):
-            return -128
-
-
-def _link(ks, cfg):
-    try:
-        return _Link(ks, cfg)
-    except OSError as e:  # flash trouble: the node still monitors and alerts locally
-        print("vitalnode: telemetry off:", e)
-        return None
 
 
 _running = None  # (link, pump) of the monitor loop, for status()
@@ -204,25 +150,24 @@ def status():
     return st
 
 
-def _monitor(wdt, cfg, ks):
-    global _running
-    link = _link(ks, cfg)  # before the OTA report, so its security events become frames
-    trial = _ota_start()
-    # every module first, then the buffers: code loading grows the qstr
-    # pools, which need contiguous blocks a fragmented heap may not have
-    from alerts import NAMES
-
-    import firmware.detect  # noqa: F401 (_detector's)
+def _sampling(wdt, cfg):
+    """The sensor, the detector and the timer that drains one into the
+    other: the node's largest buffers, made while the heap has room."""
     from firmware import sensor
     from firmware.pump import Pump
     gc.collect()
-    t0 = time.ticks_ms()
     smp, what = sensor.start()
     print("vitalnode: sensor", what if smp else "fault: " + what)
     if smp is not None:
         _unload("sensor")  # only a retry needs it again
     det = _detector(smp, cfg)
-    pump = Pump(smp, det, wdt)
+    return smp, det, Pump(smp, det, wdt)
+
+
+def _monitor(wdt, cfg, link, trial, smp, det, pump):
+    global _running
+    from alerts import NAMES
+    t0 = time.ticks_ms()
     _running = (link, pump)
     tm = link.tm if link is not None else None
     seen_alerts = 0
@@ -251,7 +196,7 @@ def _monitor(wdt, cfg, ks):
                 tm.vitals(det)
         if tm is not None and up >= next_status:
             next_status += STATUS_S
-            tm.status(up, gc.mem_free(), machine.reset_cause(), link.rssi(),
+            tm.status(up, gc.mem_free(), machine.reset_cause(), _rssi(link.wlan),
                       smp.lost + smp.lost_estimated if smp is not None else 0)
         if up >= next_beat:
             next_beat += HEARTBEAT_S
@@ -276,6 +221,13 @@ def _monitor(wdt, cfg, ks):
                          _vitals(det), _net(link)))
             else:
                 print("vitalnode: up %d s, heap free %d, no sensor%s" % (up, gc.mem_free(), _net(link)))
+
+
+def _rssi(wlan):
+    try:
+        return wlan.status("rssi") if wlan.isconnected() else -128
+    except (OSError, ValueError):
+        return -128
 
 
 def _net(link):

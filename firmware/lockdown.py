@@ -1,14 +1,14 @@
 """Production lock-down: the USB serial REPL stays closed on a locked node,
 so a stolen node's key cannot be read through USB.
 
-boot.py disables Ctrl-C first thing, then calls at_boot():
+stage0 (run by boot.py) disables Ctrl-C first thing, then calls at_boot():
 - OPEN (not locked; the provisioning default): Ctrl-C is enabled again and
   the REPL works as on any MicroPython board.
 - LOCKED: Ctrl-C stays disabled, and the application never returns to the
   REPL (firmware/app.py resets the node on an error instead), so nothing
   on the serial line is ever executed: no raw REPL, no mpremote.
 - RECOVERED: the node is locked and the BOOT button (GPIO0) is pressed
-  within RECOVERY_WINDOW_MS of boot.py starting and held RECOVERY_HOLD_MS.
+  within RECOVERY_WINDOW_MS of the boot starting and held RECOVERY_HOLD_MS.
   The device key and the lock flag are erased *before* the REPL opens, so
   the recovery path never exposes a key: the node comes up unprovisioned
   and must be provisioned again (`--rotate`, a new key).

@@ -126,18 +126,31 @@ class Guarded:
 
 
 class Tls:
-    """`ussl` for umqtt.simple: wrap_socket(sock, cadata=DER, server_hostname=h)."""
+    """`ussl` for umqtt.simple: wrap_socket(sock, cadata=DER, server_hostname=h).
+
+    One SSLContext per CA, made once (context(), at the uplink's start)
+    and kept: on MicroPython it is one ~1.7 KB object (mbedtls' config,
+    DRBG and the parsed CA), and a heap that has run for hours may no
+    longer have a contiguous block that size when a reconnect needs it."""
 
     def __init__(self, net_ssl):
         self._ssl = net_ssl
+        self._ctx = None
+        self._ca = None
+
+    def context(self, cadata):
+        if self._ctx is None or self._ca is not cadata:
+            ssl = self._ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(cadata=cadata)
+            self._ctx, self._ca = ctx, cadata
+        return self._ctx
 
     def wrap_socket(self, sock, cadata=None, server_hostname=None, **_):
-        ssl = self._ssl
         if not cadata or not server_hostname:
             raise OSError(22, "TLS needs the CA and the server host name")
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        ctx.load_verify_locations(cadata=cadata)
+        ctx = self.context(cadata)
         raw = sock._s
         s = ctx.wrap_socket(raw, server_hostname=server_hostname)
         return Guarded(s, sock._t, raw if _MP else s)
@@ -175,7 +188,15 @@ def install(timeout_ms, net_socket=None, net_ssl=None):
             except ImportError:
                 sys.modules[name] = mod
     sys.modules["usocket"] = net
-    sys.modules["ussl"] = Tls(net_ssl)
+    tls = sys.modules.get("ussl")
+    if not isinstance(tls, Tls) or tls._ssl is not net_ssl:
+        sys.modules["ussl"] = Tls(net_ssl)  # else keep it: its SSLContext is made already
     from umqtt import simple
     simple.socket = net
     return simple
+
+
+def tls_context(cadata):
+    """Make (once) the SSLContext that install()'s `ussl` will use for this
+    CA: call it early, while the heap still has a large free block."""
+    return sys.modules["ussl"].context(cadata)

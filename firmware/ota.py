@@ -4,7 +4,7 @@ app slot (firmware/otatrial.py confirms it after a health check).
     from firmware import ota
     ota.install(src, keystore, pubkey_n)   # OtaError on any rejection
     ota.update("http://updates.local:8070/")  # the same, keys from config
-    machine.reset()                         # boot.py tries the new slot
+    machine.reset()                         # stage0 tries the new slot
     ...
     otatrial.confirm()                      # once the app is healthy
 
@@ -27,7 +27,7 @@ Non-guarantee: a slot is hashed while written, not re-read afterwards.
 """
 import hashlib
 
-import boot
+import stage0
 from firmware import seclog, storage
 from firmware.clock import now_unix
 from firmware.otamanifest import IMAGE_MAX, MAGIC, MANIFEST_MAX, SIG_LEN, OtaError, check, open_signed
@@ -90,7 +90,7 @@ def install(src, keystore, pubkey_n, hw=HW_MODEL, now_s=None):
     Manifest. Every refusal is recorded and raised as OtaError."""
     version = None
     try:
-        st = boot.state()
+        st = stage0.state()
         if st["pend"] >= 0:
             raise OtaError("busy", "an update is on trial; confirm or revert it first")
         env = _read_all(src, "manifest.vnm", len(MAGIC) + SIG_LEN + MANIFEST_MAX)
@@ -103,24 +103,24 @@ def install(src, keystore, pubkey_n, hw=HW_MODEL, now_s=None):
             if not keystore.verify("ota-bind", tag, m.digest):
                 raise OtaError("binding", "bundle is bound to another device")
         slot = 1 - st["act"]
-        _write_slot(src, m, boot.SLOTS[slot], env)
+        _write_slot(src, m, stage0.SLOTS[slot], env)
         changes = {"pend": slot, "tries": 0, "pver": m.version_code, "pctr": m.counter,
                    "img": 0, "floor": max(st["floor"], m.created - _Y2K)}
         part = None
         if m.image:
             part = _write_image(src, m.image)
             changes["img"] = 1
-            changes["ipart"] = boot.part_index(part)
-        boot.commit(changes)
+            changes["ipart"] = stage0.part_index(part)
+        stage0.commit(changes)
         if part is not None:
-            part.set_boot()  # after the commit: boot.py abandons a trial whose image did not switch
+            part.set_boot()  # after the commit: stage0 abandons a trial whose image did not switch
     except OtaError as e:
         seclog.record("ota-reject", reason=e.reason, detail=e.detail, version=version)
         raise
     except OSError as e:  # network or flash (full, failing): the old slot is untouched
         seclog.record("ota-reject", reason="io", detail=str(e), version=version)
         raise OtaError("io", str(e))
-    seclog.record("ota-install", version=m.version, counter=m.counter, slot=boot.SLOTS[slot],
+    seclog.record("ota-install", version=m.version, counter=m.counter, slot=stage0.SLOTS[slot],
                   image=bool(m.image))
     return m
 

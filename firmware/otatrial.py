@@ -1,17 +1,17 @@
-"""The trial of an installed update: confirm it, or report what boot.py did.
+"""The trial of an installed update: confirm it, or report what stage0 did.
 
     from firmware import otatrial
-    pend, last = otatrial.flags()    # cheap: two NVS reads, no boot.py
+    pend, last = otatrial.flags()    # cheap: two NVS reads, no stage0
     if last:
-        otatrial.at_start()          # log boot.py's revert as a security event
+        otatrial.at_start()          # log stage0's revert as a security event
     ...
     if pend >= 0 and healthy:
         otatrial.confirm()           # the trial slot becomes the confirmed one
 
 Apart from ota.py (install, fetch, verify: large, needed only while
-updating), so a running node holds only this. The NVS layout is boot.py's
+updating), so a running node holds only this. The NVS layout is stage0's
 (namespace "vn_ota", keys in its header); flags() reads its two keys
-directly so that a normal boot never compiles boot.py a second time.
+directly so that a normal boot does not load stage0 a second time.
 Guarantees: confirm() advances the security counter in the same NVS
 commit that confirms the slot; it is a no-op when nothing is on trial.
 """
@@ -19,7 +19,7 @@ import esp32
 
 from firmware import seclog
 
-_NS = "vn_ota"  # boot.NS
+_NS = "vn_ota"  # stage0.NS
 
 
 def _get(nvs, key, default):
@@ -30,7 +30,7 @@ def _get(nvs, key, default):
 
 
 def flags():
-    """(slot on trial or -1, boot.py's last outcome code or 0)."""
+    """(slot on trial or -1, stage0's last outcome code or 0)."""
     nvs = esp32.NVS(_NS)
     return _get(nvs, "pend", -1), _get(nvs, "last", 0)
 
@@ -44,8 +44,8 @@ def confirm():
     """Make the trial slot the confirmed one and advance the security
     counter; call only after the health check passed. Returns False if
     nothing was on trial."""
-    import boot
-    st = boot.state()
+    import stage0
+    st = stage0.state()
     if st["pend"] < 0:
         return False
     if st["img"]:  # before the NVS commit: a lost commit only repeats the trial
@@ -54,16 +54,16 @@ def confirm():
         except OSError:
             pass  # firmware built without rollback support: nothing to cancel
     ctr = max(st["ctr"], st["pctr"])
-    boot.commit({"act": st["pend"], "pend": -1, "tries": 0, "img": 0, "ver": st["pver"],
+    stage0.commit({"act": st["pend"], "pend": -1, "tries": 0, "img": 0, "ver": st["pver"],
                  "ctr": ctr, "last": 0})
-    seclog.record("ota-confirm", version_code=st["pver"], counter=ctr, slot=boot.SLOTS[st["pend"]])
+    seclog.record("ota-confirm", version_code=st["pver"], counter=ctr, slot=stage0.SLOTS[st["pend"]])
     return True
 
 
 def at_start():
     """Record what the boot stage decided since the last start (a revert)."""
-    import boot
-    st = boot.state()
+    import stage0
+    st = stage0.state()
     if st["last"]:
-        seclog.record("ota-" + boot.OUTCOMES.get(st["last"], "unknown"), version_code=st["lastv"])
-        boot.commit({"last": 0})
+        seclog.record("ota-" + stage0.OUTCOMES.get(st["last"], "unknown"), version_code=st["lastv"])
+        stage0.commit({"last": 0})

@@ -30,7 +30,7 @@ from micropython import const
 
 PERIOD_MS = const(40)
 STALL_MAX_MS = const(60000)
-TIMER_ID = const(0)  # boot.py's trial deadline uses timer 3
+TIMER_ID = const(0)  # stage0's trial deadline uses timer 3
 
 
 class Pump:

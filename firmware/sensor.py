@@ -17,10 +17,11 @@ SDA = const(21)
 INT = const(4)
 FREQ = const(400000)
 SAMPLE_RATE = const(200)
-# 1.28 s of samples (4 rings of 1 KiB): detection runs in the same timer
-# tick that fills the rings (firmware/pump.py, every 40 ms), so they only
-# bridge one tick; the rest is margin for a late tick
-RING_LEN = const(256)
+# 0.64 s of samples (4 rings of 512 bytes): detection runs in the same
+# timer callback that fills the rings (firmware/pump.py), right after the
+# drain, so they only ever hold one drain - at most two FIFO bursts, 64
+# samples; the rest is margin
+RING_LEN = const(128)
 
 
 def start():

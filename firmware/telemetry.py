@@ -1,6 +1,7 @@
 """Telemetry: turns what detection found into sealed frames in the outbox.
 
-    tm = Telemetry(ks, box, SeqNo(esp32.NVS("vn_tel")), version_code)
+    tm = Telemetry(ks, box, SeqNo(esp32.NVS("vn_tel")), version_code)   # keeps
+                                            # ks.device_id and ks.mac("telemetry") only
     tm.vitals(det)                          # every VITALS_S
     tm.alert(kind, raised, at_ms, det)      # at once, on every alert change
     tm.status(smp, rssi, reset_cause)       # every STATUS_S
@@ -29,7 +30,7 @@ _EVENT_MAX = const(480)  # bytes of one security event's JSON in a frame
 class Telemetry:
     def __init__(self, ks, box, seq, version_code, clock=None):
         self.dev = binascii.unhexlify(ks.device_id)
-        self._ks = ks
+        self._mac = ks.mac("telemetry")
         self.box = box
         self.seq = seq
         self.version_code = version_code
@@ -59,7 +60,7 @@ class Telemetry:
             return None
 
     def _tag(self, body):
-        return self._ks.sign("telemetry", body)
+        return self._mac.digest(body)
 
     def ack_seq(self, msg):
         """The frame an authentic gateway acknowledgement confirms, or -1."""

@@ -91,6 +91,14 @@ class Uplink:
         self.failures = 0
         self.published = 0
         self.last_error = None
+        # the MQTT client's code and the TLS context now, while the heap is
+        # young (firmware/netguard.Tls: a 1.7 KB object a reconnect reuses)
+        from firmware import netguard
+        try:
+            netguard.install(timeout_ms, net_socket, net_ssl)
+            netguard.tls_context(self._ca)
+        except (ImportError, OSError, ValueError) as e:  # no TLS, or a CA it cannot
+            self.last_error = "tls: %r" % (e,)  # parse: each connect attempt says so
 
     @property
     def up(self):

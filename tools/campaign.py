@@ -51,7 +51,7 @@ class Node:
         from firmware.telemetry import Telemetry
         from firmware.uplink import Uplink
         import network
-        if not board.i2c_buses:
+        if not board.i2c_buses[0].devices:
             simmax.attach_spec({"chip": "max86150"})
         self.ks = keystore.load()
         self.smp, _ = sensor.start()

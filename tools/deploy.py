@@ -3,7 +3,8 @@
     python -m tools.deploy --port PORT [--dry-run] [--no-reset]
 
 boot.py and main.py go as source (a board must be able to show them);
-everything else under firmware/ and lib/ is compiled by mpy-cross
+stage0.py (the stage 0 boot.py runs) is compiled to /stage0.mpy, and
+everything under firmware/ and lib/ is compiled by mpy-cross
 (-march=xtensawin), which spares the node's heap the compiler, and goes
 into app slot a (/a/firmware, /a/lib: boot.py puts the confirmed slot on
 sys.path). A file whose SHA-256 on the node equals the local one is
@@ -16,8 +17,8 @@ is written as NAME.new and renamed, so a cut cable leaves the old file or
 the new one.
 
 --frozen (`make deploy FROZEN=1`) is for a board flashed with a MicroPython
-built with manifest.py: only boot.py and main.py are written and slot a is
-cleared, so the frozen firmware (bytecode in flash, not heap) runs until a
+built with manifest.py: only boot.py and main.py are written, slot a and
+/stage0.mpy are cleared, so the frozen firmware (bytecode in flash, not heap) runs until a
 signed OTA update installs a newer slot. The version recorded is this
 tree's: deploy from the checkout the image was built from.
 """
@@ -66,7 +67,7 @@ def walk(d):
             walk(d + "/" + e[0])
         else:
             digest(d + "/" + e[0])
-for name in ("/boot.py", "/main.py"):
+for name in ("/boot.py", "/main.py", "/stage0.mpy"):
     try:
         digest(name)
     except OSError:
@@ -118,7 +119,8 @@ def plan(local, remote):
     """(to_write, unchanged, to_remove) paths."""
     write = [p for p, data in local.items() if remote.get(p) != hashlib.sha256(data).hexdigest()]
     same = [p for p in local if p not in write]
-    remove = [p for p in remote if p not in local and p.startswith(tuple(t + "/" for t in _TREES))]
+    remove = [p for p in remote if p not in local
+              and (p.startswith(tuple(t + "/" for t in _TREES)) or p == "stage0.mpy")]
     return write, same, sorted(remove)
 
 

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Install the Debian packages whose commands are missing.
-# usage: tools/ensure-apt.sh command:package [command:package ...]
+# Install the Debian packages whose commands (or files) are missing.
+# usage: tools/ensure-apt.sh command:package|/path/to/file:package ...
 set -euo pipefail
 missing=()
 for pair in "$@"; do
   cmd=${pair%%:*}; pkg=${pair#*:}
-  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("$pkg")
+  if [ "${cmd#/}" != "$cmd" ]; then
+    [ -e "$cmd" ] || missing+=("$pkg")
+  else
+    command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("$pkg")
+  fi
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing Debian packages: ${missing[*]}"

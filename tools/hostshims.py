@@ -32,4 +32,6 @@ def install():
     if not hasattr(gc, "mem_free"):
         gc.mem_free = lambda: -1
         gc.mem_alloc = lambda: -1
+    if not hasattr(gc, "threshold"):
+        gc.threshold = lambda *a: -1  # MicroPython's collection threshold: no CPython meaning
     _installed = True

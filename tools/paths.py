@@ -18,8 +18,9 @@ def data_dir() -> Path:
 
 
 def device_files():
-    """Every module that runs on the ESP32: firmware/, lib/, boot.py, main.py."""
-    files = [ROOT / "boot.py", ROOT / "main.py"]
+    """Every module that runs on the ESP32: firmware/, lib/, boot.py,
+    main.py and stage0.py (boot.py's compiled stage 0)."""
+    files = [ROOT / "boot.py", ROOT / "main.py", ROOT / "stage0.py"]
     for d in (FIRMWARE, LIB):
         files += sorted(p for p in d.rglob("*.py") if "__pycache__" not in p.parts)
     return [f for f in files if f.exists()]

@@ -2,8 +2,9 @@
 
 1. compile  - mpy-cross -march=xtensawin + ESP32 rules over the device tree
 2. cpython  - pytest over host_tests/ (device tests with shims, host tests)
-3. wasm     - device tests on the 32-bit MicroPython WebAssembly VM
-4. unix     - device tests on the MicroPython unix port, heap capped
+3. unix     - device tests on MicroPython 1.27.0, 32-bit unix port (the
+              chip's own version and object sizes), heap capped
+4. frozen   - the same on the build with the firmware frozen in by manifest.py
 Every layer runs even if an earlier one failed; the exit code is non-zero if
 any did.
 """
@@ -18,8 +19,8 @@ PY = sys.executable
 LAYERS = [
     ("compile", [PY, "-m", "tools.compile_check"]),
     ("cpython", [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "host_tests"]),
-    ("wasm", [PY, "-m", "tools.vmtest", "--vm", "wasm"]),
     ("unix", [PY, "-m", "tools.vmtest", "--vm", "unix"]),
+    ("frozen", [PY, "-m", "tools.vmtest", "--vm", "frozen"]),
 ]
 
 

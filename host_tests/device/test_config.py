@@ -6,7 +6,7 @@ import json
 
 import simboard
 from devtest import raises
-from flashfs import PowerLoss
+from simflash import PowerLoss
 
 from firmware import config, keystore, storage
 

@@ -5,7 +5,7 @@ import binascii
 
 import simboard
 from devtest import raises
-from flashfs import PowerLoss
+from simflash import PowerLoss
 from hmacsha import HMAC, equal, hkdf_expand
 
 from firmware import keystore

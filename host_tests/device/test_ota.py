@@ -4,7 +4,7 @@ MicroPython image path, and security events - on CPython and both VMs."""
 import hashlib
 import json
 
-import boot
+import stage0
 import otafixture as fx
 import rsapss
 import simboard
@@ -113,15 +113,15 @@ def test_install_stages_the_inactive_slot_and_confirm_advances_the_counter():
     src = fx.bundle(files, version="1.1.0", counter=5)
     ota.install(src, None, fx.N, now_s=NOW)
     assert slot_files("b") == files and slot_files("a") == V1  # running slot untouched
-    st = boot.state()
+    st = stage0.state()
     assert st["pend"] == 1 and st["ctr"] == 1 and st["pver"] == 1001000
     assert otatrial.pending()
     assert raises(OtaError, ota.install, fx.bundle(version="1.2.0"), None, fx.N, now_s=NOW).reason == "busy"
     simboard.board.reset(simboard.SOFT_RESET)
-    assert boot.choose() == (1, True)
-    assert boot.state()["ctr"] == 1  # first boot of the trial: counter unchanged (MCUboot #2282)
+    assert stage0.choose() == (1, True)
+    assert stage0.state()["ctr"] == 1  # first boot of the trial: counter unchanged (MCUboot #2282)
     assert otatrial.confirm()
-    st = boot.state()
+    st = stage0.state()
     assert (st["act"], st["pend"], st["ctr"], st["ver"]) == (1, -1, 5, 1001000)
     assert not otatrial.confirm()
     assert [e["ev"] for e in seclog.events()][-3:] == ["ota-install", "ota-reject", "ota-confirm"]
@@ -133,15 +133,15 @@ def test_install_stages_the_inactive_slot_and_confirm_advances_the_counter():
 def test_a_trial_that_never_confirms_is_reverted_after_max_tries():
     deployed()
     ota.install(fx.bundle(counter=9), None, fx.N, now_s=NOW)
-    for i in range(boot.MAX_TRIES):
+    for i in range(stage0.MAX_TRIES):
         simboard.board.reset(simboard.WDT_RESET)
-        assert boot.choose() == (1, True)
+        assert stage0.choose() == (1, True)
     simboard.board.reset(simboard.WDT_RESET)
-    assert boot.choose() == (0, False)
-    st = boot.state()
+    assert stage0.choose() == (0, False)
+    st = stage0.state()
     assert (st["act"], st["pend"], st["ctr"], st["last"]) == (0, -1, 1, 1)  # counter never moved
     otatrial.at_start()
-    assert seclog.events()[-1]["ev"] == "ota-revert" and boot.state()["last"] == 0
+    assert seclog.events()[-1]["ev"] == "ota-revert" and stage0.state()["last"] == 0
     # the reverted version may be offered again (it never ran confirmed)
     ota.install(fx.bundle(counter=9), None, fx.N, now_s=NOW)
 
@@ -151,22 +151,22 @@ def test_the_confirm_deadline_resets_a_trial_that_hangs():
     deployed()
     ota.install(fx.bundle(), None, fx.N, now_s=NOW)
     simboard.board.reset(simboard.SOFT_RESET)
-    assert boot.choose() == (1, True)
-    machine.Timer(boot.DEADLINE_TIMER).init(mode=0, period=boot.CONFIRM_MS, callback=boot._deadline)
+    assert stage0.choose() == (1, True)
+    machine.Timer(stage0.DEADLINE_TIMER).init(mode=0, period=stage0.CONFIRM_MS, callback=stage0._deadline)
     clk = simboard.board.clock
-    e = raises(simboard.NodeReset, clk.advance_to, clk.now_us + boot.CONFIRM_MS * 1000 + 1000)
+    e = raises(simboard.NodeReset, clk.advance_to, clk.now_us + stage0.CONFIRM_MS * 1000 + 1000)
     assert e.cause == simboard.SOFT_RESET or e.cause == simboard.HARD_RESET
     # a confirmed trial lets the deadline pass
     simboard.board.reset(e.cause)
-    assert boot.choose() == (1, True)
-    machine.Timer(boot.DEADLINE_TIMER).init(mode=0, period=boot.CONFIRM_MS, callback=boot._deadline)
+    assert stage0.choose() == (1, True)
+    machine.Timer(stage0.DEADLINE_TIMER).init(mode=0, period=stage0.CONFIRM_MS, callback=stage0._deadline)
     otatrial.confirm()
-    clk.advance_to(clk.now_us + boot.CONFIRM_MS * 1000 + 1000)
+    clk.advance_to(clk.now_us + stage0.CONFIRM_MS * 1000 + 1000)
 
 
 def test_rejections_are_security_events_and_leave_the_node_unchanged():
     deployed(ver="1.1.0", ctr=3)
-    before = boot.state()
+    before = stage0.state()
     ok = {"version": "1.2.0", "counter": 3}
     bad_hash = fx.bundle(**ok)
     bad_hash.parts["files/firmware/app.py"] = b"print('evil!!')\n"
@@ -184,7 +184,7 @@ def test_rejections_are_security_events_and_leave_the_node_unchanged():
     for src, why in cases:
         e = raises(OtaError, ota.install, src, None, fx.N, now_s=NOW)
         assert e.reason == why, (why, e)
-        assert boot.state() == before
+        assert stage0.state() == before
         assert slot_files("a") == V1
     assert reasons() == [w for _, w in cases]
 
@@ -214,16 +214,16 @@ def test_an_image_goes_to_the_next_partition_and_a_bootloader_rollback_reverts_t
     assert bytes(buf) == image
     assert simboard.board.otadata.boot == "ota_1"
     simboard.board.reset(simboard.SOFT_RESET)
-    assert boot.choose() == (1, True)  # running ota_1 as the trial expects
+    assert stage0.choose() == (1, True)  # running ota_1 as the trial expects
     # no confirm: the ESP-IDF bootloader rolls the image back at the next reset
     simboard.board.reset(simboard.SOFT_RESET)
     assert simboard.board.otadata.running == "ota_0"
-    assert boot.choose() == (0, False)
-    assert boot.state()["last"] == 2
+    assert stage0.choose() == (0, False)
+    assert stage0.state()["last"] == 2
     # confirm marks the image valid too
     ota.install(fx.bundle(image=image, version="1.2.0"), None, fx.N, now_s=NOW)
     simboard.board.reset(simboard.SOFT_RESET)
-    assert boot.choose() == (1, True) and otatrial.confirm()
+    assert stage0.choose() == (1, True) and otatrial.confirm()
     assert simboard.board.otadata.state["ota_1"] == simboard.OtaData.VALID
 
 

@@ -1,5 +1,6 @@
 """esp32 shim: NVS commit semantics and the OTA partitions/bootloader."""
 import esp32
+import simflash
 import simboard
 from devtest import raises
 
@@ -50,11 +51,10 @@ def test_nvs_erase_and_namespaces_are_separate():
 
 
 def test_nvs_commit_is_a_flash_op_that_can_lose_power():
-    import flashfs
     nvs = esp32.NVS("v")
     nvs.set_i32("seq", 100)
     simboard.board.faults.arm(1)
-    raises(flashfs.PowerLoss, nvs.commit)
+    raises(simflash.PowerLoss, nvs.commit)
     simboard.board.power_cycle()
     raises(OSError, esp32.NVS("v").get_i32, "seq")  # all or nothing
 

@@ -6,7 +6,7 @@ import struct
 
 import simboard
 from devtest import raises
-from flashfs import PowerLoss
+from simflash import PowerLoss
 from hmacsha import HMAC
 
 from firmware import framedec, frames, outbox, storage
@@ -100,7 +100,7 @@ def test_sequence_numbers_survive_power_loss_at_every_nvs_commit():
     assert cut_points >= 3
 
 
-def _box(blocks=512):
+def _box(blocks=None):
     b = simboard.new_board(fs_blocks=blocks)
     storage.use(b.fs)
     return b, outbox.Outbox()
@@ -121,7 +121,7 @@ def test_the_outbox_replays_in_order_after_a_reboot_and_forgets_acked_frames():
 
 
 def test_a_full_outbox_drops_the_oldest_vitals_never_an_alert():
-    b, box = _box(blocks=2048)
+    b, box = _box()
     box.put(frames.ALERT, 0, b"alert-0")
     for seq in range(1, outbox.MAX_FRAMES + 10):
         box.put(frames.VITALS, seq, b"v%d" % seq)
@@ -197,8 +197,9 @@ def test_the_outbox_survives_power_loss_at_every_flash_operation():
 class _Keys:
     device_id = "240ac4000001"
 
-    def sign(self, purpose, body):
-        return HMAC(KEY).digest(body)
+    def mac(self, purpose):
+        assert purpose == "telemetry"
+        return HMAC(KEY)
 
 
 def test_a_long_security_event_still_arrives_as_parseable_json():

@@ -80,10 +80,20 @@ def test_nothing_a_running_node_prints_or_stores_contains_its_key(tmp_path, site
     s, b, lines = _run(image, 30, capsys)
     assert any(l.startswith("vitalnode: up 20 s") for l in lines)
     out = ("\n".join(lines) + json.dumps(s)).encode()
-    files = b"".join(b.fs.read_bytes(p) for p in list(b.fs._files))
+    files = b"".join(b.fs.read_bytes(p) for p in _walk(b.fs, ""))
+    files += b.flash.read_bytes(0, b.flash.size)  # and nowhere on the raw flash either
     for form in (root, root.hex().encode(), root.hex().upper().encode(),
                  binascii.b2a_base64(root).strip()):
         assert form not in out and form not in files
+
+
+def _walk(fs, d):
+    for name, kind, *_ in fs.ilistdir(d):
+        p = d + "/" + name if d else name
+        if kind == 0x4000:
+            yield from _walk(fs, p)
+        else:
+            yield p
 
 
 def _trial(image):
@@ -103,16 +113,16 @@ def test_a_trial_boot_is_confirmed_once_the_node_is_healthy(tmp_path, site, caps
 
 
 def test_a_trial_without_a_working_sensor_is_reverted_by_the_deadline(tmp_path, site, capsys):
-    import boot
+    import stage0
     import simboard
 
     from tools.vm import node
     b = simboard.new_board()
-    seconds = (boot.MAX_TRIES + 1) * boot.CONFIRM_MS // 1000 + 20
+    seconds = (stage0.MAX_TRIES + 1) * stage0.CONFIRM_MS // 1000 + 20
     s = node.run(str(ROOT), seconds, board=b, sensor=None, image=_trial(_image(tmp_path, site)))
     ota = b.nvs["vn_ota"]
     assert (ota["act"][1], ota["pend"][1], ota["ctr"][1]) == (0, -1, 1)  # counter never advanced
-    assert len(s["resets"]) == boot.MAX_TRIES  # one deadline reset per trial boot
+    assert len(s["resets"]) == stage0.MAX_TRIES  # one deadline reset per trial boot
     events = [json.loads(l) for l in b.fs.read_bytes("security.log").decode().splitlines()]
     assert [e["ev"] for e in events] == ["ota-revert"]
     capsys.readouterr()

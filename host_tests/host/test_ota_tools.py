@@ -12,7 +12,8 @@ import pytest
 
 from tools.ota import bundle
 from tools.ota.server import serve_in_thread
-from tools.paths import LIB, ROOT, SHIMS, venv_tool
+from tools.paths import ROOT
+from tools.vm import launch
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +68,9 @@ def test_the_cli_builds_verifies_and_reports_errors(tmp_path, keys):
 
 def _vm(tmp, url, n, url2=None):
     (tmp / "n.hex").write_text("%x" % n)
-    env = dict(os.environ, MICROPYPATH=":".join([str(SHIMS), str(LIB), str(ROOT), ".frozen"]))
-    r = subprocess.run([str(venv_tool("micropython")), "-X", "heapsize=512K",
-                        str(ROOT / "tools/vm/ota_node.py"), url, str(tmp / "n.hex"),
-                        str(int(time.time()))]
-                       + ([url2] if url2 else []), cwd=ROOT, env=env, capture_output=True,
-                       text=True, timeout=120)
+    with launch.Run("unix", heap="512K", tests=None) as run:
+        r = run.call("runner/ota_node.py", [url, tmp / "n.hex", int(time.time())]
+                     + ([url2] if url2 else []), timeout=120)
     for line in r.stdout.splitlines():
         if line.startswith("OTA-RESULT "):
             return json.loads(line[11:])

@@ -15,62 +15,60 @@ import threading
 import pytest
 
 from emulated import Emu
+from tools import mpbuild
 from tools.deps import UMQTT
 from tools.paths import LIB, ROOT, device_files
 
 
-def _py_files(d):
-    return {os.path.relpath(os.path.join(r, f), d) for r, _, fs in os.walk(d) for f in fs
-            if f.endswith(".py") and "__pycache__" not in r}
-
-
-def frozen_targets():
-    """Run manifest.py with MicroPython's manifest API as documented
-    (freeze/package/module resolve paths from the manifest's folder);
-    returns {target path on the board: source file}."""
-    out = {}
-    calls = []
-
-    def add(target, src):
-        assert target not in out, "frozen twice: " + target
-        assert os.path.isfile(src), src
-        out[target] = src
-
-    def package(name, files=None, base_path=".", opt=None):
-        base = os.path.join(ROOT, base_path)
-        for f in files or sorted(_py_files(os.path.join(base, name))):
-            add(name + "/" + f, os.path.join(base, name, f))
-
-    def module(path, base_path=".", opt=None):
-        add(path, os.path.join(ROOT, base_path, path))
-
-    g = {"freeze": lambda p, *a, **k: calls.append(("freeze", p)),
-         "include": lambda p, **k: calls.append(("include", p)),
-         "require": lambda n, **k: calls.append(("require", n)),
-         "metadata": lambda **k: calls.append(("metadata", k)),
-         "package": package, "module": module}
-    cwd = os.getcwd()
-    os.chdir(ROOT)
+def frozen_files(**options):
+    """Resolve manifest.py with MicroPython's own manifest tool (the
+    release's tools/manifestfile.py, require() from its micropython-lib),
+    as the ESP32 build does: {target path in the firmware: source file}."""
+    tree = mpbuild.source_tree("plain")
+    sys.path.insert(0, str(tree / "tools"))
     try:
-        exec(compile((ROOT / "manifest.py").read_text(), "manifest.py", "exec"), g)
+        import manifestfile
     finally:
-        os.chdir(cwd)
-    return out, calls
+        sys.path.pop(0)
+    m = manifestfile.ManifestFile(manifestfile.MODE_FREEZE, {
+        "MPY_DIR": str(tree), "MPY_LIB_DIR": str(tree / "lib" / "micropython-lib"),
+        "PORT_DIR": str(tree / "ports" / "esp32"),
+        "BOARD_DIR": str(tree / "ports" / "esp32" / "boards" / "ESP32_GENERIC")})
+    m.include(str(ROOT / "manifest.py"), **options)
+    out = {}
+    for r in m.files():
+        assert r.target_path not in out, "frozen twice: " + r.target_path
+        out[r.target_path] = r.full_path
+    return out, m
 
 
-def test_the_manifest_freezes_the_whole_app_and_not_the_stage0():
-    targets, calls = frozen_targets()
+def test_the_manifest_freezes_the_whole_app_ssl_and_not_the_stage0():
+    targets, m = frozen_files()
     app = {p.relative_to(ROOT).as_posix() for p in device_files()} - {"boot.py", "main.py"}
     # on the board lib/x.py is module x: frozen targets have no lib/ prefix
     want = {p[4:] if p.startswith("lib/") else p for p in app}
-    assert set(targets) == want
+    assert "stage0.py" in want and want <= set(targets)
+    for p in want:  # our files, umqtt.simple included: the pinned one, not micropython-lib's
+        src = p if p.startswith("firmware/") or p == "stage0.py" else "lib/" + p
+        assert targets[p] == str(ROOT / src), p
     assert "boot.py" not in targets and "main.py" not in targets
-    assert ("freeze", "$(PORT_DIR)/modules") in calls  # _boot.py mounts the filesystem
-    assert not any(c[0] == "require" for c in calls)  # no second umqtt.simple
-    meta = [c[1] for c in calls if c[0] == "metadata"]
+    assert "_boot.py" in targets and "flashbdev.py" in targets  # the port mounts the filesystem
+    assert "ssl.py" in targets  # MicroPython >= 1.23: ssl is Python over the C module tls
+    extra = set(targets) - want - {"ssl.py"}
+    port = {os.path.basename(f) for f in os.listdir(mpbuild.source_tree("plain") / "ports" / "esp32"
+                                                     / "modules")}
+    assert extra <= port, extra  # nothing else of the stock build: no webrepl, mip, asyncio
     ns = {}
     exec((ROOT / "firmware" / "version.py").read_text(), ns)
-    assert meta == [{"description": meta[0]["description"], "version": ns["VERSION"]}]
+    assert m._metadata[0].version == ns["VERSION"]
+
+
+def test_the_simulators_frozen_build_freezes_the_same_app_without_the_port_start_up():
+    chip, _ = frozen_files()
+    unix, _ = frozen_files(port_modules=False)
+    port = {os.path.basename(f) for f in os.listdir(mpbuild.source_tree("plain") / "ports" / "esp32"
+                                                     / "modules")}
+    assert set(chip) - set(unix) == port and set(unix) < set(chip)
 
 
 def test_package_json_lists_every_device_file_and_is_current():

@@ -15,7 +15,8 @@ from tools import hostshims
 from tools.broker import Broker
 from tools.gateway.core import Gateway
 from tools.gateway.mqtt import Subscriber
-from tools.paths import BUILD, LIB, ROOT, SHIMS, venv_tool
+from tools.paths import BUILD, ROOT
+from tools.vm import launch
 from tools.provision import keys as pkeys
 from tools.provision.registry import Registry
 from tools.provision.site import dev_site
@@ -28,7 +29,7 @@ from firmware.seqno import SeqNo  # noqa: E402
 from firmware.telemetry import Telemetry  # noqa: E402
 from firmware.uplink import Uplink  # noqa: E402
 
-DEVS = ("240ac4000001", "240ac4000002", "240ac4000003")
+DEVS = ("240ac4000001", "240ac4000002", "240ac4000003", "240ac4000004")
 
 
 @pytest.fixture(scope="module")
@@ -189,21 +190,20 @@ def test_the_broker_acl_keeps_each_party_in_its_lane(world):
         assert rc[0].is_failure
 
 
-def test_the_uplink_runs_on_the_micropython_unix_port_over_real_tls(world, tmp_path):
-    """umqtt.simple (pinned) + netguard + real ssl on MicroPython: frames sealed
-    by the keystore on the VM arrive at the gateway and verify."""
-    dev = DEVS[2]
+@pytest.mark.parametrize("vm", ["unix", "frozen"])
+def test_the_uplink_runs_on_the_chips_micropython_over_real_tls(world, tmp_path, vm):
+    """umqtt.simple (pinned) + netguard + real ssl (mbedtls) on MicroPython
+    1.27 32-bit - the firmware as .mpy-able sources, and frozen into the
+    binary by manifest.py (ssl too): frames sealed by the keystore on the VM
+    arrive at the gateway and verify."""
+    dev = DEVS[2] if vm == "unix" else DEVS[3]
     key_file = tmp_path / "root.hex"
     key_file.write_text(world["roots"][dev].hex())
     ca_file = world["site"] / "ca.pem"
-    script = ROOT / "tools" / "vm" / "uplink_node.py"
-    env = dict(os.environ)
-    env["MICROPYPATH"] = ":".join([str(BUILD / "vm" / "hide"), str(SHIMS), str(LIB), str(ROOT),
-                                   ".frozen"])
     before = len(world["gw"].rows(device=dev))
-    r = subprocess.run([venv_tool("micropython"), str(script), dev, str(key_file), str(ca_file),
-                        str(world["broker"].port), "5"], env=env, capture_output=True, text=True,
-                       timeout=120, cwd=ROOT)
+    with launch.Run(vm, tests=None) as run:
+        r = run.call("runner/uplink_node.py", [dev, key_file, ca_file, world["broker"].port, "5"],
+                     timeout=120)
     assert "UPLINK-RESULT" in r.stdout, r.stdout + r.stderr
     res = json.loads(r.stdout.split("UPLINK-RESULT ", 1)[1])
     # the node's outbox empties only on the gateway's acknowledgements

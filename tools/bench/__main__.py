@@ -28,7 +28,8 @@ import time
 
 from pathlib import Path
 
-from tools.paths import BUILD, LIB, ROOT, SHIMS, data_dir, venv_tool
+from tools.paths import BUILD, ROOT, data_dir
+from tools.vm import launch
 
 RESULTS = BUILD / "bench" / "results.json"
 
@@ -46,15 +47,17 @@ def run_vm(vm, script, heap="1M", data=None, timeout=600):
         env = dict(os.environ, NODE_PATH=str(ROOT / "tools" / "node_modules"))
         if data:
             env["VM_DATA"] = str(data)
-    else:
-        prelude = ("import time\nimport sys\nsys.path.extend(%r)\nDATA = %r\n"
-                   % ([str(LIB), str(SHIMS), str(ROOT)], str(data or "")))
+    else:  # the 32-bit 1.27 unix build (tools/vm/launch.py): device tree and shims on its path
+        prelude = "import time\nDATA = %r\n" % str(data or "")
         tmp.write(prelude + open(script).read())
         tmp.close()
-        cmd = [str(venv_tool("micropython")), "-X", "heapsize=" + heap, tmp.name]
-        env = dict(os.environ, MICROPYPATH=".frozen")
     try:
-        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=timeout)
+        if vm == "wasm":
+            r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env,
+                               timeout=timeout)
+        else:
+            with launch.Run("unix", heap=heap, tests=None) as run:
+                r = run.call(tmp.name, timeout=timeout)
     finally:
         os.unlink(tmp.name)
     for line in r.stdout.splitlines():
@@ -171,7 +174,7 @@ def bench_ota(a):
     data = BUILD / "bench" / "ota-data"
     shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True)
-    shutil.copy(ROOT / "boot.py", data)
+    shutil.copy(ROOT / "stage0.py", data)
     for f in ("otafixture.py", "test_ota_powerloss.py", "devtest.py"):
         shutil.copy(ROOT / "host_tests" / "device" / f, data)
     script = ROOT / "tools/bench/ota_vm.py"

@@ -2,7 +2,7 @@
 # verification (pow(s, 65537, n) + MGF1 + SHA-256) and SHA-256 throughput,
 # timed with the VM's real clock after a warm-up; then the power-loss sweep
 # of host_tests/device/test_ota_powerloss.py (its crash points). DATA holds
-# boot.py and the test modules (the bench copies them in).
+# stage0.py and the test modules (the bench copies them in).
 import gc
 import hashlib
 import json

@@ -5,12 +5,15 @@ a reset before commit() loses them (simboard.Board.reset). A missing key,
 a type mismatch or a too-small buffer raise OSError(-ESP_ERR_..., name) as
 the port's check_esp_err does. Keys and namespaces are at most 15 chars.
 
-Partition: 4096-byte blocks, erased bytes read 0xFF, writes counted as
-flash ops (power-loss injection), the bootloader's OTA state machine in
+Partition: a window on the simulated flash chip (simflash.Region: erased
+bytes read 0xFF, every erase and program a flash op for power-loss
+injection; the `vfs` partition is the block device LittleFS runs on), the
+bootloader's OTA state machine in
 simboard.OtaData (NEW -> PENDING_VERIFY on first boot -> VALID on
 mark_app_valid_cancel_rollback, else reverted at the next reset).
 """
 import simboard
+import simflash
 
 _NOT_FOUND = 0x1102
 _KEY_TOO_LONG = 0x1109
@@ -131,6 +134,7 @@ class Partition:
             raise ValueError("partition not found")
         self._p = p
         self._bs = block_size
+        self._r = simflash.Region(p.region.chip, p.addr, p.size, block_size, p.region._prog[:-5])
 
     @staticmethod
     def find(type=TYPE_APP, subtype=0xFF, label=None, block_size=4096):
@@ -144,59 +148,24 @@ class Partition:
     def info(self):
         return self._p.info()
 
-    def _check(self, off, n):
-        if off < 0 or off + n > self._p.size:
-            raise _err(_ESP_ERR_INVALID_ARG)
-
     def readblocks(self, block_num, buf, offset=0):
-        start = block_num * self._bs + offset
-        self._check(start, len(buf))
-        bs = self._p.BLOCK
-        i = 0
-        while i < len(buf):
-            a = start + i
-            blk = self._p.blocks.get(a // bs)
-            o = a % bs
-            n = min(len(buf) - i, bs - o)
-            if blk is None:
-                for j in range(n):
-                    buf[i + j] = 0xFF
-            else:
-                buf[i:i + n] = blk[o:o + n]
-            i += n
+        try:
+            self._r.readblocks(block_num, buf, offset)
+        except OSError as e:
+            if e.args and e.args[0] == 22:
+                raise _err(_ESP_ERR_INVALID_ARG)
+            raise
 
     def writeblocks(self, block_num, buf, offset=None):
-        start = block_num * self._bs + (offset or 0)
-        self._check(start, len(buf))
-        bs = self._p.BLOCK
-        if offset is None:  # whole blocks: erase then program, as the port does
-            for k in range(len(buf) // self._bs):
-                self.ioctl(6, block_num + k)
-        i = 0
-        while i < len(buf):
-            a = start + i
-            o = a % bs
-            n = min(len(buf) - i, bs - o)
-            simboard.board.faults.op("partition-write")
-            blk = self._p.blocks.get(a // bs)
-            if blk is None:
-                blk = self._p.blocks[a // bs] = bytearray(b"\xff" * bs)
-            for j in range(n):  # NOR flash programs 1 -> 0 only
-                blk[o + j] &= buf[i + j]
-            i += n
+        try:
+            self._r.writeblocks(block_num, buf, offset)
+        except OSError as e:
+            if e.args and e.args[0] == 22:
+                raise _err(_ESP_ERR_INVALID_ARG)
+            raise
 
     def ioctl(self, cmd, arg):
-        if cmd == 4:  # block count
-            return self._p.size // self._bs
-        if cmd == 5:  # block size
-            return self._bs
-        if cmd == 6:  # erase block
-            simboard.board.faults.op("partition-erase")
-            per = self._bs // self._p.BLOCK or 1
-            for k in range(per):
-                self._p.blocks.pop(arg * per + k, None)
-            return 0
-        return 0
+        return self._r.ioctl(cmd, arg)
 
     def set_boot(self):
         b = simboard.board

@@ -1,5 +1,7 @@
-"""Flash model with fault injection: a LittleFS-like filesystem and a fault
-counter shared by every flash-mutating operation of a simulated node.
+"""Legacy flash model, used only by the emulated USB board (tools/emu), whose
+WebAssembly VM has no LittleFS: a LittleFS-like filesystem over the fault
+counter of tools/shims/simflash.py (every other simulated node runs real
+LittleFS 2 on simflash).
 
 Semantics (those of LittleFS v2 on the ESP32, which power-loss tests rely on):
 - a file opened for writing shows its new content only after flush()/close();
@@ -31,42 +33,7 @@ _ENOTEMPTY = 39
 _EINVAL = 22
 
 
-class PowerLoss(BaseException):
-    """Power was cut during a flash operation (the node stops here)."""
-
-
-class FlashFaults:
-    def __init__(self):
-        self.ops = 0
-        self._arm_at = 0
-        self._mode = None
-        self.dead = False
-        self.trace = None  # set to a list to record op kinds
-
-    def arm(self, k, mode="powerloss"):
-        """Fail the k-th flash op from now: 'powerloss' or 'eio'."""
-        self._arm_at = self.ops + k
-        self._mode = mode
-
-    def disarm(self):
-        self._arm_at = 0
-
-    def op(self, kind):
-        if self.dead:
-            raise PowerLoss("flash is unpowered")
-        self.ops += 1
-        if self.trace is not None:
-            self.trace.append(kind)
-        if self._arm_at and self.ops == self._arm_at:
-            self._arm_at = 0
-            if self._mode == "eio":
-                raise OSError(_EIO)
-            self.dead = True
-            raise PowerLoss(kind)
-
-    def power_on(self):
-        self.dead = False
-        self._arm_at = 0
+from simflash import FlashFaults, PowerLoss  # noqa: F401 (one of each, shared)
 
 
 def _norm(path):
@@ -333,6 +300,12 @@ class FlashFS:
         for f in self._open:
             f._closed = True
         self._open = []
+
+    def remount(self):
+        self.power_cycle()
+
+    def unmount(self):
+        pass
 
     def read_bytes(self, path):
         """Host-side peek at synced content (no fault op)."""

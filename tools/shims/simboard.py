@@ -13,8 +13,11 @@ harness catches it, calls `board.reset(cause)` - uncommitted NVS writes are
 lost, timers and the WDT stop, the bootloader picks the slot - and boots
 the firmware again.
 """
+import sys
+
+import simflash
 import vclock
-from flashfs import FlashFaults, FlashFS
+from simflash import FlashFaults
 
 # machine.reset_cause() values of the ESP32 port
 PWRON_RESET = 1
@@ -193,24 +196,41 @@ class Wifi:
 
 
 class Partition:
-    """One flash partition: sparse 4096-byte blocks, erased = 0xFF."""
+    """One entry of the partition table: where it lies on the flash chip,
+    and its region (simflash.Region: the block-device protocol)."""
 
-    BLOCK = 4096
-
-    def __init__(self, type_, subtype, addr, size, label):
+    def __init__(self, chip, type_, subtype, addr, size, label):
         self.type = type_
         self.subtype = subtype
         self.addr = addr
         self.size = size
         self.label = label
-        self.blocks = {}
+        self.region = simflash.Region(chip, addr, size, kind="vfs" if label == "vfs" else "part")
 
     def info(self):
         return (self.type, self.subtype, self.addr, self.size, self.label, False)
 
 
-# Two 1.5 MiB app slots, as in the ESP32_GENERIC-OTA partition table.
-_APP_SIZE = 0x180000
+_flash_files = [0]
+
+
+def _flash_path():
+    """A private file for a new board's flash: a temporary folder on
+    CPython; on MicroPython the working folder, which the VM launcher
+    (tools/vm/launch.py) makes private to the run."""
+    _flash_files[0] += 1
+    name = "vnflash-%d.bin" % _flash_files[0]
+    if sys.implementation.name == "micropython":
+        return name
+    import atexit
+    import os
+    import shutil
+    import tempfile
+    if _flash_files[0] == 1:
+        d = tempfile.mkdtemp(prefix="vnflash-")
+        _flash_files.append(d)
+        atexit.register(shutil.rmtree, d, True)
+    return os.path.join(_flash_files[1], name)
 
 
 class OtaData:
@@ -246,20 +266,37 @@ class OtaData:
 
 
 class Board:
-    def __init__(self, uid=b"\x24\x0a\xc4\x00\x00\x01", start_us=0, fs_blocks=512):
+    """flash: the flash image file (default: a fresh private one; an
+    existing image with flash_existing=True, e.g. one the host built with
+    simlfs.build_image). fs_blocks: a smaller filesystem partition than the
+    partition table's (tests of a full flash). mount: where the firmware's
+    filesystem is mounted on MicroPython ("/flash" for tests, "/" for a
+    simulated node; None: not yet, see mount_fs())."""
+
+    def __init__(self, uid=b"\x24\x0a\xc4\x00\x00\x01", start_us=0, fs_blocks=None,
+                 flash=None, flash_existing=False, mount="/flash"):
         self.uid = bytes(uid)
         self.clock = vclock.new_clock(start_us)
-        self.pins = {}
-        self.i2c_buses = {}
+        # the chip's GPIOs and I2C controllers exist before the firmware
+        # touches them: made here, their state is the harness's (on the chip
+        # it is silicon and C, not the node's heap)
+        self.pins = {n: PinState(n) for n in range(40)}
+        self.i2c_buses = {n: I2CBus(n) for n in range(2)}
         self.faults = FlashFaults()
-        self.fs = FlashFS(self.faults, blocks=fs_blocks)
+        self.flash = simflash.FlashChip(flash or _flash_path(), self.faults,
+                                        existing=flash_existing)
         self.nvs = {}  # namespace -> {key: (kind, value)} committed
         self.nvs_pending = {}  # namespace -> {key: (kind, value) or None}
-        self.partitions = [
-            Partition(0, 0x10, 0x10000, _APP_SIZE, "ota_0"),
-            Partition(0, 0x11, 0x190000, _APP_SIZE, "ota_1"),
-            Partition(1, 0x81, 0x310000, 0xF0000, "vfs"),
-        ]
+        self.partitions = []
+        for label, type_, subtype, addr, size in simflash.PARTITIONS:
+            if label in ("nvs", "otadata"):
+                continue  # NVS and otadata: modelled apart (esp32 shim, OtaData)
+            if label == "vfs" and fs_blocks:
+                size = fs_blocks * simflash.SECTOR
+            self.partitions.append(Partition(self.flash, type_, subtype, addr, size, label))
+        self.fs = None
+        if mount:
+            self.mount_fs(mount)
         self.otadata = OtaData()
         self.wifi = Wifi()
         self.wlans = []
@@ -299,6 +336,22 @@ class Board:
             self.otadata.running = o["running"]
             self.otadata.state = o["state"]
             self.otadata.rollbacks = o["rollbacks"]
+
+    def mount_fs(self, mountpoint="/flash"):
+        """The firmware's filesystem: LittleFS 2 on the vfs partition
+        (simflash.filesystem), mounted at `mountpoint` on MicroPython."""
+        if sys.platform == "webassembly":  # the emulated USB board's VM has no LittleFS
+            from flashfs import FlashFS
+            self.fs = FlashFS(self.faults, blocks=self.partition("vfs").size // simflash.SECTOR)
+        else:
+            self.fs = simflash.filesystem(self.partition("vfs").region, mountpoint)
+        return self.fs
+
+    def release(self):
+        """This board is done with (a test's next board replaces it)."""
+        if self.fs is not None:
+            self.fs.unmount()
+        self.flash.close()
 
     # -- hardware lookups -------------------------------------------------
     def pin(self, num):
@@ -349,7 +402,8 @@ class Board:
         self.wlans = []
         for b in self.i2c_buses.values():
             b.stuck = False
-        self.fs.power_cycle()
+        if self.fs is not None:
+            self.fs.remount()  # the boot mounts the flash afresh (open files are gone)
         if cause != DEEPSLEEP_RESET and cause != SOFT_RESET:
             self.rtc_mem = b""
         if cause == WDT_RESET:
@@ -367,8 +421,11 @@ board = None
 
 
 def new_board(**kw):
-    """Start a fresh simulated node and make it the current one."""
+    """Start a fresh simulated node and make it the current one (the
+    previous board's filesystem is unmounted and its flash file closed)."""
     global board
+    if board is not None:
+        board.release()
     board = Board(**kw)
     return board
 

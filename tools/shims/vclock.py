@@ -74,6 +74,10 @@ class Clock:
     def pending(self):
         return len(self._events)
 
+    def clear(self):
+        """Drop every scheduled event (the simulated node is powered off)."""
+        self._events = []
+
     def advance_to(self, t_us):
         """Move time forward to t_us, firing due events in order."""
         evs = self._events

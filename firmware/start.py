@@ -1,0 +1,119 @@
+"""The node's start, before the supervisor loop: key, configuration, the
+telemetry link and the OTA report. Run once by firmware/app.main(), which
+then forgets this module, so the running node holds none of its code.
+
+    ks, cfg = start.identity(wdt, heartbeat_s)
+    link, trial = start.link(ks, cfg)
+
+identity() returns the keystore and the validated config (without its
+large fields); with no device key or a configuration that fails validation
+it never returns: the safe state (the node starts neither the sensor nor
+any radio, sends nothing, keeps feeding the watchdog and prints the reason
+every heartbeat; the REPL stays usable for provisioning). link() returns
+the link (an object with .box .tm .wlan .up, or None when the flash cannot
+hold an outbox: the node still monitors and alerts locally) and whether
+this boot is an update's trial (it reports what stage0 decided first).
+The keystore is not kept: the link holds what it needs (device id,
+telemetry MAC, broker password); an OTA update loads the keystore again.
+"""
+import sys
+import time
+
+from micropython import const
+
+_SAFE_TICK_MS = const(500)
+
+
+class _Link:
+    pass
+
+
+def identity(wdt, heartbeat_s):
+    from firmware import keystore
+    print("vitalnode: device", keystore.device_id(), "running")
+    ks = keystore.load()
+    if ks is None:
+        _safe_state(wdt, "unprovisioned: no device key", heartbeat_s)
+    cfg = _config(wdt, ks.device_id, heartbeat_s)
+    print("vitalnode: provisioned, key generation %d, broker %s:%d"
+          % (ks.gen, cfg["broker"]["host"], cfg["broker"]["port"]))
+    _unload("keystore")  # the object lives on until link() is done with it
+    return ks, cfg
+
+
+def link(ks, cfg):
+    lk = _link(ks, cfg)  # before the OTA report, so its security events become frames
+    return lk, _ota_report()
+
+
+def _unload(name):
+    import firmware
+    sys.modules.pop("firmware." + name, None)
+    if hasattr(firmware, name):
+        delattr(firmware, name)
+
+
+def _safe_state(wdt, reason, heartbeat_s):
+    """Never returns: the watchdog is fed, nothing else runs."""
+    t0 = time.ticks_ms()
+    next_beat = 0
+    while True:
+        wdt.feed()
+        up = time.ticks_diff(time.ticks_ms(), t0) // 1000
+        if up >= next_beat:
+            next_beat += heartbeat_s
+            print("vitalnode: SAFE STATE (%s): sensor off, sending nothing, up %d s" % (reason, up))
+        time.sleep_ms(_SAFE_TICK_MS)
+
+
+def _config(wdt, device_id, heartbeat_s):
+    """The validated config without its large fields (the uplink and OTA
+    reload those), or the safe state."""
+    from firmware import config
+    try:
+        cfg = config.load(device_id)
+    except config.ConfigError as e:
+        _safe_state(wdt, str(e), heartbeat_s)
+    del cfg["ota_pubkey"]
+    _unload("config")  # only the start needs the validator
+    return cfg
+
+
+def _link(ks, cfg):
+    """Telemetry (frames into the outbox) and the uplink (outbox to broker)."""
+    import esp32
+    import network
+
+    from firmware import outbox, seclog, version
+    from firmware.seqno import SeqNo
+    from firmware.telemetry import Telemetry
+    from firmware.uplink import Uplink
+    try:
+        link = _Link()
+        link.box = outbox.Outbox()
+        link.tm = Telemetry(ks, link.box, SeqNo(esp32.NVS("vn_tel")), version.code())
+    except OSError as e:  # flash trouble: the node still monitors and alerts locally
+        print("vitalnode: telemetry off:", e)
+        return None
+    finally:
+        _unload("version")
+    link.wlan = network.WLAN(network.STA_IF)
+    link.up = Uplink(ks.device_id, cfg["broker"], cfg.pop("ca_cert"), ks.broker_password(),
+                     wlan=link.wlan, wifi=cfg["wifi"], ack_check=link.tm.ack_seq)
+    seclog.listener = link.tm.security
+    print("vitalnode: outbox holds %d frame(s) from before this boot" % link.box.depth)
+    return link
+
+
+def _ota_report():
+    """Log what stage0 decided; True if this boot is an update's trial."""
+    from firmware import otatrial
+    pend, last = otatrial.flags()
+    if last:
+        otatrial.at_start()
+    _unload("otatrial")
+    sys.modules.pop("stage0", None)  # otatrial's calls import it
+    if pend >= 0:
+        print("vitalnode: running an update on trial; confirming once healthy")
+        return True
+    return False

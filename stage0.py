@@ -1,0 +1,127 @@
+# stage0.py - VitalNode's stage 0, run by boot.py first on every reset and
+# never replaced by an OTA bundle (only `make deploy` over USB writes it, as
+# /stage0.mpy, or a firmware built from manifest.py freezes it), like MCUboot.
+# Compiled, not source: the port compiles boot.py from source at every
+# boot, and that parse would cost the node heap it never gets back whole.
+#
+# Its NVS layout (namespace "vn_ota", below) is a contract: slots already
+# in the field read and write it through this module (firmware/otatrial.py,
+# firmware/ota.py), so keys keep their names and meanings.
+#
+# 1. Ctrl-C off before anything else (firmware/lockdown.py re-enables it on
+#    an open node).
+# 2. Pick the app slot, /a or /b on the flash, from the OTA state in NVS
+#    namespace "vn_ota" (one commit per transition, so a power loss leaves
+#    the old or the new state, never a mix):
+#      act   confirmed slot (0 = a, 1 = b)    pend  slot on trial, or -1
+#      tries boots of the trial so far        ctr   security counter (confirmed)
+#      ver   confirmed version code           pver/pctr  the trial's
+#      img   1: the trial also switched the MicroPython image to app
+#            partition ipart (0 = ota_0, 1 = ota_1)
+#      last  outcome for the app to log (see OUTCOMES), lastv its version
+#    A trial slot gets MAX_TRIES boots; each boot a CONFIRM_MS deadline
+#    timer resets the node unless the app confirmed (firmware/otatrial.confirm).
+#    Then the trial is abandoned and the confirmed slot boots again. A
+#    trial whose MicroPython image is not the one running (the ESP-IDF
+#    bootloader rolled it back, or power failed before set_boot) is
+#    abandoned at once.
+# 3. The lock-down check from the chosen slot; main.py starts its app.
+#    The app forgets this module once it runs (sys.modules), as it is
+#    needed again only to confirm or install an update.
+# Guarantee: only a slot that passed every hash check and was committed as
+# the trial, or the last confirmed slot, is put on sys.path.
+# Non-guarantee: a slot is not re-hashed at every boot (flash is trusted
+# once written; LittleFS is copy-on-write).
+NS = "vn_ota"
+SLOTS = ("a", "b")
+MAX_TRIES = 2
+CONFIRM_MS = 120000
+DEADLINE_TIMER = 3  # hardware timer id reserved for the confirm deadline
+OUTCOMES = {1: "revert", 2: "revert-image", 3: "confirm"}
+_KEYS = ("act", "pend", "tries", "ctr", "ver", "pver", "pctr", "img", "ipart", "last", "lastv", "floor")
+_DEFAULT = {"pend": -1}
+
+
+def state(nvs=None):
+    """The OTA state as a dict (missing keys: 0, pend -1)."""
+    if nvs is None:
+        import esp32
+        nvs = esp32.NVS(NS)
+    st = {}
+    for k in _KEYS:
+        try:
+            st[k] = nvs.get_i32(k)
+        except OSError:
+            st[k] = _DEFAULT.get(k, 0)
+    return st
+
+
+def commit(changes, nvs=None):
+    """Write several keys as one NVS commit (all or nothing)."""
+    if nvs is None:
+        import esp32
+        nvs = esp32.NVS(NS)
+    for k in changes:
+        nvs.set_i32(k, changes[k])
+    nvs.commit()
+
+
+def part_index(part):
+    """Index (0/1) of an app partition: ota_0 or ota_1."""
+    return 1 if part.info()[4].endswith("1") else 0
+
+
+def running_part():
+    """Index of the app partition the MicroPython image runs from."""
+    import esp32
+    return part_index(esp32.Partition(esp32.Partition.RUNNING))
+
+
+def choose(nvs=None, part=None):
+    """Decide this boot's slot, committing the trial bookkeeping; returns
+    (slot index, on_trial)."""
+    st = state(nvs)
+    p = st["pend"]
+    if p < 0:
+        return st["act"], False
+    if st["img"] and (running_part() if part is None else part) != st["ipart"]:
+        commit({"pend": -1, "tries": 0, "img": 0, "last": 2, "lastv": st["pver"]}, nvs)
+        return st["act"], False
+    if st["tries"] >= MAX_TRIES:
+        commit({"pend": -1, "tries": 0, "img": 0, "last": 1, "lastv": st["pver"]}, nvs)
+        return st["act"], False
+    commit({"tries": st["tries"] + 1}, nvs)
+    return p, True
+
+
+def _deadline(t):
+    # the trial has not confirmed in time: reset, which counts a failed boot
+    if state()["pend"] >= 0:
+        import machine
+        machine.reset()
+
+
+def start():
+    import sys
+
+    import micropython
+    micropython.kbd_intr(-1)
+    import os
+
+    import machine
+    causes = {1: "power-on", 2: "hard reset", 3: "watchdog", 4: "deep-sleep wake", 5: "software reset"}
+    print("vitalnode boot: reset cause", causes.get(machine.reset_cause(), machine.reset_cause()))
+    slot, trial = choose()
+    root = "/" + SLOTS[slot]
+    try:
+        os.stat(root + "/firmware")
+    except OSError:  # no slot installed: run what is on the path (simulator, old deploy)
+        root = None
+    if root:
+        sys.path[:0] = [root, root + "/lib"]
+        print("vitalnode boot: app slot", SLOTS[slot], "(trial)" if trial else "")
+    if trial:
+        machine.Timer(DEADLINE_TIMER).init(mode=0, period=CONFIRM_MS, callback=_deadline)
+    from firmware import lockdown
+    lockdown.at_boot()  # main.py then starts firmware.app from the same slot
+
