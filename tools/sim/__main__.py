@@ -213,6 +213,15 @@ def _total(per):
 
 
 def main(argv=None):
+    from tools.mpbuild import BuildError
+    try:
+        return _main(argv)
+    except BuildError as e:
+        print("sim: %s" % e, file=sys.stderr)
+        return 2
+
+
+def _main(argv=None):
     a = _args(argv)
     spec_base = {"sensor": runner.sensor_spec(a.chip, a.record, a.ppg, a.spo2),
                  "progress_s": a.progress, "pace": 1.0 if a.realtime else 0}
