@@ -129,11 +129,11 @@ def _make(tree, kind, log):
         + MAKE_ARGS
     args.append("FROZEN_MANIFEST=" + str(MANIFESTS[kind]))
     log("building MicroPython %s (%s, 32-bit unix port) ..." % (VERSION, kind))
-    # mpy-cross first, on its own: make passes command-line variables
-    # (FROZEN_MANIFEST, MICROPY_FORCE_32BIT) on to the sub-make that would
-    # otherwise build it, which breaks it
+    # mpy-cross first, on its own: make passes command-line variables on to
+    # the sub-make that would otherwise build it, and FROZEN_MANIFEST breaks
+    # it; it gets the same 32-bit flags, so either way it is built alike
     jobs = args[3]
-    for cmd in (["make", "-C", str(tree / "mpy-cross"), jobs], args):
+    for cmd in (["make", "-C", str(tree / "mpy-cross"), jobs] + MAKE_ARGS, args):
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             break

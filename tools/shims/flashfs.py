@@ -309,4 +309,7 @@ class FlashFS:
 
     def read_bytes(self, path):
         """Host-side peek at synced content (no fault op)."""
-        return self._files[self._path(path)]
+        try:
+            return self._files[self._path(path)]
+        except KeyError:
+            raise OSError(_ENOENT)
