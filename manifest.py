@@ -31,6 +31,7 @@ with open("firmware/version.py") as f:
 metadata(description="VitalNode wearable PPG/ECG sensor node", version=_version["VERSION"])
 
 module("stage0.py")  # the stage 0 that boot.py runs: frozen, it costs no heap
+module("nvsrec.py")  # stage 0 too: the OTA state and the key are NVS records
 package("firmware")
 package("umqtt", base_path="lib")
 for _name in ("alerts", "dsp", "hmacsha", "max30102", "max86150", "maxfifo", "ppg", "qrs",

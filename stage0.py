@@ -4,15 +4,17 @@
 # Compiled, not source: the port compiles boot.py from source at every
 # boot, and that parse would cost the node heap it never gets back whole.
 #
-# Its NVS layout (namespace "vn_ota", below) is a contract: slots already
-# in the field read and write it through this module (firmware/otatrial.py,
-# firmware/ota.py), so keys keep their names and meanings.
+# Its NVS layout is a contract: slots already in the field read and write
+# it through this module (firmware/otatrial.py, firmware/ota.py), so fields
+# keep their names, meanings and order.
 #
 # 1. Ctrl-C off before anything else (firmware/lockdown.py re-enables it on
 #    an open node).
 # 2. Pick the app slot, /a or /b on the flash, from the OTA state in NVS
-#    namespace "vn_ota" (one commit per transition, so a power loss leaves
-#    the old or the new state, never a mix):
+#    namespace "vn_ota": one record (nvsrec.Record "st", 12 i32 fields in
+#    this order), written as one key per transition, so a power loss leaves
+#    the old or the new state, never a mix (ESP-IDF writes each NVS key
+#    on its own; several keys would not change together):
 #      act   confirmed slot (0 = a, 1 = b)    pend  slot on trial, or -1
 #      tries boots of the trial so far        ctr   security counter (confirmed)
 #      ver   confirmed version code           pver/pctr  the trial's
@@ -39,31 +41,49 @@ CONFIRM_MS = 120000
 DEADLINE_TIMER = 3  # hardware timer id reserved for the confirm deadline
 OUTCOMES = {1: "revert", 2: "revert-image", 3: "confirm"}
 _KEYS = ("act", "pend", "tries", "ctr", "ver", "pver", "pctr", "img", "ipart", "last", "lastv", "floor")
+FMT = ">12i"  # the record "st": _KEYS in order
+RECORD = "st"
 _DEFAULT = {"pend": -1}
 
 
-def state(nvs=None):
-    """The OTA state as a dict (missing keys: 0, pend -1)."""
+def _record(nvs):
+    from nvsrec import Record
     if nvs is None:
         import esp32
         nvs = esp32.NVS(NS)
-    st = {}
-    for k in _KEYS:
-        try:
-            st[k] = nvs.get_i32(k)
-        except OSError:
-            st[k] = _DEFAULT.get(k, 0)
-    return st
+    return Record(nvs, RECORD, FMT)
+
+
+def state(nvs=None):
+    """The OTA state as a dict (never written: every field 0, pend -1)."""
+    vals = _record(nvs).read()
+    if vals is None:
+        return {k: _DEFAULT.get(k, 0) for k in _KEYS}
+    return dict(zip(_KEYS, vals))
 
 
 def commit(changes, nvs=None):
-    """Write several keys as one NVS commit (all or nothing)."""
-    if nvs is None:
-        import esp32
-        nvs = esp32.NVS(NS)
+    """Change some fields of the OTA state: one record write (old or new
+    after any power cut)."""
+    rec = _record(nvs)
+    vals = rec.read()
+    st = dict(zip(_KEYS, vals)) if vals is not None else {k: _DEFAULT.get(k, 0) for k in _KEYS}
     for k in changes:
-        nvs.set_i32(k, changes[k])
-    nvs.commit()
+        if k not in st:
+            raise KeyError(k)
+        st[k] = changes[k]
+    rec.write([st[k] for k in _KEYS])
+
+
+def encode(changes):
+    """Host tools: the NVS blob of a state with `changes` from the default
+    ({key: ["blob", hex]} for the record's first key)."""
+    import binascii
+
+    from nvsrec import encode as enc
+    st = {k: _DEFAULT.get(k, 0) for k in _KEYS}
+    st.update(changes)
+    return {RECORD + "0": ["blob", binascii.hexlify(enc(FMT, [st[k] for k in _KEYS])).decode()]}
 
 
 def part_index(part):

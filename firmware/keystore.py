@@ -7,9 +7,12 @@ purpose-separated sub-keys.
     ks.verify("telemetry", frame, tag)
     ks.attest(nonce)                  # provisioning challenge-response
 
-Layout (NVS namespace "vn_key"): blob "k" the root key (32 bytes), i32
-"gen" the key generation (1, 2, ... on each rotation), i32 "lock" the
-production lock-down flag (firmware/lockdown.py).
+Layout (NVS namespace "vn_key"): one record (nvsrec.Record "key", FMT:
+the root key (32 bytes), the key generation (1, 2, ... on each rotation),
+the production lock-down flag (firmware/lockdown.py)), written as one key,
+so a power cut during provisioning leaves the old key with its flags or
+the new one with its own - never a key installed without its lock flag
+(ESP-IDF writes each NVS key on its own).
 
 Sub-key for purpose P: HKDF-Expand(root, "vitalnode/v1/<P>/<device id>"),
 so a sub-key is bound to its purpose and to this device; the provisioning
@@ -31,6 +34,8 @@ from hmacsha import HMAC, SIZE, equal, hkdf_expand
 from micropython import const
 
 NAMESPACE = "vn_key"
+RECORD = "key"
+FMT = ">32sii"  # root key, generation, lock flag
 PURPOSES = ("telemetry", "broker", "ota-bind", "attest")
 _LOCK_ON = const(1)
 _NONCE_MIN = const(16)
@@ -46,41 +51,36 @@ def _nvs():
     return esp32.NVS(NAMESPACE)
 
 
-def _get_i32(nvs, key, default):
-    try:
-        return nvs.get_i32(key)
-    except OSError:
-        return default
+def _record():
+    from nvsrec import Record
+    return Record(_nvs(), RECORD, FMT)
 
 
-def _read_key(nvs, buf):
-    """Fill buf with the stored key; True if there is one (an erased or
-    all-zero blob is no key)."""
-    try:
-        return nvs.get_blob("k", buf) == SIZE and any(buf)
-    except OSError:
-        return False
+def _read():
+    """(key bytes, gen, lock) or None when no key is installed (an
+    all-zero key is no key)."""
+    vals = _record().read()
+    if vals is None or not any(vals[0]):
+        return None
+    return vals
 
 
 def status():
     """What the provisioning host may know: no secret in it."""
-    nvs = _nvs()
-    buf = bytearray(SIZE)
-    has_key = _read_key(nvs, buf)
-    for i in range(SIZE):
-        buf[i] = 0
-    return {"device_id": device_id(), "provisioned": has_key,
-            "gen": _get_i32(nvs, "gen", 0) if has_key else 0, "lockdown": locked()}
+    r = _read()
+    return {"device_id": device_id(), "provisioned": r is not None,
+            "gen": r[1] if r else 0, "lockdown": bool(r and r[2] == _LOCK_ON)}
 
 
 def locked():
-    return _get_i32(_nvs(), "lock", 0) == _LOCK_ON
+    r = _read()
+    return bool(r and r[2] == _LOCK_ON)
 
 
 def install(key_hex, gen, lockdown=False, replace=False):
     """Store a new root key (hex, 64 digits) - the provisioning tool's
-    call. Refuses to replace an existing key unless `replace`. Committed
-    in one NVS commit (all or nothing)."""
+    call. Refuses to replace an existing key unless `replace`. One record
+    write (all or nothing)."""
     if len(key_hex) != 2 * SIZE:
         raise ValueError("keystore: key must be %d hex digits" % (2 * SIZE))
     key = binascii.unhexlify(key_hex)
@@ -88,27 +88,23 @@ def install(key_hex, gen, lockdown=False, replace=False):
         raise ValueError("keystore: an all-zero key is not a key")
     if not isinstance(gen, int) or not 0 < gen < 0x7FFFFFFF:
         raise ValueError("keystore: gen must be a positive integer")
-    nvs = _nvs()
     if not replace and status()["provisioned"]:
         raise ValueError("keystore: a key is already installed (rotate to replace it)")
-    nvs.set_blob("k", key)
-    nvs.set_i32("gen", gen)
-    nvs.set_i32("lock", _LOCK_ON if lockdown else 0)
-    nvs.commit()
+    _record().write((key, gen, _LOCK_ON if lockdown else 0))
 
 
 def wipe():
     """Erase the key and the lock-down flag (recovery path): the node is
-    unprovisioned afterwards and must be provisioned again (--rotate)."""
-    nvs = _nvs()
-    nvs.set_blob("k", bytes(SIZE))  # overwrite before erasing
-    nvs.commit()
-    for k in ("k", "gen", "lock"):
-        try:
-            nvs.erase_key(k)
-        except OSError:
-            pass
-    nvs.commit()
+    unprovisioned afterwards and must be provisioned again (--rotate).
+    Both record keys are overwritten with zeros before they are erased."""
+    _record().erase((bytes(SIZE), 0, 0))
+
+
+def encode(key, gen, lockdown=False):
+    """Host tools: the NVS blob install() would store ({key: ["blob", hex]})."""
+    from nvsrec import encode as enc
+    return {RECORD + "0": ["blob", binascii.hexlify(
+        enc(FMT, (key, gen, _LOCK_ON if lockdown else 0))).decode()]}
 
 
 class Keystore:
@@ -150,12 +146,12 @@ class Keystore:
 
 def load():
     """The node's keystore, or None when no key is installed."""
-    nvs = _nvs()
-    root = bytearray(SIZE)
+    r = _read()
+    if r is None:
+        return None
+    root = bytearray(r[0])
     try:
-        if not _read_key(nvs, root):
-            return None
-        return Keystore(root, _get_i32(nvs, "gen", 1))
+        return Keystore(root, r[1])
     finally:
         for i in range(SIZE):
             root[i] = 0

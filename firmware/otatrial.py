@@ -1,7 +1,7 @@
 """The trial of an installed update: confirm it, or report what stage0 did.
 
     from firmware import otatrial
-    pend, last = otatrial.flags()    # cheap: two NVS reads, no stage0
+    pend, last = otatrial.flags()    # the OTA state's two fields the start needs
     if last:
         otatrial.at_start()          # log stage0's revert as a security event
     ...
@@ -10,8 +10,7 @@
 
 Apart from ota.py (install, fetch, verify: large, needed only while
 updating), so a running node holds only this. The NVS layout is stage0's
-(namespace "vn_ota", keys in its header); flags() reads its two keys
-directly so that a normal boot does not load stage0 a second time.
+(namespace "vn_ota", the record in its header).
 Guarantees: confirm() advances the security counter in the same NVS
 commit that confirms the slot; it is a no-op when nothing is on trial.
 """
@@ -19,20 +18,11 @@ import esp32
 
 from firmware import seclog
 
-_NS = "vn_ota"  # stage0.NS
-
-
-def _get(nvs, key, default):
-    try:
-        return nvs.get_i32(key)
-    except OSError:
-        return default
-
-
 def flags():
     """(slot on trial or -1, stage0's last outcome code or 0)."""
-    nvs = esp32.NVS(_NS)
-    return _get(nvs, "pend", -1), _get(nvs, "last", 0)
+    import stage0
+    st = stage0.state()
+    return st["pend"], st["last"]
 
 
 def pending():

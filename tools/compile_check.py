@@ -39,7 +39,7 @@ def mpy_opts(src):
 
 
 def project_modules():
-    names = {"firmware", "boot", "main", "stage0"}
+    names = {"firmware", "boot", "main", "stage0", "nvsrec"}
     for p in (LIB.iterdir() if LIB.is_dir() else ()):
         if p.suffix == ".py":
             names.add(p.stem)

@@ -18,7 +18,7 @@ the new one.
 
 --frozen (`make deploy FROZEN=1`) is for a board flashed with a MicroPython
 built with manifest.py: only boot.py and main.py are written, slot a and
-/stage0.mpy are cleared, so the frozen firmware (bytecode in flash, not heap) runs until a
+/stage0.mpy, /nvsrec.mpy are cleared, so the frozen firmware (bytecode in flash, not heap) runs until a
 signed OTA update installs a newer slot. The version recorded is this
 tree's: deploy from the checkout the image was built from.
 """
@@ -33,16 +33,14 @@ from tools.paths import BUILD, ROOT
 from tools.provision.board import Board, BoardError
 
 _SOURCE = ("boot.py", "main.py")
+_STAGE0 = ("stage0.mpy", "nvsrec.mpy")  # compiled at the root; frozen in a FROZEN=1 image
 _SLOT = "a"
 _TREES = ("a/firmware", "a/lib", "firmware", "lib")  # walked on the node; the last two are pre-slot
 
 # runs on the node after the files: slot a is the confirmed app, its version
 _SET_SLOT = """
-import esp32
-n = esp32.NVS("vn_ota")
-for k, v in (("act", 0), ("pend", -1), ("tries", 0), ("img", 0), ("ver", %d)):
-    n.set_i32(k, v)
-n.commit()
+import stage0
+stage0.commit({"act": 0, "pend": -1, "tries": 0, "img": 0, "ver": %d})
 """
 
 # runs on the node: "<sha256 hex> <path>" for every file under the trees
@@ -67,7 +65,7 @@ def walk(d):
             walk(d + "/" + e[0])
         else:
             digest(d + "/" + e[0])
-for name in ("/boot.py", "/main.py", "/stage0.mpy"):
+for name in ("/boot.py", "/main.py", "/stage0.mpy", "/nvsrec.mpy"):
     try:
         digest(name)
     except OSError:
@@ -120,7 +118,7 @@ def plan(local, remote):
     write = [p for p, data in local.items() if remote.get(p) != hashlib.sha256(data).hexdigest()]
     same = [p for p in local if p not in write]
     remove = [p for p in remote if p not in local
-              and (p.startswith(tuple(t + "/" for t in _TREES)) or p == "stage0.mpy")]
+              and (p.startswith(tuple(t + "/" for t in _TREES)) or p in _STAGE0)]
     return write, same, sorted(remove)
 
 

@@ -19,8 +19,9 @@ def data_dir() -> Path:
 
 def device_files():
     """Every module that runs on the ESP32: firmware/, lib/, boot.py,
-    main.py and stage0.py (boot.py's compiled stage 0)."""
-    files = [ROOT / "boot.py", ROOT / "main.py", ROOT / "stage0.py"]
+    main.py, and the stage 0 boot.py runs (stage0.py, nvsrec.py: compiled
+    at the root, never in an app slot)."""
+    files = [ROOT / "boot.py", ROOT / "main.py", ROOT / "stage0.py", ROOT / "nvsrec.py"]
     for d in (FIRMWARE, LIB):
         files += sorted(p for p in d.rglob("*.py") if "__pycache__" not in p.parts)
     return [f for f in files if f.exists()]

@@ -57,7 +57,8 @@ def test_an_unprovisioned_node_has_no_keystore():
 
 def test_install_stores_the_key_in_nvs_committed_and_signs_with_it():
     keystore.install(ROOT_HEX, 1)
-    assert simboard.board.nvs["vn_key"]["k"] == ("blob", ROOT)  # committed, not pending
+    raw = simboard.board.nvs["vn_key"]  # one record: key, generation, lock flag
+    assert set(raw) == {"key0"} and ROOT in raw["key0"][1]
     ks = keystore.load()
     assert ks.gen == 1 and ks.device_id == keystore.device_id()
     tag = ks.sign("telemetry", b"frame ", b"body")
@@ -126,19 +127,33 @@ def test_install_checks_its_arguments():
     assert keystore.load() is None
 
 
-def test_power_lost_at_the_key_commit_leaves_the_old_key_or_none():
+def test_power_lost_at_any_nvs_write_of_an_install_leaves_the_old_key_or_the_new():
     b = simboard.board
-    b.faults.arm(1)  # the NVS commit is the first flash op
-    raises(PowerLoss, keystore.install, ROOT_HEX, 1)
-    b.power_cycle()
-    assert keystore.load() is None  # all or nothing: still unprovisioned
-    keystore.install(ROOT_HEX, 1)
+    start = b.faults.ops
+    keystore.install(ROOT_HEX, 1, lockdown=True)
+    n = b.faults.ops - start
+    assert n >= 1
+    for k in range(1, n + 1):
+        b = simboard.new_board()
+        b.faults.arm(k)
+        raises(PowerLoss, keystore.install, ROOT_HEX, 1, True)
+        b.power_cycle()
+        assert keystore.load() is None and not keystore.locked()  # still unprovisioned
+    # a rotation cut anywhere: the old key with its flags, or the new with its own
+    b = simboard.new_board()
+    keystore.install(ROOT_HEX, 1, lockdown=False)
     tag = keystore.load().sign("telemetry", b"m")
-    b.faults.arm(1)
-    raises(PowerLoss, keystore.install, "22" * 32, 2, False, True)
-    b.power_cycle()
-    ks = keystore.load()
-    assert ks.gen == 1 and ks.sign("telemetry", b"m") == tag
+    start = b.faults.ops
+    keystore.install("22" * 32, 2, True, True)
+    n = b.faults.ops - start
+    for k in range(1, n + 1):
+        b = simboard.new_board()
+        keystore.install(ROOT_HEX, 1, lockdown=False)
+        b.faults.arm(k)
+        raises(PowerLoss, keystore.install, "22" * 32, 2, True, True)
+        b.power_cycle()
+        ks = keystore.load()
+        assert (ks.gen, keystore.locked(), ks.sign("telemetry", b"m") == tag) == (1, False, True)
 
 
 def test_wipe_erases_key_and_lock_flag():
@@ -146,7 +161,7 @@ def test_wipe_erases_key_and_lock_flag():
     assert keystore.locked() and keystore.status()["lockdown"]
     keystore.wipe()
     assert keystore.load() is None and not keystore.locked()
-    assert "k" not in simboard.board.nvs["vn_key"]
+    assert simboard.board.nvs["vn_key"] == {}  # both record keys overwritten, then erased
 
 
 def test_attest_answers_a_nonce_and_checks_its_size():

@@ -42,6 +42,16 @@ class Emu:
         st = json.loads((self.flash / "state.json").read_text())
         return {k: v[1] for k, v in st["nvs"].get(namespace, {}).items()}
 
+    def ota_state(self):
+        """stage0's OTA state record, decoded ({} before one was written)."""
+        import stage0
+        from nvsrec import decode
+        raw = self.nvs(stage0.NS)
+        vals = decode(stage0.FMT, [bytes.fromhex(raw[k]) for k in (stage0.RECORD + "0",
+                                                                   stage0.RECORD + "1")
+                                   if k in raw])
+        return dict(zip(stage0._KEYS, vals)) if vals else {}
+
     def boots(self):
         st = json.loads((self.flash / "state.json").read_text())["emu"]
         return st["boots"], st["last_boot"]

@@ -32,9 +32,10 @@ def _run(image, seconds, capsys):
 
 
 def _image(tmp_path, site, **cfg_changes):
-    image, cfg = simulated_node(DEVICE, tmp_path / "reg.sqlite", site)
+    image, cfg, root = simulated_node(DEVICE, tmp_path / "reg.sqlite", site)
     cfg.update(cfg_changes)
     image["files"]["config.json"] = json.dumps(cfg)
+    image["root"] = root.hex()  # for the test; node.run reads only "nvs" and "files"
     return image
 
 
@@ -76,7 +77,7 @@ def test_a_provisioned_node_uses_its_configured_alert_thresholds(tmp_path, site,
 
 def test_nothing_a_running_node_prints_or_stores_contains_its_key(tmp_path, site, capsys):
     image = _image(tmp_path, site)
-    root = bytes.fromhex(image["nvs"]["vn_key"]["k"][1])
+    root = bytes.fromhex(image["root"])
     s, b, lines = _run(image, 30, capsys)
     assert any(l.startswith("vitalnode: up 20 s") for l in lines)
     out = ("\n".join(lines) + json.dumps(s)).encode()
@@ -97,15 +98,17 @@ def _walk(fs, d):
 
 
 def _trial(image):
-    image["nvs"]["vn_ota"] = {k: ["i32", v] for k, v in
-                              {"act": 0, "pend": 1, "tries": 0, "ctr": 1, "pver": 7000, "pctr": 3}.items()}
+    import stage0
+    image["nvs"][stage0.NS] = stage0.encode({"act": 0, "pend": 1, "tries": 0, "ctr": 1,
+                                             "pver": 7000, "pctr": 3})
     return image
 
 
 def test_a_trial_boot_is_confirmed_once_the_node_is_healthy(tmp_path, site, capsys):
     s, b, lines = _run(_trial(_image(tmp_path, site)), 60, capsys)
-    ota = b.nvs["vn_ota"]
-    assert (ota["act"][1], ota["pend"][1], ota["ctr"][1], ota["ver"][1]) == (1, -1, 3, 7000)
+    import stage0
+    ota = stage0.state()
+    assert (ota["act"], ota["pend"], ota["ctr"], ota["ver"]) == (1, -1, 3, 7000)
     assert "vitalnode: update confirmed after the health check" in lines
     assert s["resets"] == []
     events = [json.loads(l) for l in b.fs.read_bytes("security.log").decode().splitlines()]
@@ -120,8 +123,9 @@ def test_a_trial_without_a_working_sensor_is_reverted_by_the_deadline(tmp_path, 
     b = simboard.new_board()
     seconds = (stage0.MAX_TRIES + 1) * stage0.CONFIRM_MS // 1000 + 20
     s = node.run(str(ROOT), seconds, board=b, sensor=None, image=_trial(_image(tmp_path, site)))
-    ota = b.nvs["vn_ota"]
-    assert (ota["act"][1], ota["pend"][1], ota["ctr"][1]) == (0, -1, 1)  # counter never advanced
+    import stage0
+    ota = stage0.state()
+    assert (ota["act"], ota["pend"], ota["ctr"]) == (0, -1, 1)  # counter never advanced
     assert len(s["resets"]) == stage0.MAX_TRIES  # one deadline reset per trial boot
     events = [json.loads(l) for l in b.fs.read_bytes("security.log").decode().splitlines()]
     assert [e["ev"] for e in events] == ["ota-revert"]

@@ -49,7 +49,7 @@ def test_deploy_v1_push_v2_confirm_then_v1_is_refused_as_a_downgrade(tmp_path):
                        str(tmp_path / "reg.sqlite"), "provision", "--port", emu.pty,
                        "--config", str(site))
         assert rc == 0, out
-        assert emu.nvs("vn_ota")["ver"] == _code(v1)
+        assert emu.ota_state()["ver"] == _code(v1)
 
         key = site.parent / "ota_private.pem"
         man = bundle.build(tmp_path / "v2", key, v2, 1, log=lambda s: None)
@@ -65,13 +65,13 @@ def test_deploy_v1_push_v2_confirm_then_v1_is_refused_as_a_downgrade(tmp_path):
 
             # the node reboots into slot b on trial; its app confirms once healthy
             deadline = time.monotonic() + 120
-            while emu.nvs("vn_ota").get("pend", -1) >= 0 or emu.nvs("vn_ota")["act"] != 1:
+            while emu.ota_state().get("pend", -1) >= 0 or emu.ota_state()["act"] != 1:
                 assert time.monotonic() < deadline, tap.read_text(errors="replace")[-3000:]
                 time.sleep(0.2)
             text = tap.read_text(errors="replace")
             assert "running an update on trial" in text
             assert "update confirmed after the health check" in text
-            ota = emu.nvs("vn_ota")
+            ota = emu.ota_state()
             assert (ota["ver"], ota["ctr"]) == (_code(v2), 1)
 
             rc, out = _run(sys.executable, "-m", "tools.ota", "push", "--port", emu.pty,
@@ -84,7 +84,7 @@ def test_deploy_v1_push_v2_confirm_then_v1_is_refused_as_a_downgrade(tmp_path):
         # the server is gone now: a clear refusal, nothing changes
         rc, out = _run(sys.executable, "-m", "tools.ota", "push", "--port", emu.pty, "--url", url1)
         assert rc == 1 and "refused the update: io" in out, out
-        ota = emu.nvs("vn_ota")
+        ota = emu.ota_state()
         assert (ota["act"], ota["pend"], ota["ver"], ota["ctr"]) == (1, -1, _code(v2), 1)
         evs = [(e["ev"], e.get("reason")) for e in _events(flash)]
         assert evs == [("ota-install", None), ("ota-confirm", None), ("ota-reject", "downgrade"),

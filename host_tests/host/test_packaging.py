@@ -49,7 +49,7 @@ def test_the_manifest_freezes_the_whole_app_ssl_and_not_the_stage0():
     want = {p[4:] if p.startswith("lib/") else p for p in app}
     assert "stage0.py" in want and want <= set(targets)
     for p in want:  # our files, umqtt.simple included: the pinned one, not micropython-lib's
-        src = p if p.startswith("firmware/") or p == "stage0.py" else "lib/" + p
+        src = p if p.startswith("firmware/") or p in ("stage0.py", "nvsrec.py") else "lib/" + p
         assert targets[p] == str(ROOT / src), p
     assert "boot.py" not in targets and "main.py" not in targets
     assert "_boot.py" in targets and "flashbdev.py" in targets  # the port mounts the filesystem

@@ -71,9 +71,17 @@ class Node:
         st = json.loads((self.flash / "state.json").read_text())
         return st["nvs"].get("vn_key", {})
 
+    def key_record(self):
+        """(root key, generation, lock flag) from the node's NVS, or None."""
+        from firmware.keystore import FMT, RECORD
+        from nvsrec import decode
+        nvs = self.nvs()
+        return decode(FMT, [bytes.fromhex(nvs[k][1]) for k in (RECORD + "0", RECORD + "1")
+                            if k in nvs])
+
     def root_key(self):
-        k = self.nvs().get("k")
-        return bytes.fromhex(k[1]) if k else None
+        r = self.key_record()
+        return r[0] if r and any(r[0]) else None
 
     def device_id(self):
         return json.loads((self.flash / "state.json").read_text())["uid"]
@@ -118,7 +126,7 @@ def test_make_deploy_writes_the_tree_then_skips_unchanged_and_removes_stale(tmp_
         assert r.returncode == 0, r.stdout + r.stderr
         assert "the frozen firmware runs" in r.stdout
         assert not list((fs / "a").rglob("*.mpy")) and (fs / "boot.py").exists()
-        assert emu.nvs("vn_ota")["act"] == 0 and emu.nvs("vn_ota")["pend"] == -1
+        assert emu.ota_state()["act"] == 0 and emu.ota_state()["pend"] == -1
     finally:
         emu.stop()
 
@@ -136,7 +144,7 @@ def test_make_provision_provisions_a_fresh_node_end_to_end(node):
         assert [e["what"] for e in reg.events(dev)] == ["key-written", "provisioned"]
         # the key in the node's NVS is the one the registry's sub-keys derive from
         root = node.root_key()
-        assert len(root) == 32 and node.nvs()["gen"] == ["i32", 1]
+        assert len(root) == 32 and node.key_record()[1] == 1
         for purpose, k in keys.subkeys(root, dev).items():
             assert reg.key(dev, purpose) == k
     cfg = json.loads((node.flash / "fs" / "config.json").read_text())
@@ -161,7 +169,7 @@ def test_refuses_to_overwrite_then_rotates_on_request(node):
     r = node.provision("--rotate")
     assert r.returncode == 0, r.stdout + r.stderr
     root2 = node.root_key()
-    assert root2 != root1 and node.nvs()["gen"] == ["i32", 2]
+    assert root2 != root1 and node.key_record()[1] == 2
     with Registry(node.registry) as reg:
         d = reg.device(dev)
         assert d["status"] == "active" and d["key_gen"] == 2 and d["rotated_at"]

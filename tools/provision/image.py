@@ -11,9 +11,10 @@ from tools.provision.registry import Registry
 
 
 def simulated_node(device_id, registry_path, site_path, gen=1, lockdown=False):
-    """(image, config) for `device_id`, recorded active in the registry."""
+    """(image, config, root key) for `device_id`, recorded active in the
+    registry; the image's NVS holds the keystore's record."""
     hostshims.install()
-    from firmware.keystore import NAMESPACE
+    from firmware.keystore import NAMESPACE, encode
     s = site.load_site(site_path)
     cfg = site.device_config(s, device_id)
     root = keys.new_root()
@@ -21,7 +22,6 @@ def simulated_node(device_id, registry_path, site_path, gen=1, lockdown=False):
         reg.begin(device_id, gen, keys.subkeys(root, device_id), "simulated ESP32", lockdown)
         reg.activate(device_id)
         reg.note(device_id, "simulated", "written into the simulated board, no serial line")
-    image = {"nvs": {NAMESPACE: {"k": ["blob", root.hex()], "gen": ["i32", gen],
-                                     "lock": ["i32", 1 if lockdown else 0]}},
+    image = {"nvs": {NAMESPACE: encode(root, gen, lockdown)},
              "files": {"config.json": json.dumps(cfg)}}
-    return image, cfg
+    return image, cfg, root

@@ -1,9 +1,10 @@
 """`esp32` for simulated nodes: NVS and Partition with ESP-IDF semantics.
 
-NVS: writes are visible to reads at once but reach flash only at commit();
-a reset before commit() loses them (simboard.Board.reset). A missing key,
-a type mismatch or a too-small buffer raise OSError(-ESP_ERR_..., name) as
-the port's check_esp_err does. Keys and namespaces are at most 15 chars.
+NVS: each set_*/erase_key reaches flash at once, on its own (one flash
+op: power loss at a key leaves that key old or new, and every key before
+it written); commit() adds nothing, as in ESP-IDF. A missing key, a type
+mismatch or a too-small buffer raise OSError(-ESP_ERR_..., name) as the
+port's check_esp_err does. Keys and namespaces are at most 15 chars.
 
 Partition: a window on the simulated flash chip (simflash.Region: erased
 bytes read 0xFF, every erase and program a flash op for power-loss
@@ -39,30 +40,41 @@ def _err(code):
 
 
 class NVS:
+    """ESP-IDF NVS as the port uses it: set_i32/set_blob/erase_key write
+    the key to flash at once, each on its own (one flash op, old or new
+    value after a power cut: a key is atomic, several keys are not);
+    commit() adds nothing to durability. A reset keeps every key written.
+    (ports/esp32/esp32_nvs.c: set_* -> nvs_set_*, commit -> nvs_commit;
+    docs/shims.md.)"""
+
     def __init__(self, namespace):
         if not namespace or len(namespace) > 15:
             raise _err(_INVALID_NAME)
         self._ns = namespace
 
     def _get(self, key, kind):
-        b = simboard.board
-        pend = b.nvs_pending.get(self._ns, {})
-        if key in pend:
-            v = pend[key]
-        else:
-            v = b.nvs.get(self._ns, {}).get(key)
+        v = simboard.board.nvs.get(self._ns, {}).get(key)
         if v is None or v[0] != kind:
             raise _err(_NOT_FOUND)
         return v[1]
 
+    def _write(self, key, value):
+        b = simboard.board
+        b.faults.op("nvs-write")  # the key is written now, whole or not at all
+        ns = b.nvs.get(self._ns)
+        if ns is None:
+            ns = b.nvs[self._ns] = {}
+        if value is None:
+            ns.pop(key, None)
+        else:
+            ns[key] = value
+        if b.on_nvs_commit is not None:
+            b.on_nvs_commit()
+
     def _set(self, key, kind, value):
         if not key or len(key) > 15:
             raise _err(_KEY_TOO_LONG)
-        b = simboard.board
-        ns = b.nvs_pending.get(self._ns)
-        if ns is None:
-            ns = b.nvs_pending[self._ns] = {}
-        ns[key] = (kind, value)
+        self._write(key, (kind, value))
 
     def set_i32(self, key, value):
         if not -0x80000000 <= value <= 0x7FFFFFFF:
@@ -85,36 +97,12 @@ class NVS:
         return len(v)
 
     def erase_key(self, key):
-        self._get_any(key)
-        b = simboard.board
-        ns = b.nvs_pending.get(self._ns)
-        if ns is None:
-            ns = b.nvs_pending[self._ns] = {}
-        ns[key] = None
-
-    def _get_any(self, key):
-        b = simboard.board
-        pend = b.nvs_pending.get(self._ns, {})
-        v = pend[key] if key in pend else b.nvs.get(self._ns, {}).get(key)
-        if v is None:
+        if simboard.board.nvs.get(self._ns, {}).get(key) is None:
             raise _err(_NOT_FOUND)
+        self._write(key, None)
 
     def commit(self):
-        b = simboard.board
-        pend = b.nvs_pending.pop(self._ns, None)
-        if not pend:
-            return
-        b.faults.op("nvs-commit")  # all or nothing, like an NVS page write
-        ns = b.nvs.get(self._ns)
-        if ns is None:
-            ns = b.nvs[self._ns] = {}
-        for k, v in pend.items():
-            if v is None:
-                ns.pop(k, None)
-            else:
-                ns[k] = v
-        if b.on_nvs_commit is not None:
-            b.on_nvs_commit()
+        pass  # nvs_commit: every key was written when it was set
 
 
 class Partition:

@@ -9,9 +9,9 @@ sees `machine`, `esp32`, `network` and `time`.
 
 Resets: machine.reset(), an expired WDT and deepsleep raise NodeReset (a
 BaseException, so `except Exception` in firmware cannot swallow it). The
-harness catches it, calls `board.reset(cause)` - uncommitted NVS writes are
-lost, timers and the WDT stop, the bootloader picks the slot - and boots
-the firmware again.
+harness catches it, calls `board.reset(cause)` - timers and the WDT stop,
+the flash is mounted afresh, the bootloader picks the slot - and boots the
+firmware again (NVS keys and the flash are durable: nothing written is lost).
 """
 import sys
 
@@ -285,8 +285,7 @@ class Board:
         self.faults = FlashFaults()
         self.flash = simflash.FlashChip(flash or _flash_path(), self.faults,
                                         existing=flash_existing)
-        self.nvs = {}  # namespace -> {key: (kind, value)} committed
-        self.nvs_pending = {}  # namespace -> {key: (kind, value) or None}
+        self.nvs = {}  # namespace -> {key: (kind, value)}: on flash (every write is durable)
         self.partitions = []
         for label, type_, subtype, addr, size in simflash.PARTITIONS:
             if label in ("nvs", "otadata"):
@@ -390,7 +389,6 @@ class Board:
         """Everything a chip reset does to the node's state."""
         self.reset_cause = cause
         self.boots += 1
-        self.nvs_pending = {}
         if self.wdt is not None:
             self.clock.cancel(self.wdt[0])
         self.wdt = None

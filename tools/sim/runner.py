@@ -79,9 +79,12 @@ def device_tree(layout="deployed", root=None):
 def deploy_nvs(layout):
     """The NVS keys `make deploy` sets: slot a confirmed at this tree's
     version (tools/deploy.py), nothing on trial."""
+    from tools import hostshims
     from tools.deploy import version_code
-    keys = {"act": 0, "pend": -1, "tries": 0, "img": 0, "ver": version_code()}
-    return {"vn_ota": {k: ["i32", v] for k, v in keys.items()}}
+    hostshims.install()
+    import stage0
+    return {stage0.NS: stage0.encode({"act": 0, "pend": -1, "tries": 0, "img": 0,
+                                      "ver": version_code()})}
 
 
 def build_flash(path, tree, image=None):

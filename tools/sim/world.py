@@ -78,12 +78,11 @@ class World:
         shutil.rmtree(self.dir / "broker", ignore_errors=True)  # no sessions from a past run
         self.broker = Broker(self.dir / "broker", self.site_dir)
         for dev in self.devices:
-            image, cfg = simulated_node(dev, reg, site)
+            image, cfg, root = simulated_node(dev, reg, site)
             cfg["broker"] = {"host": "localhost", "port": self.broker.port}
             cfg["wifi"] = {"ssid": WIFI[0], "password": WIFI[1]}
             image["files"]["config.json"] = json.dumps(cfg)
             self.images[dev] = image
-            root = bytes.fromhex(image["nvs"]["vn_key"]["k"][1])
             self.broker.add_user(dev, keys.broker_password(keys.subkeys(root, dev)["broker"]))
         gw_password = secrets.token_hex(16)
         self.broker.add_user("gateway", gw_password)
