@@ -21,8 +21,11 @@
 #      img   1: the trial also switched the MicroPython image to app
 #            partition ipart (0 = ota_0, 1 = ota_1)
 #      last  outcome for the app to log (see OUTCOMES), lastv its version
-#    A trial slot gets MAX_TRIES boots; each boot a CONFIRM_MS deadline
-#    timer resets the node unless the app confirmed (firmware/otatrial.confirm).
+#    A trial slot gets MAX_TRIES boots; each boot has a CONFIRM_MS deadline
+#    that resets the node unless the app confirmed (firmware/otatrial.confirm):
+#    a periodic timer checks it every DEADLINE_CHECK_MS, so a tick the
+#    scheduler's full queue drops (the port drops it silently) only delays
+#    the reset to the next tick.
 #    Then the trial is abandoned and the confirmed slot boots again. A
 #    trial whose MicroPython image is not the one running (the ESP-IDF
 #    bootloader rolled it back, or power failed before set_boot) is
@@ -39,6 +42,7 @@ SLOTS = ("a", "b")
 MAX_TRIES = 2
 CONFIRM_MS = 120000
 DEADLINE_TIMER = 3  # hardware timer id reserved for the confirm deadline
+DEADLINE_CHECK_MS = 5000
 OUTCOMES = {1: "revert", 2: "revert-image", 3: "confirm"}
 _KEYS = ("act", "pend", "tries", "ctr", "ver", "pver", "pctr", "img", "ipart", "last", "lastv", "floor")
 FMT = ">12i"  # the record "st": _KEYS in order
@@ -114,11 +118,24 @@ def choose(nvs=None, part=None):
     return p, True
 
 
+_t0 = [0]  # ticks_ms when this boot's trial started
+
+
 def _deadline(t):
     # the trial has not confirmed in time: reset, which counts a failed boot
-    if state()["pend"] >= 0:
+    import time
+    if time.ticks_diff(time.ticks_ms(), _t0[0]) >= CONFIRM_MS and state()["pend"] >= 0:
         import machine
         machine.reset()
+
+
+def arm_deadline():
+    """Start the trial's confirm deadline (a periodic check; see above)."""
+    import machine
+    import time
+    _t0[0] = time.ticks_ms()
+    machine.Timer(DEADLINE_TIMER).init(mode=machine.Timer.PERIODIC, period=DEADLINE_CHECK_MS,
+                                       callback=_deadline)
 
 
 def start():
@@ -141,7 +158,7 @@ def start():
         sys.path[:0] = [root, root + "/lib"]
         print("vitalnode boot: app slot", SLOTS[slot], "(trial)" if trial else "")
     if trial:
-        machine.Timer(DEADLINE_TIMER).init(mode=0, period=CONFIRM_MS, callback=_deadline)
+        arm_deadline()
     from firmware import lockdown
     lockdown.at_boot()  # main.py then starts firmware.app from the same slot
 

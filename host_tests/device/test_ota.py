@@ -147,21 +147,45 @@ def test_a_trial_that_never_confirms_is_reverted_after_max_tries():
 
 
 def test_the_confirm_deadline_resets_a_trial_that_hangs():
-    import machine
+    import time
     deployed()
     ota.install(fx.bundle(), None, fx.N, now_s=NOW)
     simboard.board.reset(simboard.SOFT_RESET)
     assert stage0.choose() == (1, True)
-    machine.Timer(stage0.DEADLINE_TIMER).init(mode=0, period=stage0.CONFIRM_MS, callback=stage0._deadline)
-    clk = simboard.board.clock
-    e = raises(simboard.NodeReset, clk.advance_to, clk.now_us + stage0.CONFIRM_MS * 1000 + 1000)
-    assert e.cause == simboard.SOFT_RESET or e.cause == simboard.HARD_RESET
+    stage0.arm_deadline()
+    t0 = time.ticks_ms()
+    e = raises(simboard.NodeReset, time.sleep_ms, stage0.CONFIRM_MS + stage0.DEADLINE_CHECK_MS)
+    assert e.cause == simboard.HARD_RESET
+    assert stage0.CONFIRM_MS <= time.ticks_diff(time.ticks_ms(), t0) <= (
+        stage0.CONFIRM_MS + stage0.DEADLINE_CHECK_MS)
     # a confirmed trial lets the deadline pass
     simboard.board.reset(e.cause)
     assert stage0.choose() == (1, True)
-    machine.Timer(stage0.DEADLINE_TIMER).init(mode=0, period=stage0.CONFIRM_MS, callback=stage0._deadline)
+    stage0.arm_deadline()
     otatrial.confirm()
-    clk.advance_to(clk.now_us + stage0.CONFIRM_MS * 1000 + 1000)
+    time.sleep_ms(stage0.CONFIRM_MS + 3 * stage0.DEADLINE_CHECK_MS)
+
+
+def test_the_deadline_survives_a_tick_the_full_scheduler_queue_drops():
+    """The port drops a scheduled callback silently when its 8-entry queue
+    is full: the periodic check still resets the trial, one tick later."""
+    import time
+
+    import vclock
+    deployed()
+    ota.install(fx.bundle(), None, fx.N, now_s=NOW)
+    simboard.board.reset(simboard.SOFT_RESET)
+    assert stage0.choose() == (1, True)
+    stage0.arm_deadline()
+    clk = simboard.board.clock
+    due = clk.now_us + stage0.CONFIRM_MS * 1000
+    clk.advance_to(due - 1)  # hardware time only: nothing Python runs
+    for _ in range(vclock.SCHED_DEPTH):  # the queue fills, as a storm of ticks would
+        clk.schedule(lambda a: None, None)
+    clk.advance_to(due + 1)  # the deadline's tick: dropped
+    assert clk.sched_dropped >= 1
+    e = raises(simboard.NodeReset, time.sleep_ms, 2 * stage0.DEADLINE_CHECK_MS)
+    assert e.cause == simboard.HARD_RESET
 
 
 def test_rejections_are_security_events_and_leave_the_node_unchanged():

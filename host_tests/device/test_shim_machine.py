@@ -36,19 +36,29 @@ def test_wdt_resets_the_node_if_not_fed():
 
 def test_reset_and_deepsleep_raise_node_reset_with_cause():
     assert machine.reset_cause() == machine.PWRON_RESET
-    assert raises(simboard.NodeReset, machine.reset).cause == machine.SOFT_RESET
+    # esp_restart(): the next boot says HARD_RESET (ports/esp32/modmachine.c)
+    assert raises(simboard.NodeReset, machine.reset).cause == machine.HARD_RESET
     e = raises(simboard.NodeReset, machine.deepsleep, 5000)
     assert e.cause == machine.DEEPSLEEP_RESET
     assert simboard.board.clock.now_us == 5000 * 1000
     assert len(machine.unique_id()) == 6
 
 
-def test_rtc_memory_survives_deepsleep_not_power_on():
+def test_rtc_memory_survives_every_reset_but_power_on():
     machine.RTC().memory(b"hello")
-    simboard.board.reset(machine.DEEPSLEEP_RESET)
-    assert machine.RTC().memory() == b"hello"
+    for cause in (machine.DEEPSLEEP_RESET, machine.WDT_RESET, machine.HARD_RESET,
+                  machine.SOFT_RESET):
+        simboard.board.reset(cause)
+        assert machine.RTC().memory() == b"hello", cause
     simboard.board.power_cycle()
     assert machine.RTC().memory() == b""
+
+
+def test_the_watchdog_survives_a_soft_reset():
+    machine.WDT(timeout=2000)
+    simboard.board.reset(machine.SOFT_RESET)
+    e = raises(simboard.NodeReset, time.sleep_ms, 2500)
+    assert e.cause == machine.WDT_RESET
 
 
 def test_rtc_datetime_counts_on_the_virtual_clock():
@@ -71,7 +81,10 @@ def test_pin_irq_fires_on_device_driven_edges():
     st.drive(0)  # a chip pulls INT low
     st.drive(None)
     st.drive(0)
+    assert hits == []  # soft: scheduled, run at the next pending check
+    time.sleep_ms(1)
     assert hits == [0, 0]
+    raises(TypeError, pin.irq, lambda p: None, hard=True)  # no `hard` on the ESP32
     out = machine.Pin(5, machine.Pin.OUT, value=1)
     out.off()
     assert out.value() == 0
@@ -152,3 +165,70 @@ def test_i2c_register_read_into_preallocated_buffer_does_not_allocate():
         i2c.readfrom_mem_into(0x57, 0x07, buf)
     read()
     devtest.assert_no_alloc(read)
+
+
+def test_timer_callbacks_are_scheduled_run_late_after_a_blocking_call_and_never_nest():
+    """ports/esp32/machine_timer.c + py/scheduler.c, as docs/shims.md cites."""
+    clk = simboard.board.clock
+    seen = []
+
+    def cb(t):
+        seen.append(clk.now_us // 1000)
+        time.sleep_ms(30)  # a sleep inside a callback runs no other callback
+
+    t = machine.Timer(0, mode=machine.Timer.PERIODIC, period=10, callback=cb)
+    clk.block(55000)  # a 55 ms C call without a poll: ticks queue up meanwhile
+    assert seen[0] == 55  # the first tick's callback, late by 45 ms
+    assert t.latency_max_us >= 45000
+    time.sleep_ms(200)
+    t.deinit()
+    assert all(b - a >= 30 for a, b in zip(seen, seen[1:]))  # one at a time
+
+
+def test_a_callback_that_raises_is_printed_and_the_timer_goes_on():
+    n = []
+
+    def cb(t):
+        n.append(1)
+        raise ValueError("boom")
+    t = machine.Timer(1, mode=machine.Timer.PERIODIC, period=10, callback=cb)
+    time.sleep_ms(55)
+    t.deinit()
+    assert len(n) == 5 and simboard.board.clock.callback_errors == 5
+
+
+def test_the_scheduler_queue_holds_eight_and_drops_the_rest_silently():
+    clk = simboard.board.clock
+    ran = []
+    t = machine.Timer(2, mode=machine.Timer.PERIODIC, period=1, callback=lambda t: ran.append(1))
+    clk.block(20000)  # 20 ticks while nothing runs callbacks
+    t.deinit()
+    assert len(ran) == 8 and t.lost == 12 and clk.sched_dropped == 12
+
+
+def test_hard_timers_are_refused_and_short_sleeps_are_busy_waits():
+    t = machine.Timer(3)
+    e = raises(ValueError, t.init, mode=machine.Timer.PERIODIC, period=10, callback=print, hard=True)
+    assert "hard" in str(e)
+    hits = []
+    machine.Timer(3, mode=machine.Timer.ONE_SHOT, period=1, callback=lambda t: hits.append(1))
+    time.sleep_ms(1)  # 1000 us: a pending check runs it
+    assert hits == [1]
+    machine.Timer(3, mode=machine.Timer.ONE_SHOT, period=1, callback=lambda t: hits.append(2))
+    for _ in range(10):
+        time.sleep_us(150)  # busy waits: no callback
+    assert hits == [1]
+    time.sleep_us(200)
+    assert hits == [1, 2]
+
+
+def test_isrs_are_held_back_during_a_flash_operation():
+    clk = simboard.board.clock
+    ran = []
+    t = machine.Timer(0, mode=machine.Timer.PERIODIC, period=10,
+                      callback=lambda t: ran.append(clk.now_us // 1000))
+    clk.flash_op(45000)  # a sector erase: the timer ISR waits for it
+    assert ran == [45] and t.ticks == 1  # one tick, 35 ms late; the others lost
+    time.sleep_ms(20)
+    t.deinit()
+    assert ran == [45, 50, 60]  # back on its 10 ms grid

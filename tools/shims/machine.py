@@ -52,7 +52,10 @@ class Pin:
     def off(self):
         self._st.set_level(0)
 
-    def irq(self, handler=None, trigger=IRQ_FALLING | IRQ_RISING, hard=False):
+    def irq(self, handler=None, trigger=IRQ_FALLING | IRQ_RISING, wake=None):
+        """Soft, always (ports/esp32/machine_pin.c: the ISR schedules
+        handler(pin); there is no `hard` argument). Held back during flash
+        operations; an edge that finds the queue full is lost."""
         self._st.handler = handler
         self._st.trigger = trigger if handler is not None else 0
         return self
@@ -158,32 +161,81 @@ def _wdt_expired():
 
 
 class Timer:
+    """machine.Timer as the ESP32 port has it (ports/esp32/machine_timer.c):
+    hardware timers 0-3 whose ISR only schedules the callback (soft, always;
+    hard=True raises after stopping the timer); the callback runs when the
+    scheduler next gets to it (vclock), late after a blocking call, and a
+    tick that finds the scheduler's queue full is lost. An ISR that is not
+    IRAM-safe: held back during flash erases and programs, missed periodic
+    ticks are not caught up. `latency_max_us`: the longest wait from a
+    tick's due time to its callback (the simulator reports it)."""
     ONE_SHOT = 0
     PERIODIC = 1
 
-    def __init__(self, id=0, **kw):
+    def __init__(self, id, **kw):
+        if not 0 <= id < 4:
+            raise ValueError("invalid Timer number")
         self._id = id
         self._ev = None
+        self._cb = None
+        self._isr = self._tick  # bound once: the ISR allocates nothing
+        self._run = self._call
+        self._dues = [0] * 8  # due times of this timer's queued ticks, oldest first
+        self._dh = 0
+        self._dn = 0
+        self.latency_max_us = 0
+        self.ticks = 0
+        self.lost = 0
         if kw:
             self.init(**kw)
 
-    def init(self, *, mode=PERIODIC, period=-1, freq=-1, callback=None):
+    def init(self, *, mode=PERIODIC, period=0xFFFFFFFF, freq=None, callback=None, hard=False):
         self.deinit()
-        if freq > 0:
-            period_us = 1000000 // freq
+        if hard:
+            raise ValueError("hard Timers are not implemented")
+        if freq is not None:
+            period_us = int(1000000 / freq)
         else:
             period_us = period * 1000
         if period_us <= 0:
             raise ValueError("period")
         self._cb = callback
         b = simboard.board
-        self._ev = b.clock.call_later_us(
-            period_us, self._fire, period_us if mode == Timer.PERIODIC else 0)
+        self._ev = b.clock.call_later_us(period_us, self._isr,
+                                         period_us if mode == Timer.PERIODIC else 0, isr=True)
         b.timers.append(self)
 
-    def _fire(self):
+    def _tick(self):  # the ISR
+        clk = simboard.board.clock
+        self.ticks += 1
+        if not clk.schedule(self._run, self):
+            self.lost += 1
+            return
+        if self._dn < 8:
+            self._dues[(self._dh + self._dn) % 8] = clk._firing_due()
+            self._dn += 1
+
+    def _call(self, _t):  # the scheduled callback
+        due = simboard.board.clock.now_us
+        if self._dn:
+            due = self._dues[self._dh]
+            self._dh = (self._dh + 1) % 8
+            self._dn -= 1
+        lat = simboard.board.clock.now_us - due
+        if lat > self.latency_max_us:
+            self.latency_max_us = lat
+        b = simboard.board
+        if lat > b.timer_latency_max_us:
+            b.timer_latency_max_us = lat
         if self._cb is not None:
             self._cb(self)
+        # a callback of None is scheduled too; the port then raises a
+        # TypeError in the scheduler, printed and swallowed
+
+    def value(self):
+        if self._ev is None:
+            return 0
+        return (self._ev[0] - simboard.board.clock.now_us) // 1000
 
     def deinit(self):
         if self._ev is not None:
@@ -242,7 +294,9 @@ def _civil(days):
 
 
 def reset():
-    simboard.node_reset(SOFT_RESET, "machine.reset()")
+    # esp_restart(): the next boot's reset_cause() is HARD_RESET
+    # (ports/esp32/modmachine.c: ESP_RST_SW -> HARD_RESET)
+    simboard.node_reset(HARD_RESET, "machine.reset()")
 
 
 def soft_reset():

@@ -26,11 +26,12 @@ WDT_RESET = 3
 DEEPSLEEP_RESET = 4
 SOFT_RESET = 5
 
-# machine.Pin constants of the ESP32 port (ESP-IDF gpio enums)
+# machine.Pin constants of the ESP32 port (ports/esp32/machine_pin.c;
+# ESP-IDF gpio enums, and the port's own pull values)
 PIN_IN = 1
 PIN_OUT = 3
 PIN_OPEN_DRAIN = 7
-PULL_UP = 0
+PULL_UP = 2
 PULL_DOWN = 1
 IRQ_RISING = 1
 IRQ_FALLING = 2
@@ -67,6 +68,7 @@ class PinState:
         self.handler = None
         self.trigger = 0
         self.falling_edges = 0
+        self._isr_fn = self._isr  # bound once: an edge allocates nothing
 
     def value(self):
         m = self.mode
@@ -98,7 +100,13 @@ class PinState:
             self.falling_edges += 1
         want = IRQ_FALLING if new == 0 else IRQ_RISING
         if self.handler is not None and self.trigger & want:
-            self.handler(self.pin_obj)
+            board.clock.interrupt(self._isr_fn)
+
+    def _isr(self):
+        """The GPIO ISR (machine_pin_isr_handler): schedules handler(pin);
+        a full queue loses the edge."""
+        if self.handler is not None:
+            board.clock.schedule(self.handler, self.pin_obj)
 
     pin_obj = None
 
@@ -304,6 +312,7 @@ class Board:
         self.wdt = None
         self.wdt_resets = 0
         self.timers = []
+        self.timer_latency_max_us = 0  # the longest Timer tick -> callback wait (machine.Timer)
         self.freq = 160000000
         self.rtc_base = None  # (virtual us, seconds since 2000) when set
         self.rtc_mem = b""
@@ -386,12 +395,23 @@ class Board:
 
     # -- reset ------------------------------------------------------------
     def reset(self, cause):
-        """Everything a chip reset does to the node's state."""
+        """Everything a chip reset does to the node's state
+        (ports/esp32: main.c soft reset, modmachine.c, machine_rtc.c,
+        machine_wdt.c; docs/shims.md):
+        - RAM is gone: timers stop, the scheduler's queue empties, the
+          radio is off, the flash is mounted afresh;
+        - a soft reset (Ctrl-D, machine.soft_reset) keeps the watchdog
+          running (the port never stops it) and makes reset_cause()
+          SOFT_RESET; any other reset stops it;
+        - RTC memory (RTC_NOINIT) survives every reset but power-on; the
+          RTC time too (power_cycle() clears both)."""
         self.reset_cause = cause
         self.boots += 1
-        if self.wdt is not None:
-            self.clock.cancel(self.wdt[0])
-        self.wdt = None
+        if cause != SOFT_RESET:
+            if self.wdt is not None:
+                self.clock.cancel(self.wdt[0])
+            self.wdt = None
+        self.clock.clear_python()
         for t in self.timers:
             t.deinit()
         self.timers = []
@@ -402,7 +422,7 @@ class Board:
             b.stuck = False
         if self.fs is not None:
             self.fs.remount()  # the boot mounts the flash afresh (open files are gone)
-        if cause != DEEPSLEEP_RESET and cause != SOFT_RESET:
+        if cause == PWRON_RESET:
             self.rtc_mem = b""
         if cause == WDT_RESET:
             self.wdt_resets += 1
