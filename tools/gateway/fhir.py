@@ -308,3 +308,46 @@ def search_bundle(base, observations, next_url=None, self_url=None):
         b["entry"] = [{"fullUrl": "%s/%s/%s" % (base, o["resourceType"], o["id"]), "resource": o,
                        "search": {"mode": "match"}} for o in observations]
     return b
+
+
+def _instant(t):
+    return datetime.datetime.fromtimestamp(float(t), datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def audit_event(a, patient_ref):
+    """An AuditEvent of one audit row about a patient (right of access:
+    who did what with their record, and when)."""
+    read = a["action"].startswith("fhir-")
+    return {"resourceType": "AuditEvent",
+            "type": ({"system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
+                      "code": "rest", "display": "RESTful Operation"} if read else
+                     {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110110",
+                      "display": "Patient Record"}),
+            "action": "R" if read else "E" if a["action"] == "access-export" else "U",
+            "recorded": _instant(a["at"]), "outcome": "0",
+            "agent": [{"who": {"display": a["actor"]}, "requestor": True}],
+            "source": {"observer": {"display": "VitalNode ward"}},
+            "entity": [{"what": {"reference": patient_ref},
+                        "description": ("%s: %s" % (a["action"], a["detail"])) if a["detail"]
+                        else a["action"]}]}
+
+
+def access_bundle(store, patient_id):
+    """Right of access: everything the store holds about one patient as a
+    FHIR R4 collection Bundle - the Patient, the Devices they wore, every
+    Observation attributed to them, and an AuditEvent per audit entry
+    about their record. Checked like every export."""
+    from tools.gateway.fhircheck import check_bundle
+    p = store.patient(patient_id)
+    t = export_bundle(store, patient_id=patient_id)
+    entries = [{"fullUrl": e["fullUrl"], "resource": e["resource"]} for e in t.get("entry", [])]
+    pref = "urn:uuid:%s" % patient_id
+    if not any(e["fullUrl"] == pref for e in entries):
+        entries.insert(0, {"fullUrl": pref, "resource": patient_resource(p, with_id=False)})
+    for a in store.audit_log(subject=patient_id):
+        entries.append({"fullUrl": urn("AuditEvent", a["id"]), "resource": audit_event(a, pref)})
+    b = {"resourceType": "Bundle", "type": "collection",
+         "timestamp": _instant(__import__("time").time()), "entry": entries}
+    check_bundle(b)
+    return b
