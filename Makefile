@@ -7,7 +7,8 @@ SHELL := /bin/bash
 PY    := .venv/bin/python
 # Debian packages the host side needs, as command:package; installed only
 # when the command is missing (as root, or with sudo)
-APT_NEEDS := python3:python3 node:nodejs npm:npm timeout:coreutils mosquitto:mosquitto
+APT_NEEDS := python3:python3 node:nodejs npm:npm timeout:coreutils mosquitto:mosquitto \
+             pg_ctlcluster:postgresql setpriv:util-linux
 VM    ?= all
 T     ?=
 RUNTIME ?= micropython
@@ -20,7 +21,7 @@ REGISTRY_OPT = $(if $(REGISTRY),--registry $(REGISTRY))
 
 .PHONY: help apt deps test test-compile test-cpython test-wasm test-unix vmtest sim emu bench \
         deploy provision verify revoke registry need-port clean ota-key ota-bundle ota-verify ota-serve \
-        ota-push campaign flash ward site
+        ota-push campaign flash ward site loadtest
 
 help:
 	@echo "make sim            the whole node simulated: firmware on the unix port, mosquitto, gateway"
@@ -53,6 +54,8 @@ help:
 	@echo "make ota-verify [BUNDLE=dir PUBKEY=pem]  check a bundle as a node would"
 	@echo "make ota-serve [BUNDLE=dir HTTP_PORT=8070 REGISTRY=f]  serve it to nodes"
 	@echo "make ota-push PORT=p URL=u   the node on USB updates itself from the server at u"
+	@echo "make loadtest [NODES=2000 LOADTEST_S=60]  simulated nodes over TLS MQTT, gateway workers"
+	@echo "                    on SQLite and PostgreSQL -> build/loadtest/summary.json"
 	@echo "make clean          remove build/ (keeps .venv and tools/node_modules)"
 
 deps: apt .venv/.installed tools/node_modules/.installed lib/umqtt/.pinned
@@ -163,6 +166,10 @@ OUTAGES ?= 60
 SEED ?= 1
 campaign: deps
 	@$(PY) -m tools.campaign --outages $(OUTAGES) --seed $(SEED)
+
+LOADTEST_S ?= 60
+loadtest: deps
+	@$(PY) -m tools.gateway.loadtest --nodes $(or $(NODES),2000) --seconds $(LOADTEST_S)
 
 clean:
 	rm -rf build

@@ -51,6 +51,7 @@ def _parser():
     r.add_argument("--password-file", required=True, help="the gateway's broker password")
     r.add_argument("--share", help="MQTT shared-subscription group (several workers)")
     r.add_argument("--client-id", default="vitalnode-gateway")
+    r.add_argument("--quiet", action="store_true", help="print refusals, not every frame")
     a = sub.add_parser("admit", help="admit a patient")
     _add_common(a)
     a.add_argument("--mrn", required=True)
@@ -159,7 +160,7 @@ def _run(a):
     gw = Gateway(_registry_path(a), a.db, log=print)
     try:
         s = Subscriber(gw, a.host, a.port, a.ca, pw, live=print, share=a.share,
-                       client_id=a.client_id).start()
+                       client_id=a.client_id, show=not a.quiet).start()
     except OSError as err:
         print(err, file=sys.stderr)
         return 1

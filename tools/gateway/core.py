@@ -70,6 +70,7 @@ class Gateway:
         self.log = log or (lambda s: None)
         self.store = store or Store(db if db is not None else default_db(), key=key, log=self.log)
         self.counts = dict.fromkeys(OUTCOMES, 0)
+        self._acks = {}  # device -> telemetry key of its last verified frame (for ack())
 
     @property
     def registry(self):
@@ -151,6 +152,7 @@ class Gateway:
         want = hmac.new(key, body, hashlib.sha256).digest()[:frames.TAG_LEN]
         if not hmac.compare_digest(want, tag):
             return ("forged", dev, seq, "tag does not verify")
+        self._acks[dev] = key
         return {"device": dev, "seq": seq, "kind": d["kind"], "time": d["time"], "ms": d["ms"],
                 "wall": d["wall"], "received_at": time.time(), "fields": _jsonable(d),
                 "raw": payload}
@@ -168,7 +170,7 @@ class Gateway:
         handle() settled (stored, already had, or erased)."""
         d = framedec.decode(bytes(payload))
         dev = d["device"].hex()
-        key = self.registry.key(dev, "telemetry")
+        key = self._acks.get(dev) or self.registry.key(dev, "telemetry")
         msg = frames.ack(d["device"], d["seq"], lambda b: hmac.new(key, b, hashlib.sha256).digest())
         return "vn/%s/ack" % dev, msg
 

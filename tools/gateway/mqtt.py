@@ -38,9 +38,10 @@ class Subscriber:
     MAX_BATCH = 500
 
     def __init__(self, gw, host, port, ca_file, password, user="gateway", live=None,
-                 share=None, client_id="vitalnode-gateway"):
+                 share=None, client_id="vitalnode-gateway", show=True):
         self.gw = gw
-        self.live = live  # callable(str) for live vitals, or None
+        self.live = live  # callable(str) for refusals and live vitals, or None
+        self.show = show  # print each stored frame's vitals (not under load)
         self.lock = threading.Lock()
         self.states = {}
         self.connected = threading.Event()
@@ -56,6 +57,7 @@ class Subscriber:
         c.max_inflight_messages_set(100)
         c.max_queued_messages_set(0)
         c.on_connect = self._on_connect
+        c.on_subscribe = self._on_subscribe
         c.on_message = self._on_message
         self.client = c
         self.host, self.port = host, port
@@ -68,7 +70,12 @@ class Subscriber:
     def _on_connect(self, c, userdata, flags, rc, props=None):
         if rc == 0:
             c.subscribe([(self.topic("vn/+/tm"), 1), (self.topic("vn/+/state"), 1)])
-            self.connected.set()
+
+    def _on_subscribe(self, c, userdata, mid, reasons, props=None):
+        if all(not r.is_failure for r in reasons):
+            self.connected.set()  # subscribed: from now on nothing published is missed
+        elif self.live:
+            self.live("gateway: the broker refused the subscription: %s" % reasons)
 
     def _on_message(self, c, userdata, m):
         if m.topic.endswith("/state"):
@@ -101,7 +108,7 @@ class Subscriber:
                         except Exception as e:  # noqa: BLE001 - no ack: the node resends
                             if self.live:
                                 self.live("gateway: no ack for %s: %s" % (topic, e))
-                    if outcome == "stored" and self.live is not None:
+                    if outcome == "stored" and self.live is not None and self.show:
                         self._show(topic.split("/")[1])
                 self.handled += len(batch)
             for _ in batch:
