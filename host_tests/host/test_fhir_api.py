@@ -150,3 +150,20 @@ def test_export_posts_a_transaction_to_a_fhir_server_and_twice_changes_nothing(w
     with Served(sink.app) as srv:
         assert main(["export", "--db", db, "--fhir-url", srv.url + "/nothing-here"]) == 2
     assert "no FHIR endpoint" in capsys.readouterr().err
+
+
+def test_cli_tokens_and_a_server_that_will_not_send_tokens_in_clear(tmp_path, capsys, monkeypatch):
+    from tools.gateway.__main__ import main
+    monkeypatch.setenv("VITALNODE_DATA_KEY_FILE", str(tmp_path / "k"))
+    db = str(tmp_path / "gw.sqlite")
+    assert main(["token", "issue", "--db", db, "--user", "ehr", "--role", "integration"]) == 0
+    token = capsys.readouterr().out.strip()
+    st = Store(db)
+    assert Tokens(st).verify(token).scopes == ("user/*.read",)
+    assert main(["token", "issue", "--db", db, "--user", "t", "--role", "technician",
+                 "--scope", "user/Observation.read"]) == 2
+    assert "may not have scope" in capsys.readouterr().err
+    assert main(["token", "revoke", "--db", db, "--user", "ehr"]) == 0
+    assert Tokens(st).verify(token) is None
+    assert main(["serve", "--db", db, "--host", "0.0.0.0"]) == 2
+    assert "without TLS" in capsys.readouterr().err

@@ -95,7 +95,12 @@ class Registry:
         self.db = sqlite3.connect(str(self.path))
         self.db.row_factory = sqlite3.Row
         self.db.executescript(_SCHEMA)
-        self.ring = self._open_ring(ring)
+        from tools.gateway.crypto import KeyProblem
+        try:
+            self.ring = self._open_ring(ring)
+        except KeyProblem as e:  # every registry user already reports RegistryError
+            self.db.close()
+            raise RegistryError(str(e))
         self._seal_plaintext()
 
     def _open_ring(self, ring):
@@ -182,7 +187,13 @@ class Registry:
         if r is None:
             raise RegistryError("no %s key of generation %s for %s" % (purpose, gen, device_id))
         import base64
-        return self.ring.open(base64.b64decode(r[0][len(_SEALED):]), _aad(device_id, gen, purpose))
+
+        from tools.gateway.crypto import KeyProblem
+        try:
+            return self.ring.open(base64.b64decode(r[0][len(_SEALED):]),
+                                  _aad(device_id, gen, purpose))
+        except (KeyProblem, ValueError) as e:
+            raise RegistryError("%s key of %s does not open: %s" % (purpose, device_id, e))
 
     def events(self, device_id):
         return [dict(r) for r in self.db.execute(
