@@ -256,13 +256,24 @@ def _proc_cpu(pid):
 
 
 def run_config(store, workers, env, nodes_spec, seconds, period, log):
-    from tools.broker import Broker  # noqa: F401 (mosquitto must be installed)
-    from tools.gateway.store import Store
     w = env["dir"] / ("%s-%d" % (store, workers))
     w.mkdir(parents=True, exist_ok=True)
     broker = _Broker.make(w / "broker", env["site"])
     broker.set_users(env["users"])
     broker.start()
+    procs = []
+    try:
+        return _measure(store, workers, env, nodes_spec, seconds, period, log, w, broker, procs)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        broker.stop()
+
+
+def _measure(store, workers, env, nodes_spec, seconds, period, log, w, broker, procs):
+    from tools.gateway.store import Store
     if store == "sqlite":
         url = str(w / "gateway.sqlite")
     else:
@@ -270,7 +281,6 @@ def run_config(store, workers, env, nodes_spec, seconds, period, log):
     st = Store(url)  # migrated before the workers start
     st.close()
     wenv = dict(os.environ, VITALNODE_DATA_KEY_FILE=str(env["key"]), PYTHONPATH=str(ROOT))
-    procs = []
     for i in range(workers):
         args = [sys.executable, "-m", "tools.gateway", "run", "--quiet", "--db", url,
                 "--registry", str(env["registry"]), "--host", "127.0.0.1", "--port",
@@ -281,12 +291,15 @@ def run_config(store, workers, env, nodes_spec, seconds, period, log):
         p = subprocess.Popen(args, cwd=ROOT, env=wenv, stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         line = p.stdout.readline()
+        while line.startswith("gateway-stats"):
+            line = p.stdout.readline()
         if "listening" not in line:
             raise RuntimeError("gateway worker did not start: %s%s" % (line, p.stdout.read()[-500:]))
         procs.append(p)
     cpu0 = {"workers": sum(_proc_cpu(p.pid) for p in procs), "mosquitto": _proc_cpu(broker.proc.pid),
             "postgresql": env["pg"].cpu_seconds() if env.get("pg") else 0.0,
             "publishers": sum(resource.getrusage(resource.RUSAGE_SELF)[:2])}
+    load0 = os.getloadavg()[0]
     t0 = time.monotonic()
     run, sent, acked = asyncio.run(_publish(nodes_spec, "127.0.0.1", broker.port,
                                             env["site"] / "ca.pem", seconds, period, 30, log))
@@ -306,6 +319,10 @@ def run_config(store, workers, env, nodes_spec, seconds, period, log):
             p.kill()
             outs.append(p.communicate()[0])
     broker.stop()
+    for i, o in enumerate(outs):
+        for line in o.splitlines():
+            if line.startswith("gateway-stats"):
+                log("loadtest:   worker %d %s" % (i, line))
     st = Store(url)
     stored = st.count_frames()
     dups = st.db.one("SELECT COUNT(*) FROM refused WHERE outcome = 'duplicate'")[0]
@@ -318,7 +335,8 @@ def run_config(store, workers, env, nodes_spec, seconds, period, log):
              "frames_per_s": round(stored / span, 1) if span else 0.0,
              "p50_ms": round(1000 * _pct(run.latencies, 50), 1) if run.latencies else None,
              "p99_ms": round(1000 * _pct(run.latencies, 99), 1) if run.latencies else None}
-    detail = {"cpu_pct": cpu_pct, "seconds": seconds, "period_s": period, "resent": run.resent,
+    detail = {"cpu_pct": cpu_pct, "loadavg_1min_before_after": [round(load0, 2),
+                                                                  round(os.getloadavg()[0], 2)], "seconds": seconds, "period_s": period, "resent": run.resent,
               "acked": acked, "bad_acks": run.bad_acks, "refused_other": dict(other),
               "max_ms": round(1000 * max(run.latencies), 1) if run.latencies else None,
               "offered_frames_per_s": round(len(nodes_spec) / period, 1),

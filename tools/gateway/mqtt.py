@@ -23,8 +23,11 @@ unique key decides, and both acknowledge it.
 Messages go from paho's network thread to a writer thread through a
 queue; the writer stores everything queued in one transaction
 (Gateway.handle_many), then acknowledges. Gateways without handle_many
-(a wrapper that counts, say) get handle() per message.
+(a wrapper that counts, say) get handle() per message. With
+$VITALNODE_GW_STATS set, the writer prints every 5 s how many frames it
+stored, in how many batches, the slowest batch and the queue depth.
 """
+import os
 import queue
 import threading
 import time
@@ -109,6 +112,7 @@ class Subscriber:
                     batch.append(self._q.get_nowait())
                 except queue.Empty:
                     break
+            t_batch = time.monotonic()
             with self.lock:
                 if many is not None:
                     outcomes = many(batch)
@@ -124,8 +128,22 @@ class Subscriber:
                     if outcome == "stored" and self.live is not None and self.show:
                         self._show(topic.split("/")[1])
                 self.handled += len(batch)
+            self._stat(len(batch), time.monotonic() - t_batch)
             for _ in batch:
                 self._q.task_done()
+
+    def _stat(self, n, dt):
+        """With $VITALNODE_GW_STATS: every 5 s, queue depth, batches, slowest batch."""
+        if not os.environ.get("VITALNODE_GW_STATS"):
+            return
+        st = self.__dict__.setdefault("_st", {"t": time.monotonic(), "n": 0, "b": 0, "max": 0.0})
+        st["n"] += n
+        st["b"] += 1
+        st["max"] = max(st["max"], dt)
+        if time.monotonic() - st["t"] >= 5:
+            print("gateway-stats: %d frames in %d batches, slowest %.0f ms, queued %d"
+                  % (st["n"], st["b"], 1000 * st["max"], self._q.qsize()), flush=True)
+            self.__dict__["_st"] = {"t": time.monotonic(), "n": 0, "b": 0, "max": 0.0}
 
     def drained(self):
         """True when every message received so far has been handled."""
