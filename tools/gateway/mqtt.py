@@ -141,8 +141,10 @@ class Subscriber:
         st["b"] += 1
         st["max"] = max(st["max"], dt)
         if time.monotonic() - st["t"] >= 5:
-            print("gateway-stats: %d frames in %d batches, slowest %.0f ms, queued %d"
-                  % (st["n"], st["b"], 1000 * st["max"], self._q.qsize()), flush=True)
+            print("gateway-stats: %d frames in %d batches, slowest %.0f ms, queued %d, acks "
+                  "waiting in paho %d" % (st["n"], st["b"], 1000 * st["max"], self._q.qsize(),
+                                          len(getattr(self.client, "_out_messages", ()))),
+                  flush=True)
             self.__dict__["_st"] = {"t": time.monotonic(), "n": 0, "b": 0, "max": 0.0}
 
     def drained(self):
