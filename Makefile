@@ -7,9 +7,11 @@ SHELL := /bin/bash
 PY    := .venv/bin/python
 # Debian packages the host side needs, as command:package (or /file:package);
 # installed only when missing (as root, or with sudo). gcc-multilib and make
-# build the chip's MicroPython (1.27.0, 32-bit) from ../shared/micropython.
+# build the chip's MicroPython (1.27.0, 32-bit) from ../shared/micropython;
+# postgresql and util-linux (setpriv) serve the PostgreSQL stores and tests.
 APT_NEEDS := python3:python3 node:nodejs npm:npm timeout:coreutils mosquitto:mosquitto \
-             make:make gcc:gcc /usr/lib32/crt1.o:gcc-multilib
+             make:make gcc:gcc /usr/lib32/crt1.o:gcc-multilib \
+             pg_ctlcluster:postgresql setpriv:util-linux
 VM    ?= unix
 T     ?=
 RUNTIME ?= micropython
@@ -22,7 +24,7 @@ REGISTRY_OPT = $(if $(REGISTRY),--registry $(REGISTRY))
 
 .PHONY: help apt deps micropython test test-compile test-cpython test-unix test-frozen vmtest sim emu bench \
         deploy provision verify revoke registry need-port clean ota-key ota-bundle ota-verify ota-serve \
-        ota-push campaign flash ward site
+        ota-push campaign flash ward site loadtest
 
 help:
 	@echo "make sim            the whole node simulated: firmware on the unix port, mosquitto, gateway"
@@ -56,7 +58,9 @@ help:
 	@echo "make ota-verify [BUNDLE=dir PUBKEY=pem]  check a bundle as a node would"
 	@echo "make ota-serve [BUNDLE=dir HTTP_PORT=8070 REGISTRY=f]  serve it to nodes"
 	@echo "make ota-push PORT=p URL=u   the node on USB updates itself from the server at u"
-	@echo "make clean          remove build/ (keeps .venv and tools/node_modules)"
+	@echo "make loadtest [NODES=2000 LOADTEST_S=60]  simulated nodes over TLS MQTT, gateway workers"
+	@echo "                    on SQLite and PostgreSQL -> build/loadtest/summary.json"
+	@echo "make clean          remove build/ (keeps .venv, tools/node_modules, .cache)"
 
 deps: apt .venv/.installed tools/node_modules/.installed lib/umqtt/.pinned micropython
 
@@ -172,6 +176,10 @@ OUTAGES ?= 60
 SEED ?= 1
 campaign: deps
 	@$(PY) -m tools.campaign --outages $(OUTAGES) --seed $(SEED)
+
+LOADTEST_S ?= 60
+loadtest: deps
+	@$(PY) -m tools.gateway.loadtest --nodes $(or $(NODES),2000) --seconds $(LOADTEST_S)
 
 clean:
 	rm -rf build

@@ -160,6 +160,12 @@ class Broker:
             "persistence_location %s/" % self.dir,
             "autosave_interval 1",
             "autosave_on_changes true",
+            # a ward's fleet: the gateway receives every node's frames on one
+            # connection; mosquitto's defaults (20 QoS 1 messages in flight, 1,000
+            # queued, then dropped) cap it near 20 / round trip and drop frames
+            # after a 2.5 s hiccup at 400 frames/s (docs/patient-data.md)
+            "max_inflight_messages 100",
+            "max_queued_messages 100000",
             "log_dest file %s" % (self.dir / "mosquitto.log"),
             "log_type error", "log_type warning", "log_type notice", "log_type subscribe",
             "connection_messages true", ""]))

@@ -1,7 +1,8 @@
 """`make ward`: the broker and gateway for real nodes on your network.
 
     python -m tools.ward [--site SITE.json] [--listen 0.0.0.0]
-                         [--registry R] [--db build/ward/gateway.sqlite]
+                         [--registry R] [--db build/ward/gateway.sqlite | DATABASE_URL]
+                         [--retention-days N]
 
 Without --site, the development site `make provision` uses without
 CONFIG= (dev-site next to the registry).
@@ -15,6 +16,11 @@ registry: every *active* device can log in, a device provisioned while the
 ward runs can within --poll seconds, a revoked one is locked out at the
 next poll (and the gateway refuses its frames anyway). Ctrl-C stops; the
 frames stay in --db for `python -m tools.gateway export`.
+
+The store is --db, else $DATABASE_URL, else build/ward/gateway.sqlite
+(patient data sealed; docs/patient-data.md). With --retention-days (or
+$VITALNODE_RETENTION_DAYS) the ward purges older data at start and every
+hour, each purge audited.
 
 Not a production broker: one process, its files under build/ward, a new
 30-day server certificate per start.
@@ -48,7 +54,8 @@ class Ward:
                             "the site CA" % self.site["ca_cert_file"])
         self.registry = registry_path
         self.listen = listen
-        self.db = Path(db) if db else self.dir / "gateway.sqlite"
+        import os
+        self.db = db or os.environ.get("DATABASE_URL") or self.dir / "gateway.sqlite"
         self.log = log
         self.gw_password = secrets.token_hex(16)
         self.broker = self.sub = None
@@ -111,6 +118,10 @@ def main(argv=None):
     ap.add_argument("--registry")
     ap.add_argument("--db")
     ap.add_argument("--poll", type=float, default=5.0, help="seconds between registry checks")
+    import os
+    env_days = os.environ.get("VITALNODE_RETENTION_DAYS")
+    ap.add_argument("--retention-days", type=float, default=float(env_days) if env_days else None,
+                    help="purge what is older (default: keep; $VITALNODE_RETENTION_DAYS)")
     a = ap.parse_args(argv)
     registry = Path(a.registry) if a.registry else default_path()
     try:
@@ -125,8 +136,16 @@ def main(argv=None):
         raise KeyboardInterrupt  # SIGTERM stops the ward as Ctrl-C does
 
     signal.signal(signal.SIGTERM, on_term)
+    next_purge = time.monotonic()
     try:
         while True:
+            if a.retention_days and time.monotonic() >= next_purge:
+                try:
+                    n = ward.gw.store.purge(a.retention_days, "ward-retention")
+                    print("ward: retention %g days: purged %s" % (a.retention_days, n), flush=True)
+                except Exception as e:  # noqa: BLE001 - a failed purge is retried in an hour
+                    print("ward: retention purge failed: %s" % e, file=sys.stderr, flush=True)
+                next_purge = time.monotonic() + 3600
             time.sleep(a.poll)
             ward.sync()
     except KeyboardInterrupt:

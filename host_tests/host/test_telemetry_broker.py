@@ -97,12 +97,19 @@ def test_frames_from_a_node_arrive_verified_once_and_export_as_fhir(world):
     assert [r["kind"] for r in rows] == ["vitals", "vitals", "vitals", "alert"]
     assert rows[3]["alert"] == 3 and rows[3]["spo2_x10"] == 880
     from tools.gateway.fhir import to_bundle
-    b = to_bundle(rows)
-    codes = [c["code"] for e in b["entry"] for c in e["resource"]["code"]["coding"]]
+    b = to_bundle(rows)  # no patient assigned: device-only Observations, the Device included
+    res = [e["resource"] for e in b["entry"]]
+    codes = [c["code"] for r in res if r["resourceType"] == "Observation" for c in r["code"]["coding"]]
     assert codes.count("8867-4") == 3 and codes.count("59408-5") == 3 and codes.count("2708-6") == 3
-    hr = b["entry"][0]["resource"]
-    assert hr["valueQuantity"]["code"] == "/min" and hr["device"]["reference"] == "Device/vn-" + DEVS[0]
-    assert b["entry"][0]["request"] == {"method": "PUT", "url": "Observation/" + hr["id"]}
+    dev_entry = [e for e in b["entry"] if e["resource"]["resourceType"] == "Device"]
+    assert len(dev_entry) == 1 and dev_entry[0]["resource"]["identifier"][0]["value"] == DEVS[0]
+    hr = [e for e in b["entry"] if e["resource"]["resourceType"] == "Observation"][0]
+    assert hr["resource"]["valueQuantity"]["code"] == "/min"
+    assert hr["resource"]["device"]["reference"] == dev_entry[0]["fullUrl"]
+    assert hr["resource"]["subject"]["reference"] == dev_entry[0]["fullUrl"]
+    assert hr["resource"]["effectiveDateTime"] == "2027-01-15T08:00:00Z"  # the node's clock
+    assert hr["request"] == {"method": "PUT", "url": "Observation?identifier=urn:vitalnode:"
+                             "observation|%s-%d-hr" % (DEVS[0], rows[0]["seq"])}
     up.close()
 
 

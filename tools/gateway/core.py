@@ -1,7 +1,8 @@
-"""The gateway's judgement of one MQTT message, and its SQLite store.
+"""The gateway's judgement of one MQTT message, and its store.
 
-    gw = Gateway(registry_path, db_path)
+    gw = Gateway(registry_path, db)       # db: a path, ':memory:' or a DATABASE_URL
     outcome = gw.handle("vn/240ac4000001/tm", payload)   # "stored", "duplicate", ...
+    outcomes = gw.handle_many([(topic, payload), ...])   # one transaction
     gw.counts        # per outcome; gw.vitals(device) for the newest reading
 
 Checks in order (the first that fails names the outcome; nothing is stored):
@@ -12,23 +13,24 @@ Checks in order (the first that fails names the outcome; nothing is stored):
   revoked    device revoked (registry) - refused even with a valid tag
   forged     the HMAC tag does not verify with the device's telemetry sub-key
   duplicate  (device, seq) already stored: a QoS 1 redelivery, a node's resend
-             after a reboot, or a replay; the stored copy stands
+             after a reboot, a replay, or a copy another gateway worker
+             stored; the stored copy stands
+  erased     the frame falls in the period of a patient erased since
 then "stored". Every refusal is counted and logged with the device and seq.
-For "stored" and "duplicate" (the gateway has the frame), ack() makes the
-acknowledgement the node waits for before it deletes the frame
-(firmware/frames.ack, published on vn/<id>/ack by tools/gateway/mqtt.py).
-Guarantees: one row per (device, seq), ever (SQLite UNIQUE); handle()
-never raises for any payload (the fuzz test feeds it 10,000); one SQLite
-connection, used under one lock (the MQTT thread stores while readers
-query: unlocked, sqlite3 reports a duplicate as a generic DatabaseError).
+For "stored", "duplicate" and "erased" (the gateway has settled the frame),
+ack() makes the acknowledgement the node waits for before it deletes the
+frame (firmware/frames.ack, published on vn/<id>/ack by tools/gateway/mqtt.py).
+Guarantees: one row per (device, seq), ever, whatever the number of
+workers (the store's primary key, tools/gateway/store.py); handle() never
+raises for any payload (the fuzz test feeds it 10,000); fields and raw
+bytes are sealed at rest.
 Non-guarantee: frames signed with an earlier key generation are refused
 as forged after a rotation (the node re-signs nothing; its queue drains
 before rotation in practice).
 """
 import hashlib
 import hmac
-import json
-import sqlite3
+import os
 import threading
 import time
 
@@ -38,18 +40,14 @@ hostshims.install()
 from firmware import framedec, frames  # noqa: E402  (device code, on CPython)
 from tools.provision.registry import Registry, RegistryError  # noqa: E402
 
-OUTCOMES = ("stored", "duplicate", "malformed", "topic", "unknown", "revoked", "forged")
+OUTCOMES = ("stored", "duplicate", "erased", "malformed", "topic", "unknown", "revoked", "forged")
+SETTLED = ("stored", "duplicate", "erased")  # the gateway has it (or refuses it for good): ack
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS frames (
-  device TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,
-  time INTEGER NOT NULL, ms INTEGER NOT NULL, wall INTEGER NOT NULL,
-  received_at REAL NOT NULL, fields TEXT NOT NULL, raw BLOB NOT NULL,
-  PRIMARY KEY (device, seq));
-CREATE TABLE IF NOT EXISTS refused (
-  id INTEGER PRIMARY KEY, at REAL NOT NULL, outcome TEXT NOT NULL,
-  device TEXT, seq INTEGER, detail TEXT);
-"""
+
+def default_db():
+    """DATABASE_URL, else build/gateway.sqlite."""
+    from tools.paths import BUILD
+    return os.environ.get("DATABASE_URL") or str(BUILD / "gateway.sqlite")
 
 
 def _jsonable(d):
@@ -62,15 +60,17 @@ def _jsonable(d):
 
 
 class Gateway:
-    def __init__(self, registry_path, db_path, log=None):
+    def __init__(self, registry_path, db=None, log=None, store=None, key=None):
+        """db: an SQLite path, ':memory:' or a DATABASE_URL (default:
+        DATABASE_URL, else build/gateway.sqlite); or pass an open `store`."""
+        from tools.gateway.store import Store
         self._registry_path = registry_path
         self._local = threading.local()  # sqlite: one registry connection per thread
-        self.lock = threading.RLock()  # every use of self.db
-        self.db = sqlite3.connect(str(db_path), check_same_thread=False)
-        self.db.executescript(_SCHEMA)
-        self.counts = dict.fromkeys(OUTCOMES, 0)
+        self.lock = threading.RLock()  # counts
         self.log = log or (lambda s: None)
-        self._keys = {}
+        self.store = store or Store(db if db is not None else default_db(), key=key, log=self.log)
+        self.counts = dict.fromkeys(OUTCOMES, 0)
+        self._acks = {}  # device -> telemetry key of its last verified frame (for ack())
 
     @property
     def registry(self):
@@ -80,103 +80,106 @@ class Gateway:
         return r
 
     def close(self):
-        self.db.close()
+        self.store.close()
 
-    def _refuse(self, outcome, device, seq, detail):
-        self.counts[outcome] += 1
-        with self.db:
-            self.db.execute("INSERT INTO refused (at, outcome, device, seq, detail) VALUES "
-                            "(?, ?, ?, ?, ?)", (time.time(), outcome, device, seq, detail))
-        if outcome != "duplicate":
+    def _count(self, outcome, device, seq, detail, refusals):
+        with self.lock:
+            self.counts[outcome] += 1
+        if outcome != "stored":
+            refusals.append((time.time(), outcome, device, seq, detail))
+        if outcome not in ("stored", "duplicate"):
             self.log("gateway: refused %s frame %s/%s: %s" % (outcome, device, seq, detail))
         return outcome
 
     def handle(self, topic, payload):
-        try:
-            with self.lock:
-                return self._handle(topic, bytes(payload))
-        except Exception as e:  # noqa: BLE001 - a message must never stop the gateway
-            with self.lock:
-                return self._refuse("malformed", None, None, "unexpected: %r" % (e,))
+        return self.handle_many([(topic, payload)])[0]
 
-    def _handle(self, topic, payload):
+    def handle_many(self, messages):
+        """Judge and store a batch of (topic, payload): the verified frames
+        go in one transaction. One outcome per message; never raises."""
+        out = [None] * len(messages)
+        refusals, good = [], []
+        for i, (topic, payload) in enumerate(messages):
+            try:
+                r = self._judge(topic, bytes(payload))
+            except Exception as e:  # noqa: BLE001 - a message must never stop the gateway
+                r = ("malformed", None, None, "unexpected: %r" % (e,))
+            if isinstance(r, dict):
+                good.append((i, r))
+            else:
+                out[i] = self._count(*r, refusals)
+        if good:
+            try:
+                got = self.store.insert_frames([r for _, r in good])
+            except Exception as e:  # noqa: BLE001 - the store is down: nothing acked, the node resends
+                self.log("gateway: store failed, %d frame(s) not stored: %s" % (len(good), e))
+                for i, r in good:
+                    out[i] = "unavailable"
+                got = None
+            if got is not None:
+                for (i, r), o in zip(good, got):
+                    out[i] = self._count(o, r["device"], r["seq"],
+                                         "already stored" if o == "duplicate" else
+                                         "in an erased patient's period" if o == "erased" else "",
+                                         refusals)
+        try:
+            self.store.refuse(refusals)
+        except Exception as e:  # noqa: BLE001 - the log of refusals is best effort
+            self.log("gateway: could not log %d refusal(s): %s" % (len(refusals), e))
+        return out
+
+    def _judge(self, topic, payload):
+        """The decoded frame as a row for the store, or a refusal tuple."""
         try:
             d = framedec.decode(payload)
         except (frames.FrameError, ValueError, KeyError, IndexError) as e:
-            return self._refuse("malformed", None, None, str(e)[:200])
+            return ("malformed", None, None, str(e)[:200])
         dev = d["device"].hex()
         seq = d["seq"]
         parts = topic.split("/") if isinstance(topic, str) else []
         if len(parts) != 3 or parts[0] != "vn" or parts[2] != "tm" or parts[1] != dev:
-            return self._refuse("topic", dev, seq, "frame of %s on topic %r" % (dev, topic))
+            return ("topic", dev, seq, "frame of %s on topic %r" % (dev, topic))
         info = self.registry.device(dev)
         if info is None:
-            return self._refuse("unknown", dev, seq, "not in the registry")
+            return ("unknown", dev, seq, "not in the registry")
         if info["status"] != "active":
-            return self._refuse("revoked", dev, seq, "device is %s" % info["status"])
+            return ("revoked", dev, seq, "device is %s" % info["status"])
         try:
             key = self.registry.key(dev, "telemetry")
         except RegistryError as e:
-            return self._refuse("unknown", dev, seq, str(e))
+            return ("unknown", dev, seq, str(e))
         body, tag = framedec.split(payload)
         want = hmac.new(key, body, hashlib.sha256).digest()[:frames.TAG_LEN]
         if not hmac.compare_digest(want, tag):
-            return self._refuse("forged", dev, seq, "tag does not verify")
-        try:
-            with self.db:
-                self.db.execute("INSERT INTO frames VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                (dev, seq, d["kind"], d["time"], d["ms"], int(d["wall"]),
-                                 time.time(), json.dumps(_jsonable(d)), payload))
-        except sqlite3.IntegrityError:
-            return self._refuse("duplicate", dev, seq, "already stored")
-        self.counts["stored"] += 1
-        return "stored"
+            return ("forged", dev, seq, "tag does not verify")
+        self._acks[dev] = key
+        return {"device": dev, "seq": seq, "kind": d["kind"], "time": d["time"], "ms": d["ms"],
+                "wall": d["wall"], "received_at": time.time(), "fields": _jsonable(d),
+                "raw": payload}
 
     def latest(self, device):
         """(kind, fields) of a device's newest frame, or None."""
-        with self.lock:
-            r = self.db.execute("SELECT kind, fields FROM frames WHERE device = ? ORDER BY seq DESC "
-                                "LIMIT 1", (device,)).fetchone()
-        return (r[0], json.loads(r[1])) if r else None
+        return self.store.latest(device)
 
     def raw(self, device, limit):
         """The first `limit` stored frames of a device, as received."""
-        with self.lock:
-            return [r[0] for r in self.db.execute("SELECT raw FROM frames WHERE device = ? ORDER BY "
-                                                  "seq LIMIT ?", (device, limit))]
+        return self.store.raw(device, limit)
 
     def ack(self, payload):
         """(topic, message): the authenticated acknowledgement of a frame
-        handle() stored or already had."""
+        handle() settled (stored, already had, or erased)."""
         d = framedec.decode(bytes(payload))
         dev = d["device"].hex()
-        key = self.registry.key(dev, "telemetry")
+        key = self._acks.get(dev) or self.registry.key(dev, "telemetry")
         msg = frames.ack(d["device"], d["seq"], lambda b: hmac.new(key, b, hashlib.sha256).digest())
         return "vn/%s/ack" % dev, msg
 
     def rows(self, device=None, kind=None):
-        q = "SELECT device, seq, kind, time, ms, wall, received_at, fields FROM frames"
-        cond, args = [], []
-        if device:
-            cond.append("device = ?")
-            args.append(device)
-        if kind:
-            cond.append("kind = ?")
-            args.append(kind)
-        if cond:
-            q += " WHERE " + " AND ".join(cond)
-        out = []
-        with self.lock:
-            found = self.db.execute(q + " ORDER BY device, seq", args).fetchall()
-        for r in found:
-            row = dict(zip(("device", "seq", "kind", "time", "ms", "wall", "received_at"), r[:7]))
-            row.update(json.loads(r[7]))
-            out.append(row)
-        return out
+        """Stored frames (decrypted), ordered by device and seq: the columns,
+        the decoded fields, and patient_id (None: device-only)."""
+        return self.store.frames(device=device, kind=kind)
 
     def vitals(self, device):
-        """The newest vitals row of a device, or None."""
-        with self.lock:
-            rows = self.db.execute("SELECT fields FROM frames WHERE device = ? AND kind = 'vitals' "
-                                   "ORDER BY seq DESC LIMIT 1", (device,)).fetchone()
-        return json.loads(rows[0]) if rows else None
+        """The newest vitals fields of a device, or None."""
+        got = self.store.latest(device, "vitals")
+        return got[1] if got else None

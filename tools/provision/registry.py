@@ -15,6 +15,13 @@ a rotation can still be verified - the gateway decides), events (an
 append-only audit log: provisioned, rotated, verified, revoked).
 Default path: $VITALNODE_REGISTRY, else $XDG_DATA_HOME/vitalnode/registry.sqlite
 (~/.local/share/...): outside the source tree and untouched by `make clean`.
+
+The sub-keys are sealed at rest (AES-256-GCM, tools/gateway/crypto.py),
+bound to their device, generation and purpose. The data key comes from
+$VITALNODE_DATA_KEY / $VITALNODE_DATA_KEY_FILE, else from the owner-only
+file `<registry>.key` made with a new registry. A registry written before
+sealing is sealed when it is first opened. `rotate_data_key()` re-seals
+under a new key (`python -m tools.gateway rotate-key --registry R`).
 """
 import datetime
 import os
@@ -43,6 +50,7 @@ CREATE TABLE IF NOT EXISTS keys (
     created_at TEXT NOT NULL,
     PRIMARY KEY (device_id, gen, purpose)
 );
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     device_id TEXT NOT NULL,
@@ -70,8 +78,16 @@ class RegistryError(Exception):
     pass
 
 
+_SEALED = "sealed:"
+_KEYCHECK = b"vitalnode registry key check"
+
+
+def _aad(device_id, gen, purpose):
+    return ("registry.keys|%s|%d|%s" % (device_id, gen, purpose)).encode()
+
+
 class Registry:
-    def __init__(self, path=None):
+    def __init__(self, path=None, ring=None):
         self.path = Path(path) if path else default_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self.path.exists():  # it holds keys: owner-only from the start
@@ -79,6 +95,69 @@ class Registry:
         self.db = sqlite3.connect(str(self.path))
         self.db.row_factory = sqlite3.Row
         self.db.executescript(_SCHEMA)
+        from tools.gateway.crypto import KeyProblem
+        try:
+            self.ring = self._open_ring(ring)
+        except KeyProblem as e:  # every registry user already reports RegistryError
+            self.db.close()
+            raise RegistryError(str(e))
+        self._seal_plaintext()
+
+    def _open_ring(self, ring):
+        from tools.gateway.crypto import KeyProblem, KeyRing
+        checked = self.db.execute("SELECT value FROM meta WHERE name = 'keycheck'").fetchone()
+        if ring is None:
+            default = self.path.with_name(self.path.name + ".key")
+            try:
+                ring = KeyRing.for_store(default)
+            except KeyProblem:
+                if checked is not None or default.exists():
+                    raise
+                ring = KeyRing.for_store(default, create=True)
+        if checked is None:
+            with self.db:
+                self.db.execute("INSERT OR IGNORE INTO meta VALUES ('keycheck', ?)",
+                                (ring.seal(_KEYCHECK, b"registry.keycheck"),))
+        else:
+            try:
+                ring.open(checked[0], b"registry.keycheck")
+            except KeyProblem as e:
+                raise KeyProblem("the data key (%s) does not open the registry %s: %s"
+                                 % (ring.source, self.path, e))
+        return ring
+
+    def _seal(self, device_id, gen, purpose, key):
+        import base64
+        return _SEALED + base64.b64encode(self.ring.seal(key, _aad(device_id, gen, purpose))).decode()
+
+    def _seal_plaintext(self):
+        """Seal the sub-keys a registry from before sealing holds in clear."""
+        rows = self.db.execute("SELECT device_id, gen, purpose, key_hex FROM keys WHERE key_hex "
+                               "NOT LIKE 'sealed:%'").fetchall()
+        if rows:
+            with self.db:
+                for dev, gen, purpose, k in rows:
+                    self.db.execute("UPDATE keys SET key_hex = ? WHERE device_id = ? AND gen = ? "
+                                    "AND purpose = ?", (self._seal(dev, gen, purpose,
+                                                                   bytes.fromhex(k)),
+                                                        dev, gen, purpose))
+
+    def rotate_data_key(self, ring):
+        """Re-seal every sub-key under ring.current (ring must also hold the
+        key in use); one transaction. Returns the number re-sealed."""
+        import base64
+        rows = self.db.execute("SELECT device_id, gen, purpose, key_hex FROM keys").fetchall()
+        with self.db:
+            for dev, gen, purpose, k in rows:
+                raw = ring.open(base64.b64decode(k[len(_SEALED):]), _aad(dev, gen, purpose))
+                self.db.execute("UPDATE keys SET key_hex = ? WHERE device_id = ? AND gen = ? AND "
+                                "purpose = ?", (_SEALED + base64.b64encode(
+                                    ring.seal(raw, _aad(dev, gen, purpose))).decode(),
+                                    dev, gen, purpose))
+            self.db.execute("UPDATE meta SET value = ? WHERE name = 'keycheck'",
+                            (ring.seal(_KEYCHECK, b"registry.keycheck"),))
+        self.ring = ring
+        return len(rows)
 
     def close(self):
         self.db.close()
@@ -107,7 +186,14 @@ class Registry:
                             "purpose = ?", (device_id, gen, purpose)).fetchone()
         if r is None:
             raise RegistryError("no %s key of generation %s for %s" % (purpose, gen, device_id))
-        return bytes.fromhex(r[0])
+        import base64
+
+        from tools.gateway.crypto import KeyProblem
+        try:
+            return self.ring.open(base64.b64decode(r[0][len(_SEALED):]),
+                                  _aad(device_id, gen, purpose))
+        except (KeyProblem, ValueError) as e:
+            raise RegistryError("%s key of %s does not open: %s" % (purpose, device_id, e))
 
     def events(self, device_id):
         return [dict(r) for r in self.db.execute(
@@ -135,7 +221,7 @@ class Registry:
             self.db.execute("DELETE FROM keys WHERE device_id = ? AND gen = ?", (device_id, gen))
             for purpose, k in subkeys.items():
                 self.db.execute("INSERT INTO keys VALUES (?, ?, ?, ?, ?)",
-                                (device_id, gen, purpose, k.hex(), t))
+                                (device_id, gen, purpose, self._seal(device_id, gen, purpose, k), t))
             self._event(device_id, "key-written", "generation %d" % gen)
 
     def activate(self, device_id):
