@@ -111,8 +111,9 @@ class Detect:
         dec = self.dec
         # whole decimation groups only; a partial group waits for the next call
         a0 = self.ppg_cur
-        if a0 < a:
+        if a0 < a - dec + 1:
             a0 = a  # samples were skipped: restart the grouping there
+        # (else a0 <= a: a partial group left by the last call, still in the ring)
         b0 = a0 + ((b - a0) // dec) * dec
         self.ppg_cur = b0
         if b0 <= a0:

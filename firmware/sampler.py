@@ -122,12 +122,15 @@ class Sampler:
         self._due = time.ticks_add(time.ticks_ms(), self.poll_ms)
         total = 0
         for _ in range(2):  # a second burst if the FIFO was full
+            # the samples it returns were in the FIFO when the read began: the
+            # read itself takes its time on the bus (~7 ms for 32 x 3 channels)
+            t = time.ticks_us()
             try:
                 n = self.sensor.read_fifo()
             except maxfifo.SensorError as e:
                 self._on_fault(e)
                 return total
-            self._store(n, time.ticks_us())
+            self._store(n, t)
             total += n
             if n < maxfifo.FIFO_DEPTH:
                 break

@@ -29,7 +29,9 @@ Guarantees:
   reports by assertion - closes the connection and schedules a reconnect;
 - reconnects back off exponentially from 1 s to 30 s with +-25 % jitter
   (a fleet does not reconnect in lock-step after a broker restart), and
-  resubscribe to the command topic.
+  resubscribe to the command topic;
+- WiFi: connect() once; the ESP32 port's driver reconnects by itself, and
+  connect() is never called into an attempt under way (it would raise).
 Non-guarantees: at most BURST frames per service() call (the caller's
 loop stays responsive); one connection attempt (TCP + TLS + CONNECT) can
 take several timeout_ms steps, so the sampler must not depend on this
@@ -71,6 +73,7 @@ class Uplink:
         self._wlan = wlan
         self._wifi = wifi
         self._wifi_since = None
+        self._wifi_started = False
         self.timeout_ms = timeout_ms
         self._net = (net_socket, net_ssl)
         self.on_command = on_command
@@ -105,16 +108,27 @@ class Uplink:
         return self._c is not None
 
     def _wifi_ok(self, now):
+        """WiFi up? connect() is called once: from then on the ESP32 port
+        retries by itself, forever (ports/esp32/network_wlan.c), and a
+        second connect() while it does raises OSError("Wifi Internal
+        Error"). So it is called again only if the first one raised."""
         w = self._wlan
         if w is None or w.isconnected():
             self._wifi_since = None
             return True
-        if self._wifi_since is None or time.ticks_diff(now, self._wifi_since) > WIFI_TIMEOUT_MS:
-            if self._wifi_since is not None:
-                self._fail("wifi: no connection in %d ms" % WIFI_TIMEOUT_MS, now)
-            w.active(True)
-            w.connect(self._wifi["ssid"], self._wifi["password"])
+        if not self._wifi_started:
+            try:
+                w.active(True)
+                w.connect(self._wifi["ssid"], self._wifi["password"])
+                self._wifi_started = True
+            except OSError as e:
+                self._fail("wifi: %r" % (e,), now)
+        if self._wifi_since is None:
             self._wifi_since = now
+        elif time.ticks_diff(now, self._wifi_since) > WIFI_TIMEOUT_MS:
+            self._fail("wifi: no connection in %d ms (status %d)" % (WIFI_TIMEOUT_MS, w.status()),
+                       now)
+            self._wifi_since = now  # the driver keeps trying; report again later
         return False
 
     def _connect(self):

@@ -137,7 +137,9 @@ def test_simulated_fifo_stops_on_full_and_counts_overflow():
     steps = [b - a for a, b in zip(first, first[1:])]
     assert min(steps) >= 0 and first[0] == 0
     time.sleep_ms(5)
-    assert s.read_fifo() == 1 and s.lost == 18  # counter reset by the pop
+    # the 32-sample read itself took ~7 ms on the bus: the samples made
+    # meanwhile found room (the first pop frees a slot), none was lost
+    assert 1 <= s.read_fifo() <= 3 and s.lost == 18 and chip.dropped == 18
 
 
 def test_simulated_fifo_rollover_keeps_newest_and_overflow_saturates():
@@ -207,8 +209,9 @@ def test_almost_full_interrupt_drives_the_int_pin():
     pin = machine.Pin(4, machine.Pin.IN)
     seen = []
     pin.irq(handler=lambda p: seen.append(time.ticks_ms()), trigger=machine.Pin.IRQ_FALLING)
-    time.sleep_ms(99)
+    t0 = time.ticks_ms()  # configure() took a few ms of bus time; sampling began within it
+    time.sleep_ms(95)
     assert seen == [] and pin.value() == 1
-    time.sleep_ms(2)  # the 20th sample lands at 100 ms
-    assert seen == [100] and pin.value() == 0
-    assert s.read_fifo() == 20 and pin.value() == 1
+    time.sleep_ms(10)  # the 20th sample lands 100 ms after sampling began
+    assert len(seen) == 1 and 95 <= time.ticks_diff(seen[0], t0) <= 100 and pin.value() == 0
+    assert s.read_fifo() in (20, 21) and pin.value() == 1  # (a 21st may land meanwhile)

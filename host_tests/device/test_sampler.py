@@ -53,9 +53,10 @@ def test_streams_every_sample_in_order_with_exact_timestamps():
         if i > ring.oldest():
             assert time.ticks_diff(times.get(i), times.get(i - 1)) == 5000
     # stamped with the time the chip produced it (the ones after it are
-    # still in the chip's FIFO)
+    # still in the chip's FIFO), to within the one period the first read's
+    # moment leaves open
     produced_us = chip.next_us - (chip.count + 1) * 5000
-    assert times.get(n - 1) == produced_us & 0x3FFFFFFF
+    assert abs(time.ticks_diff(times.get(n - 1), produced_us & 0x3FFFFFFF)) < 5000
 
 
 def _stall(smp, ms):
@@ -74,19 +75,20 @@ def _one_gap(smp, missing):
 def test_late_reader_loses_only_counted_samples():
     chip, s, smp = _node(irq=False)
     _run(smp, 1000)
-    _stall(smp, 250)  # 50 samples into a 32-deep FIFO: the chip counts 18
-    assert chip.dropped == 18 and smp.lost == 18 and smp.lost_estimated == 0
-    _one_gap(smp, 18)
+    _stall(smp, 250)  # ~50 samples into a 32-deep FIFO: the chip counts the rest
+    assert 18 <= chip.dropped <= 20  # (the reads themselves take bus time)
+    assert smp.lost == chip.dropped and smp.lost_estimated == 0
+    _one_gap(smp, chip.dropped)
     assert smp.rings["ir"].head + smp.lost + chip.count == chip.produced
 
 
 def test_loss_beyond_the_saturated_overflow_counter_is_measured():
     chip, s, smp = _node(irq=False, ring_len=512)
     _run(smp, 1000)
-    _stall(smp, 1000)  # 200 samples: 168 dropped, OVF_COUNTER stops at 31
-    assert chip.dropped == 168
-    assert smp.lost == 31 and smp.lost_estimated == 168 - 31
-    _one_gap(smp, 168)
+    _stall(smp, 1000)  # ~200 samples: ~168 dropped, OVF_COUNTER stops at 31
+    assert 168 <= chip.dropped <= 170
+    assert smp.lost == 31 and smp.lost_estimated == chip.dropped - 31
+    _one_gap(smp, chip.dropped)
     assert smp.rings["ir"].head + smp.lost + smp.lost_estimated + chip.count == chip.produced
 
 

@@ -141,7 +141,10 @@ def test_wlan_connects_after_the_scripted_delay():
     assert network.WLAN(network.STA_IF).isconnected()  # same radio
 
 
-def test_wlan_wrong_password_missing_ap_scripted_failures_and_drops():
+def test_wlan_retries_by_itself_and_refuses_a_second_connect_meanwhile():
+    """ports/esp32/network_wlan.c: after connect() the port reconnects on
+    every disconnection, at once and forever; connect() while an attempt
+    is under way raises OSError("Wifi Internal Error")."""
     wifi = simboard.board.wifi
     wifi.add_ap("ward-7", "secret")
     w = network.WLAN(network.STA_IF)
@@ -149,17 +152,43 @@ def test_wlan_wrong_password_missing_ap_scripted_failures_and_drops():
     w.active(True)
     w.connect("ward-7", "wrong")
     time.sleep_ms(3000)
-    assert w.status() == network.STAT_WRONG_PASSWORD
+    assert w.status() == network.STAT_WRONG_PASSWORD  # while it keeps retrying
+    e = raises(OSError, w.connect, "ward-7", "secret")
+    assert e.args[0] == "Wifi Internal Error"
+    w.disconnect()  # stops the retries
+    assert w.status() == network.STAT_IDLE
     w.connect("elsewhere", "x")
     time.sleep_ms(3000)
     assert w.status() == network.STAT_NO_AP_FOUND
+    w.disconnect()
     wifi.fail_next(1, network.STAT_HANDSHAKE_TIMEOUT)
     w.connect("ward-7", "secret")
-    time.sleep_ms(3000)
-    assert w.status() == network.STAT_HANDSHAKE_TIMEOUT
-    w.connect("ward-7", "secret")
-    time.sleep_ms(3000)
+    time.sleep_ms(1600)
+    assert w.status() == network.STAT_CONNECTING  # a handshake timeout: retrying
+    time.sleep_ms(1600)
     assert w.isconnected()
     wifi.drop_at(10000)
+    time.sleep_ms(1000)  # dropped at 10 s: the driver is reconnecting on its own
+    assert not w.isconnected() and w.status() == network.STAT_CONNECTING
+    time.sleep_ms(1600)
+    assert w.isconnected()  # without another connect()
+
+
+def test_wlan_reconnects_stop_after_the_configured_count():
+    wifi = simboard.board.wifi
+    wifi.add_ap("ward-7", "secret")
+    w = network.WLAN(network.STA_IF)
+    w.active(True)
+    w.config(reconnects=2)
+    assert w.config("reconnects") == 2
+    wifi.down = True
+    w.connect("ward-7", "secret")
+    time.sleep_ms(20000)
+    r = simboard.board.wlans[0]
+    assert r.attempts == 3 and not r.requested  # the first try and 2 reconnects
+    wifi.down = False
     time.sleep_ms(5000)
-    assert not w.isconnected() and w.status() == network.STAT_BEACON_TIMEOUT
+    assert not w.isconnected()
+    w.connect()  # a new connect() starts over
+    time.sleep_ms(1600)
+    assert w.isconnected()

@@ -278,3 +278,40 @@ def test_an_acknowledgement_is_bound_to_the_device_the_seq_and_the_key():
     moved = bytes([0, 0, 0, 42]) + good[4:]  # the tag of 41 on seq 42
     for bad in (other_dev, other_key, moved, good[:-1], good + b"\0", b""):
         assert _ack_check(bad) == -1
+
+
+def test_the_uplink_lets_the_wifi_driver_reconnect_and_never_connects_into_it():
+    """On the ESP32 a second WLAN.connect() while the driver retries raises
+    OSError("Wifi Internal Error"): the uplink calls it once and rides the
+    driver's own reconnection through a drop, without an exception."""
+    import network
+    b = simboard.new_board()
+    storage.use(b.fs)
+    b.wifi.add_ap("ward", "pw")
+    wlan = network.WLAN(network.STA_IF)
+    w = World(CONNACK + SUBACK + _puback(1))
+    net = FakeNet(w)
+    up = Uplink(DEV, {"host": "broker.ward", "port": 8883}, CA, "pw", wlan=wlan,
+                wifi={"ssid": "ward", "password": "pw"}, net_socket=net, net_ssl=net)
+    box = outbox.Outbox()
+    b.wifi.drop_at(10000)
+    b.wifi.down = False
+    t_end = time.ticks_add(time.ticks_ms(), 60000)
+
+    def outage_on():
+        b.wifi.down = True
+        b.wifi.drop()
+
+    def outage_off():
+        b.wifi.down = False
+    b.clock.call_at(20000 * 1000, outage_on)
+    b.clock.call_at(50000 * 1000, outage_off)
+    seen_up = []
+    while time.ticks_diff(t_end, time.ticks_ms()) > 0:
+        up.service(box)  # raises nothing, whatever the radio does
+        seen_up.append(wlan.isconnected())
+        time.sleep_ms(100)
+    r = b.wlans[0]
+    assert wlan.isconnected() and r.attempts > 3  # the driver retried by itself
+    assert False in seen_up and seen_up[-1]
+    assert up.last_error is None or "Internal" not in up.last_error

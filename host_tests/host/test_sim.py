@@ -30,7 +30,9 @@ def test_sim_runs_the_firmware_end_to_end_and_writes_the_summary(tmp_path, runti
     assert len(beats) == 3  # at 10, 20, 30 s
     assert "vitalnode: sensor MAX86150" in lines
     n = int(beats[-1].split("samples ")[1].split(",")[0])
-    assert 30 * 200 - 17 <= n <= 30 * 200  # 200 sps, drained at least every 17 samples
+    # 200 sps from shortly after boot; 'up' is whole seconds and the loop
+    # prints it when its 10 s tick comes round (bus and flash take real time)
+    assert 29 * 200 <= n <= 31 * 200
     assert "lost 0, finger on, leads on, hr " in beats[-1] and ", broker up," in beats[-1]
     hr = int(beats[-1].split("hr ")[1].split(" bpm")[0])
     assert 60 <= hr <= 90  # MIT-BIH 100: 75 bpm on average

@@ -29,7 +29,7 @@ let outBuf = [];
 let muted = false;
 let raw = false;        // REPL mode as last requested by the host
 let resetCause = 0;     // set by machine.reset()/WDT via emuhost.reset
-let lastCause = 1;
+
 let bootCount = 0, lastKind = "power";
 let dirty = false;      // something ran since the last flash sync
 let mp = null;
@@ -186,9 +186,10 @@ async function boot(kind) {
   const pins = fs.existsSync(PINS) ? fs.readFileSync(PINS, "utf8") : "{}";
   const sensor = fs.existsSync(SENSOR) ? fs.readFileSync(SENSOR, "utf8") : "";
   intrChar = 3;  // a reset restores Ctrl-C
-  // a soft reboot restarts the VM, not the chip: the reset cause stays
-  const cause = kind === "power" ? 1 : kind === "soft" ? lastCause : (resetCause || 5);
-  lastCause = cause;
+  // a soft reboot makes reset_cause() SOFT_RESET (5) until the next chip reset;
+  // machine.reset() is esp_restart(): HARD_RESET (2) (ports/esp32/modmachine.c)
+  const cause = kind === "power" ? 1 : kind === "soft" ? 5 : (resetCause || 2);
+
   resetCause = 0;
   bootCount++;
   lastKind = kind;

@@ -15,6 +15,7 @@ mark_app_valid_cancel_rollback, else reverted at the next reset).
 """
 import simboard
 import simflash
+import timing
 
 _NOT_FOUND = 0x1102
 _KEY_TOO_LONG = 0x1109
@@ -61,6 +62,11 @@ class NVS:
     def _write(self, key, value):
         b = simboard.board
         b.faults.op("nvs-write")  # the key is written now, whole or not at all
+        b.nvs_writes += 1
+        us = timing.P.nvs_progs * timing.P.flash_prog_us  # the entry, its state bits, the old one's
+        if b.nvs_writes % timing.NVS_ENTRIES == 0:
+            us += timing.P.flash_erase_us  # a page fills: NVS moves and erases one
+        b.clock.flash_op(us)
         ns = b.nvs.get(self._ns)
         if ns is None:
             ns = b.nvs[self._ns] = {}

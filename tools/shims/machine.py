@@ -5,6 +5,7 @@ simulated node. Only what the ESP32 port documents is offered; names the
 port lacks are absent on purpose so device code cannot come to rely on them.
 """
 import simboard
+import timing
 import vclock
 from simboard import PWRON_RESET, HARD_RESET, WDT_RESET, DEEPSLEEP_RESET, SOFT_RESET
 from simboard import NodeReset
@@ -89,29 +90,45 @@ class I2C:
                 pass
         return found
 
+    # Each transaction takes its time on the bus (tools/shims/timing.py),
+    # with no Python callback meanwhile (machine_hw_i2c_transfer has no
+    # pending check). The device answers at its start (a FIFO read pops the
+    # first sample within microseconds: samples made meanwhile find room).
     def readfrom_mem_into(self, addr, memaddr, buf, *, addrsize=8):
-        self._bus.device(addr).read_into(memaddr, buf)
+        try:
+            self._bus.device(addr).read_into(memaddr, buf)
+        finally:
+            _bus_time(3 + len(buf))
 
     def readfrom_mem(self, addr, memaddr, nbytes, *, addrsize=8):
         buf = bytearray(nbytes)
-        self._bus.device(addr).read_into(memaddr, buf)
+        self.readfrom_mem_into(addr, memaddr, buf)
         return bytes(buf)
 
     def writeto_mem(self, addr, memaddr, buf, *, addrsize=8):
-        self._bus.device(addr).write(memaddr, buf)
+        try:
+            self._bus.device(addr).write(memaddr, buf)
+        finally:
+            _bus_time(2 + len(buf))
 
     def readfrom_into(self, addr, buf, stop=True):
-        self._bus.device(addr).recv_into(buf)
+        try:
+            self._bus.device(addr).recv_into(buf)
+        finally:
+            _bus_time(1 + len(buf))
 
     def readfrom(self, addr, nbytes, stop=True):
         buf = bytearray(nbytes)
-        self._bus.device(addr).recv_into(buf)
+        self.readfrom_into(addr, buf)
         return bytes(buf)
 
     def writeto(self, addr, buf, stop=True):
-        dev = self._bus.device(addr)
-        if len(buf):
-            dev.send(buf)
+        try:
+            dev = self._bus.device(addr)
+            if len(buf):
+                dev.send(buf)
+        finally:
+            _bus_time(1 + len(buf))
         return len(buf) + 1  # ACKs: address byte plus each data byte
 
     def writevto(self, addr, vector, stop=True):
@@ -128,6 +145,10 @@ class SoftI2C(I2C):
         s, d = _pin_id(scl), _pin_id(sda)
         self._bus = simboard.board.i2c(("soft", s, d), s, d)
         self.freq = freq
+
+
+def _bus_time(nbytes):
+    simboard.board.clock.block(timing.i2c_us(nbytes))
 
 
 def _pin_id(p):
@@ -225,8 +246,8 @@ class Timer:
         if lat > self.latency_max_us:
             self.latency_max_us = lat
         b = simboard.board
-        if lat > b.timer_latency_max_us:
-            b.timer_latency_max_us = lat
+        if lat > b.timer_latency_max_us.get(self._id, 0):
+            b.timer_latency_max_us[self._id] = lat
         if self._cb is not None:
             self._cb(self)
         # a callback of None is scheduled too; the port then raises a

@@ -1,5 +1,21 @@
-"""`network` for simulated nodes: WLAN station with scripted radio world
-(simboard.Wifi: access points, connect delay, failures, drops)."""
+"""`network` for simulated nodes: the ESP32 port's WLAN station
+(ports/esp32/network_wlan.c; docs/shims.md) against a scripted radio world
+(simboard.Wifi: access points, connect delay, failures, drops).
+
+As on the chip:
+- connect() starts an attempt and returns; the result arrives after the
+  world's connect delay. connect() while an attempt is under way raises
+  OSError("Wifi Internal Error") (IDF's ESP_ERR_WIFI_CONN; its errno is
+  that string). While connected, it re-associates.
+- After connect(), a lost or failed connection is retried by the driver
+  (MicroPython's event handler calls esp_wifi_connect() again at once),
+  forever unless config(reconnects=n) limits it; the count resets only at
+  connect(). disconnect() stops that.
+- status(): STAT_GOT_IP when connected; else the last failure if it was
+  NO_AP_FOUND or WRONG_PASSWORD, even while retrying; else STAT_CONNECTING
+  while retrying; STAT_IDLE after disconnect() or before any attempt.
+- isconnected() is True from GOT_IP until the next disconnection.
+"""
 import simboard
 
 STA_IF = 0
@@ -12,6 +28,8 @@ STAT_NO_AP_FOUND = 201
 STAT_WRONG_PASSWORD = 202
 STAT_ASSOC_FAIL = 203
 STAT_HANDSHAKE_TIMEOUT = 204
+_ASSOC_LEAVE = 8  # WIFI_REASON_ASSOC_LEAVE: after disconnect()
+_CONNECTION_FAIL = 205
 
 
 class _Radio:
@@ -20,20 +38,65 @@ class _Radio:
     def __init__(self, interface_id):
         self.iface = interface_id
         self.active = False
-        self.status = STAT_IDLE
+        self.connected = False
+        self.requested = False  # wifi_sta_connect_requested
+        self.reason = 0  # the last disconnection reason (0: none)
         self.ssid = None
-        self.pending = None
+        self.key = None
+        self.pending = None  # the attempt under way (a clock event)
+        self.reconnects = 0
+        self.reconnect_limit = 0  # config(reconnects=n) + 1; 0 = forever
+        self.attempts = 0
         self.hostname = "esp32"
 
-    def _dropped(self):
-        if self.status == STAT_GOT_IP:
-            self.status = STAT_BEACON_TIMEOUT
+    def _attempt(self):
+        """esp_wifi_connect(): the result after the world's delay."""
+        b = simboard.board
+        w = b.wifi
+        self.attempts += 1
+        if w.down or self.ssid not in w.aps:
+            result = STAT_NO_AP_FOUND
+        elif w.aps[self.ssid][0] != self.key:
+            result = STAT_WRONG_PASSWORD
+        elif w.fail_left:
+            w.fail_left -= 1
+            result = w.fail_status
+        else:
+            result = STAT_GOT_IP
+        self.pending = b.clock.call_later_us(w.connect_ms * 1000, lambda: self._done(result))
 
-    def _power_off(self):
+    def _done(self, result):
+        self.pending = None
+        if result == STAT_GOT_IP:
+            self.connected = True
+            self.reason = 0
+            return
+        self._disconnected(result)
+
+    def _disconnected(self, reason):
+        """WIFI_EVENT_STA_DISCONNECTED: retry at once while requested."""
+        self.connected = False
+        self.reason = reason
+        if self.requested and self.active:
+            self.reconnects += 1
+            if self.reconnect_limit and self.reconnects >= self.reconnect_limit:
+                self.requested = False
+                return
+            self._attempt()
+
+    def _dropped(self):
+        if self.connected:
+            self._disconnected(STAT_BEACON_TIMEOUT)
+
+    def _cancel(self):
         if self.pending is not None:
             simboard.board.clock.cancel(self.pending)
             self.pending = None
-        self.status = STAT_IDLE
+
+    def _power_off(self):
+        self._cancel()
+        self.connected = False
+        self.requested = False
         self.active = False
 
 
@@ -53,71 +116,86 @@ class WLAN:
     def active(self, is_active=None):
         if is_active is None:
             return self._r.active
+        if not is_active:
+            self._r._cancel()
+            self._r.connected = False
         self._r.active = bool(is_active)
-        if not self._r.active:
-            self.disconnect()
 
     def connect(self, ssid=None, key=None, *, bssid=None):
-        if not self._r.active:
+        r = self._r
+        if not r.active:
             raise OSError("Wifi Not Started")
-        b = simboard.board
-        self.disconnect()
-        self._r.status = STAT_CONNECTING
-        w = b.wifi
-        if w.down or ssid not in w.aps:
-            result = STAT_NO_AP_FOUND
-        elif w.aps[ssid][0] != key:
-            result = STAT_WRONG_PASSWORD
-        elif w.fail_left:
-            w.fail_left -= 1
-            result = w.fail_status
-        else:
-            result = STAT_GOT_IP
-        self._r.ssid = ssid
-
-        def done():
-            self._r.pending = None
-            self._r.status = result
-        self._r.pending = b.clock.call_later_us(w.connect_ms * 1000, done)
+        if r.pending is not None:
+            raise OSError("Wifi Internal Error")  # an attempt is under way
+        if ssid is not None:
+            r.ssid = ssid
+            r.key = key
+        r.reconnects = 0
+        if r.connected:  # re-associate
+            r.connected = False
+        r.requested = True
+        r._attempt()
 
     def disconnect(self):
-        if self._r.pending is not None:
-            simboard.board.clock.cancel(self._r.pending)
-            self._r.pending = None
-        self._r.status = STAT_IDLE
+        r = self._r
+        if not r.active:
+            raise OSError("Wifi Not Started")
+        r.requested = False
+        r._cancel()
+        r.connected = False
+        r.reason = _ASSOC_LEAVE
 
     def isconnected(self):
-        return self._r.status == STAT_GOT_IP
+        return self._r.connected
 
     def status(self, param=None):
+        r = self._r
         if param is None:
-            return self._r.status
+            if r.connected:
+                return STAT_GOT_IP
+            if r.reason in (STAT_NO_AP_FOUND, 210, 211, 212):
+                return r.reason
+            if r.reason in (STAT_WRONG_PASSWORD, _CONNECTION_FAIL):
+                return STAT_WRONG_PASSWORD
+            if r.reason == _ASSOC_LEAVE:
+                return STAT_IDLE
+            if r.requested:
+                return STAT_CONNECTING
+            if not r.reason:
+                return STAT_IDLE
+            return r.reason
         if param == "rssi":
-            if self._r.status != STAT_GOT_IP:
+            if not r.connected:
                 raise OSError("STA is not connected")
-            return simboard.board.wifi.aps[self._r.ssid][1]
+            return simboard.board.wifi.aps[r.ssid][1]
         raise ValueError("unknown status param")
 
     def ifconfig(self, cfg=None):
         if cfg is not None:
             return
-        if self._r.status != STAT_GOT_IP:
+        if not self._r.connected:
             return ("0.0.0.0", "0.0.0.0", "0.0.0.0", "0.0.0.0")
         return ("192.168.4.%d" % (2 + simboard.board.uid[-1] % 250), "255.255.255.0",
                 "192.168.4.1", "192.168.4.1")
 
     def config(self, *args, **kw):
+        r = self._r
         if args:
             name = args[0]
             if name == "mac":
                 return simboard.board.uid
             if name in ("ssid", "essid"):
-                return self._r.ssid or ""
+                return r.ssid or ""
             if name in ("hostname", "dhcp_hostname"):
-                return self._r.hostname
+                return r.hostname
+            if name == "reconnects":
+                return r.reconnect_limit - 1
             raise ValueError("unknown config param")
         if "hostname" in kw or "dhcp_hostname" in kw:
-            self._r.hostname = kw.get("hostname", kw.get("dhcp_hostname"))
+            r.hostname = kw.get("hostname", kw.get("dhcp_hostname"))
+        if "reconnects" in kw:
+            n = kw["reconnects"]
+            r.reconnect_limit = 0 if n < 0 else (n + 1) & 0xFF
 
     def scan(self):
         w = simboard.board.wifi

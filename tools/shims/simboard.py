@@ -303,7 +303,8 @@ class Board:
             self.partitions.append(Partition(self.flash, type_, subtype, addr, size, label))
         self.fs = None
         if mount:
-            self.mount_fs(mount)
+            self.mount_fs(mount)  # formatting a blank flash: before power-on, timeless
+        self.flash.clock = self.clock  # from now on erases and programs take their time
         self.otadata = OtaData()
         self.wifi = Wifi()
         self.wlans = []
@@ -312,7 +313,8 @@ class Board:
         self.wdt = None
         self.wdt_resets = 0
         self.timers = []
-        self.timer_latency_max_us = 0  # the longest Timer tick -> callback wait (machine.Timer)
+        self.timer_latency_max_us = {}  # timer id: the longest tick -> callback wait (machine.Timer)
+        self.nvs_writes = 0
         self.freq = 160000000
         self.rtc_base = None  # (virtual us, seconds since 2000) when set
         self.rtc_mem = b""

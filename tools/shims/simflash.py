@@ -27,6 +27,9 @@ half reaches the flash), an erase leaves its sector half erased - and the
 flash stays dead (PowerLoss on every operation) until power_on(); mode
 "eio" makes that operation fail with OSError(EIO) instead (nothing
 written). LittleFS copes with torn writes by design; the tests sweep k.
+Time: with `chip.clock` set (a simulated board sets it), every erase and
+program takes its time from tools/shims/timing.py, with the ISRs that are
+not IRAM-safe held back meanwhile (vclock.flash_op), as on the ESP32.
 Guarantees: erased bytes read 0xFF, programming only clears bits (NOR);
 the file is the whole truth (a reset keeps it; a new FlashChip on a new
 path starts erased). Non-guarantees: no wear, no bit errors.
@@ -116,6 +119,7 @@ class FlashChip:
         self.path = path
         self.faults = faults if faults is not None else FlashFaults()
         self.size = size
+        self.clock = None  # a vclock.Clock: erases and programs then take their time
         self.erased = bytearray((b"\x00" if existing else b"\x01") * (size // SECTOR))
         self._ff = bytearray(b"\xff" * SECTOR)
         self._oldmv = memoryview(bytearray(SECTOR))
@@ -170,6 +174,9 @@ class FlashChip:
             raise OSError(_EIO)
         if fault is not None:
             n = n // 2  # torn: the first half reaches the flash
+        elif self.clock is not None:
+            import timing
+            self.clock.flash_op(timing.flash_prog_us(n))
         i = 0
         mv = memoryview(buf)
         f = self._f
@@ -205,6 +212,9 @@ class FlashChip:
             f.seek(sector * SECTOR)
             f.write(memoryview(self._ff)[:SECTOR // 2])
             raise PowerLoss(kind)
+        if self.clock is not None:
+            import timing
+            self.clock.flash_op(timing.P.flash_erase_us)
         self.erased[sector] = 1
 
     def sync(self):

@@ -67,6 +67,8 @@ class _SimMaxim:
         self._rng = 12345
         self.produced = 0  # samples generated (stored or dropped)
         self.dropped = 0  # samples lost to a full FIFO
+        self.fill_max = 0  # the most samples the FIFO held
+        self.fill_max_us = 0  # when (virtual time)
         self.part_id = self.PART_ID
         self.running = False
         self.sr = self.avg = self.ecg_rate = 0
@@ -214,6 +216,8 @@ class _SimMaxim:
         r = self.regs
         self.produced += 1
         if self.count >= _DEPTH:
+            self.fill_max = _DEPTH + 1  # overflowed
+            self.fill_max_us = self.next_us
             if r[0x05] < 0x1F:
                 r[0x05] += 1
             self.dropped += 1
@@ -238,6 +242,9 @@ class _SimMaxim:
             base += 3
         r[0x04] = (r[0x04] + 1) & 0x1F
         self.count += 1
+        if self.count > self.fill_max:
+            self.fill_max = self.count
+            self.fill_max_us = self.next_us
         self._flag()
 
     def _flag(self):

@@ -9,6 +9,6 @@
 # Not frozen: micropython.py and simlfs.py (CPython only), flashfs.py (the
 # WebAssembly emulator's).
 for _name in ("esp32", "machine", "network", "time", "simboard", "simflash", "simmax",
-              "simnet", "vclock", "waveforms"):
+              "simnet", "timing", "vclock", "waveforms"):
     module(_name + ".py", base_path="../shims")
 module("node.py", base_path=".")
