@@ -113,7 +113,11 @@ def install(src, keystore, pubkey_n, hw=HW_MODEL, now_s=None):
             changes["ipart"] = stage0.part_index(part)
         stage0.commit(changes)
         if part is not None:
-            part.set_boot()  # after the commit: stage0 abandons a trial whose image did not switch
+            try:  # after the commit: stage0 abandons a trial whose image did not switch
+                part.set_boot()  # the bootloader's own image check (ESP_ERR_OTA_VALIDATE_FAILED)
+            except OSError as e:
+                stage0.commit({k: st[k] for k in changes})  # the state before, whole
+                raise OtaError("image", "the bootloader refused the image (%s)" % e)
     except OtaError as e:
         seclog.record("ota-reject", reason=e.reason, detail=e.detail, version=version)
         raise

@@ -142,6 +142,22 @@ class MemSource:
         return _Reader(self.parts[name], cap)
 
 
+def app_image(seed=0, size=5000):
+    """A valid ESP32 app image as esptool's elf2image lays one out (24-byte
+    header, magic 0xE9, chip id 0, hash appended; one segment of `size`
+    bytes; the 0xEF-XOR checksum at the end of a 16-byte block; SHA-256 of
+    the lot). Test-built, so a host test has esptool read it back."""
+    import struct
+    data = bytes((i * 7 + seed) & 0xFF for i in range(size))
+    hdr = bytes([0xE9, 1, 2, 0x20]) + struct.pack("<I", 0x40080000) + bytes(15) + b"\x01"
+    body = hdr + struct.pack("<II", 0x40080000, len(data)) + data
+    x = 0xEF
+    for c in data:
+        x ^= c
+    body += bytes(15 - len(body) % 16) + bytes([x])
+    return body + hashlib.sha256(body).digest()
+
+
 def bundle(content=None, image=None, n=N, d=D, **kw):
     """A MemSource serving a signed bundle of `content` {path: bytes}."""
     content = {"firmware/app.py": APP} if content is None else content

@@ -230,25 +230,40 @@ def test_a_bound_bundle_installs_only_on_its_device():
 def test_an_image_goes_to_the_next_partition_and_a_bootloader_rollback_reverts_the_slot():
     import esp32
     deployed()
-    image = bytes(range(256)) * 20 + b"\x01\x02"
+    image = fx.app_image(size=5100)
     ota.install(fx.bundle(image=image), None, fx.N, now_s=NOW)
     part = esp32.Partition("ota_1")
     buf = bytearray(len(image))
     part.readblocks(0, buf)
     assert bytes(buf) == image
     assert simboard.board.otadata.boot == "ota_1"
-    simboard.board.reset(simboard.SOFT_RESET)
+    simboard.board.reset(simboard.HARD_RESET)
     assert stage0.choose() == (1, True)  # running ota_1 as the trial expects
     # no confirm: the ESP-IDF bootloader rolls the image back at the next reset
-    simboard.board.reset(simboard.SOFT_RESET)
+    simboard.board.reset(simboard.HARD_RESET)
     assert simboard.board.otadata.running == "ota_0"
     assert stage0.choose() == (0, False)
     assert stage0.state()["last"] == 2
     # confirm marks the image valid too
     ota.install(fx.bundle(image=image, version="1.2.0"), None, fx.N, now_s=NOW)
-    simboard.board.reset(simboard.SOFT_RESET)
+    simboard.board.reset(simboard.HARD_RESET)
     assert stage0.choose() == (1, True) and otatrial.confirm()
     assert simboard.board.otadata.state["ota_1"] == simboard.OtaData.VALID
+
+
+def test_an_image_the_bootloader_refuses_leaves_no_trial_and_is_reported():
+    import esp32
+    deployed()
+    bad = bytearray(fx.app_image(size=5100))
+    bad[-1] ^= 1  # the appended SHA-256 no longer matches: esp_image_verify fails
+    before = stage0.state()
+    e = raises(ota.OtaError, ota.install, fx.bundle(image=bytes(bad)), None, fx.N, now_s=NOW)
+    assert e.reason == "image"
+    assert stage0.state() == before  # no trial, no floor moved
+    assert simboard.board.otadata.boot == "ota_0"
+    simboard.board.reset(simboard.HARD_RESET)
+    assert stage0.choose() == (0, False)
+    assert esp32.Partition(esp32.Partition.RUNNING).info()[4] == "ota_0"
 
 
 def test_the_manifest_json_is_canonical_enough_to_round_trip():

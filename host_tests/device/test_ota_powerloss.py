@@ -13,7 +13,7 @@ NOW = 1800000000
 V1 = {"firmware/app.py": b"print('app v1')\n", "lib/x.py": b"X = 1\n"}
 V2 = {"firmware/app.py": b"print('app v2')\n" * 40, "lib/x.py": b"X = 2\n" * 300,
       "lib/y.py": b"Y = 2\n", "firmware/extra.json": b"{}"}
-IMAGE = bytes(range(256)) * 22  # two partition blocks
+IMAGE = fx.app_image(size=5600)  # two partition blocks
 EXPECT = {0: V1, 1: V2}
 
 
@@ -29,7 +29,7 @@ def _setup():
 
 def _flow(b):
     ota.install(fx.bundle(V2, image=IMAGE, version="1.1.0", counter=4), None, fx.N, now_s=NOW)
-    b.reset(simboard.SOFT_RESET)
+    b.reset(simboard.HARD_RESET)  # the app resets with machine.reset()
     slot, trial = stage0.choose()
     assert slot == 1 and trial
     assert otatrial.confirm()

@@ -2,6 +2,7 @@
 import esp32
 import simflash
 import simboard
+import otafixture as fx
 from devtest import raises
 
 NOT_FOUND = -0x1102
@@ -80,10 +81,18 @@ def test_partition_blocks_erase_to_ff_and_program_ones_to_zeros():
     raises(OSError, nxt.readblocks, 0x180000 // 4096, bytearray(1))
 
 
-def test_bootloader_reverts_an_unconfirmed_update():
+def _next_with_image(img=None):
     nxt = esp32.Partition(esp32.Partition.RUNNING).get_next_update()
-    nxt.set_boot()
-    simboard.board.reset(simboard.SOFT_RESET)
+    img = fx.app_image() if img is None else img
+    buf = bytearray((len(img) + 4095) // 4096 * 4096)
+    buf[:len(img)] = img
+    nxt.writeblocks(0, buf)
+    return nxt
+
+
+def test_bootloader_reverts_an_unconfirmed_update():
+    _next_with_image().set_boot()
+    simboard.board.reset(simboard.HARD_RESET)
     assert esp32.Partition(esp32.Partition.RUNNING).info()[4] == "ota_1"
     # new image never calls mark_app_valid_cancel_rollback -> next reset reverts
     simboard.board.reset(simboard.WDT_RESET)
@@ -92,14 +101,66 @@ def test_bootloader_reverts_an_unconfirmed_update():
 
 
 def test_bootloader_keeps_a_confirmed_update():
-    esp32.Partition(esp32.Partition.RUNNING).get_next_update().set_boot()
-    simboard.board.reset(simboard.SOFT_RESET)
+    _next_with_image().set_boot()
+    simboard.board.reset(simboard.HARD_RESET)
     esp32.Partition.mark_app_valid_cancel_rollback()
-    simboard.board.reset(simboard.SOFT_RESET)
+    simboard.board.reset(simboard.HARD_RESET)
     simboard.board.reset(simboard.PWRON_RESET)
     assert esp32.Partition(esp32.Partition.RUNNING).info()[4] == "ota_1"
     assert esp32.Partition(esp32.Partition.BOOT).info()[4] == "ota_1"
     assert len(esp32.Partition.find(esp32.Partition.TYPE_APP)) == 2
+
+
+def test_a_soft_reset_does_not_run_the_bootloader():
+    """Ctrl-D restarts MicroPython, not the chip (ports/esp32/main.c)."""
+    _next_with_image().set_boot()
+    simboard.board.reset(simboard.SOFT_RESET)
+    assert esp32.Partition(esp32.Partition.RUNNING).info()[4] == "ota_0"
+    simboard.board.reset(simboard.HARD_RESET)
+    assert esp32.Partition(esp32.Partition.RUNNING).info()[4] == "ota_1"
+
+
+def test_set_boot_refuses_what_is_not_a_valid_app_image():
+    """esp_ota_set_boot_partition runs esp_image_verify: ESP_ERR_OTA_VALIDATE_FAILED."""
+    good = fx.app_image(size=3000)
+    bad_sum = bytearray(good)
+    bad_sum[24 + 8 + 100] ^= 1  # a data byte: checksum and digest both break
+    bad_digest = bytearray(good)
+    bad_digest[-1] ^= 1
+    bad_magic = b"\xE8" + good[1:]
+    cut = good[:2000]
+    for img in (bytes(bad_sum), bytes(bad_digest), bad_magic, cut, b"\xff" * 64):
+        nxt = _next_with_image(img)
+        e = raises(OSError, nxt.set_boot)
+        assert e.args[0] == -0x1503, (e.args, img[:4])
+        assert simboard.board.otadata.boot == "ota_0"
+    _next_with_image(good).set_boot()
+    assert simboard.board.otadata.boot == "ota_1"
+
+
+def test_set_boot_checks_the_image_in_one_blocking_call():
+    """Reading and hashing the image runs no scheduled callback: a timer's
+    callback due meanwhile runs only when set_boot returns."""
+    import machine
+    img = fx.app_image(size=60000)
+    nxt = _next_with_image(img)
+    clock = simboard.board.clock
+    ran = []
+    t = machine.Timer(0)
+    t.init(mode=machine.Timer.ONE_SHOT, period=1, callback=lambda _: ran.append(clock.now_us))
+    t0 = clock.now_us
+    nxt.set_boot()
+    # read + hash at 10 MB/s and 8 MB/s (timing.py's typical profile), and
+    # before the otadata sector's erase (which would hold the ISR longer)
+    assert ran and len(img) * 200 // 1024 <= ran[0] - t0 <= len(img) * 300 // 1024
+    t.deinit()
+
+
+def test_partitions_not_found_as_the_port_reports_them():
+    e = raises(OSError, esp32.Partition, "nvs2")
+    assert e.args[0] == 2  # ENOENT
+    raises(ValueError, esp32.Partition, 7)
+    assert esp32.Partition.find(esp32.Partition.TYPE_APP, label="nope") == []
 
 
 def test_mark_valid_without_rollback_support_raises():

@@ -135,3 +135,70 @@ def test_the_server_vouches_for_one_device_only(tmp_path, keys, app):
         assert e.value.reason == "io"  # the server has no binding for an unknown node
     finally:
         srv.shutdown()
+
+
+def _esptool_app(append_digest=True, app_desc=True):
+    """An app image as esptool's elf2image writes one (its own classes)."""
+    import struct
+
+    from esptool.bin_image import ELFSection, ESP32FirmwareImage
+    im = ESP32FirmwareImage()
+    im.entrypoint = 0x40080000
+    desc = struct.pack("<I", bundle.APP_DESC_MAGIC if app_desc else 0x12345678) + bytes(252)
+    im.segments = [ELFSection(b".flash.appdesc", 0x3F400020, desc + bytes(range(256)) * 8, 0),
+                   ELFSection(b".iram0.text", 0x40080000, b"\x37" * 3000, 0)]
+    im.append_digest = append_digest
+    p = _esptool_app.dir / ("app-%d-%d.bin" % (append_digest, app_desc))
+    im.save(str(p))
+    return p.read_bytes()
+
+
+def test_bundled_images_are_checked_as_the_bootloader_will(tmp_path, keys, app):
+    _esptool_app.dir = tmp_path
+    good = _esptool_app()
+    flipped = bytearray(good)
+    flipped[40] ^= 1
+    cases = {"damaged": bytes(flipped), "not-an-image": os.urandom(5000), "empty": b"",
+             "bootloader": _esptool_app(app_desc=False), "truncated": good[:1000]}
+    for name, img in cases.items():
+        (tmp_path / name).write_bytes(img)
+        with pytest.raises(bundle.BundleError) as e:
+            bundle.build(tmp_path / ("b-" + name), keys[0], files=app, image=tmp_path / name,
+                         log=lambda *a: None)
+        assert name in str(e.value)
+        assert not (tmp_path / ("b-" + name)).exists()  # nothing written
+    (tmp_path / "good").write_bytes(good)
+    bundle.build(tmp_path / "b", keys[0], files=app, image=tmp_path / "good", log=lambda *a: None)
+    assert (tmp_path / "b" / "image.bin").read_bytes() == good
+
+
+def test_the_simulated_bootloader_agrees_with_esptool(tmp_path):
+    """tools/shims/espimage.py (what esp32.Partition.set_boot checks in the
+    simulation) accepts esptool's images and the device fixtures' ones, and
+    refuses each damage esptool refuses."""
+    sys.path.insert(0, str(ROOT / "tools" / "shims"))
+    sys.path.insert(0, str(ROOT / "host_tests" / "device"))
+    try:
+        import espimage
+        from esptool.bin_image import LoadFirmwareImage
+        import otafixture
+    finally:
+        del sys.path[:2]
+    _esptool_app.dir = tmp_path
+    images = [_esptool_app(), _esptool_app(append_digest=False), otafixture.app_image(seed=3)]
+    for img in images:
+        im = LoadFirmwareImage("esp32", img)  # esptool reads the fixture's image too
+        assert im.checksum == im.calculate_checksum()
+        assert not im.append_digest or im.stored_digest == im.calc_digest
+        size = len(img) + 4096
+
+        def read(off, n, img=img):
+            return (img + b"\xff" * 4096)[off:off + n]
+        assert espimage.check(read, size) == len(img)
+        for at in (0, 1, 12, 24 + 8 + 5, len(img) - 1):
+            bad = bytearray(img)
+            bad[at] ^= 0x10
+            if at == 1:
+                bad[at] = 0  # no segments
+            with pytest.raises(espimage.ImageInvalid):
+                espimage.check(lambda off, n, b=bytes(bad): (b + b"\xff" * 4096)[off:off + n], size)

@@ -77,6 +77,31 @@ def app_files():
     return {p: b for p, b in tree.items() if p.split("/")[0] in ("firmware", "lib")}
 
 
+APP_DESC_MAGIC = 0xABCD5432  # esp_app_desc_t.magic_word, first in an app's first segment
+
+
+def check_image(img, name="image"):
+    """Refuse what the node's bootloader would refuse (esp_image_verify:
+    header, chip, checksum, appended SHA-256), read by esptool, and an
+    image that is not an app (a bootloader, or MicroPython's combined
+    .bin for offset 0x1000: use the .app-bin or build's micropython.bin)."""
+    from esptool.bin_image import LoadFirmwareImage
+    try:
+        im = LoadFirmwareImage("esp32", img)
+    except Exception as e:  # esptool's FatalError and struct errors on short input
+        raise BundleError("%s is not an ESP32 app image (%s)" % (name, e))
+    if getattr(im, "chip_id", 0) != 0:
+        raise BundleError("%s is for another chip (chip id %d), not the ESP32" % (name, im.chip_id))
+    if im.checksum != im.calculate_checksum():
+        raise BundleError("%s: checksum does not match (a damaged image)" % name)
+    if im.append_digest and im.stored_digest != im.calc_digest:
+        raise BundleError("%s: SHA-256 digest does not match (a damaged image)" % name)
+    seg = im.segments[0].data if im.segments else b""
+    if len(seg) < 4 or int.from_bytes(seg[:4], "little") != APP_DESC_MAGIC:
+        raise BundleError("%s is not an app image (a bootloader, or the combined .bin for "
+                          "offset 0x1000? use MicroPython's .app-bin)" % name)
+
+
 def build(out, key_path, version=None, counter=0, hw=None, days=90, bound=False,
           image=None, files=None, now=None, log=print):
     """Write a signed bundle to directory `out`; returns the manifest dict."""
@@ -93,6 +118,7 @@ def build(out, key_path, version=None, counter=0, hw=None, days=90, bound=False,
                      for p, b in sorted(files.items())]}
     img = Path(image).read_bytes() if image else None
     if img is not None:
+        check_image(img, image)
         man["image"] = {"size": len(img), "sha256": hashlib.sha256(img).hexdigest()}
     body = json.dumps(man, separators=(",", ":"), sort_keys=True).encode()
     sig = key.sign(otamanifest.MAGIC + body, PSS, hashes.SHA256())

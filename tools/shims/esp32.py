@@ -24,6 +24,8 @@ _INVALID_LENGTH = 0x110C
 _ESP_ERR_NOT_FOUND = 0x105
 _ESP_ERR_INVALID_ARG = 0x102
 _ESP_ERR_OTA_ROLLBACK_INVALID_STATE = 0x1504
+_ESP_ERR_OTA_VALIDATE_FAILED = 0x1503
+_ENOENT = 2
 
 _NAMES = {
     _NOT_FOUND: "ESP_ERR_NVS_NOT_FOUND",
@@ -33,6 +35,7 @@ _NAMES = {
     _ESP_ERR_NOT_FOUND: "ESP_ERR_NOT_FOUND",
     _ESP_ERR_INVALID_ARG: "ESP_ERR_INVALID_ARG",
     _ESP_ERR_OTA_ROLLBACK_INVALID_STATE: "ESP_ERR_OTA_ROLLBACK_INVALID_STATE",
+    _ESP_ERR_OTA_VALIDATE_FAILED: "ESP_ERR_OTA_VALIDATE_FAILED",
 }
 
 
@@ -111,6 +114,9 @@ class NVS:
         pass  # nvs_commit: every key was written when it was set
 
 
+HEADER_READ = 4096  # what the chip reads of a partition without a valid image
+
+
 class Partition:
     BOOT = 0
     RUNNING = 1
@@ -118,14 +124,20 @@ class Partition:
     TYPE_DATA = 1
 
     def __init__(self, id, block_size=4096):
+        # ports/esp32/esp32_partition.c esp32_partition_make_new: an int
+        # other than BOOT/RUNNING is a bare ValueError, a label not in the
+        # table OSError(ENOENT) (esp32_partition_new: NULL -> ENOENT)
         b = simboard.board
-        if id == Partition.BOOT:
-            id = b.otadata.boot
-        elif id == Partition.RUNNING:
-            id = b.otadata.running
+        if isinstance(id, int):
+            if id == Partition.BOOT:
+                id = b.otadata.boot
+            elif id == Partition.RUNNING:
+                id = b.otadata.running
+            else:
+                raise ValueError()
         p = b.partition(id)
         if p is None:
-            raise ValueError("partition not found")
+            raise OSError(_ENOENT)
         self._p = p
         self._bs = block_size
         self._r = simflash.Region(p.region.chip, p.addr, p.size, block_size, p.region._prog[:-5])
@@ -162,16 +174,40 @@ class Partition:
         return self._r.ioctl(cmd, arg)
 
     def set_boot(self):
+        """esp_ota_set_boot_partition: an OTA app partition only
+        (ESP_ERR_INVALID_ARG), holding a valid app image (esp_image_verify:
+        header, checksum, appended SHA-256; ESP_ERR_OTA_VALIDATE_FAILED),
+        which the chip reads and hashes in one C call (no callbacks run:
+        timing.P.image_verify_us_per_kb); then the otadata sector is erased
+        and written."""
+        import espimage
         b = simboard.board
-        if self._p.type != Partition.TYPE_APP:
+        if self._p.type != Partition.TYPE_APP or not self._p.label.startswith("ota_"):
             raise _err(_ESP_ERR_INVALID_ARG)
+        try:
+            n = espimage.check(self._read, self._p.size)
+        except espimage.ImageInvalid:
+            n = None
+        b.clock.block(min(self._p.size, n or HEADER_READ) * timing.P.image_verify_us_per_kb // 1024)
+        if n is None:
+            raise _err(_ESP_ERR_OTA_VALIDATE_FAILED)
         b.faults.op("otadata")
+        b.clock.flash_op(timing.P.flash_erase_us + timing.P.flash_prog_us)
         b.otadata.boot = self._p.label
         b.otadata.state[self._p.label] = simboard.OtaData.NEW
 
+    def _read(self, off, n):
+        buf = bytearray(n)
+        self._r.readblocks(0, buf, off)
+        return bytes(buf)
+
     def get_next_update(self):
+        # esp_ota_get_next_update_partition: NULL without OTA partitions,
+        # raised as OSError(ENOENT) (esp32_partition.c)
         b = simboard.board
         other = "ota_1" if b.otadata.running == "ota_0" else "ota_0"
+        if b.partition(other) is None:
+            raise OSError(_ENOENT)
         return Partition(other, self._bs)
 
     @classmethod

@@ -342,6 +342,7 @@ def freq(hz=None):
     if hz not in (20000000, 40000000, 80000000, 160000000, 240000000):
         raise ValueError("frequency must be 20MHz, 40MHz, 80Mhz, 160MHz or 240MHz")
     simboard.board.freq = hz
+    vclock.clock.set_cpu_mhz(hz // 1000000)
 
 
 def idle():

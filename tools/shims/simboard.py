@@ -406,7 +406,10 @@ class Board:
           running (the port never stops it) and makes reset_cause()
           SOFT_RESET; any other reset stops it;
         - RTC memory (RTC_NOINIT) survives every reset but power-on; the
-          RTC time too (power_cycle() clears both)."""
+          RTC time too (power_cycle() clears both);
+        - every reset but a soft one restarts the chip through the ESP-IDF
+          bootloader (otadata: the boot partition, rollback); a soft reset
+          only restarts MicroPython (ports/esp32/main.c soft_reset loop)."""
         self.reset_cause = cause
         self.boots += 1
         if cause != SOFT_RESET:
@@ -428,7 +431,8 @@ class Board:
             self.rtc_mem = b""
         if cause == WDT_RESET:
             self.wdt_resets += 1
-        self.otadata.on_reset()
+        if cause != SOFT_RESET:
+            self.otadata.on_reset()
 
     def power_cycle(self):
         """Power removed and restored (also ends an injected power loss)."""

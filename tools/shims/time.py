@@ -20,9 +20,34 @@ import vclock
 from vclock import ticks_ms, ticks_us, ticks_cpu, ticks_add, ticks_diff
 from vclock import sleep_ms, sleep_us, sleep
 
-gmtime = _builtin.gmtime
-localtime = _builtin.localtime
-mktime = _builtin.mktime
+
+
+def gmtime(secs=None):
+    """The ESP32 port's gmtime: seconds since 2000-01-01 (the port keeps
+    MICROPY_EPOCH_IS_2000, py/mpconfig.h; the unix port counts from 1970)
+    to an 8-tuple (year, month, mday, hour, minute, second, weekday 0 =
+    Monday, yearday), no time zone (extmod/modtime.c time_gmtime)."""
+    from machine import _civil, _days
+    s = time() if secs is None else int(secs)
+    days, r = s // 86400, s % 86400
+    y, mo, d = _civil(days)
+    return (y, mo, d, r // 3600, (r // 60) % 60, r % 60, (days + 5) % 7,
+            days - _days(y, 1, 1) + 1)
+
+
+localtime = gmtime  # the same function on the port (extmod/modtime.c)
+
+
+def mktime(t):
+    """Inverse of gmtime (8 or 9 items; the port's timeutils_mktime_2000
+    normalises out-of-range fields the same way)."""
+    from machine import _days
+    if len(t) not in (8, 9):
+        raise TypeError("mktime needs a tuple of length 8 or 9")
+    y, mo = t[0], t[1]
+    y += (mo - 1) // 12
+    mo = (mo - 1) % 12 + 1
+    return (_days(y, mo, 1) + t[2] - 1) * 86400 + t[3] * 3600 + t[4] * 60 + t[5]
 
 
 def time():

@@ -65,6 +65,16 @@ class Clock:
         self._held = []
         self.blocked_us = 0  # virtual time spent in blocking C calls, for reports
         self._firing = None
+        # the CPU cycle counter (ticks_cpu): cycles at cyc_t0, and the clock rate since
+        self.cpu_mhz = 160  # ESP32_GENERIC runs at the IDF default of 160 MHz
+        self.cyc_t0 = start_us
+        self.cyc0 = 0
+
+    def set_cpu_mhz(self, mhz):
+        """machine.freq(): the cycle counter runs at the new rate from now."""
+        self.cyc0 += (self.now_us - self.cyc_t0) * self.cpu_mhz
+        self.cyc_t0 = self.now_us
+        self.cpu_mhz = mhz
 
     def _set(self, t_us):
         self.now_us = t_us
@@ -326,7 +336,10 @@ def ticks_us():
 
 
 def ticks_cpu():
-    return clock.tus
+    # Xtensa CCOUNT, masked to the ticks period (ports/esp32/mphalport.h
+    # mp_hal_ticks_cpu, extmod/modtime.c): wraps every 6.7 s at 160 MHz
+    c = clock
+    return (c.cyc0 + (c.now_us - c.cyc_t0) * c.cpu_mhz) & _MASK
 
 
 def ticks_add(ticks, delta):
