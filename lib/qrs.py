@@ -47,6 +47,16 @@ _NB = const(8)  # peaks / RRs remembered for the levels
 _NBEATS = const(32)  # reported beats kept for readers
 _CLIP = const(32767)
 _NLEARN = const(16)  # peaks held during the learning period
+_NP = const(32)  # P-wave and QRS segment samples (at most)
+_QRS_R2X16 = const(10)  # QRS like the template: r^2 >= 10/16 (r >= 0.79)
+_P_R2X16 = const(4)  # P wave like the template: r^2 >= 4/16 (r >= 0.5)
+
+# beat flags (flags(i)); bits 0-1 are the ones telemetry carries
+WIDE = const(1)  # QRS wider than this patient's usual ones (ventricular-looking)
+PREMATURE = const(2)  # RR under 7/8 of the recent clean RR median
+NOISY = const(4)  # poor signal quality around the beat
+P_WAVE = const(8)  # a P wave like the recent ones precedes it
+P_UNKNOWN = const(16)  # P wave not assessable (too late, too early, no template)
 
 
 class QRSDetector:
@@ -88,6 +98,19 @@ class QRSDetector:
         self.learn_t = zeros(_NLEARN)
         self.learn_r = zeros(_NLEARN)
         self.learn_slope = zeros(_NLEARN)
+        # per-beat morphology: width and amplitude medians of recent
+        # supraventricular-looking beats, the P-wave template (every
+        # `pstep`-th sample from 300 ms to 60 ms before the R peak)
+        self.flag = bytearray(_NBEATS)
+        self.crr = zeros(_NB)  # RRs between two clean beats
+        self.pstep = max(1, fs // 90)
+        self.pa = (fs * 30) // 100  # P stretch: 300 .. 60 ms before R
+        self.np = min(_NP, (self.pa - (fs * 6) // 100) // self.pstep + 1)
+        self.qa = (fs * 8) // 100  # QRS stretch: 80 ms before R .. 120 ms after
+        self.nq = min(_NP, ((fs * 20) // 100) // self.pstep + 1)
+        self.seg = zeros(_NP)
+        self.tmpl = zeros(_NP)
+        self.qtmpl = zeros(_NP)
         self.reset()
 
     def reset(self):
@@ -118,10 +141,20 @@ class QRSDetector:
         self.hr_x10 = 0
         self.searchbacks = 0
         self.relearns = 0
+        self.tmpl_n = self.qn = 0  # beats averaged into the P / QRS template (<= 8)
+        self.odd = 0  # beats in a row unlike the QRS template
+        self.nz_n = self.nz_max = 0  # noise peaks since the last beat
+        self.last_flag = 0
+        self.prev_rr = self.rr_ref = self.fs
+        self.ncrr = self.ci = 0
 
     def beat(self, i):
         """R-peak sample index of beat number i (count - 32 <= i < count)."""
         return self.beats[i % _NBEATS]
+
+    def flags(self, i):
+        """Flags of beat number i (WIDE, PREMATURE, NOISY, P_WAVE, P_UNKNOWN)."""
+        return self.flag[i % _NBEATS]
 
     def feed(self, buf, mask, start, end):
         """Process samples buf[i & mask] for start <= i < end (mask -1 for a
@@ -347,6 +380,10 @@ class QRSDetector:
             self.sb_slope = slope
 
     def _noise(self, v):
+        if self.count:
+            self.nz_n += 1
+            if v > self.nz_max:
+                self.nz_max = v
         self.noise_lv[self.ni] = v
         self.ni = (self.ni + 1) & (_NB - 1)
         self._levels()
@@ -355,6 +392,7 @@ class QRSDetector:
         self.qrs_lv[self.qi] = v
         self.qi = (self.qi + 1) & (_NB - 1)
         self._levels()
+        rr = 0
         if self.last_r >= 0:
             rr = r - self.last_r
             if rr > 0:
@@ -363,10 +401,127 @@ class QRSDetector:
                 self.rrs[self.ri] = rr
                 self.ri = (self.ri + 1) & (_NB - 1)
                 self.rr_med = median8(self.rrs, self.tmp)
+        f = self._beat_flags(r, rr, v)
+        self.flag[self.count % _NBEATS] = f
         self.beats[self.count % _NBEATS] = r
         self.count += 1
         self.last_r = r
         self.last_pk = t
         self.last_slope = slope
+        self.last_flag = f
         self.sb = 0
         self.max_seen = 0
+        self.nz_n = self.nz_max = 0
+
+    # -- per beat: shape, timing and quality flags ---------------------------
+
+    def _beat_flags(self, r, rr, v):
+        ref = self.rr_ref if self.ncrr >= _NB else self.rr_med
+        f = 0
+        if rr > 0 and 8 * rr < 7 * ref and 8 * rr < 7 * self.prev_rr:
+            f = PREMATURE
+        if rr > 0:
+            self.prev_rr = rr
+        # QRS shape against the template of this patient's usual beats
+        q = self._match(r + self.lp_delay - self.qa, self.nq, self.qtmpl, self.qn, _QRS_R2X16)
+        if q == 0:
+            f |= WIDE
+            self.odd += 1
+            if self.odd >= _NB and not f & PREMATURE:
+                self.qn = 0  # the usual shape changed: learn it again
+                self.odd = 0
+        elif q == 1:
+            self.odd = 0
+        if q == 1 or (q == -1 and not f & PREMATURE):
+            self._learn(self.qtmpl, self.qn, self.nq)
+            if self.qn < 8:
+                self.qn += 1
+        # P wave before it, like the recent beats' (supraventricular only)
+        if f:
+            f |= P_UNKNOWN
+        else:
+            p = self._match(r + self.lp_delay - self.pa, self.np, self.tmpl, self.tmpl_n, _P_R2X16)
+            if p > -2:
+                self._learn(self.tmpl, self.tmpl_n, self.np)
+                if self.tmpl_n < 8:
+                    self.tmpl_n += 1
+            f |= P_WAVE if p == 1 else (P_UNKNOWN if p < 0 else 0)
+        if rr > 0 and not (f | self.last_flag) & (WIDE | PREMATURE | NOISY):
+            self.crr[self.ci] = rr
+            self.ci = (self.ci + 1) & (_NB - 1)
+            if self.ncrr < _NB:
+                self.ncrr += 1
+            if self.ncrr == _NB:
+                self.rr_ref = median8(self.crr, self.tmp)
+        return f
+
+    def _match(self, s0, n, tm, tn, r2x16):
+        """Compare n samples (every pstep-th, from lp index s0, the line
+        between the ends removed, scaled to 10 bits, into self.seg) with
+        template tm of tn beats: 1 if r^2 >= r2x16/16, else 0; -1 if the
+        template is not ready (tn < 4); -2 if the stretch is out of the
+        history or flat (then self.seg is not valid)."""
+        m = self.m
+        lr = self.lr
+        step = self.pstep
+        if s0 <= self.n - self.ring or s0 < 0 or s0 + (n - 1) * step >= self.n:
+            return -2
+        seg = self.seg
+        e0 = lr[s0 & m]
+        de = lr[(s0 + (n - 1) * step) & m] - e0
+        top = 0
+        for j in range(n):
+            v = lr[(s0 + j * step) & m] - e0 - (de * j) // (n - 1)
+            seg[j] = v
+            if v < 0:
+                v = -v
+            if v > top:
+                top = v
+        if top == 0:
+            return -2
+        sh = _bits(top) - 10  # to 10 bits: the products stay small ints
+        mean = 0
+        for j in range(n):
+            v = seg[j] >> sh if sh > 0 else seg[j] << -sh
+            seg[j] = v
+            mean += v
+        mean //= n
+        sxy = sxx = syy = 0
+        for j in range(n):
+            x = seg[j] - mean
+            seg[j] = x
+            y = tm[j]
+            sxy += x * y
+            sxx += x * x
+            syy += y * y
+        got = -1
+        if tn >= 4 and syy > 0:
+            got = 0
+            if sxy > 0:
+                big = sxx if sxx > syy else syy
+                sh = _bits(big) - 12
+                if sh > 0:
+                    sxy >>= sh
+                    sxx >>= sh
+                    syy >>= sh
+                if 16 * sxy * sxy >= r2x16 * sxx * syy:
+                    got = 1
+        return got
+
+    def _learn(self, tm, tn, n):
+        """Average self.seg (as _match left it) into template tm of tn beats."""
+        seg = self.seg
+        k = 2 if tn < 8 else 3  # the first beats count more
+        for j in range(n):
+            if tn:
+                tm[j] += (seg[j] - tm[j]) >> k
+            else:
+                tm[j] = seg[j]
+
+
+def _bits(v):
+    n = 0
+    while v:
+        v >>= 1
+        n += 1
+    return n
