@@ -80,7 +80,7 @@ _NS = const(7)
 
 
 class Rhythm:
-    def __init__(self, qrs, af_enter=(30, 75, 55), af_stay=(40, 80, 60), vf_enter=(50, 30, 20),
+    def __init__(self, qrs, af_enter=(35, 80, 65), af_stay=(45, 85, 70), vf_enter=(50, 30, 20),
                  vf_stay=(62, 35, 25), vf_blocks=7, vf_confirm=2):
         self.qrs = qrs
         fs = qrs.fs

@@ -3,14 +3,17 @@
     .venv/bin/python -m tools.bench all          # everything below
     .venv/bin/python -m tools.bench sensor       # FIFO read cost on the VMs
     .venv/bin/python -m tools.bench qrs --db DIR --out OUT [--records 100,101] [--channel 0]
+    .venv/bin/python -m tools.bench rhythm --db DIR --out OUT [--records 201,207] [--channel 0]
     .venv/bin/python -m tools.bench ppg --db DIR --out OUT [--records bidmc_01]
     .venv/bin/python -m tools.bench detect       # pipeline cost + heap on the VMs
     .venv/bin/python -m tools.bench ota          # verify time, SHA-256, crash points, fuzz
 
-qrs/ppg run the device detector modules on CPython over a database (MIT-BIH
-WFDB; BIDMC CSV(.gz)), write OUT/<record>.txt (one detected sample index per
-line) and print their scoring; without --db/--out they use the shared data
-and build/bench/{qrs,ppg}.
+qrs/rhythm/ppg run the device detector modules on CPython over a database
+(any WFDB records; BIDMC CSV(.gz)), write OUT/<record>.txt (qrs, ppg: one
+detected sample index per line; rhythm: one episode per line,
+`start_sample end_sample LABEL` with LABEL AFIB, VF or ASYS) and print
+their scoring; without --db/--out they use the shared data and
+build/bench/{qrs,rhythm,ppg}.
 
 results.json holds one number per named metric (flat keys, other tools
 read them) and, under "_about", each metric's unit, the command that
@@ -103,7 +106,36 @@ def bench_qrs(a):
     r = res["all"]
     out["qrs.mitdb_strict.se"] = (round(r["se_strict"], 3), "%", "as qrs.mitdb.se with VF episodes scored")
     out["qrs.mitdb_strict.ppv"] = (round(r["ppv_strict"], 3), "%", "as qrs.mitdb.ppv with VF episodes "
-                                   "scored (detections on flutter waves count as false positives)")
+                                   "scored (beats published on flutter waves count as false positives)")
+    return {k: v + (cmd,) for k, v in out.items()}
+
+
+def bench_rhythm(a):
+    from tools.bench import detectors
+    db, out, names = _db_out_names(a, "mitdb", "rhythm")
+    res = detectors.run_rhythm(db, out, names, a.channel, a.jobs)
+    if names or a.channel or a.db:
+        return {}
+    cmd = ".venv/bin/python -m tools.bench rhythm --db %s --out %s" % (db, out)
+    af = "duration-weighted against the (AFIB rhythm annotations, MIT-BIH %s, channel 0"
+    vf = res["vf"]
+    out = {
+        "rhythm.af.se": (round(res["all"]["af_se"], 2), "%", "AF sensitivity, " + af % "all 48 records"),
+        "rhythm.af.sp": (round(res["all"]["af_sp"], 2), "%", "AF specificity, " + af % "all 48 records"),
+        "rhythm.af_ds1.se": (round(res["ds1"]["af_se"], 2), "%", "AF sensitivity, " + af % "DS1 (tuning set)"),
+        "rhythm.af_ds1.sp": (round(res["ds1"]["af_sp"], 2), "%", "AF specificity, " + af % "DS1 (tuning set)"),
+        "rhythm.af_ds2.se": (round(res["ds2"]["af_se"], 2), "%", "AF sensitivity, " + af % "DS2"),
+        "rhythm.af_ds2.sp": (round(res["ds2"]["af_sp"], 2), "%", "AF specificity, " + af % "DS2"),
+        "rhythm.vf.episodes": (vf["episodes"], "episodes", "(VFL / (VF rhythm episodes in MIT-BIH"),
+        "rhythm.vf.episodes_detected": (vf["detected"], "episodes", "VF/VFL episodes whose VF alarm came "
+                                        "within 10 s of the onset (of %d)" % vf["episodes"]),
+        "rhythm.vf.max_alarm_delay_s": (round(vf["max_delay_s"], 1) if vf["max_delay_s"] is not None else None,
+                                        "s", "longest onset-to-alarm time of the alarmed episodes"),
+        "rhythm.vf.false_alarms_per_24h": (round(vf["false_per_24h"], 2), "per 24 h",
+                                           "VF alarms raised outside every VF/VFL episode, over the %.1f h "
+                                           "of MIT-BIH outside them (%d alarms)" % (vf["hours"],
+                                                                                    vf["false_alarms"])),
+    }
     return {k: v + (cmd,) for k, v in out.items()}
 
 
@@ -200,8 +232,8 @@ def bench_ota(a):
     return {k: v + (cmd,) for k, v in out.items()}
 
 
-BENCHES = {"sensor": lambda a: bench_sensor(), "qrs": bench_qrs, "ppg": bench_ppg, "detect": bench_detect,
-           "ota": bench_ota}
+BENCHES = {"sensor": lambda a: bench_sensor(), "qrs": bench_qrs, "rhythm": bench_rhythm, "ppg": bench_ppg,
+           "detect": bench_detect, "ota": bench_ota}
 
 
 def write(results):
@@ -218,11 +250,11 @@ def write(results):
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.split("\n")[0])
     ap.add_argument("what", choices=sorted(BENCHES) + ["all"])
-    ap.add_argument("--db", type=Path, help="qrs: WFDB folder; ppg: BIDMC CSV folder")
-    ap.add_argument("--out", type=Path, help="qrs/ppg: folder for <record>.txt")
-    ap.add_argument("--records", help="qrs/ppg: comma-separated record names (default: all)")
-    ap.add_argument("--channel", type=int, default=0, help="qrs: signal number (default 0)")
-    ap.add_argument("--jobs", type=int, default=2, help="qrs/ppg: processes")
+    ap.add_argument("--db", type=Path, help="qrs/rhythm: WFDB folder; ppg: BIDMC CSV folder")
+    ap.add_argument("--out", type=Path, help="qrs/rhythm/ppg: folder for <record>.txt")
+    ap.add_argument("--records", help="qrs/rhythm/ppg: comma-separated record names (default: all)")
+    ap.add_argument("--channel", type=int, default=0, help="qrs/rhythm: signal number (default 0)")
+    ap.add_argument("--jobs", type=int, default=2, help="qrs/rhythm/ppg: processes")
     a = ap.parse_args(argv)
     names = sorted(BENCHES) if a.what == "all" else [a.what]
     wrote = False

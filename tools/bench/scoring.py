@@ -69,3 +69,68 @@ def hr_errors(peaks, fs, hr_ref, n_samples, win_s=8, step_s=2):
             errs.append(abs(60.0 * fs / ibi - sum(ref) / len(ref)))
         t0 += step_s
     return errs
+
+
+# -- rhythm episodes ---------------------------------------------------------
+
+def _merge(spans):
+    out = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        elif b > a:
+            out.append((a, b))
+    return out
+
+
+def overlap(xs, ys):
+    """Samples covered by both span lists."""
+    xs, ys = _merge(xs), _merge(ys)
+    i = j = tot = 0
+    while i < len(xs) and j < len(ys):
+        a = max(xs[i][0], ys[j][0])
+        b = min(xs[i][1], ys[j][1])
+        if b > a:
+            tot += b - a
+        if xs[i][1] < ys[j][1]:
+            i += 1
+        else:
+            j += 1
+    return tot
+
+
+def covered(spans):
+    return sum(b - a for a, b in _merge(spans))
+
+
+def duration_scores(ref, det, length):
+    """Duration-weighted (TP, FN, FP, TN) in samples of detected spans
+    against reference spans over a record of `length` samples."""
+    ref = [(max(0, a), min(length, b)) for a, b in ref]
+    det = [(max(0, a), min(length, b)) for a, b in det]
+    tp = overlap(ref, det)
+    r = covered(ref)
+    d = covered(det)
+    return tp, r - tp, d - tp, length - r - d + tp
+
+
+def alarm_delays(ref, alarms, limit):
+    """For each reference episode (start, end): seconds-free delay in samples
+    from its onset to the first alarm raised within [onset, onset + limit]
+    (0 if an alarm raised before the onset is still on at it), or None."""
+    out = []
+    for a, b in ref:
+        best = None
+        for s, e in alarms:
+            if s <= a < e:
+                best = 0
+                break
+            if a <= s <= a + limit and (best is None or s - a < best):
+                best = s - a
+        out.append(best)
+    return out
+
+
+def false_alarms(ref, alarms, slack=0):
+    """Alarms raised outside every reference episode (its end + slack)."""
+    return sum(1 for s, _ in alarms if not any(a <= s <= b + slack for a, b in ref))
