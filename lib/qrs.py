@@ -143,7 +143,11 @@ class QRSDetector:
         self.relearns = 0
         self.tmpl_n = self.qn = 0  # beats averaged into the P / QRS template (<= 8)
         self.odd = 0  # beats in a row unlike the QRS template
+        self.usual_n = 8  # usual noise / QRS level ratio (1/64)
+        self.usual_z = 16  # usual largest noise peak / QRS level (1/64)
+        self.qcnt = 0
         self.nz_n = self.nz_max = 0  # noise peaks since the last beat
+        self.floor = 0  # lowest MWI since the last QRS
         self.last_flag = 0
         self.prev_rr = self.rr_ref = self.fs
         self.ncrr = self.ci = 0
@@ -180,6 +184,7 @@ class QRSDetector:
         due = self.due
         sh = self.shift
         m = self.m
+        fl = self.floor
         for i in range(start, end):
             x = buf[i & mask] >> sh
             if x > _CLIP:
@@ -203,16 +208,23 @@ class QRSDetector:
                     pk = mwi
                     pkn = n
                 elif mwi < (pk >> 1) or n - pkn > wait:
+                    self.floor = fl
                     self._peak(pk, pkn)
                     due = self.due
+                    fl = self.floor
                     pk = 0
             elif mwi > prev:
                 pk = mwi
                 pkn = n
+            elif mwi < fl:
+                fl = mwi  # the lowest MWI since the last QRS: noise lifts it
             prev = mwi
             if n >= due:
+                self.floor = fl
                 self._tick(n)
                 due = self.due
+                fl = self.floor
+        self.floor = fl
         self.n = n
         self.sa = sa
         self.lp = lp
@@ -389,6 +401,8 @@ class QRSDetector:
         self._levels()
 
     def _qrs(self, v, t, r, slope):
+        qm = self.qrs_med  # the levels this beat was judged against
+        nm = self.noise_med
         self.qrs_lv[self.qi] = v
         self.qi = (self.qi + 1) & (_NB - 1)
         self._levels()
@@ -401,7 +415,7 @@ class QRSDetector:
                 self.rrs[self.ri] = rr
                 self.ri = (self.ri + 1) & (_NB - 1)
                 self.rr_med = median8(self.rrs, self.tmp)
-        f = self._beat_flags(r, rr, v)
+        f = self._beat_flags(r, rr, v, qm, nm)
         self.flag[self.count % _NBEATS] = f
         self.beats[self.count % _NBEATS] = r
         self.count += 1
@@ -412,10 +426,11 @@ class QRSDetector:
         self.sb = 0
         self.max_seen = 0
         self.nz_n = self.nz_max = 0
+        self.floor = 1 << 29
 
     # -- per beat: shape, timing and quality flags ---------------------------
 
-    def _beat_flags(self, r, rr, v):
+    def _beat_flags(self, r, rr, v, qm, nm):
         ref = self.rr_ref if self.ncrr >= _NB else self.rr_med
         f = 0
         if rr > 0 and 8 * rr < 7 * ref and 8 * rr < 7 * self.prev_rr:
@@ -432,7 +447,40 @@ class QRSDetector:
                 self.odd = 0
         elif q == 1:
             self.odd = 0
-        if q == 1 or (q == -1 and not f & PREMATURE):
+        # quality: noise peaks near the QRS level, a QRS far from the usual
+        # size, or an unusual shape where noise peaks are common
+        if qm > 0:
+            # noise and largest noise peak against the QRS level, in 1/64,
+            # and against this patient's usual ratios (tall T waves are
+            # normal for some): the usual ratio follows lows at once and
+            # highs by 1 every 8 beats
+            rn = (nm << 6) // qm
+            rz = (self.nz_max << 6) // qm
+            if rn > 255:
+                rn = 255
+            if rz > 255:
+                rz = 255
+            un = self.usual_n
+            uz = self.usual_z
+            fl = self.floor
+            rf = (fl << 6) // qm if fl < qm else 64
+            noisy = ((rn > 21 and rn > 2 * un) or (rz > 32 and rz > 2 * uz) or v > 2 * qm or 2 * v < qm
+                     or rf > 12)
+            if not noisy and f & WIDE:
+                noisy = ((rn > 13 and rn > un + (un >> 1)) or (rz > 21 and rz > uz + (uz >> 1))
+                         or rf > 6)
+            if noisy:
+                f |= NOISY
+            self.qcnt = (self.qcnt + 1) & 7
+            if rn < un:
+                self.usual_n = un - 1
+            elif rn > un and self.qcnt == 0:
+                self.usual_n = un + 1
+            if rz < uz:
+                self.usual_z = uz - 1
+            elif rz > uz and self.qcnt == 0:
+                self.usual_z = uz + 1
+        if q == 1 and not f & NOISY or (q == -1 and not f & (PREMATURE | NOISY)):
             self._learn(self.qtmpl, self.qn, self.nq)
             if self.qn < 8:
                 self.qn += 1

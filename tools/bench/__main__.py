@@ -4,6 +4,7 @@
     .venv/bin/python -m tools.bench sensor       # FIFO read cost on the VMs
     .venv/bin/python -m tools.bench qrs --db DIR --out OUT [--records 100,101] [--channel 0]
     .venv/bin/python -m tools.bench rhythm --db DIR --out OUT [--records 201,207] [--channel 0]
+    .venv/bin/python -m tools.bench noise [--records 118,119] [--snr 6,0] [--write DIR]
     .venv/bin/python -m tools.bench ppg --db DIR --out OUT [--records bidmc_01]
     .venv/bin/python -m tools.bench detect       # pipeline cost + heap on the VMs
     .venv/bin/python -m tools.bench ota          # verify time, SHA-256, crash points, fuzz
@@ -139,6 +140,33 @@ def bench_rhythm(a):
     return {k: v + (cmd,) for k, v in out.items()}
 
 
+def bench_noise(a):
+    from tools.bench import detectors
+    db = a.db or data_dir() / "mitdb"
+    names = a.records.split(",") if a.records else None
+    snrs = [int(v) for v in a.snr.split(",")] if a.snr else None
+    res = detectors.run_noise(db, names, snrs, a.jobs, a.write)
+    if names or a.db or snrs:
+        return {}
+    cmd = ".venv/bin/python -m tools.bench noise"
+    what = ("DER = (FN + FP) / reference beats in %%, per SNR (dB, NSTDB's definition), of the published beats "
+            "on our noise stress set (tools/bench/noise.py: MIT-BIH %s with synthetic wander, muscle and "
+            "electrode-motion noise; 5 min clean, then 2 min noisy / 2 min clean), scored from 5:00")
+    out = {}
+    for label, key, sub in (("all", "qrs.noise.der_by_snr", "DS1 + DS2, 44 records"),
+                            ("ds1", "qrs.noise_ds1.der_by_snr", "DS1 (tuning set)"),
+                            ("ds2", "qrs.noise_ds2.der_by_snr", "DS2")):
+        r = res[label]
+        out[key] = ({str(s): round(b["der"], 2) for s, b in r["by_snr"].items()}, "%", what % sub)
+    r = res["all"]
+    out["qrs.noise.fp_flagged_pct"] = (round(r["fp_flagged_pct"], 1), "%",
+                                       "share of false detections at SNR <= 6 dB that the node flagged NOISY")
+    out["qrs.noise.beats_flagged_pct"] = (round(r["beats_flagged_pct"], 1), "%",
+                                          "share of all published beats at SNR <= 6 dB flagged NOISY (the "
+                                          "flag's cost)")
+    return {k: v + (cmd,) for k, v in out.items()}
+
+
 def bench_ppg(a):
     from tools.bench import detectors
     db, out, names = _db_out_names(a, "bidmc", "ppg")
@@ -232,8 +260,8 @@ def bench_ota(a):
     return {k: v + (cmd,) for k, v in out.items()}
 
 
-BENCHES = {"sensor": lambda a: bench_sensor(), "qrs": bench_qrs, "rhythm": bench_rhythm, "ppg": bench_ppg,
-           "detect": bench_detect, "ota": bench_ota}
+BENCHES = {"sensor": lambda a: bench_sensor(), "qrs": bench_qrs, "rhythm": bench_rhythm, "noise": bench_noise,
+           "ppg": bench_ppg, "detect": bench_detect, "ota": bench_ota}
 
 
 def write(results):
@@ -254,7 +282,9 @@ def main(argv=None):
     ap.add_argument("--out", type=Path, help="qrs/rhythm/ppg: folder for <record>.txt")
     ap.add_argument("--records", help="qrs/rhythm/ppg: comma-separated record names (default: all)")
     ap.add_argument("--channel", type=int, default=0, help="qrs/rhythm: signal number (default 0)")
-    ap.add_argument("--jobs", type=int, default=2, help="qrs/rhythm/ppg: processes")
+    ap.add_argument("--jobs", type=int, default=2, help="qrs/rhythm/noise/ppg: processes")
+    ap.add_argument("--snr", help="noise: comma-separated SNRs in dB (default 24,18,12,6,0,-6)")
+    ap.add_argument("--write", type=Path, help="noise: also write the noisy records as WFDB into this folder")
     a = ap.parse_args(argv)
     names = sorted(BENCHES) if a.what == "all" else [a.what]
     wrote = False

@@ -259,6 +259,74 @@ def _vf_summary(rows, res):
     res["asys"] = {"pauses": asys_ref, "alarmed": asys_hit, "false": asys_false}
 
 
+NOISY_FLAG = 4  # lib/qrs.NOISY (read from the device module below)
+
+
+def _noise_one(job):
+    db, name, out, snrs, write = job
+    from tools.bench import noise
+    qrs = _device_module("qrs")
+    x, fs = records.wfdb_signal(db, name, 0)
+    beats, symbols, ann = records.wfdb_beats(db, name)
+    _, vf = records.wfdb_reference(db, name)
+    t0 = noise.LEARN_S * fs
+    ref = scoring._outside([b for b in beats if b >= t0], vf)
+    win = int(round(0.150 * fs))
+    rows = []
+    for snr, y in sorted(noise.noisy_record(x, fs, name, beats, symbols, snrs).items()):
+        if write:
+            noise.write_wfdb(write, name, snr, y, fs, ann)
+        res = run_ecg(y.tolist(), fs)
+        keep = [k for k, b in enumerate(res["beats"]) if b >= t0 and not any(a <= b <= e for a, e in vf)]
+        det = [res["beats"][k] for k in keep]
+        fl = [res["flags"][k] for k in keep]
+        tp, fn, fp, false = scoring.match_detail(ref, det, win)
+        fp_flagged = sum(1 for k in false if fl[k] & qrs.NOISY)
+        flagged = sum(1 for f in fl if f & qrs.NOISY)
+        rows.append((name, snr, tp, fn, fp, fp_flagged, flagged, len(ref)))
+    return rows
+
+
+def run_noise(db, names=None, snrs=None, jobs=2, write=None):
+    """DER per SNR of the published beats on our noise stress set, and
+    the share of false detections the node flagged NOISY."""
+    from tools.bench import noise
+    names = _check_records(db, names or sorted(records.DS1_NAMES | records.DS2_NAMES))
+    snrs = tuple(snrs or noise.SNRS)
+    if write:
+        Path(write).mkdir(parents=True, exist_ok=True)
+    with Pool(max(1, jobs)) as pool:
+        rows = [r for rs in pool.map(_noise_one, [(db, n, None, snrs, write) for n in names]) for r in rs]
+    res = {}
+    for label, subset in (("all", None), ("ds1", records.DS1_NAMES), ("ds2", records.DS2_NAMES)):
+        sel = [r for r in rows if subset is None or r[0] in subset]
+        if not sel:
+            continue
+        by = {}
+        for snr in snrs:
+            rs = [r for r in sel if r[1] == snr]
+            tp, fn, fp, fpf, flg, nref = (sum(r[k] for r in rs) for k in range(2, 8))
+            by[snr] = {"der": 100.0 * (fn + fp) / nref if nref else 0.0, "se": 100.0 * tp / max(1, tp + fn),
+                       "ppv": 100.0 * tp / max(1, tp + fp), "fp": fp, "fn": fn, "fp_flagged": fpf,
+                       "flagged": flg, "det": tp + fp, "ref": nref}
+        low = [by[s] for s in snrs if s <= 6]
+        fp_low = sum(b["fp"] for b in low)
+        res[label] = {"records": len(set(r[0] for r in sel)), "by_snr": by,
+                      "fp_flagged_pct": 100.0 * sum(b["fp_flagged"] for b in low) / fp_low if fp_low else 100.0,
+                      "beats_flagged_pct": 100.0 * sum(b["flagged"] for b in low) / max(1, sum(b["det"] for b in low))}
+        print("%s, %d records (scored from 5:00, noise 2 min on / 2 min off):" % (label.upper(), res[label]["records"]))
+        print("  %5s %8s %8s %8s %7s %7s %11s" % ("SNR", "DER %", "Se %", "+P %", "FN", "FP", "FP flagged"))
+        for snr in snrs:
+            b = by[snr]
+            print("  %5d %8.2f %8.2f %8.2f %7d %7d %10.1f%%" % (snr, b["der"], b["se"], b["ppv"], b["fn"], b["fp"],
+                                                         100.0 * b["fp_flagged"] / max(1, b["fp"])))
+        print("  SNR <= 6 dB: %.1f %% of false detections flagged NOISY by the node (%.1f %% of all its beats "
+              "there are flagged)" % (res[label]["fp_flagged_pct"], res[label]["beats_flagged_pct"]))
+    if write:
+        print("noisy records written to %s (names as NSTDB: <record>e<SNR>)" % write)
+    return res
+
+
 def _ppg_one(job):
     db, name, out = job
     x, fs = records.bidmc_pleth(db, name)

@@ -86,6 +86,14 @@ def wfdb_reference(db, name):
     return beats, vf
 
 
+def wfdb_beats(db, name):
+    """(beat sample indices, their WFDB symbols, the raw Annotation)."""
+    import wfdb
+    a = wfdb.rdann(str(Path(db) / name), "atr")
+    keep = [(int(s), c) for s, c in zip(a.sample, a.symbol) if c in BEAT_SYMBOLS]
+    return [k[0] for k in keep], [k[1] for k in keep], a
+
+
 def wfdb_rhythms(db, name, length=None):
     """[(start, end, label)] from the rhythm annotations ('+' with aux
     '(AFIB', '(VFL', ...), label without the parenthesis; the last one runs

@@ -13,22 +13,30 @@ import statistics
 
 def match(ref, det, window):
     """(TP, FN, FP) for sorted sample-index lists."""
-    i = j = tp = fp = fn = 0
+    tp, fn, fp, _ = match_detail(ref, det, window)
+    return tp, fn, fp
+
+
+def match_detail(ref, det, window):
+    """(TP, FN, FP, indices into det of the false detections)."""
+    i = j = tp = fn = 0
+    false = []
     while i < len(ref) and j < len(det):
         if det[j] < ref[i] - window:
-            fp += 1
+            false.append(j)
             j += 1
         elif det[j] > ref[i] + window:
             fn += 1
             i += 1
         elif j + 1 < len(det) and abs(det[j + 1] - ref[i]) < abs(det[j] - ref[i]):
-            fp += 1  # the next detection fits this beat better
+            false.append(j)  # the next detection fits this beat better
             j += 1
         else:
             tp += 1
             i += 1
             j += 1
-    return tp, fn + len(ref) - i, fp + len(det) - j
+    false += range(j, len(det))
+    return tp, fn + len(ref) - i, len(false), false
 
 
 def _outside(points, spans):
