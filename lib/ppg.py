@@ -44,11 +44,12 @@ _MAX = const(131071)
 
 
 class PulseDetector:
-    def __init__(self, fs, invert=False):
+    def __init__(self, fs, invert=False, weak_div=10):
         if not 50 <= fs <= 250:
             raise ValueError("PPG detector: sample rate %r outside 50-250 sps" % (fs,))
         self.fs = fs
         self.invert = invert
+        self.weak_div = weak_div
         self.n1 = max(2, fs // 16)  # low-pass boxcar (~60 ms, zero near 16 Hz)
         self.n2 = max(3, (fs * 3) // 4) | 1  # baseline window (odd: centred)
         self.w1 = max(2, (fs * 111 + 500) // 1000)
@@ -85,6 +86,8 @@ class PulseDetector:
         self.sqi = 0
         self.pi_x100 = 0
         self.amp = 0
+        self.ibi_med = 0
+        self.weak = 0  # weak pulses found in gaps
 
     def peak(self, i):
         return self.peaks[i % _NPEAKS]
@@ -194,6 +197,50 @@ class PulseDetector:
     def _emit(self):
         pos = self.pend
         self.pend = 0
+        med = self.ibi_med
+        if med and self.last >= 0 and 2 * (pos - self.last) > 3 * med:
+            q = self._weak(self.last, pos, med)
+            if q >= 0:
+                self.weak += 1
+                self._add(q)
+        self._add(pos)
+
+    def _weak(self, last, pos, med):
+        """A weak pulse in a gap over 1.5 median IBI (an ectopic beat's
+        small ejection): the local maximum of the low-passed signal 0.4 IBI
+        after the last pulse (past its dicrotic wave) to 0.3 IBI before the
+        next that rises most over the ~111 ms before it,
+        if it rises at least 1/WEAK of the median pulse amplitude; else -1."""
+        yr = self.yr
+        m = self.m
+        w = self.w1
+        edge = (med * 3) // 10
+        if edge < self.min_gap:
+            edge = self.min_gap
+        a = last + (med * 2) // 5  # past the dicrotic wave
+        if a < last + edge:
+            a = last + edge
+        oldest = self.n - self.ring + w + 1
+        if a < oldest:
+            a = oldest
+        b = pos - edge
+        best = -1
+        rise = 0
+        for i in range(a, b):
+            v = yr[i & m]
+            if v >= yr[(i - 1) & m] and v > yr[(i + 1) & m]:
+                lo = v
+                for j in range(i - w, i):
+                    if yr[j & m] < lo:
+                        lo = yr[j & m]
+                if v - lo > rise:
+                    rise = v - lo
+                    best = i
+        if best >= 0 and rise * self.weak_div >= self.amp:
+            return best
+        return -1
+
+    def _add(self, pos):
         # the foot: lowest low-passed sample in the 2/3 s before the peak
         # (or since the previous peak)
         yr = self.yr
@@ -235,6 +282,7 @@ class PulseDetector:
         ibi = median8(self.ibis, self.tmp)
         amp = median8(self.amps, self.tmp)
         self.amp = amp
+        self.ibi_med = ibi
         self.hr_x10 = (600 * self.fs + (ibi >> 1)) // ibi if ibi else 0
         self.pi_x100 = median8(self.pis, self.tmp)
         good = 0

@@ -283,7 +283,8 @@ def _noise_one(job):
         tp, fn, fp, false = scoring.match_detail(ref, det, win)
         fp_flagged = sum(1 for k in false if fl[k] & qrs.NOISY)
         flagged = sum(1 for f in fl if f & qrs.NOISY)
-        rows.append((name, snr, tp, fn, fp, fp_flagged, flagged, len(ref)))
+        vf_false = scoring.false_alarms(vf, [(a, b) for a, b, lab in res["episodes"] if lab == "VF"])
+        rows.append((name, snr, tp, fn, fp, fp_flagged, flagged, len(ref), vf_false))
     return rows
 
 
@@ -305,8 +306,8 @@ def run_noise(db, names=None, snrs=None, jobs=2, write=None):
         by = {}
         for snr in snrs:
             rs = [r for r in sel if r[1] == snr]
-            tp, fn, fp, fpf, flg, nref = (sum(r[k] for r in rs) for k in range(2, 8))
-            by[snr] = {"der": 100.0 * (fn + fp) / nref if nref else 0.0, "se": 100.0 * tp / max(1, tp + fn),
+            tp, fn, fp, fpf, flg, nref, vff = (sum(r[k] for r in rs) for k in range(2, 9))
+            by[snr] = {"vf_false": vff, "der": 100.0 * (fn + fp) / nref if nref else 0.0, "se": 100.0 * tp / max(1, tp + fn),
                        "ppv": 100.0 * tp / max(1, tp + fp), "fp": fp, "fn": fn, "fp_flagged": fpf,
                        "flagged": flg, "det": tp + fp, "ref": nref}
         low = [by[s] for s in snrs if s <= 6]
@@ -315,11 +316,13 @@ def run_noise(db, names=None, snrs=None, jobs=2, write=None):
                       "fp_flagged_pct": 100.0 * sum(b["fp_flagged"] for b in low) / fp_low if fp_low else 100.0,
                       "beats_flagged_pct": 100.0 * sum(b["flagged"] for b in low) / max(1, sum(b["det"] for b in low))}
         print("%s, %d records (scored from 5:00, noise 2 min on / 2 min off):" % (label.upper(), res[label]["records"]))
-        print("  %5s %8s %8s %8s %7s %7s %11s" % ("SNR", "DER %", "Se %", "+P %", "FN", "FP", "FP flagged"))
+        print("  %5s %8s %8s %8s %7s %7s %11s %9s" % ("SNR", "DER %", "Se %", "+P %", "FN", "FP", "FP flagged",
+                                                     "false VF"))
         for snr in snrs:
             b = by[snr]
-            print("  %5d %8.2f %8.2f %8.2f %7d %7d %10.1f%%" % (snr, b["der"], b["se"], b["ppv"], b["fn"], b["fp"],
-                                                         100.0 * b["fp_flagged"] / max(1, b["fp"])))
+            print("  %5d %8.2f %8.2f %8.2f %7d %7d %10.1f%% %9d" % (
+                snr, b["der"], b["se"], b["ppv"], b["fn"], b["fp"], 100.0 * b["fp_flagged"] / max(1, b["fp"]),
+                b["vf_false"]))
         print("  SNR <= 6 dB: %.1f %% of false detections flagged NOISY by the node (%.1f %% of all its beats "
               "there are flagged)" % (res[label]["fp_flagged_pct"], res[label]["beats_flagged_pct"]))
     if write:

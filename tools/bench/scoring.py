@@ -60,6 +60,27 @@ def gross(rows):
     return se, ppv, tp, fn, fp
 
 
+def beat_hr_errors(peaks, fs, hr_ref, n_samples, win_s=8, step_s=2):
+    """|HR from the beat list - monitor HR| per window of win_s seconds every
+    step_s, as an independent scorer computes it from OUT/<record>.txt:
+    60 / mean interval between the detected peaks inside the window
+    ((last - first) / (count - 1)) against the mean of the monitor's 1 Hz
+    HR numerics in the window. Windows with under 2 peaks or no reference
+    are skipped."""
+    errs = []
+    t0 = 0
+    total_s = n_samples / fs
+    while t0 + win_s <= total_s:
+        a, b = t0 * fs, (t0 + win_s) * fs
+        pk = [p for p in peaks if a <= p < b]
+        ref = [v for v in hr_ref[t0:t0 + win_s] if v is not None]
+        if len(pk) >= 2 and ref:
+            mean = (pk[-1] - pk[0]) / (len(pk) - 1)
+            errs.append(abs(60.0 * fs / mean - sum(ref) / len(ref)))
+        t0 += step_s
+    return errs
+
+
 def hr_errors(peaks, fs, hr_ref, n_samples, win_s=8, step_s=2):
     """|HR estimate - monitor HR| per window of win_s seconds every step_s.
     Estimate: 60 / median inter-beat interval of the detected peaks inside
