@@ -174,10 +174,18 @@ def bench_ppg(a):
     if names or a.db:
         return {}
     cmd = ".venv/bin/python -m tools.bench ppg --db %s --out %s" % (db, out)
-    return {"ppg.bidmc.hr_mae_bpm": (round(res["mae"], 3), "bpm",
-                                     "BIDMC %d records, PLETH 125 Hz: |60/median IBI of detected pulses - mean "
-                                     "monitor HR| over %d windows of 8 s, step 2 s" % (res["records"], res["windows"]),
-                                     cmd)}
+    return {"ppg.bidmc.beat_hr_mae_bpm": (round(res["beat_mae"], 3), "bpm",
+                                          "BIDMC %d records, PLETH 125 Hz, from the beat lists OUT/<record>.txt: "
+                                          "|60 / mean interval between the detected peaks in each 8 s window (step "
+                                          "2 s) - mean of the monitor's HR numeric there|, %d windows"
+                                          % (res["records"], res["windows"]), cmd),
+            "ppg.bidmc.hr_mae_bpm": (round(res["mae"], 3), "bpm",
+                                     "second figure: as beat_hr_mae_bpm with 60 / median interval (robust to a "
+                                     "missed or extra pulse)", cmd),
+            "ppg.bidmc.node_hr_mae_bpm": (round(res["node_mae"], 3), "bpm",
+                                          "second figure: the node's own smoothed pulse rate (ppg.hr_x10, median of "
+                                          "8 IBIs) at each window's end against the same reference, %d windows"
+                                          % res["node_windows"], cmd)}
 
 
 def detect_inputs():

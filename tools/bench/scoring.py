@@ -81,6 +81,20 @@ def beat_hr_errors(peaks, fs, hr_ref, n_samples, win_s=8, step_s=2):
     return errs
 
 
+def node_hr_errors(node_hr, hr_ref, win_s=8, step_s=2):
+    """|the node's published rate at a window's end - mean monitor HR in
+    the window| per window (node_hr: one value or None per second)."""
+    errs = []
+    t0 = 0
+    while t0 + win_s <= len(node_hr):
+        v = node_hr[t0 + win_s - 1]
+        ref = [r for r in hr_ref[t0:t0 + win_s] if r is not None]
+        if v is not None and ref:
+            errs.append(abs(v - sum(ref) / len(ref)))
+        t0 += step_s
+    return errs
+
+
 def hr_errors(peaks, fs, hr_ref, n_samples, win_s=8, step_s=2):
     """|HR estimate - monitor HR| per window of win_s seconds every step_s.
     Estimate: 60 / median inter-beat interval of the detected peaks inside
