@@ -60,9 +60,11 @@ class PulseDetector:
         # window look back up to ~1.5 s
         self.ring = pow2((fs * 3) // 2)
         self.m = self.ring - 1
-        self.xr = zeros(self.ring)  # input
+        self.mx = pow2(self.n1 + 1) - 1  # the input boxcar's own history
+        self.mw = pow2(self.w2 + 1) - 1  # the rectified band-pass: the 667 ms mean
+        self.xr = zeros(self.mx + 1)  # input
         self.yr = zeros(self.ring)  # low-passed
-        self.ur = zeros(self.ring)  # rectified band-pass
+        self.ur = zeros(self.mw + 1)  # rectified band-pass
         self.ibis = zeros(_NB)
         self.amps = zeros(_NB)
         self.pis = zeros(_NB)
@@ -124,6 +126,8 @@ class PulseDetector:
         bmax = self.bmax
         bpos = self.bpos
         m = self.m
+        mx = self.mx
+        mw = self.mw
         for i in range(start, end):
             x = buf[i & mask]
             if x > _MAX:
@@ -133,17 +137,17 @@ class PulseDetector:
             if inv:
                 x = _MAX - x
             j = n & m
-            xr[j] = x
-            s1 += x - xr[(n - n1) & m]
+            xr[n & mx] = x
+            s1 += x - xr[(n - n1) & mx]
             yr[j] = s1
             s2 += s1 - yr[(n - n2) & m]
             # band-pass at the centre of the baseline window
             c = n - half
             bp = yr[c & m] - s2 // n2
             u = bp if bp > 0 else 0
-            ur[j] = u
-            sp += u - ur[(n - w1) & m]
-            sb += u - ur[(n - w2) & m]
+            ur[n & mw] = u
+            sp += u - ur[(n - w1) & mw]
+            sb += u - ur[(n - w2) & mw]
             mu += (u - mu) >> 9  # long-run mean of u (~4 s at 125 sps)
             n += 1
             if sp // w1 > sb // w2 + (mu >> 6):
@@ -171,8 +175,9 @@ class PulseDetector:
 
     def _prime(self, x):
         x = max(0, min(_MAX, x))
-        for i in range(self.ring):
+        for i in range(self.mx + 1):
             self.xr[i] = x
+        for i in range(self.ring):
             self.yr[i] = x * self.n1
         self.s1 = x * self.n1
         self.s2 = x * self.n1 * self.n2

@@ -41,15 +41,30 @@ not reported.
 """
 from micropython import const
 
-from dsp import median8, pow2, zeros
+from dsp import median8, pow2, zeros, zeros16
 
 _NB = const(8)  # peaks / RRs remembered for the levels
 _NBEATS = const(32)  # reported beats kept for readers
 _CLIP = const(32767)
 _NLEARN = const(16)  # peaks held during the learning period
-_NP = const(32)  # P-wave and QRS segment samples (at most)
+_NP = const(24)  # P-wave and QRS segment samples (at most)
 _QRS_R2X16 = const(10)  # QRS like the template: r^2 >= 10/16 (r >= 0.79)
 _P_R2X16 = const(4)  # P wave like the template: r^2 >= 4/16 (r >= 0.5)
+# per-beat bookkeeping, one array (few attributes keep the instance small):
+# [0:8] RRs between two clean beats, then
+_TN = const(8)  # beats in the P template (<= 8)
+_QN = const(9)  # beats in the QRS template (<= 8)
+_ODD = const(10)  # beats in a row unlike the QRS template
+_UN = const(11)  # usual noise / QRS level ratio (1/64)
+_UZ = const(12)  # usual largest noise peak / QRS level (1/64)
+_QCNT = const(13)  # beat counter for the slow rise of the usual ratios
+_QLEARN = const(14)  # beats that set the usual ratios (<= 16)
+_NCRR = const(15)  # clean RRs seen (<= 8)
+_CI = const(16)  # next clean-RR slot
+_PREV_RR = const(17)
+_RR_REF = const(18)  # median of the clean RRs
+_LAST_F = const(19)  # flags of the last beat
+_NBK = const(20)
 
 # beat flags (flags(i)); bits 0-1 are the ones telemetry carries
 WIDE = const(1)  # QRS wider than this patient's usual ones (ventricular-looking)
@@ -77,7 +92,6 @@ class QRSDetector:
         self.ms200 = fs // 5
         self.ms360 = (fs * 36) // 100
         self.pk_wait = (fs * 15) // 100
-        self.hold = (fs * 36) // 100
         self.learn = 2 * fs
         self.relearn = 8 * fs
         self.sb_cap = 2 * fs
@@ -85,10 +99,12 @@ class QRSDetector:
         # peak end + MWI window (~0.65 s)
         self.ring = pow2((fs * 3) // 4)
         self.m = self.ring - 1
-        self.xr = zeros(self.ring)
-        self.sr = zeros(self.ring)
+        # the boxcars need only their own length of history
+        self.ma = pow2(self.na + 1) - 1
+        self.mb = pow2(self.nb + 1) - 1
+        self.xr = zeros(self.ma + 1)
+        self.sr = zeros(self.mb + 1)
         self.lr = zeros(self.ring)
-        self.dr = zeros(self.ring)
         self.qrs_lv = zeros(_NB)
         self.noise_lv = zeros(_NB)
         self.rrs = zeros(_NB)
@@ -98,23 +114,16 @@ class QRSDetector:
         self.learn_t = zeros(_NLEARN)
         self.learn_r = zeros(_NLEARN)
         self.learn_slope = zeros(_NLEARN)
-        # per-beat morphology: width and amplitude medians of recent
-        # supraventricular-looking beats, the P-wave template (every
-        # `pstep`-th sample from 300 ms to 60 ms before the R peak)
+        # per beat: flags, bookkeeping, the P-wave and QRS templates
         self.flag = bytearray(_NBEATS)
-        self.crr = zeros(_NB)  # RRs between two clean beats
-        self.pstep = max(1, fs // 90)
-        self.pa = (fs * 30) // 100  # P stretch: 300 .. 60 ms before R
-        self.np = min(_NP, (self.pa - (fs * 6) // 100) // self.pstep + 1)
-        self.qa = (fs * 8) // 100  # QRS stretch: 80 ms before R .. 120 ms after
-        self.nq = min(_NP, ((fs * 20) // 100) // self.pstep + 1)
-        self.seg = zeros(_NP)
-        self.tmpl = zeros(_NP)
-        self.qtmpl = zeros(_NP)
+        self.bk = zeros(_NBK)
+        self.seg = zeros16(_NP)  # 10-bit values
+        self.tmpl = zeros16(_NP)
+        self.qtmpl = zeros16(_NP)
         self.reset()
 
     def reset(self):
-        for a in (self.xr, self.sr, self.lr, self.dr, self.qrs_lv, self.noise_lv):
+        for a in (self.xr, self.sr, self.lr, self.qrs_lv, self.noise_lv):
             for i in range(len(a)):
                 a[i] = 0
         for i in range(_NB):
@@ -141,16 +150,14 @@ class QRSDetector:
         self.hr_x10 = 0
         self.searchbacks = 0
         self.relearns = 0
-        self.tmpl_n = self.qn = 0  # beats averaged into the P / QRS template (<= 8)
-        self.odd = 0  # beats in a row unlike the QRS template
-        self.usual_n = 8  # usual noise / QRS level ratio (1/64)
-        self.usual_z = 16  # usual largest noise peak / QRS level (1/64)
-        self.qcnt = 0
-        self.nz_n = self.nz_max = 0  # noise peaks since the last beat
+        bk = self.bk
+        for i in range(_NBK):
+            bk[i] = 0
+        bk[_UN] = 8
+        bk[_UZ] = 16
+        bk[_PREV_RR] = bk[_RR_REF] = self.fs
+        self.nz_max = 0  # largest noise peak since the last beat
         self.floor = 0  # lowest MWI since the last QRS
-        self.last_flag = 0
-        self.prev_rr = self.rr_ref = self.fs
-        self.ncrr = self.ci = 0
 
     def beat(self, i):
         """R-peak sample index of beat number i (count - 32 <= i < count)."""
@@ -168,7 +175,6 @@ class QRSDetector:
         xr = self.xr
         sr = self.sr
         lr = self.lr
-        dr = self.dr
         na = self.na
         nb = self.nb
         k = self.k
@@ -184,6 +190,8 @@ class QRSDetector:
         due = self.due
         sh = self.shift
         m = self.m
+        ma = self.ma
+        mb = self.mb
         fl = self.floor
         for i in range(start, end):
             x = buf[i & mask] >> sh
@@ -192,16 +200,19 @@ class QRSDetector:
             elif x < -_CLIP:
                 x = -_CLIP
             j = n & m
-            xr[j] = x
-            sa += x - xr[(n - na) & m]
-            sr[j] = sa
-            lp += sa - sr[(n - nb) & m]
+            xr[n & ma] = x
+            sa += x - xr[(n - na) & ma]
+            sr[n & mb] = sa
+            lp += sa - sr[(n - nb) & mb]
             lr[j] = lp
             d = lp - lr[(n - k) & m]
             if d < 0:
                 d = -d
-            dr[j] = d
-            mwi += d - dr[(n - nw) & m]
+            # the difference leaving the window, from the history (no copy)
+            e = lr[(n - nw) & m] - lr[(n - nw - k) & m]
+            if e < 0:
+                e = -e
+            mwi += d - e
             n += 1
             if pk:
                 if mwi > pk:
@@ -238,9 +249,11 @@ class QRSDetector:
         x = max(-_CLIP, min(_CLIP, x))
         sa = x * self.na
         lp = sa * self.nb
-        for i in range(self.ring):
+        for i in range(self.ma + 1):
             self.xr[i] = x
+        for i in range(self.mb + 1):
             self.sr[i] = sa
+        for i in range(self.ring):
             self.lr[i] = lp
         self.sa = sa
         self.lp = lp
@@ -256,7 +269,7 @@ class QRSDetector:
                     self.cand = v
                     self.cand_n = t
                 return
-            if dt < self.hold and v > self.cand and self.cand < self.qrs_med:
+            if dt < self.ms360 and v > self.cand and self.cand < self.qrs_med:
                 # a larger, steeper peak soon after a smaller-than-usual
                 # one: the held one was a P wave (or noise)
                 if self._locate(t) > self._locate(self.cand_n):
@@ -273,8 +286,8 @@ class QRSDetector:
         due = self.last_pk + self.relearn
         if self.n < self.learn:
             due = self.learn
-        if self.cand and self.cand_n + self.hold < due:
-            due = self.cand_n + self.hold
+        if self.cand and self.cand_n + self.ms360 < due:
+            due = self.cand_n + self.ms360
         if self.count:
             sb = self._sb_due()
             if sb < due:
@@ -286,7 +299,7 @@ class QRSDetector:
         return self.last_pk + min(self.rr_med + (self.rr_med >> 1), self.sb_cap)
 
     def _tick(self, n):
-        if self.cand and n >= self.cand_n + self.hold:
+        if self.cand and n >= self.cand_n + self.ms360:
             v = self.cand
             t = self.cand_n
             self.cand = 0
@@ -332,8 +345,8 @@ class QRSDetector:
         """Steepest slope of the QRS whose MWI peak ended at t; its R peak
         goes to self.loc_r (no tuple: a tuple would allocate)."""
         lr = self.lr
-        dr = self.dr
         m = self.m
+        k = self.k
         end = t - 1
         start = end - self.nw - self.k
         base = lr[start & m]
@@ -347,7 +360,9 @@ class QRSDetector:
             if v > best:
                 best = v
                 r = i
-            d = dr[i & m]
+            d = lr[i & m] - lr[(i - k) & m]
+            if d < 0:
+                d = -d
             if d > slope:
                 slope = d
         r -= self.lp_delay
@@ -392,10 +407,8 @@ class QRSDetector:
             self.sb_slope = slope
 
     def _noise(self, v):
-        if self.count:
-            self.nz_n += 1
-            if v > self.nz_max:
-                self.nz_max = v
+        if self.count and v > self.nz_max:
+            self.nz_max = v
         self.noise_lv[self.ni] = v
         self.ni = (self.ni + 1) & (_NB - 1)
         self._levels()
@@ -422,48 +435,53 @@ class QRSDetector:
         self.last_r = r
         self.last_pk = t
         self.last_slope = slope
-        self.last_flag = f
+        self.bk[_LAST_F] = f
         self.sb = 0
         self.max_seen = 0
-        self.nz_n = self.nz_max = 0
+        self.nz_max = 0
         self.floor = 1 << 29
 
     # -- per beat: shape, timing and quality flags ---------------------------
 
     def _beat_flags(self, r, rr, v, qm, nm):
-        ref = self.rr_ref if self.ncrr >= _NB else self.rr_med
+        bk = self.bk
+        fs = self.fs
+        step = max(1, fs // 90)
+        ref = bk[_RR_REF] if bk[_NCRR] >= _NB else self.rr_med
         f = 0
-        if rr > 0 and 8 * rr < 7 * ref and 8 * rr < 7 * self.prev_rr:
+        if rr > 0 and 8 * rr < 7 * ref and 8 * rr < 7 * bk[_PREV_RR]:
             f = PREMATURE
         if rr > 0:
-            self.prev_rr = rr
-        # QRS shape against the template of this patient's usual beats
-        q = self._match(r + self.lp_delay - self.qa, self.nq, self.qtmpl, self.qn, _QRS_R2X16)
+            bk[_PREV_RR] = rr
+        # QRS shape (80 ms before R .. 120 ms after) against the template of
+        # this patient's usual beats
+        nq = min(_NP, ((fs * 20) // 100) // step + 1)
+        s0 = r + self.lp_delay - (fs * 8) // 100
+        q = self._match(s0, nq, self.qtmpl, bk[_QN], _QRS_R2X16)
         if q == 0:
             f |= WIDE
-            self.odd += 1
-            if self.odd >= _NB and not f & PREMATURE:
-                self.qn = 0  # the usual shape changed: learn it again
-                self.odd = 0
+            bk[_ODD] += 1
+            if bk[_ODD] >= _NB and not f & PREMATURE:
+                bk[_QN] = bk[_ODD] = 0  # the usual shape changed: learn it again
         elif q == 1:
-            self.odd = 0
+            bk[_ODD] = 0
         # quality: noise peaks near the QRS level, a QRS far from the usual
-        # size, or an unusual shape where noise peaks are common
+        # size, a high MWI floor, or an unusual shape where noise is common
         if qm > 0:
             # noise and largest noise peak against the QRS level, in 1/64,
             # and against this patient's usual ratios (tall T waves are
-            # normal for some): the usual ratio follows lows at once and
-            # highs by 1 every 8 beats
+            # normal for some): after the first 16 beats the usual ratio
+            # follows lows at once and highs by 1 every 8 beats
             rn = (nm << 6) // qm
             rz = (self.nz_max << 6) // qm
             if rn > 255:
                 rn = 255
             if rz > 255:
                 rz = 255
-            un = self.usual_n
-            uz = self.usual_z
             fl = self.floor
             rf = (fl << 6) // qm if fl < qm else 64
+            un = bk[_UN]
+            uz = bk[_UZ]
             noisy = ((rn > 21 and rn > 2 * un) or (rz > 32 and rz > 2 * uz) or v > 2 * qm or 2 * v < qm
                      or rf > 12)
             if not noisy and f & WIDE:
@@ -471,47 +489,56 @@ class QRSDetector:
                          or rf > 6)
             if noisy:
                 f |= NOISY
-            self.qcnt = (self.qcnt + 1) & 7
-            if rn < un:
-                self.usual_n = un - 1
-            elif rn > un and self.qcnt == 0:
-                self.usual_n = un + 1
-            if rz < uz:
-                self.usual_z = uz - 1
-            elif rz > uz and self.qcnt == 0:
-                self.usual_z = uz + 1
+            if bk[_QLEARN] < 16:
+                bk[_QLEARN] += 1
+                bk[_UN] = un + ((rn - un) >> 1)
+                bk[_UZ] = uz + ((rz - uz) >> 1)
+            else:
+                c = (bk[_QCNT] + 1) & 7
+                bk[_QCNT] = c
+                if rn < un:
+                    bk[_UN] = un - 1
+                elif rn > un and c == 0:
+                    bk[_UN] = un + 1
+                if rz < uz:
+                    bk[_UZ] = uz - 1
+                elif rz > uz and c == 0:
+                    bk[_UZ] = uz + 1
         if q == 1 and not f & NOISY or (q == -1 and not f & (PREMATURE | NOISY)):
-            self._learn(self.qtmpl, self.qn, self.nq)
-            if self.qn < 8:
-                self.qn += 1
-        # P wave before it, like the recent beats' (supraventricular only)
+            self._learn(self.qtmpl, bk[_QN], nq)
+            if bk[_QN] < 8:
+                bk[_QN] += 1
+        # P wave before it (300 .. 60 ms before R), like the recent beats'
         if f:
             f |= P_UNKNOWN
         else:
-            p = self._match(r + self.lp_delay - self.pa, self.np, self.tmpl, self.tmpl_n, _P_R2X16)
+            pa = (fs * 30) // 100
+            np = min(_NP, (pa - (fs * 6) // 100) // step + 1)
+            p = self._match(r + self.lp_delay - pa, np, self.tmpl, bk[_TN], _P_R2X16)
             if p > -2:
-                self._learn(self.tmpl, self.tmpl_n, self.np)
-                if self.tmpl_n < 8:
-                    self.tmpl_n += 1
+                self._learn(self.tmpl, bk[_TN], np)
+                if bk[_TN] < 8:
+                    bk[_TN] += 1
             f |= P_WAVE if p == 1 else (P_UNKNOWN if p < 0 else 0)
-        if rr > 0 and not (f | self.last_flag) & (WIDE | PREMATURE | NOISY):
-            self.crr[self.ci] = rr
-            self.ci = (self.ci + 1) & (_NB - 1)
-            if self.ncrr < _NB:
-                self.ncrr += 1
-            if self.ncrr == _NB:
-                self.rr_ref = median8(self.crr, self.tmp)
+        if rr > 0 and not (f | bk[_LAST_F]) & (WIDE | PREMATURE | NOISY):
+            i = bk[_CI]
+            bk[i] = rr
+            bk[_CI] = (i + 1) & (_NB - 1)
+            if bk[_NCRR] < _NB:
+                bk[_NCRR] += 1
+            if bk[_NCRR] == _NB:
+                bk[_RR_REF] = median8(bk, self.tmp)
         return f
 
     def _match(self, s0, n, tm, tn, r2x16):
-        """Compare n samples (every pstep-th, from lp index s0, the line
+        """Compare n samples (every fs//90-th, from lp index s0, the line
         between the ends removed, scaled to 10 bits, into self.seg) with
         template tm of tn beats: 1 if r^2 >= r2x16/16, else 0; -1 if the
         template is not ready (tn < 4); -2 if the stretch is out of the
         history or flat (then self.seg is not valid)."""
         m = self.m
         lr = self.lr
-        step = self.pstep
+        step = max(1, self.fs // 90)
         if s0 <= self.n - self.ring or s0 < 0 or s0 + (n - 1) * step >= self.n:
             return -2
         seg = self.seg
@@ -520,7 +547,6 @@ class QRSDetector:
         top = 0
         for j in range(n):
             v = lr[(s0 + j * step) & m] - e0 - (de * j) // (n - 1)
-            seg[j] = v
             if v < 0:
                 v = -v
             if v > top:
@@ -530,7 +556,8 @@ class QRSDetector:
         sh = _bits(top) - 10  # to 10 bits: the products stay small ints
         mean = 0
         for j in range(n):
-            v = seg[j] >> sh if sh > 0 else seg[j] << -sh
+            v = lr[(s0 + j * step) & m] - e0 - (de * j) // (n - 1)
+            v = v >> sh if sh > 0 else v << -sh
             seg[j] = v
             mean += v
         mean //= n

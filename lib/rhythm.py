@@ -16,7 +16,7 @@ detector's filter history in place (no copy of the ECG).
 Heart rate: 60 / median of the last 8 RR intervals between two clean
 beats (no WIDE, PREMATURE or NOISY flag: qrs.py); during AF every RR
 between two non-wide, non-noisy beats counts. hr_q = % of the last 8
-beats that were clean. hr_x10 is 0 while VF is judged, before 4 clean
+beats that were clean. hr_x10 is 0 while VF is judged, before 8 clean
 RRs, or when under half of the last 8 beats were clean.
 
 VF/VFL (the VF filter of Kuo & Dillman and threshold-crossing counts in
@@ -54,102 +54,100 @@ behind a wide beat.
 """
 from micropython import const
 
-from dsp import median8, zeros
-from qrs import NOISY, P_UNKNOWN, P_WAVE, PREMATURE, WIDE
+from dsp import median8, zeros, zeros16
 
 VF = const(1)
 AF = const(2)
 ASYS = const(4)
 ASYS_S = const(4)
+# lib/qrs.py's beat flags (inlined: a const costs no RAM, an import does)
+_WIDE = const(1)
+_PREMATURE = const(2)
+_NOISY = const(4)
+_P_WAVE = const(8)
+_P_UNKNOWN = const(16)
 
 _NBEATS = const(32)
 _NB = const(8)  # RRs for the rate
-_NBLK = const(8)  # VF window: up to 8 blocks of 0.5 s
-_NH = const(64)  # decimated history for the half-period delay
+_NBLK = const(7)  # VF window: 7 blocks of 0.5 s
+_NH = const(32)  # decimated history for the half-period delay (<= 0.35 s)
 _NAF = const(32)  # AF window (RRs)
-_HOLD_BLOCKS = const(9)  # a wide beat waits 4.5 s of VF analysis
-# block sums: abs, slope, leak num, leak den, above 1/5 peak, flat, peak
-_S_ABS = const(0)
-_S_DIF = const(1)
-_S_LN = const(2)
-_S_LD = const(3)
-_S_TC = const(4)
-_S_FL = const(5)
-_S_MX = const(6)
+HOLD_BLOCKS = const(9)  # a wide or noisy beat waits 4.5 s of VF analysis
+# VF window features in %: leakage below, share above 1/5 peak above, flat
+# share below (entering VF; staying in VF)
+_VF_LEAK = const(50)
+_VF_TC = const(30)
+_VF_FLAT = const(20)
+_VF_LEAK_STAY = const(62)
+_VF_TC_STAY = const(35)
+_VF_FLAT_STAY = const(25)
+# AF: Lorenz density, RRs near the median, P-wave share, all in % (below:
+# AF; stay while below the second set) - set on MIT-BIH DS1
+_AF_DENS = const(35)
+_AF_NEAR = const(80)
+_AF_P = const(65)
+_AF_DENS_STAY = const(45)
+_AF_NEAR_STAY = const(85)
+_AF_P_STAY = const(70)
+# per-block sums: abs, slope, leak num, leak den, above 1/5 peak, flat, peak
 _NS = const(7)
+# VF analysis state (one array: few attributes keep the instance small)
+_BJ = const(0)  # samples in the current block
+_BI = const(1)  # current block slot
+_BLOCKS = const(2)  # blocks so far (capped)
+_VFN = const(3)  # half period (decimated samples), 0 unknown
+_TTC = const(4)  # 1/5 of the last window's peak
+_TFL = const(5)  # 1/4 of the last window's mean slope
+_LIKE = const(6)  # VF-like windows in a row (negative: unlike)
+_HJ = const(7)  # decimated samples so far (history index)
 
 
 class Rhythm:
-    def __init__(self, qrs, af_enter=(35, 80, 65), af_stay=(45, 85, 70), vf_enter=(50, 30, 20),
-                 vf_stay=(62, 35, 25), vf_blocks=7, vf_confirm=2):
+    def __init__(self, qrs):
         self.qrs = qrs
         fs = qrs.fs
         self.fs = fs
         self.dk = max(1, fs // 90)  # decimation step
-        self.bn = (fs // 2) // self.dk  # decimated samples per block
-        self.mn = self.bn  # baseline: mean of the last 0.5 s
-        self.chunk = fs // 4  # detector feed slice: the history stays in its rings
+        self.bn = (fs // 2) // self.dk  # decimated samples per block (and baseline)
         self.hist = zeros(_NH)
         self.bs = zeros(_NBLK * _NS)
+        self.vs = zeros(8)
         self.out = zeros(_NBEATS)
         self.oflag = bytearray(_NBEATS)
         self.rr8 = zeros(_NB)
         self.tmp = zeros(_NB)
-        self.af_rr = zeros(_NAF)
+        self.af_rr = zeros16(_NAF)
         self.af_pw = bytearray(_NAF)  # 0 no P, 1 P wave, 2 unknown
-        self.af_bi = zeros(_NAF)  # beat number of each RR's end
+        self.af_bi = zeros16(_NAF)  # beat number of each RR's end (mod 2**15)
         self.af_t = zeros(_NAF)  # R sample of each RR's end
-        self.af_sort = zeros(_NAF)
-        self.enter = af_enter
-        self.stay = af_stay
-        self.nblk = vf_blocks
-        self.confirm = vf_confirm
-        self.vf_enter = vf_enter
-        self.vf_stay = vf_stay
+        self.af_sort = zeros16(_NAF)
         self.reset()
 
     def reset(self):
         self.qrs.reset()
         self.vi = 0  # next lp sample for the VF analysis
         self.msum = 0
-        self.hj = 0
-        self.bj = 0  # samples in the current block
-        self.bi = 0  # current block slot
-        self.blocks = 0
-        self.vf_n = 0  # half period (decimated samples), 0 unknown
-        self.thr_tc = self.thr_fl = 0
-        self.leak = 100
-        self.tcsc = self.flat = self.peak = 0
         for i in range(_NBLK * _NS):
             self.bs[i] = 0
-        for i in range(_NH):
-            self.hist[i] = 0
-        self.like = 0  # VF-like windows in a row
-        self.unlike = 0
+        for i in range(8):
+            self.vs[i] = 0
         self.state = 0
         self.vf_from = -1  # published beats at or after this R sample are dropped
         self.vf_to = -1  # ... up to this one (-1: open)
         self.vf_start = self.vf_end = 0
         self.af_start = self.af_end = 0
         self.asys_start = self.asys_end = 0
-        self.vf_episodes = 0
         self.seen = 0  # next detector beat to judge (AF, rate)
         self.rel = 0  # next detector beat to publish or drop
         self.count = 0
         self.dropped = 0
-        self.hr_x10 = 0
-        self.hr_q = 0
+        self.hr_x10 = self.hr_q = 0
         self.ri = self.nrr = 0
         self.clean8 = 0  # bit per beat of the last 8: clean
         self.ai = self.nrr_af = 0
-        self.last_r = -1
+        self.last_r = self.asys_last = -1
         self.last_f = 0
-        self.asys_last = -1
-        self.af_dens = self.af_near = self.af_pf = 0
         self.leads_on = True
-        self.trace = None
-
-    # -- outputs --------------------------------------------------------
 
     def beat(self, i):
         """R-peak sample of published beat i (count - 32 <= i < count)."""
@@ -158,30 +156,17 @@ class Rhythm:
     def flags(self, i):
         return self.oflag[i % _NBEATS]
 
-    def analysed(self):
-        """Samples the VF analysis has covered (its windows end here)."""
-        return self.vi
-
-    # -- input ----------------------------------------------------------
-
     def feed(self, buf, mask, start, end):
         q = self.qrs
+        step = self.fs >> 2  # slices of 0.25 s: the history stays in the detector's rings
         a = start
         while a < end:
-            b = a + self.chunk if end - a > self.chunk else end
+            b = a + step if end - a > step else end
             q.feed(buf, mask, a, b)
             self._vf()
             self._beats()
             a = b
         self._asystole()
-
-    def flush(self):
-        """End of the recording: publish the beats still held for the VF
-        check (none while VF is on). The node never needs this."""
-        if not self.state & VF:
-            self.vi += _HOLD_BLOCKS * self.bn * self.dk
-            self._publish()
-            self.vi -= _HOLD_BLOCKS * self.bn * self.dk
 
     # -- ventricular fibrillation ------------------------------------------
 
@@ -190,130 +175,122 @@ class Rhythm:
         lr = q.lr
         m = q.m
         dk = self.dk
+        bn = self.bn
         n = q.n - q.lp_delay  # lp samples settled
         vi = self.vi
-        if vi == 0 and n > 0:
-            vi = self.mn * dk  # start once the baseline window is in
+        if vi == 0:
+            vi = bn * dk  # start once the baseline window is in
             if vi > n:
                 return
             s = 0
-            for j in range(self.mn):
+            for j in range(bn):
                 s += lr[(vi - (j + 1) * dk) & m]
             self.msum = s
         hist = self.hist
         bs = self.bs
-        o = self.bi * _NS
-        mn = self.mn
+        vs = self.vs
+        o = vs[_BI] * _NS
         msum = self.msum
-        hj = self.hj
-        nh = self.vf_n
-        ttc = self.thr_tc
-        tfl = self.thr_fl
+        hj = vs[_HJ]
+        nh = vs[_VFN]
+        ttc = vs[_TTC]
+        tfl = vs[_TFL]
         while vi < n:
             x = lr[vi & m]
-            msum += x - lr[(vi - mn * dk) & m]
-            h = x - msum // mn
-            prev = hist[(hj - 1) & (_NH - 1)]
+            msum += x - lr[(vi - bn * dk) & m]
+            h = x - msum // bn  # the low-passed ECG minus its 0.5 s mean
+            d = h - hist[(hj - 1) & (_NH - 1)]
             hist[hj & (_NH - 1)] = h
-            ah = h if h >= 0 else -h
-            d = h - prev
+            if h < 0:
+                h = -h
             if d < 0:
                 d = -d
-            bs[o + _S_ABS] += ah
-            bs[o + _S_DIF] += d
-            if nh:
+            bs[o] += h
+            bs[o + 1] += d
+            if nh:  # leakage of the copy half a period back
                 y = hist[(hj - nh) & (_NH - 1)]
-                s = h + y
-                bs[o + _S_LN] += s if s >= 0 else -s
-                bs[o + _S_LD] += ah + (y if y >= 0 else -y)
-            if ah > ttc:
-                bs[o + _S_TC] += 1
+                s = hist[hj & (_NH - 1)] + y
+                bs[o + 2] += s if s >= 0 else -s
+                bs[o + 3] += h + (y if y >= 0 else -y)
+            if h > ttc:
+                bs[o + 4] += 1
             if d < tfl:
-                bs[o + _S_FL] += 1
-            if ah > bs[o + _S_MX]:
-                bs[o + _S_MX] = ah
-            hj += 1
+                bs[o + 5] += 1
+            if h > bs[o + 6]:
+                bs[o + 6] = h
+            hj = (hj + 1) & 0xFFFF
             vi += dk
-            self.bj += 1
-            if self.bj >= self.bn:
+            vs[_BJ] += 1
+            if vs[_BJ] >= bn:
                 self.vi = vi
-                self.msum = msum
-                self.hj = hj
                 self._block()
-                o = self.bi * _NS
-                nh = self.vf_n
-                ttc = self.thr_tc
-                tfl = self.thr_fl
+                o = vs[_BI] * _NS
+                nh = vs[_VFN]
+                ttc = vs[_TTC]
+                tfl = vs[_TFL]
         self.vi = vi
         self.msum = msum
-        self.hj = hj
+        vs[_HJ] = hj
 
     def _block(self):
-        """A 0.5 s block ended: judge the last 4 s, start the next block."""
+        """A 0.5 s block ended: judge the last 3.5 s, start the next block."""
         bs = self.bs
-        self.bj = 0
-        self.blocks += 1
+        vs = self.vs
+        vs[_BJ] = 0
+        if vs[_BLOCKS] <= _NBLK:
+            vs[_BLOCKS] += 1
         sa = sd = ln = ld = tc = fl = mx = 0
-        for b in range(self.nblk):
-            o = b * _NS
-            sa += bs[o + _S_ABS]
-            sd += bs[o + _S_DIF]
-            ln += bs[o + _S_LN]
-            ld += bs[o + _S_LD]
-            tc += bs[o + _S_TC]
-            fl += bs[o + _S_FL]
-            if bs[o + _S_MX] > mx:
-                mx = bs[o + _S_MX]
-        w = self.bn * self.nblk
+        for o in range(0, _NBLK * _NS, _NS):
+            sa += bs[o]
+            sd += bs[o + 1]
+            ln += bs[o + 2]
+            ld += bs[o + 3]
+            tc += bs[o + 4]
+            fl += bs[o + 5]
+            if bs[o + 6] > mx:
+                mx = bs[o + 6]
+        w = self.bn * _NBLK
         like = False
-        if self.blocks >= self.nblk + 1 and sd > 0 and mx > 0:
+        if vs[_BLOCKS] > _NBLK and sd > 0 and mx >= self.fs >> 1:
             while sa >= 1 << 24:  # pi * sa must stay a small int
                 sa >>= 1
                 sd >>= 1
-            while ld >= 1 << 28:
+            while ld >= 1 << 23:  # 100 * ln too
                 ln >>= 1
                 ld >>= 1
-            # the last window's features, in % (diagnostics and tests)
-            self.leak = (ln * 100) // ld if ld and self.vf_n else 100
-            self.tcsc = (tc * 100) // w
-            self.flat = (fl * 100) // w
-            self.peak = mx
-            lim = self.vf_stay if self.state & VF else self.vf_enter
-            like = (self.leak < lim[0] and self.tcsc > lim[1] and self.flat < lim[2]
-                    and mx >= self.qrs.fs >> 1)
-        # next window's half period (pi * mean|h| / mean|dh|) and levels
+            if vs[_VFN] and ld:
+                leak = (ln * 100) // ld
+                tc = (tc * 100) // w
+                fl = (fl * 100) // w
+                if self.state & VF:
+                    like = leak < _VF_LEAK_STAY and tc > _VF_TC_STAY and fl < _VF_FLAT_STAY
+                else:
+                    like = leak < _VF_LEAK and tc > _VF_TC and fl < _VF_FLAT
+        # the next window's half period (pi * mean|h| / mean|dh|) and levels
         nh = (sa * 22) // (sd * 7) if sd > 0 else 0
-        self.vf_n = nh if 1 <= nh < _NH else 0
-        self.thr_tc = mx // 5
-        self.thr_fl = (sd // w) >> 2 if w else 0
-        self.bi = (self.bi + 1) % self.nblk
-        o = self.bi * _NS
-        for k in range(_NS):
-            bs[o + k] = 0
-        self._vf_state(like)
-        if self.trace is not None:
-            self.trace(self)
-
-    def _vf_state(self, like):
-        end = self.vi  # the window [end - 4 s, end) was judged
-        if like:
-            self.like += 1
-            self.unlike = 0
-        else:
-            self.unlike += 1
-            self.like = 0
-        if not self.state & VF and self.like >= self.confirm:
+        vs[_VFN] = nh if 1 <= nh < _NH else 0
+        vs[_TTC] = mx // 5
+        vs[_TFL] = (sd // w) >> 2
+        vs[_BI] = (vs[_BI] + 1) % _NBLK
+        o = vs[_BI] * _NS
+        for k in range(o, o + _NS):
+            bs[k] = 0
+        # VF after 2 VF-like windows in a row, over after 2 unlike
+        lk = vs[_LIKE]
+        lk = (lk + 1 if lk > 0 else 1) if like else (lk - 1 if lk < 0 else -1)
+        if -1000 < lk < 1000:
+            vs[_LIKE] = lk
+        end = self.vi
+        span = self.bn * self.dk
+        if lk >= 2 and not self.state & VF:
             self.state |= VF
-            self.vf_episodes += 1
             self.vf_start = end
-            # drop what the first VF-like window covered
-            self.vf_from = end - (self.nblk + self.confirm - 1) * self.bn * self.dk
+            self.vf_from = end - (_NBLK + 1) * span  # what the first VF-like window saw
             self.vf_to = -1
-        elif self.state & VF and self.unlike >= 2:
+        elif lk <= -2 and self.state & VF:
             self.state &= ~VF
             self.vf_end = end
-            # the last VF-like window ended one block before
-            self.vf_to = end - 2 * self.bn * self.dk
+            self.vf_to = end - 2 * span  # the last VF-like window's end
 
     # -- beats: publish, rate, AF -----------------------------------------
 
@@ -322,29 +299,27 @@ class Rhythm:
         while self.seen < q.count:
             i = self.seen
             self.seen = i + 1
-            if i < q.count - _NBEATS:
-                continue  # fell out of the detector's ring (never in practice)
-            self._judge(q.beat(i), q.flags(i), i)
+            if i >= q.count - _NBEATS:  # (always: the detector's ring holds 32)
+                self._judge(q.beat(i), q.flags(i), i)
         self._publish()
 
     def _publish(self):
         q = self.qrs
-        lag = _HOLD_BLOCKS * self.bn * self.dk
+        lag = HOLD_BLOCKS * self.bn * self.dk
         while self.rel < self.seen:
             i = self.rel
             r = q.beat(i)
             f = q.flags(i)
             if self.vf_from >= 0 and r >= self.vf_from and (self.vf_to < 0 or r <= self.vf_to):
                 self.dropped += 1  # a flutter wave
-                self.rel = i + 1
-                continue
-            if f & WIDE and self.vi < r + lag and q.count - i < _NBEATS - 4:
-                return  # wait: a flutter wave looks like a wide beat
+            elif f & (_WIDE | _NOISY) and self.vi < r + lag and q.count - i < _NBEATS - 4:
+                return  # wait: a flutter wave looks like this
+            else:
+                k = self.count % _NBEATS
+                self.out[k] = r
+                self.oflag[k] = f
+                self.count += 1
             self.rel = i + 1
-            k = self.count % _NBEATS
-            self.out[k] = r
-            self.oflag[k] = f
-            self.count += 1
 
     def _judge(self, r, f, i):
         """Rate and AF evidence from detector beat i at sample r."""
@@ -355,10 +330,10 @@ class Rhythm:
         if self.state & VF:
             self.hr_x10 = 0
             return
-        clean = not (f | pf) & (WIDE | PREMATURE | NOISY)
+        both = f | pf
+        clean = not both & (_WIDE | _PREMATURE | _NOISY)
         self.clean8 = ((self.clean8 << 1) | (1 if clean else 0)) & 0xFF
-        af = self.state & AF
-        if rr > 0 and (clean or (af and not (f | pf) & (WIDE | NOISY))):
+        if rr > 0 and (clean or (self.state & AF and not both & (_WIDE | _NOISY))):
             self.rr8[self.ri] = rr
             self.ri = (self.ri + 1) & (_NB - 1)
             if self.nrr < _NB:
@@ -369,41 +344,24 @@ class Rhythm:
             good += c & 1
             c >>= 1
         self.hr_q = (good * 100) >> 3
-        if self.nrr >= 4 and 2 * good >= _NB:
-            med = self._median_rr()
+        if self.nrr >= _NB and 2 * good >= _NB:
+            med = median8(self.rr8, self.tmp)
             self.hr_x10 = (600 * self.fs + (med >> 1)) // med
         else:
             self.hr_x10 = 0
-        if rr > 0 and not (f | pf) & WIDE:
-            self._af(rr, f, i, r)
+        if rr > 0 and not both & _WIDE:
+            k = self.ai
+            self.af_rr[k] = rr if rr < 32767 else 32767
+            self.af_pw[k] = 2 if f & _P_UNKNOWN else (1 if f & _P_WAVE else 0)
+            self.af_bi[k] = i & 0x7FFF
+            self.af_t[k] = r
+            self.ai = (k + 1) % _NAF
+            if self.nrr_af < _NAF:
+                self.nrr_af += 1
+            elif self.ai & 3 == 0:
+                self._af()  # every 4th RR: O(n^2) Lorenz density
 
-    def _median_rr(self):
-        n = self.nrr
-        if n >= _NB:
-            return median8(self.rr8, self.tmp)
-        t = self.tmp
-        for k in range(n):  # insertion sort of the first n
-            v = self.rr8[k]
-            j = k
-            while j > 0 and t[j - 1] > v:
-                t[j] = t[j - 1]
-                j -= 1
-            t[j] = v
-        return (t[(n - 1) >> 1] + t[n >> 1]) >> 1
-
-    def _af(self, rr, f, i, r):
-        k = self.ai
-        self.af_rr[k] = rr
-        self.af_pw[k] = 2 if f & P_UNKNOWN else (1 if f & P_WAVE else 0)
-        self.af_bi[k] = i
-        self.af_t[k] = r
-        self.ai = (k + 1) % _NAF
-        if self.nrr_af < _NAF:
-            self.nrr_af += 1
-        elif self.ai & 3 == 0:
-            self._af_decide()  # every 4th RR: O(n^2) Lorenz density
-
-    def _af_decide(self):
+    def _af(self):
         rrs = self.af_rr
         srt = self.af_sort
         n = _NAF
@@ -441,16 +399,15 @@ class Rhythm:
                         pairs += 1
         dens = (pairs * 200) // ((n - 1) * (n - 2))  # % of point pairs
         near = (near * 100) // n
-        pf = (pw * 100) // known if known >= 8 else 0
-        self.af_dens = dens
-        self.af_near = near
-        self.af_pf = pf
+        pw = (pw * 100) // known if known >= 8 else 0
         # the window's RRs against the beats they span
-        span = self.af_bi[(first - 1) % n] - self.af_bi[first] + 1
+        span = ((self.af_bi[(first - 1) % n] - self.af_bi[first]) & 0x7FFF) + 1
         if 10 * n < 6 * span:
             return  # too many beats set aside (e.g. ventricular bigeminy): hold
-        lim = self.stay if self.state & AF else self.enter
-        af = dens < lim[0] and near < lim[1] and pf < lim[2]
+        if self.state & AF:
+            af = dens < _AF_DENS_STAY and near < _AF_NEAR_STAY and pw < _AF_P_STAY
+        else:
+            af = dens < _AF_DENS and near < _AF_NEAR and pw < _AF_P
         mid = self.af_t[(first + (n >> 1)) % n]
         if af and not self.state & AF:
             self.state |= AF

@@ -6,6 +6,7 @@
     ox.beat(k)                             # after pulse k was reported
     ox.spo2_x10                            # 0.1 %, or NO_READING (-1)
     ox.reason                              # why the last beat was refused
+    ox.q                                   # % of the last 5 beats that passed
 
 Per beat (foot to systolic peak of the IR pulse) on the low-passed red and
 IR: R = (AC_red / DC_red) / (AC_ir / DC_ir), SpO2 = A - B * R. Defaults
@@ -61,7 +62,8 @@ class SpO2:
         self.min_pi_x100 = min_pi_x100
         self.ring = pulse.ring  # same numbering and history as the detector
         self.m = pulse.m
-        self.xr = zeros(self.ring)
+        self.mx = pulse.mx  # the boxcar's own history, as the detector's
+        self.xr = zeros(self.mx + 1)
         self.yr = zeros(self.ring)
         self.vals = zeros(_NV)
         self.tmp = zeros(_NV)
@@ -76,6 +78,7 @@ class SpO2:
         self.spo2_x10 = NO_READING
         self.r_x1000 = 0
         self.reason = NO_SIGNAL
+        self.q = 0  # % of the last 5 beats that passed the gates
         self.finger_on = True
         for i in range(_NV):
             self.ok[i] = 0
@@ -88,18 +91,19 @@ class SpO2:
         n = self.n
         s1 = self.s1
         m = self.m
+        mx = self.mx
         if n == 0 and end > start:
             x0 = buf[start & mask]
-            for i in range(self.ring):
+            for i in range(mx + 1):
                 xr[i] = x0
+            for i in range(self.ring):
                 yr[i] = x0 * n1
             s1 = x0 * n1
         for i in range(start, end):
             x = buf[i & mask]
-            j = n & m
-            s1 += x - xr[(n - n1) & m]
-            xr[j] = x
-            yr[j] = s1
+            s1 += x - xr[(n - n1) & mx]
+            xr[n & mx] = x
+            yr[n & m] = s1
             n += 1
         self.n = n
         self.s1 = s1
@@ -120,6 +124,7 @@ class SpO2:
         good = 0
         for j in range(_NV):
             good += self.ok[j]
+        self.q = good * (100 // _NV)
         if good >= 3:
             self.spo2_x10 = self._median()
         else:

@@ -59,12 +59,24 @@ def run_ecg(x, fs, mains=60, shift=0):
                 elif state & bit and not rh.state & bit:
                     eps.append((open_.pop(label), getattr(rh, b), label))
             state = rh.state
-    rh.flush()
+    _flush(rh)
     drain()
     for label, start in open_.items():
         eps.append((start, len(x), label))
     return {"beats": beats, "flags": flags, "episodes": sorted(eps), "raw": rh.qrs.count,
             "dropped": rh.dropped}
+
+
+def _flush(rh):
+    """End of a recording: publish the beats the node still holds for its
+    VF check (as if the analysis had run on past the end; none while VF is
+    judged) - the node itself never reaches an end."""
+    rhythm = _device_module("rhythm")
+    if not rh.state & rhythm.VF:
+        lag = rhythm.HOLD_BLOCKS * rh.bn * rh.dk
+        rh.vi += lag
+        rh._publish()
+        rh.vi -= lag
 
 
 def detect_qrs(x, fs, mains=60):
