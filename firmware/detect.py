@@ -24,7 +24,8 @@ Heart rate with its quality (hr_src, hr_q 0-100, hr_valid):
 SpO2: spo2_x10 is spo2.NO_READING (-1) whenever the SpO2 gate says so;
 spo2_valid also needs the finger on and the pulse SQI >= 50; spo2_q is the
 share of the last 5 pulses that passed the gate (0-100).
-rhythm_state: lib/rhythm's VF / AF / ASYS bits (0 while the leads are off).
+rhythm_state: lib/rhythm's VF 1 / AF 2 bits (0 while the leads are off), and
+ASYS 4 while the asystole alert is up.
 
 Guarantees: service() allocates nothing in steady state and keeps up with
 any backlog up to the ring length; a consumer that fell further behind
@@ -47,13 +48,16 @@ _PPG_SLICE = const(48)  # decimated samples per pass (fits _PPG_RING)
 _MS_MASK = const(0x1FFFFFFF)
 _FRESH_MS = const(3000)  # an ECG rate older than this gives way to PPG
 _VALID_Q = const(50)  # hr_q / SQI needed for a valid rate
-SRC_NONE = const(0)
-SRC_ECG = const(1)
-SRC_PPG = const(2)
+_SRC_NONE = const(0)  # hr_src
+_SRC_ECG = const(1)
+_SRC_PPG = const(2)
+_ASYS = const(4)  # rhythm_state: asystole (lib/rhythm has VF 1, AF 2)
 
 
 class Detect:
     def __init__(self, sampler, mains=50, thresholds=None, ppg_bits=17):
+        import gc
+        gc.collect()  # the buffers below then fill the holes garbage left, not the heap's free end
         rings = sampler.rings
         cfg = sampler.cfg
         rate = sampler.rate
@@ -95,7 +99,7 @@ class Detect:
         self.seen_pulse = 0
         self.hr_x10 = 0
         self.hr_valid = False
-        self.hr_src = SRC_NONE
+        self.hr_src = _SRC_NONE
         self.hr_q = 0
         self.spo2_x10 = -1
         self.spo2_valid = False
@@ -182,7 +186,7 @@ class Detect:
         smp = self.smp
         age = -1
         hr = 0
-        src = SRC_NONE
+        src = _SRC_NONE
         q = 0
         valid = False
         rh = self.rhythm
@@ -194,16 +198,16 @@ class Detect:
         if rh is not None and not smp.lead_off:
             state = rh.state
             if state & 1:  # VF: no rate, and the ECG has the say
-                src = SRC_ECG
+                src = _SRC_ECG
             elif 0 <= age < _FRESH_MS and rh.hr_x10 > 0:
                 hr = rh.hr_x10
-                src = SRC_ECG
+                src = _SRC_ECG
                 q = rh.hr_q
                 valid = q >= _VALID_Q
         p = self.pulse
-        if src == SRC_NONE and p is not None and not smp.finger_off and p.hr_x10 > 0:
+        if src == _SRC_NONE and p is not None and not smp.finger_off and p.hr_x10 > 0:
             hr = p.hr_x10
-            src = SRC_PPG
+            src = _SRC_PPG
             q = p.sqi
             valid = q >= _VALID_Q
         self.hr_x10 = hr
@@ -216,5 +220,8 @@ class Detect:
             self.spo2_x10 = ox.spo2_x10
             self.spo2_q = ox.q
             self.spo2_valid = (ox.spo2_x10 > 0 and not smp.finger_off and p.sqi >= _VALID_Q)
-        self.alerts.update(self.ms, hr if valid else 0, self.spo2_x10 if self.spo2_valid else -1, age,
-                           smp.lead_off, smp.finger_off and p is not None, smp.fault is not None, state)
+        al = self.alerts
+        al.update(self.ms, hr if valid else 0, self.spo2_x10 if self.spo2_valid else -1, age,
+                  smp.lead_off, smp.finger_off and p is not None, smp.fault is not None, state)
+        if al.active & 8:  # 1 << alerts.ASYSTOLE
+            self.rhythm_state = state | _ASYS

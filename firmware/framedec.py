@@ -19,13 +19,20 @@ Alert frames also carry hr_valid and spo2_valid (version 1: False).
 """
 import struct
 
-from firmware.frames import (ALERT, ALERT_FMT, BEAT_FMT, BEAT_LEN, HEAD, HEAD_LEN, HR_VALID, KINDS,
-                             MAX_BEATS, SECURITY, SPO2_VALID, SRC_ECG, SRC_PPG, ST_AF, ST_ASYS,
-                             ST_VF, STATUS, STATUS_FMT, T_WALL, TAG_LEN, VERSION, VITALS,
-                             VITALS_HEAD, VITALS_HEAD_LEN, FrameError)
+from firmware.frames import (ALERT, ALERT_FMT, BEAT_FMT, HEAD, HEAD_LEN, KINDS, MAX_BEATS, SECURITY,
+                             STATUS, STATUS_FMT, T_WALL, TAG_LEN, VERSION, VITALS, VITALS_HEAD,
+                             FrameError)
 
 VERSIONS = (1, 2)
-_SRC = {0: None, SRC_ECG: "ecg", SRC_PPG: "ppg"}
+# version-2 bits and codes (firmware/frames.py's docstring has the layout)
+HR_VALID = 1
+SPO2_VALID = 2
+ST_VF = 4
+ST_AF = 8
+ST_ASYS = 16
+_SRC = {0: None, 1: "ecg", 2: "ppg"}
+VITALS_HEAD_LEN = struct.calcsize(VITALS_HEAD)
+BEAT_LEN = struct.calcsize(BEAT_FMT)
 
 
 def split(frame):

@@ -4,7 +4,7 @@ the node writes and the gateway reads (tools/gateway uses this module).
     hdr = (device_id, seq, time, ms, flags)
     f = frames.vitals(hdr, hr_x10=721, spo2_x10=975, quality=90, state=0,
                       beats=[(12340, 833, 0)],        # (beat ms, RR ms, flags)
-                      valid=HR_VALID | SPO2_VALID, hr_src=SRC_ECG, hr_q=100, spo2_q=100)
+                      valid=3, hr_src=1, hr_q=100, spo2_q=100)
     frame = frames.seal(f, tag_fn)                  # + 16-byte tag
     d = framedec.decode(frame)                      # the reader: firmware/framedec.py
 
@@ -25,9 +25,10 @@ Payloads by kind:
     hr_x10 / spo2_x10  0.1 /min, 0.1 %; 0 = no value at all
     quality   the PPG signal quality index (pulse SQI, as in version 1)
     state     bit0 ECG leads off, bit1 finger off, bit2 VF/VFL judged,
-              bit3 AF judged, bit4 asystole (lib/rhythm)
-    valid     bit0 HR_VALID: the node vouches for hr_x10; bit1 SPO2_VALID
-              for spo2_x10. A value without its bit (motion, poor contact,
+              bit3 AF judged, bit4 asystole alert up (bits 2-4: Detect's
+              rhythm_state shifted left by 2)
+    valid     bit0: the node vouches for hr_x10 (hr_valid); bit1: for
+              spo2_x10 (spo2_valid). A value without its bit (motion, poor contact,
               noise, low perfusion, VF) must not be shown or exported as a
               valid observation. firmware/detect.py states the rules.
     hr_src    0 none, 1 ECG (median of clean RRs), 2 PPG (pulse rate)
@@ -61,20 +62,8 @@ import struct
 from micropython import const
 
 VERSION = const(2)
-HR_VALID = const(1)
-SPO2_VALID = const(2)
-SRC_NONE = const(0)
-SRC_ECG = const(1)
-SRC_PPG = const(2)
-ST_LEAD_OFF = const(1)
-ST_FINGER_OFF = const(2)
-ST_VF = const(4)
-ST_AF = const(8)
-ST_ASYS = const(16)
 VITALS_HEAD = ">HHBBBBBBB"
-VITALS_HEAD_LEN = const(11)
 BEAT_FMT = ">IHB"
-BEAT_LEN = const(7)
 ALERT_FMT = ">BBHHIB"
 VITALS = const(1)
 ALERT = const(2)

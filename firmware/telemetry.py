@@ -85,26 +85,21 @@ class Telemetry:
         self._beat_seen = src.count - 1
         return out
 
-    @staticmethod
-    def _valid(det):
-        return (frames.HR_VALID if det.hr_valid else 0) | (frames.SPO2_VALID if det.spo2_valid else 0)
-
     def vitals(self, det):
         smp = det.smp
         q = det.pulse.sqi if det.pulse is not None else 0
-        rs = det.rhythm_state
-        state = ((frames.ST_LEAD_OFF if smp.lead_off else 0) | (frames.ST_FINGER_OFF if smp.finger_off else 0)
-                 | (frames.ST_VF if rs & 1 else 0) | (frames.ST_AF if rs & 2 else 0)
-                 | (frames.ST_ASYS if rs & 4 else 0))
+        # frames.py: state bit0 lead off, bit1 finger off, bits 2-4 rhythm_state
+        state = (1 if smp.lead_off else 0) | (2 if smp.finger_off else 0) | ((det.rhythm_state & 7) << 2)
         hdr = self._hdr()
         return self._put(frames.VITALS, hdr, frames.vitals(
-            hdr, det.hr_x10, det.spo2_x10, q, state, self._beats(det), self._valid(det), det.hr_src,
-            det.hr_q, det.spo2_q))
+            hdr, det.hr_x10, det.spo2_x10, q, state, self._beats(det),
+            (1 if det.hr_valid else 0) | (2 if det.spo2_valid else 0), det.hr_src, det.hr_q, det.spo2_q))
 
     def alert(self, which, raised, at_ms, det):
         hdr = self._hdr()
-        return self._put(frames.ALERT, hdr, frames.alert(hdr, which, raised, det.hr_x10,
-                                                         det.spo2_x10, at_ms, self._valid(det)))
+        return self._put(frames.ALERT, hdr, frames.alert(
+            hdr, which, raised, det.hr_x10, det.spo2_x10, at_ms,
+            (1 if det.hr_valid else 0) | (2 if det.spo2_valid else 0)))
 
     def status(self, uptime_s, heap_free, reset_cause, rssi, lost):
         hdr = self._hdr()

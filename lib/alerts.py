@@ -52,25 +52,29 @@ DEFAULTS = {
     "vf_on_s": 0, "af_on_s": 30,
     "clear_s": 5,
 }
-# (min, max) accepted for each threshold
-_LIMITS = {
-    "hr_low": (20, 100), "hr_high": (80, 250), "hr_hyst": (0, 20), "hr_on_s": (0, 120),
-    "spo2_low": (70, 98), "spo2_hyst": (0, 10), "spo2_on_s": (0, 120),
-    "asystole_s": (2, 20),
-    "lead_off_on_s": (0, 120), "finger_off_on_s": (0, 120), "sensor_fault_on_s": (0, 120),
-    "vf_on_s": (0, 10), "af_on_s": (0, 600),
-    "clear_s": (0, 120),
-}
+# name, min, max accepted for each threshold (one flat tuple: small in RAM)
+_LIMITS = (
+    "hr_low", 20, 100, "hr_high", 80, 250, "hr_hyst", 0, 20, "hr_on_s", 0, 120,
+    "spo2_low", 70, 98, "spo2_hyst", 0, 10, "spo2_on_s", 0, 120,
+    "asystole_s", 2, 20,
+    "lead_off_on_s", 0, 120, "finger_off_on_s", 0, 120, "sensor_fault_on_s", 0, 120,
+    "vf_on_s", 0, 10, "af_on_s", 0, 600,
+    "clear_s", 0, 120,
+)
 
 
 def check(thresholds):
     """Validated copy of DEFAULTS updated with `thresholds`."""
     t = dict(DEFAULTS)
     for k in thresholds or {}:
-        if k not in _LIMITS:
+        i = 0
+        while i < len(_LIMITS) and _LIMITS[i] != k:
+            i += 3
+        if i >= len(_LIMITS):
             raise ValueError("alerts: unknown threshold %r" % (k,))
         v = thresholds[k]
-        lo, hi = _LIMITS[k]
+        lo = _LIMITS[i + 1]
+        hi = _LIMITS[i + 2]
         if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
             raise ValueError("alerts: %s must be an integer %d..%d, got %r" % (k, lo, hi, v))
         t[k] = v
@@ -82,7 +86,7 @@ def check(thresholds):
 class Alerts:
     def __init__(self, thresholds=None):
         t = check(thresholds)
-        self.t = t
+
         self.on_ms = array("i", [t["hr_on_s"] * 1000, t["hr_on_s"] * 1000, t["spo2_on_s"] * 1000, 0,
                                  t["lead_off_on_s"] * 1000, t["finger_off_on_s"] * 1000,
                                  t["sensor_fault_on_s"] * 1000, t["vf_on_s"] * 1000,
@@ -90,8 +94,7 @@ class Alerts:
         self.clear_ms = t["clear_s"] * 1000
         self.since = zeros(_N)  # when the pending change started
         self.pending = bytearray(_N)
-        self.ev_kind = bytearray(_NEV)
-        self.ev_up = bytearray(_NEV)
+        self.ev = bytearray(_NEV)  # kind | raised << 7
         self.ev_ms = zeros(_NEV)
         self.active = 0
         self.count = 0
@@ -104,7 +107,8 @@ class Alerts:
 
     def event(self, i):
         j = i % _NEV
-        return self.ev_kind[j], self.ev_up[j] == 1, self.ev_ms[j]
+        e = self.ev[j]
+        return e & 0x7F, e >> 7 == 1, self.ev_ms[j]
 
     def update(self, now_ms, hr_x10, spo2_x10, beat_age_ms, lead_off, finger_off, fault, rhythm=0):
         """One step of every alert; a value <= 0 (no reading) skips the
@@ -142,7 +146,6 @@ class Alerts:
             self.pending[k] = 0
             self.active ^= bit
             j = self.count % _NEV
-            self.ev_kind[j] = k
-            self.ev_up[j] = cond
+            self.ev[j] = k | (cond << 7)
             self.ev_ms[j] = now & _MS_MASK
             self.count += 1

@@ -36,7 +36,7 @@ high-amplitude pulses may split a block.
 """
 from micropython import const
 
-from dsp import median8, pow2, zeros
+from dsp import median8, pow2, zeros, zeros16
 
 _NB = const(8)
 _NPEAKS = const(32)
@@ -63,8 +63,11 @@ class PulseDetector:
         self.mx = pow2(self.n1 + 1) - 1  # the input boxcar's own history
         self.mw = pow2(self.w2 + 1) - 1  # the rectified band-pass: the 667 ms mean
         self.xr = zeros(self.mx + 1)  # input
-        self.yr = zeros(self.ring)  # low-passed
-        self.ur = zeros(self.mw + 1)  # rectified band-pass
+        # the low-passed signal, kept as 16-bit words: the boxcar sum
+        # shifted down by ysh bits (the AC/DC ratios do not change)
+        self.ysh = max(0, _bits(self.n1 * _MAX) - 15)
+        self.yr = zeros16(self.ring)
+        self.ur = zeros16(self.mw + 1)  # rectified band-pass (<= the 16-bit low-pass)
         self.ibis = zeros(_NB)
         self.amps = zeros(_NB)
         self.pis = zeros(_NB)
@@ -101,7 +104,7 @@ class PulseDetector:
     def light(self, i):
         """Low-passed input sample i the way the sensor gave it (x n1)."""
         v = self.yr[i & self.m]
-        return self.n1 * _MAX - v if self.invert else v
+        return ((self.n1 * _MAX) >> self.ysh) - v if self.invert else v
 
     def feed(self, buf, mask, start, end):
         inv = self.invert
@@ -128,6 +131,7 @@ class PulseDetector:
         m = self.m
         mx = self.mx
         mw = self.mw
+        ysh = self.ysh
         for i in range(start, end):
             x = buf[i & mask]
             if x > _MAX:
@@ -139,8 +143,9 @@ class PulseDetector:
             j = n & m
             xr[n & mx] = x
             s1 += x - xr[(n - n1) & mx]
-            yr[j] = s1
-            s2 += s1 - yr[(n - n2) & m]
+            y = s1 >> ysh
+            s2 += y - yr[(n - n2) & m]
+            yr[j] = y
             # band-pass at the centre of the baseline window
             c = n - half
             bp = yr[c & m] - s2 // n2
@@ -178,9 +183,9 @@ class PulseDetector:
         for i in range(self.mx + 1):
             self.xr[i] = x
         for i in range(self.ring):
-            self.yr[i] = x * self.n1
+            self.yr[i] = (x * self.n1) >> self.ysh
         self.s1 = x * self.n1
-        self.s2 = x * self.n1 * self.n2
+        self.s2 = ((x * self.n1) >> self.ysh) * self.n2
 
     # -- per pulse --------------------------------------------------------
 
@@ -271,8 +276,8 @@ class PulseDetector:
         self.count += 1
         ii = self.ii
         self.amps[ii] = amp
-        dc = self.n1 * _MAX - lo if self.invert else top  # light at the foot
-        self.pis[ii] = (amp * 100) // (dc // 100) if dc >= 100 else 0
+        dc = ((self.n1 * _MAX) >> self.ysh) - lo if self.invert else top  # light at the foot
+        self.pis[ii] = (amp * 10000) // dc if dc > 0 else 0
         if self.last >= 0:
             self.ibis[ii] = pos - self.last
             if self.nibi < _NB:
@@ -299,3 +304,11 @@ class PulseDetector:
             if 2 * a >= amp and a <= 2 * amp and 4 * d <= ibi:
                 good += 1
         self.sqi = (good * 100) >> 3
+
+
+def _bits(v):
+    n = 0
+    while v:
+        v >>= 1
+        n += 1
+    return n

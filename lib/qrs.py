@@ -64,7 +64,9 @@ _CI = const(16)  # next clean-RR slot
 _PREV_RR = const(17)
 _RR_REF = const(18)  # median of the clean RRs
 _LAST_F = const(19)  # flags of the last beat
-_NBK = const(20)
+_NZMAX = const(20)  # largest noise peak since the last beat
+_FLOOR = const(21)  # lowest MWI since the last QRS
+_NBK = const(22)
 
 # beat flags (flags(i)); bits 0-1 are the ones telemetry carries
 WIDE = const(1)  # QRS wider than this patient's usual ones (ventricular-looking)
@@ -94,32 +96,26 @@ class QRSDetector:
         self.pk_wait = (fs * 15) // 100
         self.learn = 2 * fs
         self.relearn = 8 * fs
-        self.sb_cap = 2 * fs
         # history per filter stage: the R search looks back up to hold +
         # peak end + MWI window (~0.65 s)
         self.ring = pow2((fs * 3) // 4)
         self.m = self.ring - 1
         # the boxcars need only their own length of history
-        self.ma = pow2(self.na + 1) - 1
-        self.mb = pow2(self.nb + 1) - 1
-        self.xr = zeros(self.ma + 1)
-        self.sr = zeros(self.mb + 1)
+        self.xr = zeros(pow2(self.na + 1))
+        self.sr = zeros(pow2(self.nb + 1))
         self.lr = zeros(self.ring)
         self.qrs_lv = zeros(_NB)
         self.noise_lv = zeros(_NB)
         self.rrs = zeros(_NB)
         self.tmp = zeros(_NB)
         self.beats = zeros(_NBEATS)
-        self.learn_v = zeros(_NLEARN)
-        self.learn_t = zeros(_NLEARN)
-        self.learn_r = zeros(_NLEARN)
-        self.learn_slope = zeros(_NLEARN)
+        self.lrn = zeros(4 * _NLEARN)  # peaks held while learning: v, t, r, slope
         # per beat: flags, bookkeeping, the P-wave and QRS templates
         self.flag = bytearray(_NBEATS)
         self.bk = zeros(_NBK)
-        self.seg = zeros16(_NP)  # 10-bit values
-        self.tmpl = zeros16(_NP)
-        self.qtmpl = zeros16(_NP)
+        # [0:24] the stretch being judged, [24:48] the P template, [48:72]
+        # the QRS template (10-bit values)
+        self.tp = zeros16(3 * _NP)
         self.reset()
 
     def reset(self):
@@ -156,8 +152,6 @@ class QRSDetector:
         bk[_UN] = 8
         bk[_UZ] = 16
         bk[_PREV_RR] = bk[_RR_REF] = self.fs
-        self.nz_max = 0  # largest noise peak since the last beat
-        self.floor = 0  # lowest MWI since the last QRS
 
     def beat(self, i):
         """R-peak sample index of beat number i (count - 32 <= i < count)."""
@@ -190,9 +184,10 @@ class QRSDetector:
         due = self.due
         sh = self.shift
         m = self.m
-        ma = self.ma
-        mb = self.mb
-        fl = self.floor
+        ma = len(xr) - 1
+        mb = len(sr) - 1
+        bk = self.bk
+        fl = bk[_FLOOR]
         for i in range(start, end):
             x = buf[i & mask] >> sh
             if x > _CLIP:
@@ -219,10 +214,10 @@ class QRSDetector:
                     pk = mwi
                     pkn = n
                 elif mwi < (pk >> 1) or n - pkn > wait:
-                    self.floor = fl
+                    bk[_FLOOR] = fl
                     self._peak(pk, pkn)
                     due = self.due
-                    fl = self.floor
+                    fl = bk[_FLOOR]
                     pk = 0
             elif mwi > prev:
                 pk = mwi
@@ -231,11 +226,11 @@ class QRSDetector:
                 fl = mwi  # the lowest MWI since the last QRS: noise lifts it
             prev = mwi
             if n >= due:
-                self.floor = fl
+                bk[_FLOOR] = fl
                 self._tick(n)
                 due = self.due
-                fl = self.floor
-        self.floor = fl
+                fl = bk[_FLOOR]
+        bk[_FLOOR] = fl
         self.n = n
         self.sa = sa
         self.lp = lp
@@ -249,9 +244,9 @@ class QRSDetector:
         x = max(-_CLIP, min(_CLIP, x))
         sa = x * self.na
         lp = sa * self.nb
-        for i in range(self.ma + 1):
+        for i in range(len(self.xr)):
             self.xr[i] = x
-        for i in range(self.mb + 1):
+        for i in range(len(self.sr)):
             self.sr[i] = sa
         for i in range(self.ring):
             self.lr[i] = lp
@@ -296,7 +291,7 @@ class QRSDetector:
 
     def _sb_due(self):
         """When search-back looks for a missed beat: 1.5 median RR, <= 2 s."""
-        return self.last_pk + min(self.rr_med + (self.rr_med >> 1), self.sb_cap)
+        return self.last_pk + min(self.rr_med + (self.rr_med >> 1), 2 * self.fs)
 
     def _tick(self, n):
         if self.cand and n >= self.cand_n + self.ms360:
@@ -324,7 +319,8 @@ class QRSDetector:
             self.noise_lv[i] = 0
         self._levels()
         for i in range(self.nl):
-            self._classify(self.learn_v[i], self.learn_t[i], self.learn_r[i], self.learn_slope[i])
+            a = self.lrn
+            self._classify(a[i], a[_NLEARN + i], a[2 * _NLEARN + i], a[3 * _NLEARN + i])
         self.nl = 0
 
     def _relearn(self):
@@ -377,10 +373,11 @@ class QRSDetector:
         if self.learning:
             if self.nl < _NLEARN:  # decided once the levels are known
                 i = self.nl
-                self.learn_v[i] = v
-                self.learn_t[i] = t
-                self.learn_r[i] = r
-                self.learn_slope[i] = slope
+                a = self.lrn
+                a[i] = v
+                a[_NLEARN + i] = t
+                a[2 * _NLEARN + i] = r
+                a[3 * _NLEARN + i] = slope
                 self.nl = i + 1
             return
         self._classify(v, t, r, slope)
@@ -407,8 +404,8 @@ class QRSDetector:
             self.sb_slope = slope
 
     def _noise(self, v):
-        if self.count and v > self.nz_max:
-            self.nz_max = v
+        if self.count and v > self.bk[_NZMAX]:
+            self.bk[_NZMAX] = v
         self.noise_lv[self.ni] = v
         self.ni = (self.ni + 1) & (_NB - 1)
         self._levels()
@@ -438,8 +435,8 @@ class QRSDetector:
         self.bk[_LAST_F] = f
         self.sb = 0
         self.max_seen = 0
-        self.nz_max = 0
-        self.floor = 1 << 29
+        self.bk[_NZMAX] = 0
+        self.bk[_FLOOR] = 1 << 29
 
     # -- per beat: shape, timing and quality flags ---------------------------
 
@@ -457,7 +454,7 @@ class QRSDetector:
         # this patient's usual beats
         nq = min(_NP, ((fs * 20) // 100) // step + 1)
         s0 = r + self.lp_delay - (fs * 8) // 100
-        q = self._match(s0, nq, self.qtmpl, bk[_QN], _QRS_R2X16)
+        q = self._match(s0, nq, 2 * _NP, bk[_QN], _QRS_R2X16)
         if q == 0:
             f |= WIDE
             bk[_ODD] += 1
@@ -473,12 +470,12 @@ class QRSDetector:
             # normal for some): after the first 16 beats the usual ratio
             # follows lows at once and highs by 1 every 8 beats
             rn = (nm << 6) // qm
-            rz = (self.nz_max << 6) // qm
+            rz = (bk[_NZMAX] << 6) // qm
             if rn > 255:
                 rn = 255
             if rz > 255:
                 rz = 255
-            fl = self.floor
+            fl = bk[_FLOOR]
             rf = (fl << 6) // qm if fl < qm else 64
             un = bk[_UN]
             uz = bk[_UZ]
@@ -505,7 +502,7 @@ class QRSDetector:
                 elif rz > uz and c == 0:
                     bk[_UZ] = uz + 1
         if q == 1 and not f & NOISY or (q == -1 and not f & (PREMATURE | NOISY)):
-            self._learn(self.qtmpl, bk[_QN], nq)
+            self._learn(2 * _NP, bk[_QN], nq)
             if bk[_QN] < 8:
                 bk[_QN] += 1
         # P wave before it (300 .. 60 ms before R), like the recent beats'
@@ -514,9 +511,9 @@ class QRSDetector:
         else:
             pa = (fs * 30) // 100
             np = min(_NP, (pa - (fs * 6) // 100) // step + 1)
-            p = self._match(r + self.lp_delay - pa, np, self.tmpl, bk[_TN], _P_R2X16)
+            p = self._match(r + self.lp_delay - pa, np, _NP, bk[_TN], _P_R2X16)
             if p > -2:
-                self._learn(self.tmpl, bk[_TN], np)
+                self._learn(_NP, bk[_TN], np)
                 if bk[_TN] < 8:
                     bk[_TN] += 1
             f |= P_WAVE if p == 1 else (P_UNKNOWN if p < 0 else 0)
@@ -530,18 +527,18 @@ class QRSDetector:
                 bk[_RR_REF] = median8(bk, self.tmp)
         return f
 
-    def _match(self, s0, n, tm, tn, r2x16):
+    def _match(self, s0, n, t0, tn, r2x16):
         """Compare n samples (every fs//90-th, from lp index s0, the line
-        between the ends removed, scaled to 10 bits, into self.seg) with
-        template tm of tn beats: 1 if r^2 >= r2x16/16, else 0; -1 if the
+        between the ends removed, scaled to 10 bits, into tp[0:n]) with
+        the template at tp[t0:] of tn beats: 1 if r^2 >= r2x16/16, else 0; -1 if the
         template is not ready (tn < 4); -2 if the stretch is out of the
-        history or flat (then self.seg is not valid)."""
+        history or flat (then tp[0:n] is not valid)."""
         m = self.m
         lr = self.lr
         step = max(1, self.fs // 90)
         if s0 <= self.n - self.ring or s0 < 0 or s0 + (n - 1) * step >= self.n:
             return -2
-        seg = self.seg
+        seg = self.tp
         e0 = lr[s0 & m]
         de = lr[(s0 + (n - 1) * step) & m] - e0
         top = 0
@@ -565,7 +562,7 @@ class QRSDetector:
         for j in range(n):
             x = seg[j] - mean
             seg[j] = x
-            y = tm[j]
+            y = seg[t0 + j]
             sxy += x * y
             sxx += x * x
             syy += y * y
@@ -583,15 +580,16 @@ class QRSDetector:
                     got = 1
         return got
 
-    def _learn(self, tm, tn, n):
-        """Average self.seg (as _match left it) into template tm of tn beats."""
-        seg = self.seg
+    def _learn(self, t0, tn, n):
+        """Average tp[0:n] (as _match left it) into the template at tp[t0:]
+        of tn beats."""
+        seg = self.tp
         k = 2 if tn < 8 else 3  # the first beats count more
         for j in range(n):
             if tn:
-                tm[j] += (seg[j] - tm[j]) >> k
+                seg[t0 + j] += (seg[j] - seg[t0 + j]) >> k
             else:
-                tm[j] = seg[j]
+                seg[t0 + j] = seg[j]
 
 
 def _bits(v):

@@ -29,7 +29,7 @@ def _nvs():
 def test_a_vitals_frame_is_laid_out_byte_for_byte_and_decodes():
     hdr = (DEV, 7, 1800000000, 12345, frames.T_WALL)
     body = frames.vitals(hdr, 721, 975, 88, 2 | 8, [(1000, 0, 0), (1833, 833, 6)],
-                         valid=frames.HR_VALID, hr_src=frames.SRC_ECG, hr_q=75, spo2_q=40)
+                         valid=1, hr_src=1, hr_q=75, spo2_q=40)
     want = (b"\x02\x01" + DEV + struct.pack(">IIIBH", 7, 1800000000, 12345, 1, 11 + 14)
             + struct.pack(">HHBBBBBBB", 721, 975, 88, 10, 1, 1, 75, 40, 2)
             + struct.pack(">IHB", 1000, 0, 0) + struct.pack(">IHB", 1833, 833, 6))
@@ -62,7 +62,7 @@ def test_a_version_1_frame_still_decodes_and_is_never_valid():
 
 def test_alert_status_and_security_frames_round_trip():
     hdr = (DEV, 9, 3, 500, 0)
-    d = framedec.decode(frames.seal(frames.alert(hdr, 3, True, 0, 960, 77000, frames.SPO2_VALID), _tag))
+    d = framedec.decode(frames.seal(frames.alert(hdr, 3, True, 0, 960, 77000, 2), _tag))
     assert (d["kind"], d["alert"], d["raised"], d["spo2_x10"], d["at_ms"], d["wall"]) == \
         ("alert", 3, True, 960, 77000, False)
     assert (d["hr_valid"], d["spo2_valid"]) == (False, True)

@@ -31,18 +31,23 @@ def _collect(det, x, index_of):
 
 
 def run_ecg(x, fs, mains=60, shift=0):
-    """The node's ECG chain (lib/rhythm.Rhythm over lib/qrs.QRSDetector)
-    over a whole record, fed in FIFO-sized chunks: the published beats with
-    their flags, the rhythm episodes [(start, end, label)] as the node dates
-    them, and the detector's raw beat count."""
+    """The node's ECG chain (lib/rhythm.Rhythm over lib/qrs.QRSDetector, and
+    lib/alerts.Alerts for asystole, as firmware/detect.py wires them) over a
+    whole record, fed in FIFO-sized chunks: the published beats with their
+    flags, the rhythm episodes [(start, end, label)] as the node dates them
+    (ASYS: from the alarm to the QRS that ended the pause), the detector's
+    raw beat count."""
     qrs = _device_module("qrs")
     rhythm = _device_module("rhythm")
+    alerts = _device_module("alerts")
     rh = rhythm.Rhythm(qrs.QRSDetector(fs, mains, shift))
+    al = alerts.Alerts()
+    asys = 1 << alerts.ASYSTOLE
     beats, flags, eps = [], [], []
     open_ = {}
-    kinds = ((rhythm.VF, "VF", "vf_start", "vf_end"), (rhythm.AF, "AFIB", "af_start", "af_end"),
-             (rhythm.ASYS, "ASYS", "asys_start", "asys_end"))
+    kinds = ((rhythm.VF, "VF", "vf_start", "vf_end"), (rhythm.AF, "AFIB", "af_start", "af_end"))
     state = 0
+    up = False  # the asystole alert's state at the last chunk
 
     def drain():
         while len(beats) < rh.count:
@@ -50,7 +55,8 @@ def run_ecg(x, fs, mains=60, shift=0):
             flags.append(rh.flags(len(beats) - 1))
 
     for s in range(0, len(x), CHUNK):
-        rh.feed(x, -1, s, min(len(x), s + CHUNK))
+        e = min(len(x), s + CHUNK)
+        rh.feed(x, -1, s, e)
         drain()
         if rh.state != state:
             for bit, label, a, b in kinds:
@@ -59,8 +65,20 @@ def run_ecg(x, fs, mains=60, shift=0):
                 elif state & bit and not rh.state & bit:
                     eps.append((open_.pop(label), getattr(rh, b), label))
             state = rh.state
+        last = rh.qrs.last_r
+        age = (e - last if last >= 0 else e) * 1000 // fs
+        al.update((e * 1000) // fs, 0, -1, age, False, False, False, 0)
+        if al.active & asys and not up:  # raised
+            open_["ASYS"] = e
+            open_["ASYS_LAST"] = last
+        up = bool(al.active & asys)
+        if "ASYS" in open_ and last != open_["ASYS_LAST"]:
+            start = open_.pop("ASYS")
+            open_.pop("ASYS_LAST")
+            eps.append((start, max(start, last), "ASYS"))
     _flush(rh)
     drain()
+    open_.pop("ASYS_LAST", None)
     for label, start in open_.items():
         eps.append((start, len(x), label))
     return {"beats": beats, "flags": flags, "episodes": sorted(eps), "raw": rh.qrs.count,
