@@ -28,5 +28,5 @@ metadata(description="VitalNode wearable PPG/ECG sensor node", version=_version[
 package("firmware")
 package("umqtt", base_path="lib")
 for _name in ("alerts", "dsp", "hmacsha", "max30102", "max86150", "maxfifo", "ppg", "qrs",
-              "ring", "rsapss", "spo2"):
+              "rhythm", "ring", "rsapss", "spo2"):
     module(_name + ".py", base_path="lib")

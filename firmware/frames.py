@@ -99,12 +99,14 @@ def _q(v):
 
 
 def vitals(hdr, hr_x10, spo2_x10, quality, state, beats, valid=0, hr_src=0, hr_q=0, spo2_q=0):
-    """hdr = (device id bytes, seq, time, ms, flags); beats: (ms, rr, flags)."""
+    """hdr = (device id bytes, seq, time, ms, flags); beats: (ms, rr, flags)
+    or (ms, rr) (flags 0)."""
     beats = beats[-MAX_BEATS:]
     p = bytearray(struct.pack(VITALS_HEAD, max(0, hr_x10), max(0, spo2_x10), _q(quality), state,
                               valid & 3, hr_src, _q(hr_q), _q(spo2_q), len(beats)))
-    for t, rr, f in beats:
-        p += struct.pack(BEAT_FMT, t & 0xFFFFFFFF, min(max(rr, 0), 0xFFFF), f & 0xFF)
+    for b in beats:  # (ms, rr) pairs are taken too: flags 0
+        p += struct.pack(BEAT_FMT, b[0] & 0xFFFFFFFF, min(max(b[1], 0), 0xFFFF),
+                         b[2] & 0xFF if len(b) > 2 else 0)
     return _frame(VITALS, hdr, bytes(p))
 
 

@@ -151,7 +151,7 @@ class QRSDetector:
             bk[i] = 0
         bk[_UN] = 8
         bk[_UZ] = 16
-        bk[_PREV_RR] = bk[_RR_REF] = self.fs
+        bk[_RR_REF] = self.fs  # (_PREV_RR 0: no beat is premature before an RR is known)
 
     def beat(self, i):
         """R-peak sample index of beat number i (count - 32 <= i < count)."""
