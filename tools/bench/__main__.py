@@ -213,8 +213,9 @@ def bench_detect(a):
     cmd = ".venv/bin/python -m tools.bench detect"
     w = run_vm("wasm", script, data=data)
     u = run_vm("unix", script, data=data)
-    what = ("whole detection pipeline: QRS on ECG at 360 sps + pulse and SpO2 on IR/red at 100 sps + "
-            "alerts, per second of signal (MIT-BIH 100 + BIDMC 01), warmed up, %d s timed")
+    what = ("whole detection pipeline: QRS and rhythm analysis (lib/rhythm: published beats, monitor "
+            "rate, VF, AF) on ECG at 360 sps + pulse and SpO2 on IR/red at 100 sps + alerts, per second "
+            "of signal (MIT-BIH 100 + BIDMC 01), warmed up, %d s timed")
     out = {
         "detect.wasm_ms_per_signal_second": (round(w["ms_per_signal_second"], 3), "ms",
                                              what % w["seconds"] + ", 32-bit wasm VM under Node"),
