@@ -17,7 +17,9 @@ Heart rate with its quality (hr_src, hr_q 0-100, hr_valid):
   rhythm.hr_x10 (median of clean RRs); valid if at least half of the last
   8 beats were clean (hr_q) and the rhythm is not VF;
   else PPG (hr_src 2) while the finger is on: ppg.hr_x10; valid if the
-  pulse SQI (hr_q) is >= 50;
+  pulse SQI (hr_q) is >= 50 and there is no ECG (no ECG channel, or the
+  leads are off) - with the leads on, the ECG had no valid rate because of
+  noise or no beats, and the PPG is not trusted over it;
   else none (hr_x10 0, hr_src 0). During VF hr_x10 is 0 and not valid.
   A rate the node does not vouch for is still published, with hr_valid
   False; the HR alerts see only valid rates.
@@ -209,7 +211,10 @@ class Detect:
             hr = p.hr_x10
             src = _SRC_PPG
             q = p.sqi
-            valid = q >= _VALID_Q
+            # with the ECG leads on, a PPG rate stands in only for an ECG too
+            # noisy (or too quiet) to give one: the motion that spoils the
+            # ECG spoils the PPG too, so it is never valid then
+            valid = q >= _VALID_Q and (rh is None or smp.lead_off)
         self.hr_x10 = hr
         self.hr_src = src
         self.hr_q = q
