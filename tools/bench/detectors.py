@@ -302,6 +302,7 @@ def _noise_one(job):
     t0 = noise.LEARN_S * fs
     ref = scoring._outside([b for b in beats if b >= t0], vf)
     win = int(round(0.150 * fs))
+    vf_ref = [(a, b) for a, b, lab in records.wfdb_rhythms(db, name, len(x)) if lab in VF_LABELS]
     rows = []
     for snr, y in sorted(noise.noisy_record(x, fs, name, beats, symbols, snrs).items()):
         if write:
@@ -313,7 +314,7 @@ def _noise_one(job):
         tp, fn, fp, false = scoring.match_detail(ref, det, win)
         fp_flagged = sum(1 for k in false if fl[k] & qrs.NOISY)
         flagged = sum(1 for f in fl if f & qrs.NOISY)
-        vf_false = scoring.false_alarms(vf, [(a, b) for a, b, lab in res["episodes"] if lab == "VF"])
+        vf_false = scoring.false_alarms(vf_ref, [(a, b) for a, b, lab in res["episodes"] if lab == "VF"])
         rows.append((name, snr, tp, fn, fp, fp_flagged, flagged, len(ref), vf_false))
     return rows
 
