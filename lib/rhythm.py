@@ -14,9 +14,8 @@ Rhythm owns the feeding of its QRSDetector (rh.qrs) and reads the
 detector's filter history in place (no copy of the ECG).
 
 Heart rate: 60 / median of the last 8 RR intervals between two clean
-beats (no WIDE, PREMATURE or NOISY flag: qrs.py); during AF every RR
-between two non-wide, non-noisy beats counts. hr_q = % of the last 8
-beats that were clean. hr_x10 is 0 while VF is judged, before 8 such
+beats (no WIDE, PREMATURE or NOISY flag: qrs.py); during AF a premature
+beat counts as clean. hr_q = % of the last 8 beats that were clean. hr_x10 is 0 while VF is judged, before 8 such
 RRs, or when under half of the last 8 beats were clean.
 
 VF/VFL (the VF filter of Kuo & Dillman and threshold-crossing counts in
@@ -314,10 +313,11 @@ class Rhythm:
         if self.state & VF:
             self.hr_x10 = 0
             return
-        clean = not both & (_WIDE | _PREMATURE | _NOISY)
+        # clean: neither beat ectopic or noisy; in AF "premature" means nothing
+        clean = not both & ((_WIDE | _NOISY) if self.state & AF else (_WIDE | _PREMATURE | _NOISY))
         c = ((v[_CLEAN] << 1) | (1 if clean else 0)) & 0xFF
         v[_CLEAN] = c
-        if rr > 0 and (clean or (self.state & AF and not both & (_WIDE | _NOISY))):
+        if rr > 0 and clean:
             k = v[_RI]
             self.rr8[k] = rr
             v[_RI] = (k + 1) & (_NB - 1)
