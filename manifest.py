@@ -35,5 +35,5 @@ module("nvsrec.py")  # stage 0 too: the OTA state and the key are NVS records
 package("firmware")
 package("umqtt", base_path="lib")
 for _name in ("alerts", "dsp", "hmacsha", "max30102", "max86150", "maxfifo", "ppg", "qrs",
-              "ring", "rsapss", "spo2"):
+              "rhythm", "ring", "rsapss", "spo2"):
     module(_name + ".py", base_path="lib")

@@ -117,9 +117,12 @@ def _vitals(det):
         return ""
     hr = det.hr_x10
     sp = det.spo2_x10
+    # a value the node does not vouch for (motion, noise, poor contact) is
+    # marked so: it is sent too, flagged not valid
     return ", hr %s, spo2 %s, alerts 0x%02x" % (
-        "%d bpm" % ((hr + 5) // 10) if hr > 0 else "--",
-        "%d %%" % ((sp + 5) // 10) if sp > 0 else "--", det.alerts.active)
+        ("%d bpm" if det.hr_valid else "%d? bpm (not valid)") % ((hr + 5) // 10) if hr > 0 else "--",
+        ("%d %%" if det.spo2_valid else "%d? %% (not valid)") % ((sp + 5) // 10) if sp > 0 else "--",
+        det.alerts.active)
 
 
 def _healthy(smp, det):
@@ -139,7 +142,8 @@ def status():
     st = {"samples": smp.times.head if smp else 0,
           "lost": smp.lost + smp.lost_estimated if smp else 0}
     if det is not None:
-        st.update(hr_x10=det.hr_x10, spo2_x10=det.spo2_x10, alerts=det.alerts.active,
+        st.update(hr_x10=det.hr_x10, spo2_x10=det.spo2_x10, hr_valid=det.hr_valid,
+                  spo2_valid=det.spo2_valid, alerts=det.alerts.active,
                   alert_events=det.alerts.count, beats=det.seen_qrs + det.seen_pulse)
     if link is not None:
         st.update(sent=link.up.published - link.up.resent, acked=link.up.acked,

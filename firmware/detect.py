@@ -2,16 +2,32 @@
 
     det = Detect(sampler, mains=50, thresholds={"spo2_low": 88})
     det.service()          # after each sampler.service(); never raises
-    det.hr_x10, det.spo2_x10, det.alerts.active, det.qrs.count ...
+    det.hr_x10, det.hr_valid, det.spo2_x10, det.spo2_valid, det.alerts.active
+    det.rhythm.count, det.rhythm.beat(i), det.rhythm.flags(i)  # published beats
 
 Consumes every new sample of the sampler's rings once, in order:
-  ECG  -> qrs.QRSDetector at the sampler rate (input shifted to ~5 uV/unit)
+  ECG  -> rhythm.Rhythm over qrs.QRSDetector at the sampler rate (input
+          shifted to ~5 uV/unit): published beats, monitor HR, VF/AF/asystole
   IR   -> ppg.PulseDetector, red -> spo2.SpO2, both decimated to ~100 sps
           (the mean of rate//100 samples) with 17-bit words
   all  -> alerts.Alerts on the sample clock (ms derived from sample counts)
-hr_x10 is the ECG heart rate while the leads are on and beats are fresh,
-else the PPG pulse rate, else 0 (no reading). spo2_x10 is spo2.NO_READING
-(-1) whenever the SpO2 gate says so.
+
+Heart rate with its quality (hr_src, hr_q 0-100, hr_valid):
+  ECG (hr_src 1) while the leads are on and a QRS came in the last 3 s:
+  rhythm.hr_x10 (median of clean RRs); valid if at least half of the last
+  8 beats were clean (hr_q) and the rhythm is not VF;
+  else PPG (hr_src 2) while the finger is on: ppg.hr_x10; valid if the
+  pulse SQI (hr_q) is >= 50 and there is no ECG (no ECG channel, or the
+  leads are off) - with the leads on, the ECG had no valid rate because of
+  noise or no beats, and the PPG is not trusted over it;
+  else none (hr_x10 0, hr_src 0). During VF hr_x10 is 0 and not valid.
+  A rate the node does not vouch for is still published, with hr_valid
+  False; the HR alerts see only valid rates.
+SpO2: spo2_x10 is spo2.NO_READING (-1) whenever the SpO2 gate says so;
+spo2_valid also needs the finger on and the pulse SQI >= 50; spo2_q is the
+share of the last 5 pulses that passed the gate (0-100).
+rhythm_state: lib/rhythm's VF 1 / AF 2 bits (0 while the leads are off), and
+ASYS 4 while the asystole alert is up.
 
 Guarantees: service() allocates nothing in steady state and keeps up with
 any backlog up to the ring length; a consumer that fell further behind
@@ -25,6 +41,7 @@ from micropython import const
 from alerts import Alerts
 from ppg import PulseDetector
 from qrs import QRSDetector
+from rhythm import Rhythm
 from ring import Ring
 from spo2 import SpO2
 
@@ -32,10 +49,17 @@ _PPG_RING = const(64)  # decimated red/IR handed to the detectors
 _PPG_SLICE = const(48)  # decimated samples per pass (fits _PPG_RING)
 _MS_MASK = const(0x1FFFFFFF)
 _FRESH_MS = const(3000)  # an ECG rate older than this gives way to PPG
+_VALID_Q = const(50)  # hr_q / SQI needed for a valid rate
+_SRC_NONE = const(0)  # hr_src
+_SRC_ECG = const(1)
+_SRC_PPG = const(2)
+_ASYS = const(4)  # rhythm_state: asystole (lib/rhythm has VF 1, AF 2)
 
 
 class Detect:
     def __init__(self, sampler, mains=50, thresholds=None, ppg_bits=17):
+        import gc
+        gc.collect()  # the buffers below then fill the holes garbage left, not the heap's free end
         rings = sampler.rings
         cfg = sampler.cfg
         rate = sampler.rate
@@ -44,13 +68,14 @@ class Detect:
         self.ecg = rings.get("ecg")
         self.ir = rings.get("ir")
         self.red = rings.get("red")
-        self.qrs = None
+        self.qrs = self.rhythm = None
         if self.ecg is not None:
             lsb = cfg.get("ecg_lsb_uv", 5.0)
             shift = 0
             while lsb * (1 << shift) < 3.5:
                 shift += 1
             self.qrs = QRSDetector(rate, mains, shift)
+            self.rhythm = Rhythm(self.qrs)
         self.pulse = self.spo2 = None
         if self.ir is not None:
             self.dec = rate // 100 if rate >= 200 else 1
@@ -75,7 +100,13 @@ class Detect:
         self.seen_qrs = 0
         self.seen_pulse = 0
         self.hr_x10 = 0
+        self.hr_valid = False
+        self.hr_src = _SRC_NONE
+        self.hr_q = 0
         self.spo2_x10 = -1
+        self.spo2_valid = False
+        self.spo2_q = 0
+        self.rhythm_state = 0
 
     def service(self):
         ring = self.ecg if self.ecg is not None else self.ir
@@ -91,7 +122,8 @@ class Detect:
         if self.qrs is not None:
             q = self.qrs
             n0 = q.n
-            q.feed(ring.buf, ring.mask, cur, head)
+            self.rhythm.leads_on = not self.smp.lead_off
+            self.rhythm.feed(ring.buf, ring.mask, cur, head)
             if q.count != self.seen_qrs:
                 self.seen_qrs = q.count
                 # self.ms is the time of sample n0 (the clock moves below)
@@ -157,15 +189,45 @@ class Detect:
         smp = self.smp
         age = -1
         hr = 0
+        src = _SRC_NONE
+        q = 0
+        valid = False
+        rh = self.rhythm
+        state = 0
         if self.qrs is not None and self.last_beat_ms >= 0:
             age = (self.ms - self.last_beat_ms) & _MS_MASK
-            if not smp.lead_off and age < _FRESH_MS:
-                hr = self.qrs.hr_x10
         elif self.qrs is not None:
             age = self.ms  # no beat since start
-        if hr == 0 and self.pulse is not None and not smp.finger_off and self.pulse.sqi >= 50:
-            hr = self.pulse.hr_x10
+        if rh is not None and not smp.lead_off:
+            state = rh.state
+            if state & 1:  # VF: no rate, and the ECG has the say
+                src = _SRC_ECG
+            elif 0 <= age < _FRESH_MS and rh.hr_x10 > 0:
+                hr = rh.hr_x10
+                src = _SRC_ECG
+                q = rh.hr_q
+                valid = q >= _VALID_Q
+        p = self.pulse
+        if src == _SRC_NONE and p is not None and not smp.finger_off and p.hr_x10 > 0:
+            hr = p.hr_x10
+            src = _SRC_PPG
+            q = p.sqi
+            # with the ECG leads on, a PPG rate stands in only for an ECG too
+            # noisy (or too quiet) to give one: the motion that spoils the
+            # ECG spoils the PPG too, so it is never valid then
+            valid = q >= _VALID_Q and (rh is None or smp.lead_off)
         self.hr_x10 = hr
-        self.spo2_x10 = self.spo2.spo2_x10 if self.spo2 is not None else -1
-        self.alerts.update(self.ms, hr, self.spo2_x10, age, smp.lead_off,
-                           smp.finger_off and self.pulse is not None, smp.fault is not None)
+        self.hr_src = src
+        self.hr_q = q
+        self.hr_valid = valid
+        self.rhythm_state = state
+        ox = self.spo2
+        if ox is not None:
+            self.spo2_x10 = ox.spo2_x10
+            self.spo2_q = ox.q
+            self.spo2_valid = (ox.spo2_x10 > 0 and not smp.finger_off and p.sqi >= _VALID_Q)
+        al = self.alerts
+        al.update(self.ms, hr if valid else 0, self.spo2_x10 if self.spo2_valid else -1, age,
+                  smp.lead_off, smp.finger_off and p is not None, smp.fault is not None, state)
+        if al.active & 8:  # 1 << alerts.ASYSTOLE
+            self.rhythm_state = state | _ASYS

@@ -3,14 +3,36 @@ gateway's decoder, device-compatible code the node itself never loads.
 
     d = framedec.decode(frame)   # dict of fields; FrameError if malformed
 
-Guarantees: decode() accepts exactly the version-1 layout and raises
-FrameError (never another exception) for anything else; a newer version
-is refused by name, so a gateway tells "too new" from "garbage".
+Guarantees: decode() accepts exactly the version-1 and version-2 layouts
+and raises FrameError (never another exception) for anything else; a
+newer version is refused by name, so a gateway tells "too new" from
+"garbage".
+
+Vitals fields (both versions): hr_x10, spo2_x10, quality, lead_off,
+finger_off, beats [(ms, rr_ms, flags)], and the quality contract:
+  hr_valid, spo2_valid  bool: the node vouches for the value (version 1:
+                        always False - those nodes made no such judgement)
+  hr_src                "ecg", "ppg" or None
+  hr_q, spo2_q          0-100 (version 1: None)
+  vf, af, asystole      the node's rhythm judgement (version 1: False)
+Alert frames also carry hr_valid and spo2_valid (version 1: False).
 """
 import struct
 
-from firmware.frames import (ALERT, HEAD, HEAD_LEN, KINDS, MAX_BEATS, SECURITY, STATUS,
-                             STATUS_FMT, T_WALL, TAG_LEN, VERSION, VITALS, FrameError)
+from firmware.frames import (ALERT, ALERT_FMT, BEAT_FMT, HEAD, HEAD_LEN, KINDS, MAX_BEATS, SECURITY,
+                             STATUS, STATUS_FMT, T_WALL, TAG_LEN, VERSION, VITALS, VITALS_HEAD,
+                             FrameError)
+
+VERSIONS = (1, 2)
+# version-2 bits and codes (firmware/frames.py's docstring has the layout)
+HR_VALID = 1
+SPO2_VALID = 2
+ST_VF = 4
+ST_AF = 8
+ST_ASYS = 16
+_SRC = {0: None, 1: "ecg", 2: "ppg"}
+VITALS_HEAD_LEN = struct.calcsize(VITALS_HEAD)
+BEAT_LEN = struct.calcsize(BEAT_FMT)
 
 
 def split(frame):
@@ -24,31 +46,30 @@ def decode(frame):
     """The fields of a sealed frame as a dict (tag not checked here)."""
     body, tag = split(frame)
     v, kind, dev, seq, time, ms, flags, n = struct.unpack(HEAD, body[:HEAD_LEN])
-    if v != VERSION:
-        raise FrameError("frame version %d; this decoder reads version %d" % (v, VERSION))
+    if v not in VERSIONS:
+        raise FrameError("frame version %d; this decoder reads versions 1 to %d" % (v, VERSION))
     p = body[HEAD_LEN:]
     if n != len(p):
         raise FrameError("payload length field %d, but %d bytes follow" % (n, len(p)))
     d = {"version": v, "kind": KINDS[kind] if 0 < kind < len(KINDS) else kind, "device": dev,
          "seq": seq, "time": time, "ms": ms, "wall": bool(flags & T_WALL), "tag": tag}
     if kind == VITALS:
-        if n < 7:
-            raise FrameError("vitals payload of %d bytes" % n)
-        hr, sp, q, st, nb = struct.unpack(">HHBBB", p[:7])
-        if nb > MAX_BEATS or n != 7 + 6 * nb:
-            raise FrameError("vitals payload: %d beats in %d bytes" % (nb, n))
-        if q > 100:
-            raise FrameError("quality %d over 100" % q)
-        d.update(hr_x10=hr, spo2_x10=sp, quality=q, lead_off=bool(st & 1),
-                 finger_off=bool(st & 2),
-                 beats=[struct.unpack(">IH", p[7 + 6 * i:13 + 6 * i]) for i in range(nb)])
+        d.update(_vitals(p, n, v))
     elif kind == ALERT:
-        if n != 10:
+        want = 10 if v == 1 else struct.calcsize(ALERT_FMT)
+        if n != want:
             raise FrameError("alert payload of %d bytes" % n)
-        which, up, hr, sp, at = struct.unpack(">BBHHI", p)
+        if v == 1:
+            which, up, hr, sp, at = struct.unpack(">BBHHI", p)
+            valid = 0
+        else:
+            which, up, hr, sp, at, valid = struct.unpack(ALERT_FMT, p)
+            if valid > 3:
+                raise FrameError("alert valid bits 0x%02x" % valid)
         if up > 1:
             raise FrameError("alert raised flag %d" % up)
-        d.update(alert=which, raised=bool(up), hr_x10=hr, spo2_x10=sp, at_ms=at)
+        d.update(alert=which, raised=bool(up), hr_x10=hr, spo2_x10=sp, at_ms=at,
+                 hr_valid=bool(valid & HR_VALID), spo2_valid=bool(valid & SPO2_VALID))
     elif kind == STATUS:
         if n != struct.calcsize(STATUS_FMT):
             raise FrameError("status payload of %d bytes" % n)
@@ -67,3 +88,38 @@ def decode(frame):
     else:
         raise FrameError("unknown frame kind %d" % kind)
     return d
+
+
+def _vitals(p, n, v):
+    if v == 1:
+        if n < 7:
+            raise FrameError("vitals payload of %d bytes" % n)
+        hr, sp, q, st, nb = struct.unpack(">HHBBB", p[:7])
+        if nb > MAX_BEATS or n != 7 + 6 * nb:
+            raise FrameError("vitals payload: %d beats in %d bytes" % (nb, n))
+        if q > 100:
+            raise FrameError("quality %d over 100" % q)
+        beats = [struct.unpack(">IH", p[7 + 6 * i:13 + 6 * i]) + (0,) for i in range(nb)]
+        return dict(hr_x10=hr, spo2_x10=sp, quality=q, lead_off=bool(st & 1), finger_off=bool(st & 2),
+                    beats=beats, hr_valid=False, spo2_valid=False, hr_src=None, hr_q=None, spo2_q=None,
+                    vf=False, af=False, asystole=False)
+    if n < VITALS_HEAD_LEN:
+        raise FrameError("vitals payload of %d bytes" % n)
+    hr, sp, q, st, valid, src, hq, sq, nb = struct.unpack(VITALS_HEAD, p[:VITALS_HEAD_LEN])
+    if nb > MAX_BEATS or n != VITALS_HEAD_LEN + BEAT_LEN * nb:
+        raise FrameError("vitals payload: %d beats in %d bytes" % (nb, n))
+    for name, val in (("quality", q), ("hr_q", hq), ("spo2_q", sq)):
+        if val > 100:
+            raise FrameError("%s %d over 100" % (name, val))
+    if valid > 3:
+        raise FrameError("vitals valid bits 0x%02x" % valid)
+    if src not in _SRC:
+        raise FrameError("vitals hr_src %d" % src)
+    if st > 31:
+        raise FrameError("vitals state bits 0x%02x" % st)
+    o = VITALS_HEAD_LEN
+    beats = [struct.unpack(BEAT_FMT, p[o + BEAT_LEN * i:o + BEAT_LEN * (i + 1)]) for i in range(nb)]
+    return dict(hr_x10=hr, spo2_x10=sp, quality=q, lead_off=bool(st & 1), finger_off=bool(st & 2),
+                beats=beats, hr_valid=bool(valid & HR_VALID), spo2_valid=bool(valid & SPO2_VALID),
+                hr_src=_SRC[src], hr_q=hq, spo2_q=sq, vf=bool(st & ST_VF), af=bool(st & ST_AF),
+                asystole=bool(st & ST_ASYS))

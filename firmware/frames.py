@@ -3,11 +3,13 @@ the node writes and the gateway reads (tools/gateway uses this module).
 
     hdr = (device_id, seq, time, ms, flags)
     f = frames.vitals(hdr, hr_x10=721, spo2_x10=975, quality=90, state=0,
-                      beats=[(12340, 833)])           # (beat ms, RR ms)
+                      beats=[(12340, 833, 0)],        # (beat ms, RR ms, flags)
+                      valid=3, hr_src=1, hr_q=100, spo2_q=100)
     frame = frames.seal(f, tag_fn)                  # + 16-byte tag
     d = framedec.decode(frame)                      # the reader: firmware/framedec.py
 
-Layout, version 1, big-endian; header (23 bytes):
+Layout, version 2 (the reader also takes version 1), big-endian; header
+(23 bytes):
     u8 version | u8 kind | 6 bytes device id | u32 seq | u32 time | u32 ms |
     u8 flags | u16 payload length
   time: Unix seconds when flags bit 0 (T_WALL) is set (RTC set by NTP),
@@ -17,16 +19,37 @@ then the payload, then a 16-byte tag: HMAC-SHA256 with the device's
 telemetry sub-key over header + payload, cut to 128 bits (RFC 2104 allows
 half the hash length; 2**-128 forgery odds).
 Payloads by kind:
-  VITALS   u16 hr_x10 | u16 spo2_x10 | u8 quality 0-100 | u8 state | u8 n |
-           n x (u32 beat ms since boot, u16 RR ms; 0 = unknown)
-           hr/spo2 0 = no reading; state bit0 lead off, bit1 finger off
+  VITALS   u16 hr_x10 | u16 spo2_x10 | u8 quality 0-100 | u8 state |
+           u8 valid | u8 hr_src | u8 hr_q 0-100 | u8 spo2_q 0-100 | u8 n |
+           n x (u32 beat ms since boot, u16 RR ms (0 = unknown), u8 flags)
+    hr_x10 / spo2_x10  0.1 /min, 0.1 %; 0 = no value at all
+    quality   the PPG signal quality index (pulse SQI, as in version 1)
+    state     bit0 ECG leads off, bit1 finger off, bit2 VF/VFL judged,
+              bit3 AF judged, bit4 asystole alert up (bits 2-4: Detect's
+              rhythm_state shifted left by 2)
+    valid     bit0: the node vouches for hr_x10 (hr_valid); bit1: for
+              spo2_x10 (spo2_valid). A value without its bit (motion, poor contact,
+              noise, low perfusion, VF) must not be shown or exported as a
+              valid observation. firmware/detect.py states the rules.
+    hr_src    0 none, 1 ECG (median of clean RRs), 2 PPG (pulse rate)
+    hr_q      ECG: % of the last 8 beats that were clean (no ectopic or
+              noisy flag); PPG: the pulse SQI. 0-100.
+    spo2_q    % of the last 5 pulses that passed the SpO2 gates. 0-100.
+    beat flags  bit0 QRS unlike the patient's usual (ventricular-looking),
+              bit1 premature, bit2 noisy (poor signal around it), bit3 the
+              beat is a PPG pulse (no ECG). For HRV use the RRs between
+              beats without bits 0-2.
   ALERT    u8 alert (lib/alerts.NAMES index) | u8 raised | u16 hr_x10 |
-           u16 spo2_x10 | u32 ms of the change
+           u16 spo2_x10 | u32 ms of the change | u8 valid (as VITALS)
   STATUS   u32 uptime s | u32 heap free | u8 reset cause | i8 RSSI dBm |
            u32 samples lost | u16 queue depth | u32 frames dropped |
            u32 firmware version code
   SECURITY UTF-8 JSON of one security event (firmware/seclog)
-The reader is firmware/framedec.py (the gateway's; the node never loads it).
+Version 1 (older nodes) is the same without valid/hr_src/hr_q/spo2_q in
+VITALS, without the beat flags and without valid in ALERT; the reader
+reports its values with hr_valid / spo2_valid False (version 1 nodes made
+no validity judgement). The reader is firmware/framedec.py (the gateway's;
+the node never loads it).
 Gateway acknowledgement (on vn/<id>/ack, once a frame is stored, or was
 already): u32 seq | 16-byte tag, HMAC-SHA256 with the same telemetry
 sub-key over ACK_PREFIX | 6 bytes device id | u32 seq (a frame body starts
@@ -38,7 +61,10 @@ import struct
 
 from micropython import const
 
-VERSION = const(1)
+VERSION = const(2)
+VITALS_HEAD = ">HHBBBBBBB"
+BEAT_FMT = ">IHB"
+ALERT_FMT = ">BBHHIB"
 VITALS = const(1)
 ALERT = const(2)
 STATUS = const(3)
@@ -68,19 +94,25 @@ def _frame(kind, hdr, payload):
     return header(kind, dev, seq, time, ms, flags, len(payload)) + payload
 
 
-def vitals(hdr, hr_x10, spo2_x10, quality, state, beats):
-    """hdr = (device id bytes, seq, time, ms, flags); beats: (ms, rr) pairs."""
+def _q(v):
+    return min(100, max(0, v))
+
+
+def vitals(hdr, hr_x10, spo2_x10, quality, state, beats, valid=0, hr_src=0, hr_q=0, spo2_q=0):
+    """hdr = (device id bytes, seq, time, ms, flags); beats: (ms, rr, flags)
+    or (ms, rr) (flags 0)."""
     beats = beats[-MAX_BEATS:]
-    p = bytearray(struct.pack(">HHBBB", max(0, hr_x10), max(0, spo2_x10), quality, state,
-                              len(beats)))
-    for t, rr in beats:
-        p += struct.pack(">IH", t & 0xFFFFFFFF, min(max(rr, 0), 0xFFFF))
+    p = bytearray(struct.pack(VITALS_HEAD, max(0, hr_x10), max(0, spo2_x10), _q(quality), state,
+                              valid & 3, hr_src, _q(hr_q), _q(spo2_q), len(beats)))
+    for b in beats:  # (ms, rr) pairs are taken too: flags 0
+        p += struct.pack(BEAT_FMT, b[0] & 0xFFFFFFFF, min(max(b[1], 0), 0xFFFF),
+                         b[2] & 0xFF if len(b) > 2 else 0)
     return _frame(VITALS, hdr, bytes(p))
 
 
-def alert(hdr, which, raised, hr_x10, spo2_x10, at_ms):
-    return _frame(ALERT, hdr, struct.pack(">BBHHI", which, 1 if raised else 0, max(0, hr_x10),
-                                          max(0, spo2_x10), at_ms & 0xFFFFFFFF))
+def alert(hdr, which, raised, hr_x10, spo2_x10, at_ms, valid=0):
+    return _frame(ALERT, hdr, struct.pack(ALERT_FMT, which, 1 if raised else 0, max(0, hr_x10),
+                                          max(0, spo2_x10), at_ms & 0xFFFFFFFF, valid & 3))
 
 
 def status(hdr, uptime_s, heap_free, reset_cause, rssi, lost, depth, dropped, version_code):

@@ -13,8 +13,10 @@ set the RTC, else the boot number) and the HMAC tag with the telemetry
 sub-key, then is persisted (firmware/outbox) before anything publishes it.
 Guarantees: a frame is sealed and on flash when a call returns (or the
 drop is counted: `box.dropped`; an alert that finds even the reserve full
-is counted in `alerts_lost`). Non-guarantee: beat times are on the sensor's
-sample clock (ms since sampling started), not the RTC.
+is counted in `alerts_lost`); every HR and SpO2 goes out with its
+validity and quality (frames.py: valid, hr_src, hr_q, spo2_q; the alert
+frame carries the validity too). Non-guarantee: beat times are on the
+sensor's sample clock (ms since sampling started), not the RTC.
 """
 import binascii
 import time
@@ -68,17 +70,18 @@ class Telemetry:
         return frames.ack_seq(msg, self.dev, self._tag, equal)
 
     def _beats(self, det):
-        """(ms, RR ms) of the beats found since the last vitals frame."""
-        src, rate = (det.qrs, det.rate) if det.qrs is not None else (det.pulse, det.rate // det.dec)
+        """(ms, RR ms, flags) of the beats published since the last vitals
+        frame: the ECG's (lib/rhythm: flutter waves never), else PPG pulses."""
+        ecg = det.rhythm is not None
+        src, rate = (det.rhythm, det.rate) if ecg else (det.pulse, det.rate // det.dec)
         if src is None:
             return []
         first = max(self._beat_seen + 1, src.count - frames.MAX_BEATS)
         out = []
-        get = src.beat if hasattr(src, "beat") else src.peak
         for i in range(first, src.count):
-            ms = (get(i) * 1000) // rate
+            ms = ((src.beat(i) if ecg else src.peak(i)) * 1000) // rate
             rr = ms - self._last_beat_ms if self._last_beat_ms >= 0 else 0
-            out.append((ms, rr))
+            out.append((ms, rr, (src.flags(i) & 7) if ecg else 8))
             self._last_beat_ms = ms
         self._beat_seen = src.count - 1
         return out
@@ -86,16 +89,18 @@ class Telemetry:
     def vitals(self, det):
         smp = det.smp
         q = det.pulse.sqi if det.pulse is not None else 0
-        state = (1 if smp.lead_off else 0) | (2 if smp.finger_off else 0)
+        # frames.py: state bit0 lead off, bit1 finger off, bits 2-4 rhythm_state
+        state = (1 if smp.lead_off else 0) | (2 if smp.finger_off else 0) | ((det.rhythm_state & 7) << 2)
         hdr = self._hdr()
-        return self._put(frames.VITALS, hdr, frames.vitals(hdr, det.hr_x10, det.spo2_x10,
-                                                           min(100, max(0, q)), state,
-                                                           self._beats(det)))
+        return self._put(frames.VITALS, hdr, frames.vitals(
+            hdr, det.hr_x10, det.spo2_x10, q, state, self._beats(det),
+            (1 if det.hr_valid else 0) | (2 if det.spo2_valid else 0), det.hr_src, det.hr_q, det.spo2_q))
 
     def alert(self, which, raised, at_ms, det):
         hdr = self._hdr()
-        return self._put(frames.ALERT, hdr, frames.alert(hdr, which, raised, det.hr_x10,
-                                                         det.spo2_x10, at_ms))
+        return self._put(frames.ALERT, hdr, frames.alert(
+            hdr, which, raised, det.hr_x10, det.spo2_x10, at_ms,
+            (1 if det.hr_valid else 0) | (2 if det.spo2_valid else 0)))
 
     def status(self, uptime_s, heap_free, reset_cause, rssi, lost):
         hdr = self._hdr()

@@ -2,7 +2,7 @@
 
     from alerts import Alerts, HR_LOW
     al = Alerts({"hr_low": 40, "spo2_low": 90})   # any subset of DEFAULTS
-    al.update(now_ms, hr_x10, spo2_x10, beat_age_ms, lead_off, finger_off, fault)
+    al.update(now_ms, hr_x10, spo2_x10, beat_age_ms, lead_off, finger_off, fault, rhythm)
     if al.active & (1 << HR_LOW): ...
     while seen < al.count:                         # raise/clear events
         kind, raised, t_ms = al.event(seen); seen += 1
@@ -15,6 +15,11 @@ clears a value alert: it holds its state, and the missing signal is
 reported by the lead-off / finger-off / fault alerts instead.
 Asystole: no QRS for `asystole_s` seconds while the ECG leads are on
 (raised at once - the duration is the condition).
+Rhythm alarms from lib/rhythm's state bits (`rhythm`: VF 1, AF 2): VF is
+raised after `vf_on_s` (default 0: the rhythm analysis already took ~4 s
+to judge it) and AF after `af_on_s` of AF (default 30 s); both clear after
+`clear_s` without it; while the leads are off they hold. Pass only values the node vouches for: hr_x10 0
+when the rate is not valid (the HR alerts then hold).
 
 Guarantees: update() allocates nothing; thresholds are validated when the
 object is made (unknown name or bad value -> ValueError naming it).
@@ -32,7 +37,10 @@ ASYSTOLE = const(3)
 LEAD_OFF = const(4)
 FINGER_OFF = const(5)
 SENSOR_FAULT = const(6)
-NAMES = ("hr_low", "hr_high", "spo2_low", "asystole", "lead_off", "finger_off", "sensor_fault")
+VF = const(7)
+AF = const(8)
+NAMES = ("hr_low", "hr_high", "spo2_low", "asystole", "lead_off", "finger_off", "sensor_fault", "vf", "af")
+_N = const(9)
 _NEV = const(16)
 _MS_MASK = const(0x1FFFFFFF)  # times are ms modulo 2**29 (6.2 days), wrap-safe
 
@@ -41,26 +49,32 @@ DEFAULTS = {
     "spo2_low": 90, "spo2_hyst": 2, "spo2_on_s": 15,
     "asystole_s": 4,
     "lead_off_on_s": 5, "finger_off_on_s": 5, "sensor_fault_on_s": 5,
+    "vf_on_s": 0, "af_on_s": 30,
     "clear_s": 5,
 }
-# (min, max) accepted for each threshold
-_LIMITS = {
-    "hr_low": (20, 100), "hr_high": (80, 250), "hr_hyst": (0, 20), "hr_on_s": (0, 120),
-    "spo2_low": (70, 98), "spo2_hyst": (0, 10), "spo2_on_s": (0, 120),
-    "asystole_s": (2, 20),
-    "lead_off_on_s": (0, 120), "finger_off_on_s": (0, 120), "sensor_fault_on_s": (0, 120),
-    "clear_s": (0, 120),
-}
+# name, min, max accepted for each threshold (one flat tuple: small in RAM)
+_LIMITS = (
+    "hr_low", 20, 100, "hr_high", 80, 250, "hr_hyst", 0, 20, "hr_on_s", 0, 120,
+    "spo2_low", 70, 98, "spo2_hyst", 0, 10, "spo2_on_s", 0, 120,
+    "asystole_s", 2, 20,
+    "lead_off_on_s", 0, 120, "finger_off_on_s", 0, 120, "sensor_fault_on_s", 0, 120,
+    "vf_on_s", 0, 10, "af_on_s", 0, 600,
+    "clear_s", 0, 120,
+)
 
 
 def check(thresholds):
     """Validated copy of DEFAULTS updated with `thresholds`."""
     t = dict(DEFAULTS)
     for k in thresholds or {}:
-        if k not in _LIMITS:
+        i = 0
+        while i < len(_LIMITS) and _LIMITS[i] != k:
+            i += 3
+        if i >= len(_LIMITS):
             raise ValueError("alerts: unknown threshold %r" % (k,))
         v = thresholds[k]
-        lo, hi = _LIMITS[k]
+        lo = _LIMITS[i + 1]
+        hi = _LIMITS[i + 2]
         if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
             raise ValueError("alerts: %s must be an integer %d..%d, got %r" % (k, lo, hi, v))
         t[k] = v
@@ -72,15 +86,15 @@ def check(thresholds):
 class Alerts:
     def __init__(self, thresholds=None):
         t = check(thresholds)
-        self.t = t
+
         self.on_ms = array("i", [t["hr_on_s"] * 1000, t["hr_on_s"] * 1000, t["spo2_on_s"] * 1000, 0,
                                  t["lead_off_on_s"] * 1000, t["finger_off_on_s"] * 1000,
-                                 t["sensor_fault_on_s"] * 1000])
+                                 t["sensor_fault_on_s"] * 1000, t["vf_on_s"] * 1000,
+                                 t["af_on_s"] * 1000])
         self.clear_ms = t["clear_s"] * 1000
-        self.since = zeros(7)  # when the pending change started
-        self.pending = bytearray(7)
-        self.ev_kind = bytearray(_NEV)
-        self.ev_up = bytearray(_NEV)
+        self.since = zeros(_N)  # when the pending change started
+        self.pending = bytearray(_N)
+        self.ev = bytearray(_NEV)  # kind | raised << 7
         self.ev_ms = zeros(_NEV)
         self.active = 0
         self.count = 0
@@ -93,11 +107,13 @@ class Alerts:
 
     def event(self, i):
         j = i % _NEV
-        return self.ev_kind[j], self.ev_up[j] == 1, self.ev_ms[j]
+        e = self.ev[j]
+        return e & 0x7F, e >> 7 == 1, self.ev_ms[j]
 
-    def update(self, now_ms, hr_x10, spo2_x10, beat_age_ms, lead_off, finger_off, fault):
+    def update(self, now_ms, hr_x10, spo2_x10, beat_age_ms, lead_off, finger_off, fault, rhythm=0):
         """One step of every alert; a value <= 0 (no reading) skips the
-        alerts that need it, which then hold their state."""
+        alerts that need it, which then hold their state. rhythm: lib/rhythm
+        state bits (VF 1, AF 2; held while the leads are off)."""
         a = self.active
         if hr_x10 > 0:
             lim = self.hr_lo + (self.hr_h if a & (1 << HR_LOW) else 0)
@@ -112,6 +128,9 @@ class Alerts:
         self._step(LEAD_OFF, 1 if lead_off else 0, now_ms)
         self._step(FINGER_OFF, 1 if finger_off else 0, now_ms)
         self._step(SENSOR_FAULT, 1 if fault else 0, now_ms)
+        if not lead_off:  # no ECG: the rhythm alarms hold, lead-off speaks
+            self._step(VF, rhythm & 1, now_ms)
+            self._step(AF, 1 if rhythm & 2 else 0, now_ms)
 
     def _step(self, k, cond, now):
         bit = 1 << k
@@ -127,7 +146,6 @@ class Alerts:
             self.pending[k] = 0
             self.active ^= bit
             j = self.count % _NEV
-            self.ev_kind[j] = k
-            self.ev_up[j] = cond
+            self.ev[j] = k | (cond << 7)
             self.ev_ms[j] = now & _MS_MASK
             self.count += 1

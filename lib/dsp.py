@@ -23,6 +23,14 @@ def median8(a, tmp):
     return (tmp[3] + tmp[4]) >> 1
 
 
+def zeros16(n):
+    """A new array("h") of n zeros (values within +-32767), made like zeros()."""
+    a = array("h", range(n))
+    for i in range(n):
+        a[i] = 0
+    return a
+
+
 def zeros(n):
     """A new array("i") of n zeros. Filled from range() so that no
     temporary is made: array("i", bytes(4 * n)) leaves a hole of 4n bytes

@@ -36,7 +36,7 @@ high-amplitude pulses may split a block.
 """
 from micropython import const
 
-from dsp import median8, pow2, zeros
+from dsp import median8, pow2, zeros, zeros16
 
 _NB = const(8)
 _NPEAKS = const(32)
@@ -44,11 +44,12 @@ _MAX = const(131071)
 
 
 class PulseDetector:
-    def __init__(self, fs, invert=False):
+    def __init__(self, fs, invert=False, weak_div=10):
         if not 50 <= fs <= 250:
             raise ValueError("PPG detector: sample rate %r outside 50-250 sps" % (fs,))
         self.fs = fs
         self.invert = invert
+        self.weak_div = weak_div
         self.n1 = max(2, fs // 16)  # low-pass boxcar (~60 ms, zero near 16 Hz)
         self.n2 = max(3, (fs * 3) // 4) | 1  # baseline window (odd: centred)
         self.w1 = max(2, (fs * 111 + 500) // 1000)
@@ -59,9 +60,14 @@ class PulseDetector:
         # window look back up to ~1.5 s
         self.ring = pow2((fs * 3) // 2)
         self.m = self.ring - 1
-        self.xr = zeros(self.ring)  # input
-        self.yr = zeros(self.ring)  # low-passed
-        self.ur = zeros(self.ring)  # rectified band-pass
+        self.mx = pow2(self.n1 + 1) - 1  # the input boxcar's own history
+        self.mw = pow2(self.w2 + 1) - 1  # the rectified band-pass: the 667 ms mean
+        self.xr = zeros(self.mx + 1)  # input
+        # the low-passed signal, kept as 16-bit words: the boxcar sum
+        # shifted down by ysh bits (the AC/DC ratios do not change)
+        self.ysh = max(0, _bits(self.n1 * _MAX) - 15)
+        self.yr = zeros16(self.ring)
+        self.ur = zeros16(self.mw + 1)  # rectified band-pass (<= the 16-bit low-pass)
         self.ibis = zeros(_NB)
         self.amps = zeros(_NB)
         self.pis = zeros(_NB)
@@ -85,6 +91,8 @@ class PulseDetector:
         self.sqi = 0
         self.pi_x100 = 0
         self.amp = 0
+        self.ibi_med = 0
+        self.weak = 0  # weak pulses found in gaps
 
     def peak(self, i):
         return self.peaks[i % _NPEAKS]
@@ -96,7 +104,7 @@ class PulseDetector:
     def light(self, i):
         """Low-passed input sample i the way the sensor gave it (x n1)."""
         v = self.yr[i & self.m]
-        return self.n1 * _MAX - v if self.invert else v
+        return ((self.n1 * _MAX) >> self.ysh) - v if self.invert else v
 
     def feed(self, buf, mask, start, end):
         inv = self.invert
@@ -121,6 +129,9 @@ class PulseDetector:
         bmax = self.bmax
         bpos = self.bpos
         m = self.m
+        mx = self.mx
+        mw = self.mw
+        ysh = self.ysh
         for i in range(start, end):
             x = buf[i & mask]
             if x > _MAX:
@@ -130,17 +141,18 @@ class PulseDetector:
             if inv:
                 x = _MAX - x
             j = n & m
-            xr[j] = x
-            s1 += x - xr[(n - n1) & m]
-            yr[j] = s1
-            s2 += s1 - yr[(n - n2) & m]
+            xr[n & mx] = x
+            s1 += x - xr[(n - n1) & mx]
+            y = s1 >> ysh
+            s2 += y - yr[(n - n2) & m]
+            yr[j] = y
             # band-pass at the centre of the baseline window
             c = n - half
             bp = yr[c & m] - s2 // n2
             u = bp if bp > 0 else 0
-            ur[j] = u
-            sp += u - ur[(n - w1) & m]
-            sb += u - ur[(n - w2) & m]
+            ur[n & mw] = u
+            sp += u - ur[(n - w1) & mw]
+            sb += u - ur[(n - w2) & mw]
             mu += (u - mu) >> 9  # long-run mean of u (~4 s at 125 sps)
             n += 1
             if sp // w1 > sb // w2 + (mu >> 6):
@@ -168,11 +180,12 @@ class PulseDetector:
 
     def _prime(self, x):
         x = max(0, min(_MAX, x))
-        for i in range(self.ring):
+        for i in range(self.mx + 1):
             self.xr[i] = x
-            self.yr[i] = x * self.n1
+        for i in range(self.ring):
+            self.yr[i] = (x * self.n1) >> self.ysh
         self.s1 = x * self.n1
-        self.s2 = x * self.n1 * self.n2
+        self.s2 = ((x * self.n1) >> self.ysh) * self.n2
 
     # -- per pulse --------------------------------------------------------
 
@@ -194,6 +207,50 @@ class PulseDetector:
     def _emit(self):
         pos = self.pend
         self.pend = 0
+        med = self.ibi_med
+        if med and self.last >= 0 and 2 * (pos - self.last) > 3 * med:
+            q = self._weak(self.last, pos, med)
+            if q >= 0:
+                self.weak += 1
+                self._add(q)
+        self._add(pos)
+
+    def _weak(self, last, pos, med):
+        """A weak pulse in a gap over 1.5 median IBI (an ectopic beat's
+        small ejection): the local maximum of the low-passed signal 0.4 IBI
+        after the last pulse (past its dicrotic wave) to 0.3 IBI before the
+        next that rises most over the ~111 ms before it,
+        if it rises at least 1/WEAK of the median pulse amplitude; else -1."""
+        yr = self.yr
+        m = self.m
+        w = self.w1
+        edge = (med * 3) // 10
+        if edge < self.min_gap:
+            edge = self.min_gap
+        a = last + (med * 2) // 5  # past the dicrotic wave
+        if a < last + edge:
+            a = last + edge
+        oldest = self.n - self.ring + w + 1
+        if a < oldest:
+            a = oldest
+        b = pos - edge
+        best = -1
+        rise = 0
+        for i in range(a, b):
+            v = yr[i & m]
+            if v >= yr[(i - 1) & m] and v > yr[(i + 1) & m]:
+                lo = v
+                for j in range(i - w, i):
+                    if yr[j & m] < lo:
+                        lo = yr[j & m]
+                if v - lo > rise:
+                    rise = v - lo
+                    best = i
+        if best >= 0 and rise * self.weak_div >= self.amp:
+            return best
+        return -1
+
+    def _add(self, pos):
         # the foot: lowest low-passed sample in the 2/3 s before the peak
         # (or since the previous peak)
         yr = self.yr
@@ -219,8 +276,8 @@ class PulseDetector:
         self.count += 1
         ii = self.ii
         self.amps[ii] = amp
-        dc = self.n1 * _MAX - lo if self.invert else top  # light at the foot
-        self.pis[ii] = (amp * 100) // (dc // 100) if dc >= 100 else 0
+        dc = ((self.n1 * _MAX) >> self.ysh) - lo if self.invert else top  # light at the foot
+        self.pis[ii] = (amp * 10000) // dc if dc > 0 else 0
         if self.last >= 0:
             self.ibis[ii] = pos - self.last
             if self.nibi < _NB:
@@ -235,6 +292,7 @@ class PulseDetector:
         ibi = median8(self.ibis, self.tmp)
         amp = median8(self.amps, self.tmp)
         self.amp = amp
+        self.ibi_med = ibi
         self.hr_x10 = (600 * self.fs + (ibi >> 1)) // ibi if ibi else 0
         self.pi_x100 = median8(self.pis, self.tmp)
         good = 0
@@ -246,3 +304,11 @@ class PulseDetector:
             if 2 * a >= amp and a <= 2 * amp and 4 * d <= ibi:
                 good += 1
         self.sqi = (good * 100) >> 3
+
+
+def _bits(v):
+    n = 0
+    while v:
+        v >>= 1
+        n += 1
+    return n

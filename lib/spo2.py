@@ -6,6 +6,7 @@
     ox.beat(k)                             # after pulse k was reported
     ox.spo2_x10                            # 0.1 %, or NO_READING (-1)
     ox.reason                              # why the last beat was refused
+    ox.q                                   # % of the last 5 beats that passed
 
 Per beat (foot to systolic peak of the IR pulse) on the low-passed red and
 IR: R = (AC_red / DC_red) / (AC_ir / DC_ir), SpO2 = A - B * R. Defaults
@@ -30,7 +31,7 @@ compensation (beats under motion are refused, not repaired).
 """
 from micropython import const
 
-from dsp import zeros
+from dsp import zeros, zeros16
 
 NO_READING = const(-1)
 _NV = const(5)
@@ -61,8 +62,10 @@ class SpO2:
         self.min_pi_x100 = min_pi_x100
         self.ring = pulse.ring  # same numbering and history as the detector
         self.m = pulse.m
-        self.xr = zeros(self.ring)
-        self.yr = zeros(self.ring)
+        self.mx = pulse.mx  # the boxcar's own history, as the detector's
+        self.xr = zeros(self.mx + 1)
+        self.ysh = pulse.ysh  # 16-bit words, as the detector's
+        self.yr = zeros16(self.ring)
         self.vals = zeros(_NV)
         self.tmp = zeros(_NV)
         self.ok = bytearray(_NV)
@@ -76,6 +79,7 @@ class SpO2:
         self.spo2_x10 = NO_READING
         self.r_x1000 = 0
         self.reason = NO_SIGNAL
+        self.q = 0  # % of the last 5 beats that passed the gates
         self.finger_on = True
         for i in range(_NV):
             self.ok[i] = 0
@@ -88,18 +92,20 @@ class SpO2:
         n = self.n
         s1 = self.s1
         m = self.m
+        mx = self.mx
+        ysh = self.ysh
         if n == 0 and end > start:
             x0 = buf[start & mask]
-            for i in range(self.ring):
+            for i in range(mx + 1):
                 xr[i] = x0
-                yr[i] = x0 * n1
+            for i in range(self.ring):
+                yr[i] = (x0 * n1) >> self.ysh
             s1 = x0 * n1
         for i in range(start, end):
             x = buf[i & mask]
-            j = n & m
-            s1 += x - xr[(n - n1) & m]
-            xr[j] = x
-            yr[j] = s1
+            s1 += x - xr[(n - n1) & mx]
+            xr[n & mx] = x
+            yr[n & m] = s1 >> ysh
             n += 1
         self.n = n
         self.s1 = s1
@@ -120,6 +126,7 @@ class SpO2:
         good = 0
         for j in range(_NV):
             good += self.ok[j]
+        self.q = good * (100 // _NV)
         if good >= 3:
             self.spo2_x10 = self._median()
         else:
@@ -164,10 +171,11 @@ class SpO2:
             red_ac = -red_ac
         ir_dc = fi if fi > ti else ti
         red_dc = fr if fr > tr else tr
-        if ir_ac <= 0 or red_ac <= 0 or ir_dc < 1024 or red_dc < 1024:
+        sh = self.ysh
+        if ir_ac <= 0 or red_ac <= 0 or ir_dc << sh < 1024 or red_dc << sh < 1024:
             self.reason = MOTION
             return 0
-        if (ir_ac * 100) // (ir_dc // 100) < self.min_pi_x100:
+        if (ir_ac * 10000) // ir_dc < self.min_pi_x100:
             self.reason = LOW_PERFUSION
             return 0
         if det.amp and (2 * ir_ac < det.amp or ir_ac > 2 * det.amp):
@@ -176,8 +184,8 @@ class SpO2:
         if not self._correlated(foot, top, ir_ac, red_ac):
             self.reason = MOTION
             return 0
-        nr = (red_ac << 10) // (red_dc >> 10)
-        ni = (ir_ac << 10) // (ir_dc >> 10)
+        nr = (red_ac << 14) // red_dc
+        ni = (ir_ac << 14) // ir_dc
         if ni == 0:
             self.reason = LOW_PERFUSION
             return 0

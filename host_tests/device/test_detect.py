@@ -270,3 +270,59 @@ def test_ppg_beats_do_not_depend_on_how_the_sampler_chunks_its_drains():
             det.service()
         peaks.append([det.pulse.peak(j) for j in range(det.pulse.count)])
     assert peaks[0] and all(p == peaks[0] for p in peaks), [len(p) for p in peaks]
+
+
+def test_under_motion_no_wrong_rate_or_saturation_is_published_as_valid():
+    chip, smp, det = _node(95, 2.0)
+    _run(smp, det, 15000)
+    assert det.hr_valid and det.spo2_valid and det.hr_src == 1  # ECG
+    seen = []
+
+    def watch():
+        seen.append((det.hr_x10, det.hr_valid, det.hr_src, det.spo2_x10, det.spo2_valid))
+
+    now = chip.clock.now_us
+    chip.knobs.motion = (now, now + 15000000, 8000)  # 15 s of hard motion (PPG, and the ECG less)
+    _run(smp, det, 20000, watch)
+    assert all(abs(hr - 750) <= 75 for hr, ok, _, _, _ in seen if ok), \
+        sorted(set(hr for hr, ok, _, _, _ in seen if ok))
+    assert all(abs(sp - 950) <= 20 for _, _, _, sp, ok in seen if ok)
+    # the node noticed the PPG spoilt: some SpO2 values were not vouched for
+    assert any(not ok for _, _, _, _, ok in seen)
+    # a noisy ECG on top: its rate is not vouched for either, and the PPG
+    # rate does not stand in for it as valid
+    seen.clear()
+    now = chip.clock.now_us
+    chip.knobs.motion = (now, now + 15000000, 8000)
+    chip.knobs.ecg_noise = 4000
+    _run(smp, det, 15000, watch)
+    assert any(not ok for _, ok, _, _, _ in seen)
+    assert all(abs(hr - 750) <= 75 for hr, ok, _, _, _ in seen if ok)
+    assert not any(ok and src == 2 for _, ok, src, _, _ in seen)
+    chip.knobs.ecg_noise = 0
+    _run(smp, det, 20000)
+    assert det.hr_valid and abs(det.hr_x10 - 750) <= 10
+
+
+def test_vf_alarms_at_once_af_after_its_minimum_and_both_hold_while_the_leads_are_off():
+    from alerts import AF, VF
+    al = Alerts({"af_on_s": 30, "clear_s": 5})
+    t = 0
+    al.update(t, 0, NO_READING, 100, False, False, False, 1)  # VF judged: the alarm at once
+    assert al.active == 1 << VF and al.event(0) == (VF, True, 0)
+    for _ in range(10):  # leads off: VF can be neither confirmed nor cleared
+        t += 1000
+        al.update(t, 0, NO_READING, 100, True, False, False, 0)
+    assert al.active & (1 << VF)
+    for _ in range(6):  # leads on, no VF seen for 5 s: cleared
+        t += 1000
+        al.update(t, 750, NO_READING, 100, False, False, False, 0)
+    assert not al.active & (1 << VF)
+    for _ in range(30):  # AF seen for 29 s: not yet
+        t += 1000
+        al.update(t, 1100, NO_READING, 100, False, False, False, 2)
+    assert not al.active & (1 << AF)
+    t += 1000
+    al.update(t, 1100, NO_READING, 100, False, False, False, 2)
+    assert al.active & (1 << AF)
+    assert "af_on_s" in str(raises(ValueError, Alerts, {"af_on_s": 601}))

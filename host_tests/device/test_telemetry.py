@@ -28,26 +28,44 @@ def _nvs():
 
 def test_a_vitals_frame_is_laid_out_byte_for_byte_and_decodes():
     hdr = (DEV, 7, 1800000000, 12345, frames.T_WALL)
-    body = frames.vitals(hdr, 721, 975, 88, 2, [(1000, 0), (1833, 833)])
-    want = (b"\x01\x01" + DEV + struct.pack(">IIIBH", 7, 1800000000, 12345, 1, 7 + 12)
-            + struct.pack(">HHBBB", 721, 975, 88, 2, 2)
-            + struct.pack(">IH", 1000, 0) + struct.pack(">IH", 1833, 833))
+    body = frames.vitals(hdr, 721, 975, 88, 2 | 8, [(1000, 0, 0), (1833, 833, 6)],
+                         valid=1, hr_src=1, hr_q=75, spo2_q=40)
+    want = (b"\x02\x01" + DEV + struct.pack(">IIIBH", 7, 1800000000, 12345, 1, 11 + 14)
+            + struct.pack(">HHBBBBBBB", 721, 975, 88, 10, 1, 1, 75, 40, 2)
+            + struct.pack(">IHB", 1000, 0, 0) + struct.pack(">IHB", 1833, 833, 6))
     assert body == want
     f = frames.seal(body, _tag)
     assert len(f) == len(want) + 16 and f[-16:] == HMAC(KEY).digest(want)[:16]
     d = framedec.decode(f)
-    assert (d["kind"], d["device"], d["seq"], d["time"], d["ms"], d["wall"]) == \
-        ("vitals", DEV, 7, 1800000000, 12345, True)
+    assert (d["version"], d["kind"], d["device"], d["seq"], d["time"], d["ms"], d["wall"]) == \
+        (2, "vitals", DEV, 7, 1800000000, 12345, True)
     assert (d["hr_x10"], d["spo2_x10"], d["quality"], d["lead_off"], d["finger_off"]) == \
         (721, 975, 88, False, True)
-    assert [tuple(b) for b in d["beats"]] == [(1000, 0), (1833, 833)]
+    # the quality contract the gateway reads: the HR is vouched for, the SpO2 is not
+    assert (d["hr_valid"], d["spo2_valid"], d["hr_src"], d["hr_q"], d["spo2_q"]) == \
+        (True, False, "ecg", 75, 40)
+    assert (d["vf"], d["af"], d["asystole"]) == (False, True, False)
+    assert [tuple(b) for b in d["beats"]] == [(1000, 0, 0), (1833, 833, 6)]
+
+
+def test_a_version_1_frame_still_decodes_and_is_never_valid():
+    body = (b"\x01\x01" + DEV + struct.pack(">IIIBH", 3, 5, 600, 0, 7 + 6)
+            + struct.pack(">HHBBB", 1690, 0, 20, 0, 1) + struct.pack(">IH", 400, 0))
+    d = framedec.decode(frames.seal(body, _tag))
+    assert (d["version"], d["hr_x10"], d["quality"], d["beats"]) == (1, 1690, 20, [(400, 0, 0)])
+    assert (d["hr_valid"], d["spo2_valid"], d["hr_src"], d["hr_q"]) == (False, False, None, None)
+    body = b"\x01\x02" + DEV + struct.pack(">IIIBH", 4, 5, 600, 0, 10) + struct.pack(">BBHHI", 3, 1, 0, 960, 9)
+    d = framedec.decode(frames.seal(body, _tag))
+    assert (d["version"], d["alert"], d["raised"], d["spo2_x10"], d["hr_valid"], d["spo2_valid"]) == \
+        (1, 3, True, 960, False, False)
 
 
 def test_alert_status_and_security_frames_round_trip():
     hdr = (DEV, 9, 3, 500, 0)
-    d = framedec.decode(frames.seal(frames.alert(hdr, 3, True, 0, 960, 77000), _tag))
+    d = framedec.decode(frames.seal(frames.alert(hdr, 3, True, 0, 960, 77000, 2), _tag))
     assert (d["kind"], d["alert"], d["raised"], d["spo2_x10"], d["at_ms"], d["wall"]) == \
         ("alert", 3, True, 960, 77000, False)
+    assert (d["hr_valid"], d["spo2_valid"]) == (False, True)
     d = framedec.decode(frames.seal(frames.status(hdr, 3600, 51234, 1, -67, 5, 12, 2, 6000), _tag))
     assert (d["uptime_s"], d["heap_free"], d["reset_cause"], d["rssi"], d["samples_lost"],
             d["queue_depth"], d["dropped"], d["version_code"]) == (3600, 51234, 1, -67, 5, 12, 2, 6000)
@@ -58,13 +76,18 @@ def test_alert_status_and_security_frames_round_trip():
 
 def test_the_decoder_refuses_malformed_frames_by_name():
     good = frames.seal(frames.alert((DEV, 1, 1, 1, 0), 0, False, 0, 0, 0), _tag)
-    cases = [(good[:20], "shorter"), (good[:-1], "length"), (b"\x02" + good[1:], "version 2"),
+    cases = [(good[:20], "shorter"), (good[:-1], "length"), (b"\x03" + good[1:], "version 3"),
              (good[:1] + b"\x09" + good[2:], "unknown frame kind"),
-             (frames.seal(frames.vitals((DEV, 1, 1, 1, 0), 0, 0, 0, 0, []), _tag)[:29] + b"\x00" * 16,
+             (frames.seal(frames.vitals((DEV, 1, 1, 1, 0), 0, 0, 0, 0, []), _tag)[:33] + b"\x00" * 16,
               "length")]
-    bad_q = bytearray(frames.seal(frames.vitals((DEV, 1, 1, 1, 0), 0, 0, 50, 0, []), _tag))
-    bad_q[frames.HEAD_LEN + 4] = 101
-    cases.append((bytes(bad_q), "quality"))
+    for offset, value, words in ((4, 101, "quality"), (6, 4, "valid bits"), (7, 3, "hr_src"),
+                                 (8, 101, "hr_q"), (9, 200, "spo2_q"), (5, 64, "state bits")):
+        bad = bytearray(frames.seal(frames.vitals((DEV, 1, 1, 1, 0), 0, 0, 50, 0, []), _tag))
+        bad[frames.HEAD_LEN + offset] = value
+        cases.append((bytes(bad), words))
+    bad = bytearray(good)
+    bad[frames.HEAD_LEN + 10] = 8
+    cases.append((bytes(bad), "valid bits"))
     for frame, words in cases:
         e = raises(FrameError, framedec.decode, frame)
         assert words in str(e), (words, str(e))

@@ -2,12 +2,14 @@
 # and on both MicroPython VMs (tools.bench.run_vm): the detectors over a
 # full MIT-BIH record and a full BIDMC record, every output printed.
 # DATA holds ecg.bin (MIT-BIH, 360 sps) and ir.bin / red.bin / pleth.bin
-# (BIDMC, 125 sps), int32 little-endian.
+# (BIDMC, 125 sps), int32 little-endian. The ECG goes through lib/rhythm
+# (published beats, their flags, the rate at each, VF/AF state changes).
 import json
 from array import array
 
 from ppg import PulseDetector
 from qrs import QRSDetector
+from rhythm import Rhythm
 from spo2 import SpO2
 
 
@@ -25,9 +27,24 @@ def collect(det, x, index_of, chunk):
     return out
 
 
-def qrs_beats():
-    det = QRSDetector(360, 60)
-    return collect(det, load("ecg.bin"), det.beat, 32), det.hr_x10, det.searchbacks
+def rhythm_out():
+    rh = Rhythm(QRSDetector(360, 60))
+    x = load("ecg.bin")
+    beats = []
+    states = []
+    state = 0
+    for s in range(0, len(x), 32):
+        rh.feed(x, -1, s, min(len(x), s + 32))
+        while len(beats) < 3 * rh.count:
+            i = len(beats) // 3
+            beats.append(rh.beat(i))
+            beats.append(rh.flags(i))
+            beats.append(rh.hr_x10)
+        if rh.state != state:
+            state = rh.state
+            states.append(state)
+            states.append(s)
+    return beats, states, rh.qrs.searchbacks, rh.dropped, (rh.vf_start, rh.vf_end, rh.af_start, rh.af_end)
 
 
 def ppg_pulses():
@@ -54,4 +71,4 @@ def spo2_per_beat():
     return out
 
 
-print("BENCH " + json.dumps({"qrs": qrs_beats(), "ppg": ppg_pulses(), "spo2": spo2_per_beat()}))
+print("BENCH " + json.dumps({"qrs": rhythm_out(), "ppg": ppg_pulses(), "spo2": spo2_per_beat()}))

@@ -47,7 +47,8 @@ def test_sim_runs_the_firmware_end_to_end_and_writes_the_summary(tmp_path, runti
     # still await the gateway's acknowledgement (kept on the node's flash)
     assert s["frames_queued_at_end"] - s["frames_in_flight_at_end"] <= 1 and s["frames_dropped"] == 0
     # the beats the node sent, scored against the record's annotations
-    assert s["beats_reference"] >= 35 and s["se"] >= 95 and s["ppv"] >= 95
+    # (scored up to 6 s before the last frame: a held beat may still be on its way)
+    assert s["beats_reference"] >= 25 and s["se"] >= 95 and s["ppv"] >= 95
     assert s["samples_lost"] == 0
     assert (ROOT / s["png"]).stat().st_size > 10000
     bundle = json.loads((ROOT / s["fhir_bundle"]).read_text())

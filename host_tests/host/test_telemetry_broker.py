@@ -88,8 +88,9 @@ def test_frames_from_a_node_arrive_verified_once_and_export_as_fhir(world):
     tm, up, box = _node(world, DEVS[0])
     for i in range(3):
         hdr = tm._hdr()
-        tm._put(frames.VITALS, hdr, frames.vitals(hdr, 700 + i, 970, 90, 0, [(1000 * i, 800)]))
-    tm.alert(3, True, 4000, type("D", (), {"hr_x10": 0, "spo2_x10": 880})())
+        tm._put(frames.VITALS, hdr, frames.vitals(hdr, 700 + i, 970, 90, 0, [(1000 * i, 800)], valid=3))
+    tm.alert(3, True, 4000, type("D", (), {"hr_x10": 0, "spo2_x10": 880, "hr_valid": False,
+                                           "spo2_valid": True})())
     up.service(box)
     assert up.up and box.depth == 0
     _wait(lambda: len(gw.rows(device=DEVS[0])) == 4)

@@ -1,8 +1,10 @@
 """Reading the shared recordings for the benchmarks (host side, CPython).
 
-MIT-BIH: WFDB via the `wfdb` package, raw ADC units (5 uV per unit, the
-detector's nominal input). BIDMC: the *_Signals / *_Numerics CSV(.gz) files,
-PLETH scaled from 0..1 to 0..32768 integers.
+WFDB (MIT-BIH and any other WFDB database: any record name, any number of
+signals): via the `wfdb` package, in the detector's nominal input unit of
+5 uV (MIT-BIH's own ADC unit: its samples are used as stored; other gains
+are rescaled from the header). BIDMC: the *_Signals / *_Numerics CSV(.gz)
+files, PLETH scaled from 0..1 to 0..32768 integers.
 """
 import csv
 import gzip
@@ -15,6 +17,8 @@ DS1 = (101, 106, 108, 109, 112, 114, 115, 116, 118, 119, 122, 124, 201, 203, 205
        209, 215, 220, 223, 230)
 DS2 = (100, 103, 105, 111, 113, 117, 121, 123, 200, 202, 210, 212, 213, 214, 219, 221, 222,
        228, 231, 232, 233, 234)
+DS1_NAMES = frozenset(str(r) for r in DS1)
+DS2_NAMES = frozenset(str(r) for r in DS2)
 PLETH_SCALE = 32768
 
 
@@ -28,11 +32,41 @@ def wfdb_records(db):
     return [n for n in names if (db / (n + ".hea")).exists()]
 
 
+class RecordError(ValueError):
+    """A record that cannot be read as asked (named in the message)."""
+
+
 def wfdb_signal(db, name, channel=0):
-    """(samples as array('i') in ADC units, sample rate)."""
+    """(samples as array('i') in 5 uV units, sample rate). Gain 200/mV
+    (MIT-BIH) keeps the stored ADC values; other gains are rescaled about
+    the ADC baseline; samples marked invalid hold the last valid one."""
     import wfdb
-    r = wfdb.rdrecord(str(Path(db) / name), channels=[channel], physical=False)
-    return array("i", r.d_signal[:, 0].astype(int).tolist()), int(r.fs)
+    path = str(Path(db) / name)
+    try:
+        h = wfdb.rdheader(path)
+    except (OSError, ValueError) as e:
+        raise RecordError("record %s in %s: cannot read its header (%s)" % (name, db, e))
+    if not 0 <= channel < h.n_sig:
+        raise RecordError("record %s has %d signal(s); channel %d does not exist"
+                          % (name, h.n_sig, channel))
+    r = wfdb.rdrecord(path, channels=[channel], physical=False)
+    d = r.d_signal[:, 0].astype(int).tolist()
+    gain = float(r.adc_gain[0] or 200.0)
+    base = int(r.baseline[0]) if r.baseline else 0
+    invalid = -(1 << (15 if r.fmt and r.fmt[0] in ("16", "61") else 11))
+    last = base
+    for i, v in enumerate(d):  # WFDB's invalid-sample marker: hold the last value
+        if v == invalid:
+            d[i] = last
+        else:
+            last = v
+    if abs(gain - 200.0) > 1e-9:
+        d = [int(round((v - base) * 200.0 / gain)) for v in d]
+    return array("i", d), int(round(r.fs))
+
+
+def has_annotations(db, name):
+    return (Path(db) / (name + ".atr")).exists()
 
 
 def wfdb_reference(db, name):
@@ -50,6 +84,41 @@ def wfdb_reference(db, name):
     if start is not None:
         vf.append((start, 1 << 40))
     return beats, vf
+
+
+def wfdb_beats(db, name):
+    """(beat sample indices, their WFDB symbols, the raw Annotation)."""
+    import wfdb
+    a = wfdb.rdann(str(Path(db) / name), "atr")
+    keep = [(int(s), c) for s, c in zip(a.sample, a.symbol) if c in BEAT_SYMBOLS]
+    return [k[0] for k in keep], [k[1] for k in keep], a
+
+
+def wfdb_rhythms(db, name, length=None):
+    """[(start, end, label)] from the rhythm annotations ('+' with aux
+    '(AFIB', '(VFL', ...), label without the parenthesis; the last one runs
+    to `length` (default: the record's length)."""
+    import wfdb
+    path = str(Path(db) / name)
+    a = wfdb.rdann(path, "atr")
+    if length is None:
+        length = wfdb.rdheader(path).sig_len
+    out, cur, t0 = [], None, 0
+    for s, c, aux in zip(a.sample, a.symbol, a.aux_note):
+        if c != "+":
+            continue
+        label = (aux or "").strip("\x00 ").lstrip("(")
+        if cur is not None:
+            out.append((t0, int(s), cur))
+        cur, t0 = label, int(s)
+    if cur is not None:
+        out.append((t0, int(length), cur))
+    return out
+
+
+def record_length(db, name):
+    import wfdb
+    return int(wfdb.rdheader(str(Path(db) / name)).sig_len)
 
 
 def _open(path):

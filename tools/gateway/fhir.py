@@ -17,8 +17,10 @@ Two rules decide what an Observation says, each in one place here:
   False marks it unreliable (the node's judgement: motion, poor contact,
   noise, low perfusion). Choice (a): the Observation then has no value,
   dataAbsentReason `error`, and a note; it is never a value to chart.
-  Version-1 frames carry no flag: their values count as valid for now.
-  The node's quality (0-100) travels as the signal-quality extension.
+  Version-1 frames carry no flag: framedec decodes them as not valid
+  (their values were never vouched for). The node's quality (0-100:
+  `hr_q` / `spo2_q`, else the frame's pulse SQI) travels as the
+  signal-quality extension.
 - effective(): the time is the node's own measurement time when the frame
   has T_WALL (the node's clock was set); never the gateway's arrival
   time. Without it the Observation has no effective[x]; it carries the
@@ -75,13 +77,15 @@ def mrn_system():
 def reading(row, what):
     """(value, valid, quality) of 'hr' or 'spo2' in a vitals row, or None
     if the node sent no reading. THE place that decides validity: a
-    `<what>_valid` field the node sets (issue 21) wins; a frame without it
-    (version 1) counts as valid."""
+    `<what>_valid` field the node sets (issue 21) wins; a row without one
+    counts as valid (framedec gives every frame one: False for version 1)."""
     v = row.get(what + "_x10") or 0
     if v <= 0:
         return None
     valid = row.get(what + "_valid", True)
-    quality = row.get(what + "_quality", row.get("quality"))
+    quality = row.get(what + "_q")
+    if quality is None:
+        quality = row.get(what + "_quality", row.get("quality"))
     return round(v / 10.0, 1), bool(valid), quality
 
 

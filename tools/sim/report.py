@@ -14,7 +14,9 @@ import json
 from tools.bench import records, scoring
 from tools.paths import data_dir
 
-_TAIL_MS = 1500  # beats this close to a boot's last frame may not be sent yet
+# beats this close to a boot's last frame may not be sent yet: a wide or noisy
+# beat waits lib/rhythm.HOLD_BLOCKS (9 x 0.5 s) of VF analysis before it goes out
+_TAIL_MS = 6000
 
 
 def _segments(rows, starts, end_ms):
@@ -63,11 +65,14 @@ def fhir_bundle(gw_rows, path):
 
 def plot(path, dev, rows, starts, spec, peaks, title):
     """PNG: the last seconds of the run (ECG with the node's QRS marks, PPG
-    with its pulse peaks) and the HR/SpO2 trend with alert events."""
+    with its pulse peaks), the HR/SpO2 trend with alert events (a value the
+    node did not vouch for: a grey cross, not a point of the line) and the
+    quality the node sent with each frame (HR / SpO2 quality, pulse SQI,
+    its VF / AF / asystole judgement shaded)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(3, 1, figsize=(11, 8), gridspec_kw={"height_ratios": [1, 1, 1.2]})
+    fig, ax = plt.subplots(4, 1, figsize=(11, 10.5), gridspec_kw={"height_ratios": [1, 1, 1.2, 0.9]})
     qrs_ms = peaks.get("qrs_ms", [])
     ppg_ms = peaks.get("ppg_ms", [])
     t_end = max(qrs_ms + ppg_ms) if qrs_ms or ppg_ms else 10000
@@ -99,10 +104,21 @@ def plot(path, dev, rows, starts, spec, peaks, title):
     ax[1].set_xlabel("recording time (s)")
     vit = [r for r in rows if r["kind"] == "vitals"]
     tt = [r["ms"] / 1000.0 for r in vit]
-    ax[2].plot(tt, [r["hr_x10"] / 10 if r["hr_x10"] else None for r in vit], ".-",
-               color="tab:red", label="HR (/min)")
-    ax[2].plot(tt, [r["spo2_x10"] / 10 if r["spo2_x10"] > 0 else None for r in vit], ".-",
-               color="tab:blue", label="SpO2 (%)")
+
+    def valid(r, what):  # version-1 frames carry no judgement: shown as not vouched for
+        return bool(r.get(what + "_valid"))
+
+    hr = [r["hr_x10"] / 10 if r["hr_x10"] else None for r in vit]
+    sp = [r["spo2_x10"] / 10 if r["spo2_x10"] > 0 else None for r in vit]
+    ax[2].plot(tt, [v if valid(r, "hr") else None for v, r in zip(hr, vit)], ".-", color="tab:red",
+               label="HR (/min)")
+    ax[2].plot(tt, [v if valid(r, "spo2") else None for v, r in zip(sp, vit)], ".-", color="tab:blue",
+               label="SpO2 (%)")
+    bad = [(t, v) for t, v, r in zip(tt, hr, vit) if v is not None and not valid(r, "hr")]
+    bad += [(t, v) for t, v, r in zip(tt, sp, vit) if v is not None and not valid(r, "spo2")]
+    if bad:
+        ax[2].plot([b[0] for b in bad], [b[1] for b in bad], "x", color="grey",
+                   label="not vouched for (invalid)")
     for r in rows:
         if r["kind"] == "alert":
             ax[2].axvline(r["ms"] / 1000.0, color="orange" if r["raised"] else "grey", lw=1)
@@ -110,8 +126,20 @@ def plot(path, dev, rows, starts, spec, peaks, title):
         ax[2].axvline(s / 1000.0, color="black", ls=":", lw=0.8)
     ax[2].set_title("Trend from the gateway's verified frames of %s (alerts: orange raised, "
                     "grey cleared; dotted: boots)" % dev)
-    ax[2].set_xlabel("simulated time (s)")
-    ax[2].legend(loc="lower left")
+    ax[2].legend(loc="lower left", fontsize=8)
+    q = ax[3]
+    q.plot(tt, [r.get("hr_q") for r in vit], ".-", color="tab:red", lw=0.8, label="HR quality (% clean beats / SQI)")
+    q.plot(tt, [r.get("spo2_q") for r in vit], ".-", color="tab:blue", lw=0.8, label="SpO2 quality (% pulses passed)")
+    q.plot(tt, [r.get("quality") for r in vit], ":", color="tab:green", lw=0.8, label="pulse SQI")
+    for key, color, name in (("vf", "red", "VF"), ("af", "purple", "AF"), ("asystole", "black", "asystole")):
+        for t, r in zip(tt, vit):
+            if r.get(key):
+                q.axvspan(t - 5, t, color=color, alpha=0.15, lw=0)
+    q.set_ylim(-5, 105)
+    q.set_ylabel("quality (0-100)")
+    q.set_title("Quality the node sent with each frame (shaded: VF red, AF purple, asystole black)")
+    q.set_xlabel("simulated time (s)")
+    q.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
