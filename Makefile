@@ -30,13 +30,14 @@ help:
 	@echo "make sim            the whole node simulated: firmware on the unix port, mosquitto, gateway"
 	@echo "                    [DURATION=600 RUNTIME=micropython|cpython RECORD=100 PPG=01"
 	@echo "                     CHIP=max86150|max30102 FAULTS=none|all|broker,wifi,finger,motion"
-	@echo "                     NODES=1 REALTIME=1 HEAP=160K FROZEN=1]  -> build/sim/summary.json, PNG, FHIR"
+	@echo "                     NODES=1 REALTIME=1 HEAP=112K FROZEN=1 TIMING=typical|worst]"
+	@echo "                    -> build/sim/summary.json, PNG, FHIR"
 	@echo "make test           all four test layers: compile, cpython, unix, frozen"
 	@echo "make test-compile | test-cpython | test-unix | test-frozen   one layer"
 	@echo "make vmtest T=host_tests/device/test_x.py [VM=unix|frozen|all|wasm|unix64]  one file on a VM"
 	@echo "make micropython    build the chip's MicroPython 1.27.0 (32-bit unix port, plain and frozen)"
 	@echo "make bench          benchmarks on the VMs -> build/bench/results.json"
-	@echo "make campaign [OUTAGES=60 SEED=1]  telemetry outage campaign vs a real mosquitto"
+	@echo "make campaign [OUTAGES=60 SEED=1 TIMING=typical|worst]  telemetry outage campaign vs a real mosquitto"
 	@echo "                    -> build/campaign/telemetry.json"
 	@echo "make emu            emulated USB device (prints its pty; use mpremote connect <pty>)"
 	@echo "make flash PORT=p FIRMWARE=f.bin [ERASE=0 CHECK=1 BAUD=460800]"
@@ -107,7 +108,7 @@ vmtest: deps
 SIM_OPTS = $(if $(RECORD),--record $(RECORD)) $(if $(PPG),--ppg $(PPG)) $(if $(CHIP),--chip $(CHIP)) \
            $(if $(FAULTS),--faults $(FAULTS)) $(if $(NODES),--nodes $(NODES)) \
            $(if $(REALTIME),--realtime) $(if $(HEAP),--heap $(HEAP)) $(if $(FROZEN),--frozen) \
-           $(if $(VM),--vm $(VM))
+           $(if $(VM),--vm $(VM)) $(if $(TIMING),--timing $(TIMING))
 
 sim: deps
 	@$(PY) -m tools.sim --runtime $(RUNTIME) --duration $(DURATION) $(SIM_OPTS)
@@ -175,7 +176,7 @@ ota-push: deps need-port
 OUTAGES ?= 60
 SEED ?= 1
 campaign: deps
-	@$(PY) -m tools.campaign --outages $(OUTAGES) --seed $(SEED)
+	@$(PY) -m tools.campaign --outages $(OUTAGES) --seed $(SEED) $(if $(TIMING),--timing $(TIMING))
 
 LOADTEST_S ?= 60
 loadtest: deps

@@ -12,7 +12,10 @@ so a misspelt optional field cannot silently fall back to a default):
     version     1
     device_id   this node's ID (a config copied from another node is refused)
     wifi        {"ssid": 1-32 bytes, "password": "" (open) or 8-63 chars}
-    broker      {"host": DNS name or IPv4, "port": 1-65535}
+    broker      {"host": DNS name or IPv4, "port": 1-65535, "addr": IPv4
+                (optional)}: with addr the node connects there and never
+                resolves `host` (DNS blocks the sampler's timer on the chip:
+                docs/timing.md); the certificate is checked against `host`
     ca_cert     PEM text of the CA that signs the broker's certificate
     ota_pubkey  {"n": 768 hex digits (RSA-3072 modulus), "e": 65537}
     alerts      optional: thresholds by name (lib/alerts.py DEFAULTS)
@@ -73,7 +76,17 @@ def _wifi(w):
         _fail("wifi.password", "must be empty (open network) or 8-63 characters (WPA2)")
 
 
+def _ipv4(v):
+    p = v.split(".")
+    return len(p) == 4 and all(0 < len(x) <= 3 and x.isdigit() and int(x) < 256 for x in p)
+
+
 def _broker(b):
+    if isinstance(b, dict) and "addr" in b:
+        b = dict(b)
+        addr = b.pop("addr")
+        if not isinstance(addr, str) or not _ipv4(addr):
+            _fail("broker.addr", "must be an IPv4 address such as 10.0.0.5")
     _obj(b, "broker", ("host", "port"))
     host = _text(b["host"], "broker.host", 1, 253)
     for c in host:

@@ -12,15 +12,30 @@ setblocking(True) means "block for at most timeout_ms", never unbounded,
 and a read that times out raises OSError(ETIMEDOUT). Its `ussl` (gone from
 current MicroPython) is this module's Tls: CA verification
 (CERT_REQUIRED) and the server's host name, with the CA from the config.
-`net` is what makes sockets: the real `socket`/`ssl` modules, or a
-simulated network (tools/shims/simnet.py) that adds handshake time and
-dead brokers on the virtual clock.
-Non-guarantee: DNS (getaddrinfo) has no timeout of its own on the chip;
-use an address or a local resolver for the broker.
+`net` is what makes sockets: the real `socket` and `tls` modules (`ssl`
+on CPython), or a simulated network (tools/shims/simnet.py) that adds
+the chip's DNS, round-trip and handshake times on the virtual clock.
+
+The handshake offers RSA key transport only (CIPHERS): on the ESP32 the
+public-key work of a TLS 1.2 handshake runs in one C call that lets no
+scheduled callback run, so the sampler's timer waits it out, and the
+sensor's FIFO holds 160 ms. ECDHE with ECDSA (P-256 in software: about
+0.8 s for the key exchange and as much per signature check) would lose
+samples at every connect; two RSA public operations (the CA's signature,
+the premaster secret: ~20-40 ms with the hardware MPI) do not. The price
+is forward secrecy: docs/timing.md and the README's threat model.
+Non-guarantee: DNS (getaddrinfo) blocks callbacks for as long as the
+resolver takes (seconds when it does not answer): give the node the
+broker's address (config broker.addr) so it never resolves.
 """
+import errno
 import sys
 
-_ETIMEDOUT = 110
+_ETIMEDOUT = errno.ETIMEDOUT  # 116 on the chip (newlib), 110 on Linux
+# TLS 1.2 suites the node offers: RSA key transport, AES-GCM (mbedTLS names
+# on MicroPython, OpenSSL names on CPython)
+CIPHERS = ("TLS-RSA-WITH-AES-128-GCM-SHA256", "TLS-RSA-WITH-AES-256-GCM-SHA384")
+CIPHERS_OPENSSL = "AES128-GCM-SHA256:AES256-GCM-SHA384"
 _FLUSH_AT = 512  # bytes gathered before a write goes out without waiting for a read
 _MP = sys.implementation.name == "micropython"
 
@@ -143,7 +158,12 @@ class Tls:
             ssl = self._ssl
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             ctx.verify_mode = ssl.CERT_REQUIRED
-            ctx.load_verify_locations(cadata=cadata)
+            if _MP:  # the `tls` module: positional CA, a list of suite names
+                ctx.load_verify_locations(cadata)
+                ctx.set_ciphers(list(CIPHERS))
+            else:
+                ctx.load_verify_locations(cadata=cadata)
+                ctx.set_ciphers(CIPHERS_OPENSSL)
             self._ctx, self._ca = ctx, cadata
         return self._ctx
 
@@ -175,7 +195,10 @@ def install(timeout_ms, net_socket=None, net_ssl=None):
     if net_socket is None:
         import socket as net_socket
     if net_ssl is None:
-        import ssl as net_ssl
+        if _MP:
+            import tls as net_ssl  # the C module: ssl's wrapper has no set_ciphers
+        else:
+            import ssl as net_ssl
     net = _Net(net_socket, timeout_ms / 1000)
     # the names umqtt.simple imports; 1.27 still has ustruct/ubinascii,
     # CPython does not; usocket/ussl are ours

@@ -7,21 +7,28 @@ sensor FIFO and runs detection, whatever the main loop is doing.
         up.service(box)          # may block for a few timeouts
         time.sleep_ms(TICK_MS)
 
-The FIFO holds 32 samples (160 ms at 200 sps); the timer fires every
-PERIOD_MS, as a soft IRQ. On the ESP32 soft IRQs run between bytecodes
-and inside MicroPython's blocking socket calls, which poll pending
-callbacks every 100 ms, so a TLS handshake or a dead broker does not stop
-it. Detection runs here too, right after the drain, so the sampler's rings
-(firmware/sensor.RING_LEN) only bridge one tick.
+The FIFO holds 32 samples (160 ms at 200 sps). On the ESP32 a timer's
+callback is only scheduled by its ISR (ports/esp32/machine_timer.c) and
+runs at the next point that runs pending callbacks: between bytecodes,
+in sleeps, and every 100 ms inside a blocking socket call - one callback
+per such point (py/scheduler.c: "Run at most one pending Python
+callback"). So the timer is one-shot, re-armed by its own callback: at
+most one tick waits in the scheduler's 8-entry queue, a long socket wait
+drains the FIFO every 100 ms instead of running a backlog of stale ticks
+(and the rest of the queue stays free for stage0's deadline check).
+Nothing else should schedule callbacks while sampling: the sensor's INT
+pin is not used (firmware/sensor.py). Detection runs here too, right
+after the drain, so the sampler's rings only bridge a few ticks.
 The watchdog: the timer feeds it only while the main loop called alive()
 within STALL_MAX_MS, so a network stall does not reset the node but a
 hung main loop still does.
 Guarantees: the timer callback allocates nothing (sampler and detector
 are allocation-free; the bound method is made once) and is the only
 caller of smp.service()/det.service(), so they never run re-entrantly.
-Non-guarantee: a blocking C call that does not poll callbacks (DNS on
-some ESP-IDF versions) for longer than 160 ms loses samples, and the
-sampler counts them (`lost`).
+Non-guarantee: a blocking C call that runs no callbacks (DNS, a flash
+sector erase, the TLS handshake's public-key step) for longer than the
+FIFO's slack loses samples; the sampler counts them (`lost`), and
+docs/timing.md lists each such call with its duration.
 """
 import time
 
@@ -40,11 +47,18 @@ class Pump:
         self.wdt = wdt
         self.ticks = 0
         self.alive_ms = time.ticks_ms()
+        self.period_ms = period_ms
         self._cb = self._tick  # one bound method, made once (no allocation per tick)
         self._timer = machine.Timer(TIMER_ID)
-        self._timer.init(mode=machine.Timer.PERIODIC, period=period_ms, callback=self._cb)
+        self._arm()
+
+    def _arm(self):
+        self._timer.init(mode=machine.Timer.ONE_SHOT, period=self.period_ms, callback=self._cb)
 
     def _tick(self, _t):
+        if self._cb is None:
+            return  # stopped while this tick waited in the queue
+        self._arm()  # the next tick, PERIOD_MS from now: never more than one queued
         smp = self.smp
         if smp is not None:
             smp.service()  # every tick, not only on INT: the FIFO never waits 160 ms
@@ -58,4 +72,5 @@ class Pump:
         self.alive_ms = time.ticks_ms()
 
     def stop(self):
+        self._cb = None
         self._timer.deinit()

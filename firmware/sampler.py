@@ -84,7 +84,11 @@ class Sampler:
         self._win_ir = 0
         self._win_red = 0
         self._swap_tries = 0
-        self._t = None  # ticks_us of the next sample; None = anchor on next read
+        # ticks_us of the next sample: the driver knows when sampling began
+        # (a sample period after it comes the first), so samples a full FIFO
+        # refused before the first read are counted too; else anchor on it
+        t0 = getattr(sensor, "started_us", None)
+        self._t = None if t0 is None else time.ticks_add(t0, self.period_us)
         self._trem = 0
         self._after_gap = False
         self._last_read = time.ticks_ms()
@@ -168,6 +172,11 @@ class Sampler:
                 self.lost_estimated += missing
                 gap += missing
             self._after_gap = False
+        if gap:
+            # a sample the full FIFO refused between this read's pointer read
+            # and its first pop is in no counter (the pop clears OVF_COUNTER):
+            # the next read measures the sample clock too
+            self._after_gap = True
         if gap and roll:
             self._advance(gap)  # the chip overwrote the oldest samples
         if n and not gap:

@@ -2,8 +2,9 @@
 configure it and hand back a running Sampler.
 
 Wiring (README "Wiring"): I2C0 with SCL on GPIO22, SDA on GPIO21, 400 kHz;
-the chip's open-drain INT on GPIO4 (pulled up). A MAX86150 (0x5E) is tried
-first, then a MAX30102 (0x57).
+the chip's open-drain INT goes to GPIO4, but the firmware does not use it:
+the pump's timer drains the FIFO (firmware/pump.py). A MAX86150 (0x5E) is
+tried first, then a MAX30102 (0x57).
 
 Guarantee: start() never raises for hardware trouble; it returns
 (None, reason) and the application retries later, so a missing or wrong
@@ -14,13 +15,12 @@ from micropython import const
 I2C_ID = const(0)
 SCL = const(22)
 SDA = const(21)
-INT = const(4)
 FREQ = const(400000)
 SAMPLE_RATE = const(200)
 # 0.64 s of samples (4 rings of 512 bytes): detection runs in the same
 # timer callback that fills the rings (firmware/pump.py), right after the
 # drain, so they only ever hold one drain - at most two FIFO bursts, 64
-# samples; the rest is margin
+# samples, or 96 after a wait the FIFO overflowed in; the rest is margin
 RING_LEN = const(128)
 
 
@@ -45,6 +45,8 @@ def start():
         except maxfifo.SensorError as e:
             reasons.append(str(e))
             continue
-        pin = Pin(INT, Pin.IN, Pin.PULL_UP)
-        return Sampler(s, int_pin=pin, ring_len=RING_LEN, bus=(I2C_ID, SCL, SDA, FREQ)), s.NAME
+        # no INT pin callback: the pump's timer drains the FIFO, and on the
+        # ESP32 each pending-callback point runs one callback, so an INT
+        # callback would take a turn a drain needs (firmware/pump.py)
+        return Sampler(s, ring_len=RING_LEN, bus=(I2C_ID, SCL, SDA, FREQ)), s.NAME
     return None, "; ".join(reasons)

@@ -66,7 +66,8 @@ class Uplink:
         acknowledgement confirms, or -1 (see Keystore-bound frames.ack_seq)."""
         from firmware.netguard import pem_to_der
         self.device_id = device_id
-        self.host = broker["host"]
+        self.host = broker["host"]  # the name in the broker's certificate
+        self.addr = broker.get("addr") or self.host  # where to connect (an address: no DNS)
         self.port = broker["port"]
         self._ca = pem_to_der(ca_pem)
         self._password = password
@@ -135,7 +136,7 @@ class Uplink:
         from firmware import netguard
         simple = netguard.install(self.timeout_ms, self._net[0], self._net[1])
         dev = self.device_id.encode()
-        c = simple.MQTTClient(dev, self.host, self.port, user=dev, password=self._password.encode(), keepalive=KEEPALIVE_S, ssl=True,
+        c = simple.MQTTClient(dev, self.addr, self.port, user=dev, password=self._password.encode(), keepalive=KEEPALIVE_S, ssl=True,
                               ssl_params={"cadata": self._ca, "server_hostname": self.host})
         c.set_last_will(self.t_state, b"offline", retain=True, qos=1)
         c.set_callback(self._on_msg)

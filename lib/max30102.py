@@ -21,6 +21,8 @@ Configuration is validated against the datasheet's sample-rate x
 pulse-width table (the chip would silently run slower otherwise); invalid
 arguments raise ValueError naming the field and the allowed values.
 """
+import time
+
 from micropython import const
 
 import maxfifo
@@ -96,7 +98,9 @@ class MAX30102(FifoSensor):
         self.clear_fifo()
         self.mode = mode
         self._set_slots(2 if mode == "spo2" else 1)
+        t = time.ticks_us()  # sampling starts with this write: the first sample one period on
         self.write_reg(_REG_MODE, _MODE_SPO2 if mode == "spo2" else _MODE_HR)
+        self.started_us = t
         self.config = {"sample_rate": sample_rate, "averaging": averaging, "adc_range": adc_range,
                        "pulse_width": pulse_width, "led_red_ma": led_red_ma, "led_ir_ma": led_ir_ma,
                        "a_full": a_full, "mode": mode, "rollover": rollover,
@@ -116,7 +120,6 @@ class MAX30102(FifoSensor):
 
     def temperature(self, polls=10):
         """Die temperature in degrees C (one conversion, ~29 ms)."""
-        import time
         self.write_reg(_REG_TEMP_CONFIG, 1)
         for _ in range(polls):
             time.sleep_ms(10)

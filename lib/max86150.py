@@ -23,6 +23,8 @@ PPG output rate (sample_rate / averaging) must equal ecg_rate; mismatches,
 and sample-rate x pulse-width pairs the LED timing cannot meet, raise
 ValueError instead of letting the chip silently pick another rate.
 """
+import time
+
 from micropython import const
 
 import maxfifo
@@ -140,7 +142,9 @@ class MAX86150(FifoSensor):
         self._outs = [self.ir if k == 1 else self.red if k == 2 else self.ecg for k in kinds]
         self._set_slots(len(kinds))
         self.led_step_ma = step
+        t = time.ticks_us()  # sampling starts with this write: the first sample one period on
         self.write_reg(_REG_SYS, _FIFO_EN)
+        self.started_us = t
         self.config = {"sample_rate": sample_rate, "averaging": averaging, "adc_range": adc_range,
                        "pulse_width": pulse_width, "led_ir_ma": led_ir_ma, "led_red_ma": led_red_ma,
                        "led_range_ma": led_range_ma, "a_full": a_full, "ecg_rate": ecg_rate,

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 ACL = """# nodes: their own topics only (%u = the MQTT user name = the device id)
 pattern write vn/%u/tm
@@ -78,7 +78,8 @@ def server_cert(site_dir, out_dir, host="localhost"):
         pass
     ca_key = serialization.load_pem_private_key((site_dir / "ca.key").read_bytes(), None)
     ca = x509.load_pem_x509_certificate((site_dir / "ca.pem").read_bytes())
-    key = ec.generate_private_key(ec.SECP256R1())
+    # RSA-2048: nodes offer RSA key transport only (firmware/netguard.py)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     t = datetime.datetime.now(datetime.timezone.utc)
     cert = (x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, host)]))
@@ -93,6 +94,14 @@ def server_cert(site_dir, out_dir, host="localhost"):
         serialization.NoEncryption()))
     os.chmod(out_dir / "server.key", 0o600)
     (out_dir / "server.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def _rsa_cert(pem):
+    try:
+        return isinstance(x509.load_pem_x509_certificate(pem.read_bytes()).public_key(),
+                          rsa.RSAPublicKey)
+    except (OSError, ValueError):
+        return False
 
 
 class Broker:
@@ -139,7 +148,7 @@ class Broker:
         os.chmod(pw, 0o600)
 
     def _config(self):
-        if not (self.dir / "server.pem").exists():
+        if not _rsa_cert(self.dir / "server.pem"):  # missing, or an EC one from before
             server_cert(self.site, self.dir, self.host)
         (self.dir / "acl").write_text(ACL)
         self._write_passwords()

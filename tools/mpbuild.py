@@ -25,6 +25,9 @@ changes: the source archive (checked against its SHA256SUMS), the build
 options, and for `frozen` every file the manifest freezes. No binary is
 committed. The build needs gcc-multilib (Makefile: tools/ensure-apt.sh).
 Builds are serialised by a lock file, so parallel test layers share one.
+Each binary is kept under its input key (bin/<kind>-<key>), so checkouts
+that share the cache with different shims or firmware never run each
+other's build; the newest KEEP_BINARIES are kept.
 """
 import fcntl
 import hashlib
@@ -45,6 +48,7 @@ MANIFESTS = {"plain": VM / "plain_manifest.py", "frozen": VM / "unix_manifest.py
 # btree: berkeley-db is not in the archive; ffi: libffi:i386 is not needed
 MAKE_ARGS = ["MICROPY_FORCE_32BIT=1", "MICROPY_PY_BTREE=0", "MICROPY_PY_FFI=0"]
 KINDS = ("plain", "frozen")
+KEEP_BINARIES = 8
 
 
 class BuildError(Exception):
@@ -146,30 +150,42 @@ def _make(tree, kind, log):
 
 
 def binary(kind="plain", log=None) -> Path:
-    """Path to the 32-bit 1.27 binary of this kind, built first if its
-    inputs changed since the cached one."""
+    """Path to the 32-bit 1.27 binary of this kind for the current inputs,
+    built first if no cached one has them."""
     if kind not in KINDS:
         raise ValueError("kind: plain or frozen")
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     sha = _archive_sha()
-    top = cache_dir() / kind
-    exe = top / ("micropython-" + VERSION) / "ports" / "unix" / "build-standard" / "micropython"
-    stamp = top / ".key"
     key = _key(kind, sha)
-    if exe.exists() and stamp.exists() and stamp.read_text() == key:
-        return exe
-    cache_dir().mkdir(parents=True, exist_ok=True)
+    bins = cache_dir() / "bin"
+    out = bins / ("%s-%s" % (kind, key[:24]))
+    if out.exists():
+        return out
+    bins.mkdir(parents=True, exist_ok=True)
     with open(cache_dir() / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building it
-        if exe.exists() and stamp.exists() and stamp.read_text() == key:
-            return exe
+        if out.exists():
+            return out
         tree = source_tree(kind)
-        stamp.unlink(missing_ok=True)
+        build = tree / "ports" / "unix" / "build-standard"
+        exe = build / "micropython"
+        exe.unlink(missing_ok=True)
+        # the manifest tool recompiles a frozen .py only when it is newer
+        # than its .mpy: another checkout sharing this cache may have left a
+        # newer .mpy of a different file under the same name
+        shutil.rmtree(build / "frozen_mpy", ignore_errors=True)
+        (build / "frozen_content.c").unlink(missing_ok=True)
         _make(tree, kind, log)
         if not exe.exists():
             raise BuildError("the build made no %s" % exe)
-        stamp.write_text(key)
-    return exe
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.copy2(exe, tmp)
+        tmp.replace(out)
+        old = sorted((p for p in bins.iterdir() if not p.name.endswith(".tmp")),
+                     key=lambda p: p.stat().st_mtime)
+        for p in old[:-KEEP_BINARIES]:
+            p.unlink(missing_ok=True)
+    return out
 
 
 def main(argv=None):

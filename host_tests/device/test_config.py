@@ -48,6 +48,14 @@ def test_a_valid_config_loads_with_defaults_filled_in():
     assert c["alerts"]["hr_low"] == 45 and c["alerts"]["hr_high"] == 150 and c["mains_hz"] == 60
 
 
+def test_the_broker_may_carry_its_address_so_the_node_never_resolves():
+    cfg = good()
+    cfg["broker"]["addr"] = "10.0.0.5"
+    write(cfg)
+    c = config.load(keystore.device_id())
+    assert c["broker"] == {"host": "mqtt.example.org", "port": 8883, "addr": "10.0.0.5"}
+
+
 def test_missing_or_unparsable_config_is_a_clear_error():
     e = str(raises(config.ConfigError, config.load))
     assert "config.json is missing" in e
@@ -83,6 +91,11 @@ def test_every_bad_value_names_its_field():
         (("broker", "port"), 0, "broker.port"),
         (("broker", "port"), "8883", "broker.port"),
         (("broker", "port"), KeyError, "broker.port"),
+        (("broker", "addr"), "10.0.0", "broker.addr"),
+        (("broker", "addr"), "10.0.0.256", "broker.addr"),
+        (("broker", "addr"), "mqtt.example.org", "broker.addr"),
+        (("broker", "addr"), "::1", "broker.addr"),
+        (("broker", "addr"), 167772165, "broker.addr"),
         (("ca_cert",), "not a certificate" * 5, "ca_cert"),
         (("ca_cert",), cert_pem().replace("MIIB", "M*IB"), "ca_cert"),
         (("ota_pubkey", "n"), "c5" * 128, "ota_pubkey.n"),

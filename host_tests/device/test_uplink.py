@@ -87,12 +87,16 @@ class FakeNet:
             def __init__(self, proto):
                 self.verify_mode = None
                 self.ca = None
+                self.ciphers = None
 
             def load_verify_locations(self, cadata=None):
                 self.ca = cadata
 
+            def set_ciphers(self, ciphers):  # a list (MicroPython's tls) or a string (CPython)
+                self.ciphers = ":".join(ciphers) if isinstance(ciphers, list) else ciphers
+
             def wrap_socket(self, sock, server_hostname=None):
-                net.w.tls.append((self.verify_mode, self.ca, server_hostname))
+                net.w.tls.append((self.verify_mode, self.ca, server_hostname, self.ciphers))
                 return sock
         self.SSLContext = SSLContext
 
@@ -163,7 +167,12 @@ def test_connect_subscribe_and_publish_send_exact_mqtt_bytes_and_ack_deletes():
     f1 = _packet(0x32, _s(tm) + b"\x00\x04" + b"F1")
     assert bytes(w.sent) == connect + sub + online + f0 + f1
     assert w.connects == [("broker.ward", 8883)]
-    assert w.tls == [(2, b"\x00\x01\x02\x03", "broker.ward")]  # CERT_REQUIRED, the CA's DER, SNI
+    # CERT_REQUIRED, the CA's DER, SNI, and only RSA key transport offered (no
+    # ECDHE: its public-key step would stop the sampler's timer for seconds)
+    (mode, ca, sni, ciphers), = w.tls
+    assert (mode, ca, sni) == (2, b"\x00\x01\x02\x03", "broker.ward")
+    assert ciphers in ("TLS-RSA-WITH-AES-128-GCM-SHA256:TLS-RSA-WITH-AES-256-GCM-SHA384",
+                       "AES128-GCM-SHA256:AES256-GCM-SHA384")
 
 
 def test_a_lost_puback_times_out_keeps_the_frame_and_backs_off():

@@ -11,7 +11,9 @@ def test_a_short_outage_campaign_delivers_every_frame_once_and_refuses_attacks(t
     assert r["frames_produced"] > 30 and r["alerts_produced"] > 0
     assert r["frames_lost"] == 0 and r["alerts_lost"] == 0
     assert r["frames_delivered"] == r["frames_produced"] - r["frames_dropped"]
-    assert r["samples_lost_during_stalls"] == 0
+    assert r["samples_lost_during_stalls"] == 0 and r["samples_lost"] == 0
+    assert r["timing"] == "typical" and 0 < r["fifo_fill_max"] <= 28
+    assert 0 < r["pump_latency_ms_max"] < 160 and r["handshakes"] >= 1
     assert r["replays_sent"] > 0 and r["replayed_accepted"] == 0
     assert r["forged_sent"] == 20 and r["forged_accepted"] == 0
     assert r["gateway_counts"]["forged"] == 20
@@ -28,7 +30,7 @@ def test_samples_survive_a_dead_broker_only_because_the_timer_drains_the_fifo(pu
     b.wifi.add_ap("ward", "ward-password")
     storage.use(b.fs)
     keystore.install("11" * 32, 1)
-    net = SimNet(handshake_ms=3000)
+    net = SimNet({"ca": "rsa3072", "server": "rsa2048"})
     net.blackhole = True
     node = campaign.Node(b, "240ac4000009", 9, "-----BEGIN CERTIFICATE-----\nAA==\n-----END "
                          "CERTIFICATE-----\n", net, lambda: 0)

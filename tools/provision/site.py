@@ -21,7 +21,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 _SITE_FIELDS = {"wifi", "broker", "ca_cert_file", "ota_pubkey_file", "alerts", "mains_hz",
                 "lockdown"}
@@ -86,9 +86,15 @@ def device_config(site, device_id):
     """The node's config.json content, checked by the firmware's validator."""
     ca = _read(site, "ca_cert_file").decode("ascii", "replace")
     try:
-        x509.load_pem_x509_certificate(ca.encode())
+        ca_cert = x509.load_pem_x509_certificate(ca.encode())
     except ValueError as e:
         raise SiteError("ca_cert_file: not a PEM certificate (%s)" % e)
+    key = ca_cert.public_key()
+    if not isinstance(key, rsa.RSAPublicKey) or not 2048 <= key.key_size <= 4096:
+        raise SiteError("ca_cert_file: the CA's key must be RSA (2048 to 4096 bits): the node "
+                        "checks its signature in one call that stops the sampler, and an ECDSA "
+                        "check takes ~0.8 s on the ESP32, longer than the sensor's FIFO holds "
+                        "(docs/timing.md)")
     cfg = {"version": 1, "device_id": device_id, "wifi": site["wifi"], "broker": site["broker"],
            "ca_cert": ca, "ota_pubkey": ota_pubkey(_read(site, "ota_pubkey_file"))}
     for opt in ("alerts", "mains_hz"):
@@ -102,15 +108,25 @@ def device_config(site, device_id):
     return cfg
 
 
+def _rsa_ca(pem):
+    try:
+        return isinstance(x509.load_pem_x509_certificate(pem.read_bytes()).public_key(),
+                          rsa.RSAPublicKey)
+    except (OSError, ValueError):
+        return False
+
+
 def dev_site(directory):
     """A development site in `directory` (made once): a CA, an OTA key pair
     and site.json pointing at them. Returns the site.json path."""
     d = Path(directory)
     site = d / "site.json"
-    if site.exists():
-        return site
+    if site.exists() and _rsa_ca(d / "ca.pem"):
+        return site  # (a development site from before the CA became RSA is made anew)
     d.mkdir(parents=True, exist_ok=True)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
+    # RSA: the node verifies the CA's signature inside the TLS handshake, in
+    # one C call that lets no callback run (docs/timing.md)
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
     name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "VitalNode development CA")])
     import datetime
     t = datetime.datetime.now(datetime.timezone.utc)

@@ -69,7 +69,7 @@ class NVS:
         us = timing.P.nvs_progs * timing.P.flash_prog_us  # the entry, its state bits, the old one's
         if b.nvs_writes % timing.NVS_ENTRIES == 0:
             us += timing.P.flash_erase_us  # a page fills: NVS moves and erases one
-        b.clock.flash_op(us)
+        b.clock.flash_op(us, "nvs-write")
         ns = b.nvs.get(self._ns)
         if ns is None:
             ns = b.nvs[self._ns] = {}
@@ -188,11 +188,12 @@ class Partition:
             n = espimage.check(self._read, self._p.size)
         except espimage.ImageInvalid:
             n = None
-        b.clock.block(min(self._p.size, n or HEADER_READ) * timing.P.image_verify_us_per_kb // 1024)
+        b.clock.block(min(self._p.size, n or HEADER_READ) * timing.P.image_verify_us_per_kb // 1024,
+                      what="set_boot-verify")
         if n is None:
             raise _err(_ESP_ERR_OTA_VALIDATE_FAILED)
         b.faults.op("otadata")
-        b.clock.flash_op(timing.P.flash_erase_us + timing.P.flash_prog_us)
+        b.clock.flash_op(timing.P.flash_erase_us + timing.P.flash_prog_us, "otadata-write")
         b.otadata.boot = self._p.label
         b.otadata.state[self._p.label] = simboard.OtaData.NEW
 

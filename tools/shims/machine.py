@@ -148,7 +148,7 @@ class SoftI2C(I2C):
 
 
 def _bus_time(nbytes):
-    simboard.board.clock.block(timing.i2c_us(nbytes))
+    simboard.board.clock.block(timing.i2c_us(nbytes), what="i2c")
 
 
 def _pin_id(p):

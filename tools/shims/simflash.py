@@ -176,7 +176,7 @@ class FlashChip:
             n = n // 2  # torn: the first half reaches the flash
         elif self.clock is not None:
             import timing
-            self.clock.flash_op(timing.flash_prog_us(n))
+            self.clock.flash_op(timing.flash_prog_us(n), "flash-program")
         i = 0
         mv = memoryview(buf)
         f = self._f
@@ -214,7 +214,7 @@ class FlashChip:
             raise PowerLoss(kind)
         if self.clock is not None:
             import timing
-            self.clock.flash_op(timing.P.flash_erase_us)
+            self.clock.flash_op(timing.P.flash_erase_us, "flash-erase")
         self.erased[sector] = 1
 
     def sync(self):

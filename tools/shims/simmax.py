@@ -68,7 +68,9 @@ class _SimMaxim:
         self.produced = 0  # samples generated (stored or dropped)
         self.dropped = 0  # samples lost to a full FIFO
         self.fill_max = 0  # the most samples the FIFO held
-        self.fill_max_us = 0  # when (virtual time)
+        self.fill_max_us = 0  # when it first held that many (virtual time)
+        self.first_drop_us = None  # when the first sample was lost
+        self.drops = []  # [[first lost sample's virtual us, samples lost in a row]] (first 100)
         self.part_id = self.PART_ID
         self.running = False
         self.sr = self.avg = self.ecg_rate = 0
@@ -216,8 +218,16 @@ class _SimMaxim:
         r = self.regs
         self.produced += 1
         if self.count >= _DEPTH:
-            self.fill_max = _DEPTH + 1  # overflowed
-            self.fill_max_us = self.next_us
+            if not self.dropped:
+                self.first_drop_us = self.next_us
+            d = self.drops
+            if d and d[-1][2]:
+                d[-1][1] += 1
+            elif len(d) < 100:
+                d.append([self.next_us, 1, True])
+            if self.fill_max < _DEPTH:
+                self.fill_max = _DEPTH  # as full as it gets (the loss is `dropped`)
+                self.fill_max_us = self.next_us
             if r[0x05] < 0x1F:
                 r[0x05] += 1
             self.dropped += 1
@@ -242,6 +252,8 @@ class _SimMaxim:
             base += 3
         r[0x04] = (r[0x04] + 1) & 0x1F
         self.count += 1
+        if self.drops and self.drops[-1][2]:
+            self.drops[-1][2] = False  # that run of losses is over
         if self.count > self.fill_max:
             self.fill_max = self.count
             self.fill_max_us = self.next_us

@@ -40,6 +40,7 @@ _HALF = TICKS_PERIOD >> 1
 SCHED_DEPTH = 8  # ports/esp32/mpconfigport.h MICROPY_SCHEDULER_DEPTH
 TICK_US = 10000  # FreeRTOS tick (CONFIG_FREERTOS_HZ 100): a sleep's polling period
 BUSY_SLEEP_US = 155  # mp_hal_delay_us runs no callbacks at or below this
+LONG_US = 20000  # blocking calls this long are listed in long_calls
 
 
 class Clock:
@@ -64,6 +65,8 @@ class Clock:
         self._flash = 0
         self._held = []
         self.blocked_us = 0  # virtual time spent in blocking C calls, for reports
+        # calls that ran no callbacks for LONG_US or more: {kind: [count, longest us, when]}
+        self.long_calls = {}
         self._firing = None
         # the CPU cycle counter (ticks_cpu): cycles at cyc_t0, and the clock rate since
         self.cpu_mhz = 160  # ESP32_GENERIC runs at the IDF default of 160 MHz
@@ -245,13 +248,27 @@ class Clock:
                 break
 
     # -- blocking calls -------------------------------------------------------
-    def block(self, us, poll_us=0):
+    def _note(self, us, what):
+        """Blocking calls of LONG_US or more, by kind, for reports."""
+        if us >= LONG_US:
+            k = self.long_calls.get(what)
+            if k is None:
+                self.long_calls[what] = [1, us, self.now_us]
+            else:
+                k[0] += 1
+                if us > k[1]:
+                    k[1] = us
+                    k[2] = self.now_us
+
+    def block(self, us, poll_us=0, what="c-call"):
         """A C call that takes `us` of virtual time. Events fire meanwhile
         (ISRs schedule callbacks), but callbacks run only every `poll_us`
         (one per slice: a socket call's 100 ms poll) or, without it, only
         when the call returns."""
         if us > 0:
             self.blocked_us += us
+            if not poll_us:
+                self._note(us, what)
             end = self.now_us + us
             if poll_us:
                 while self.now_us < end:
@@ -261,13 +278,14 @@ class Clock:
                 self.advance_to(end)
         self.run_all()
 
-    def flash_op(self, us):
+    def flash_op(self, us, what="flash"):
         """A flash erase or program: the CPU's cache is off, interrupts that
         are not IRAM-safe are held back until it ends (ESP-IDF spi_flash)."""
         self._flash += 1
         try:
             if us > 0:
                 self.blocked_us += us
+                self._note(us, what)
                 self.advance_to(self.now_us + us)
         finally:
             self._flash -= 1

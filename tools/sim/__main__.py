@@ -3,7 +3,7 @@
     python -m tools.sim [--duration 600] [--runtime micropython|cpython]
         [--record 100] [--ppg 01] [--chip max86150|max30102] [--realtime]
         [--faults none|all|broker,wifi,finger,motion] [--nodes 1] [--heap 112K]
-        [--frozen] [--vm unix|unix64]
+        [--frozen] [--vm unix|unix64] [--timing typical|worst]
 
 Provisions each node (registry, key, config), starts mosquitto (TLS, ACL)
 and the gateway, boots the firmware on the chip's own MicroPython - 1.27.0,
@@ -63,6 +63,9 @@ def _args(argv):
     ap.add_argument("--vm", choices=["unix", "unix64"], default="unix",
                     help="unix: MicroPython 1.27.0 32-bit (default); unix64: the 64-bit PyPI "
                          "wheel, for comparison")
+    ap.add_argument("--timing", choices=["typical", "worst"], default="typical",
+                    help="how long the chip's blocking calls take (flash, NVS, I2C, DNS, TLS): "
+                         "datasheet typical (default) or worst case; docs/timing.md")
     ap.add_argument("--progress", type=int, default=30, help="progress line every N simulated s")
     ap.add_argument("--unprovisioned", action="store_true",
                     help="boot nodes with no key and no config (their safe state)")
@@ -180,6 +183,12 @@ def _node_report(a, world, live, dev, s, spec):
          "alert_events_node": node.get("alert_events", 0), "alerts_lost": node.get("alerts_lost", 0),
          "samples_lost": s["sensor_samples_dropped"], "samples_lost_node": node.get("lost", 0),
          "samples": s["sensor_samples_produced"],
+         "timing": s.get("timing"),
+         "pump_latency_ms_max": s.get("pump_latency_ms_max"),
+         "fifo_fill_max": s.get("fifo_fill_max"), "fifo_fill_max_ms": s.get("fifo_fill_max_ms"),
+         "first_sample_lost_ms": s.get("first_sample_lost_ms"),
+         "scheduler_dropped": s.get("scheduler_dropped"), "net": s.get("net"),
+         "long_calls": s.get("long_calls"), "sample_losses": s.get("sample_losses"),
          "peak_heap_bytes": s.get("peak_heap_bytes"),
          "min_free_heap_bytes": s.get("min_free_heap_bytes"),
          "harness_heap_bytes": s.get("harness_heap_bytes"), "vm": s.get("vm"),
@@ -187,7 +196,9 @@ def _node_report(a, world, live, dev, s, spec):
     r.update(sc)
     png = BUILD / "sim" / ("waveforms-%s.png" % dev)
     report.plot(png, dev, rows, live.starts[dev], spec["sensor"], peaks,
-                "MIT-BIH %s + BIDMC %s on node %s" % (a.record, a.ppg, dev))
+                "MIT-BIH %s + BIDMC %s on node %s" % (a.record, a.ppg, dev),
+                fifo={"fill_max": s.get("fifo_fill_max"), "fill_max_ms": s.get("fifo_fill_max_ms"),
+                      "lost_ms": s.get("first_sample_lost_ms")})
     r["png"] = os.path.relpath(png, ROOT)
     return r
 
@@ -205,6 +216,10 @@ def _total(per):
     t["resets"] = [c for p in per for c in p["resets"]]
     t["frames_queued_at_end"] = sum((p.get("frames_queued_at_end") or 0) for p in per)
     t["frames_in_flight_at_end"] = sum((p.get("frames_in_flight_at_end") or 0) for p in per)
+    lat = [p["pump_latency_ms_max"] for p in per if p.get("pump_latency_ms_max") is not None]
+    t["pump_latency_ms_max"] = max(lat) if lat else None
+    fill = [p["fifo_fill_max"] for p in per if p.get("fifo_fill_max") is not None]
+    t["fifo_fill_max"] = max(fill) if fill else None
     heaps = [p["peak_heap_bytes"] for p in per if p.get("peak_heap_bytes") is not None]
     t["peak_heap_bytes"] = max(heaps) if heaps else None
     free = [p["min_free_heap_bytes"] for p in per if p.get("min_free_heap_bytes") is not None]
@@ -224,7 +239,8 @@ def main(argv=None):
 def _main(argv=None):
     a = _args(argv)
     spec_base = {"sensor": runner.sensor_spec(a.chip, a.record, a.ppg, a.spo2),
-                 "progress_s": a.progress, "pace": 1.0 if a.realtime else 0}
+                 "progress_s": a.progress, "pace": 1.0 if a.realtime else 0,
+                 "timing": a.timing}
     world = World(BUILD / "sim" / "world", a.nodes, log=print)
     try:
         world.start()
@@ -250,6 +266,7 @@ def _main(argv=None):
          "vm": per[0]["vm"] if a.runtime == "cpython" else "%s%s" % (
              launch.describe("frozen" if a.frozen else a.vm), "" if a.frozen else " deployed"),
          "heap_cap": a.heap if a.runtime == "micropython" else None,
+         "timing": a.timing,
          "firmware_layout": "frozen (manifest.py in the binary)" if a.frozen
          else "deployed .mpy files on the flash"}
     s.update(_total(per))
@@ -278,6 +295,9 @@ def _print_summary(s):
              s["duplicates_removed"]))
     print("  alerts raised: %d (lost %d); samples lost: %d; crashes: %d"
           % (s["alerts"], s["alerts_lost"], s["samples_lost"], s["crashes"]))
+    if s.get("fifo_fill_max") is not None:
+        print("  timing (%s): sampler timer latency max %.1f ms; FIFO fullest %d of 32"
+              % (s["timing"], s["pump_latency_ms_max"] or 0, s["fifo_fill_max"]))
     if s["peak_heap_bytes"] is not None:
         print("  heap of the node: peak %d bytes in use, least free %d bytes (cap %s, %s)"
               % (s["peak_heap_bytes"], s["min_free_heap_bytes"], s["heap_cap"], s["vm"]))

@@ -63,12 +63,15 @@ def fhir_bundle(gw_rows, path):
     return len(bundle.get("entry", []))
 
 
-def plot(path, dev, rows, starts, spec, peaks, title):
+def plot(path, dev, rows, starts, spec, peaks, title, fifo=None):
     """PNG: the last seconds of the run (ECG with the node's QRS marks, PPG
     with its pulse peaks), the HR/SpO2 trend with alert events (a value the
     node did not vouch for: a grey cross, not a point of the line) and the
     quality the node sent with each frame (HR / SpO2 quality, pulse SQI,
-    its VF / AF / asystole judgement shaded)."""
+    its VF / AF / asystole judgement shaded). fifo: {"fill_max": n,
+    "fill_max_ms": t, "lost_ms": t or None}: where the sensor's FIFO came
+    closest to full (and where it first lost a sample) is marked on the
+    trend."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -124,8 +127,16 @@ def plot(path, dev, rows, starts, spec, peaks, title):
             ax[2].axvline(r["ms"] / 1000.0, color="orange" if r["raised"] else "grey", lw=1)
     for s in starts:
         ax[2].axvline(s / 1000.0, color="black", ls=":", lw=0.8)
+    fifo_note = ""
+    if fifo and fifo.get("fill_max_ms") is not None:
+        ax[2].axvline(fifo["fill_max_ms"] / 1000.0, color="magenta", ls="--", lw=1.2,
+                      label="FIFO fullest: %d of 32" % fifo["fill_max"])
+        fifo_note = "; dashed magenta: FIFO fullest"
+    if fifo and fifo.get("lost_ms") is not None:
+        ax[2].axvline(fifo["lost_ms"] / 1000.0, color="magenta", lw=2.5,
+                      label="first sample lost (FIFO overflow)")
     ax[2].set_title("Trend from the gateway's verified frames of %s (alerts: orange raised, "
-                    "grey cleared; dotted: boots)" % dev)
+                    "grey cleared; dotted: boots%s)" % (dev, fifo_note))
     ax[2].legend(loc="lower left", fontsize=8)
     q = ax[3]
     q.plot(tt, [r.get("hr_q") for r in vit], ".-", color="tab:red", lw=0.8, label="HR quality (% clean beats / SQI)")

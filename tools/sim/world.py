@@ -21,6 +21,19 @@ FIRST_UID = 0x240AC4000001  # simboard.Board's default unique_id, then +1 per no
 WIFI = ("vitalnode-sim", "sim-ward-password")
 
 
+def key_kind(pem):
+    """"rsa2048", "ec256", ... for a certificate file: what the node's
+    handshake computes with (tools/shims/simnet.handshake_us)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    key = x509.load_pem_x509_certificate(pem.read_bytes()).public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        return "rsa%d" % key.key_size
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return "ec%d" % key.curve.key_size
+    raise ValueError("%s: neither an RSA nor an EC key" % pem)
+
+
 def device_ids(n):
     return ["%012x" % (FIRST_UID + i) for i in range(n)]
 
@@ -79,7 +92,8 @@ class World:
         self.broker = Broker(self.dir / "broker", self.site_dir)
         for dev in self.devices:
             image, cfg, root = simulated_node(dev, reg, site)
-            cfg["broker"] = {"host": "localhost", "port": self.broker.port}
+            # an address as well as the name: the node never resolves (docs/timing.md)
+            cfg["broker"] = {"host": "localhost", "addr": "127.0.0.1", "port": self.broker.port}
             cfg["wifi"] = {"ssid": WIFI[0], "password": WIFI[1]}
             image["files"]["config.json"] = json.dumps(cfg)
             self.images[dev] = image
@@ -87,6 +101,8 @@ class World:
         gw_password = secrets.token_hex(16)
         self.broker.add_user("gateway", gw_password)
         self.broker.start()
+        self.tls_keys = {"ca": key_kind(self.site_dir / "ca.pem"),
+                         "server": key_kind(self.broker.dir / "server.pem")}
         db = self.dir / "gateway.sqlite"
         db.unlink(missing_ok=True)
         self.gw = _CountingGateway(Gateway(reg, db, log=self.log))
@@ -99,7 +115,8 @@ class World:
 
     def node_spec(self, i):
         dev = self.devices[i]
-        return {"uid": dev, "image": self.images[dev], "wifi": [[WIFI[0], WIFI[1], -58]]}
+        return {"uid": dev, "image": self.images[dev], "wifi": [[WIFI[0], WIFI[1], -58]],
+                "tls_keys": self.tls_keys}
 
     def broker_fault(self, what):
         """A node reached a broker outage ("broker down" / "broker up"):

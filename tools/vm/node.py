@@ -32,6 +32,14 @@ SPEC_FILE (JSON, owner-only: it holds the node's key):
   progress_s  print SIM-PROGRESS <json> (firmware.app.status()) this often
   heap_every_s  collect and sample the heap this often (default 1)
   pace      1.0: sleeps take real time too (a real-time run)
+  timing    "typical" (default) or "worst": how long the chip's blocking
+            calls take (tools/shims/timing.py)
+  tls_keys  {"ca": "rsa3072", "server": "rsa2048"}: the site's key types,
+            for the handshake's computing time (tools/shims/simnet.py)
+On MicroPython the node's `socket` and `tls` are simnet's: real sockets to
+the real broker, with the chip's DNS, round-trip and handshake times and
+its rules for when scheduled callbacks run meanwhile. (Under CPython the
+network costs no virtual time: the host's own threads share `socket`.)
 Lines for the host: SIM-RECSTART <ms> when the sensor starts streaming
 its recording from the top (every configuration), SIM-PROGRESS, SIM-EVENT,
 SIM-FAULT, SIM-FOOTPRINT (DURATION 0: a probe of the harness alone), and
@@ -51,7 +59,9 @@ import network  # noqa: F401
 import simboard
 import simflash  # noqa: F401
 import simmax  # noqa: F401
+import simnet
 import time  # noqa: F401 (the shim, before the node's first import of it)
+import timing
 import vclock
 import waveforms  # noqa: F401
 from simflash import PowerLoss
@@ -199,7 +209,13 @@ def run(root, duration_s, board=None, log=print, sensor=None, image=None, world=
     flash; the checkout under CPython). probe: set the harness up exactly
     as for the run, then return its heap (SIM-FOOTPRINT) without booting."""
     world = world or {}
+    timing.use(world.get("timing", "typical"))
     b = board or simboard.new_board()
+    net = None
+    if _MP:  # the node's network modules (see the module's docstring)
+        net = simnet.SimNet(world.get("tls_keys"))
+        sys.modules["socket"] = net
+        sys.modules["tls"] = net.tls
     for ssid, key, rssi in world.get("wifi", ()):
         b.wifi.add_ap(ssid, key, rssi)
     if image:
@@ -283,7 +299,23 @@ def run(root, duration_s, board=None, log=print, sensor=None, image=None, world=
            "peak_heap_bytes": None, "min_free_heap_bytes": None, "harness_heap_bytes": None,
            "sensor_samples_produced": chip.produced if chip else 0,
            "sensor_samples_dropped": chip.dropped if chip else 0,
+           "timing": timing.P.name,
+           # the sampler's timer (id 0): longest wait from a tick to its callback
+           "pump_latency_ms_max": b.timer_latency_max_us.get(0, 0) / 1000,
+           "fifo_fill_max": chip.fill_max if chip else 0,
+           "fifo_fill_max_ms": chip.fill_max_us // 1000 if chip else None,
+           "first_sample_lost_ms": chip.first_drop_us // 1000 if chip and chip.dropped else None,
+           "sample_losses": [[d[0] // 1000, d[1]] for d in chip.drops] if chip else [],
+           "scheduler_dropped": clk.sched_dropped,
+           "blocked_ms": clk.blocked_us // 1000,
+           # blocking calls that ran no callbacks for 20 ms or more:
+           # {kind: [count, longest ms, when (s)]}
+           "long_calls": {k: [v[0], v[1] / 1000, v[2] // 1000000] for k, v in clk.long_calls.items()},
            "node": final}
+    if net is not None:
+        out["net"] = {"dns_lookups": net.dns_lookups, "handshakes": net.handshakes,
+                      "ciphers": net.ciphers, "handshake_crypto_ms_max": net.crypto_us_max // 1000,
+                      "wait_ms": net.stalls_ms}
     if heap is not None:
         out.update(peak_heap_bytes=heap.peak, min_free_heap_bytes=heap.min_free,
                    harness_heap_bytes=heap.harness, heap_peak_per_hour=heap.hour_peak,
