@@ -35,7 +35,9 @@ import time
 import machine
 from micropython import const
 
-PERIOD_MS = const(40)
+# a socket wait runs callbacks every 100 ms: a tick due just as one starts
+# waits up to PERIOD_MS + 100 ms = 130 ms, 26 of the FIFO's 32 samples
+PERIOD_MS = const(30)
 STALL_MAX_MS = const(60000)
 TIMER_ID = const(0)  # stage0's trial deadline uses timer 3
 
