@@ -19,6 +19,10 @@ Bounded: at most MAX_FRAMES frames and MAX_BYTES bytes. When full, the
 oldest vitals frame goes first, then the oldest status frame; alerts and
 security events are never dropped for room (they may use RESERVE more
 frames); each drop is counted in `dropped` by kind and reported.
+RAM does not grow with the queue: the outbox keeps the WINDOW oldest
+frames in fixed arrays (sequence, kind, when published) and counts per
+kind; the rest is only on flash, and the directory is read again when the
+window has room. So at most WINDOW frames are in flight at once.
 Guarantees: a frame put() without an exception survives any power loss
 until acked() (or ack()); a frame published but not yet acknowledged stays
 on flash and is published again after resend() or a reboot (the gateway
@@ -29,6 +33,7 @@ when even the reserve is full of alerts, put() of another alert raises
 OutboxFull and the caller counts it lost.
 """
 import time
+from array import array
 
 from micropython import const
 
@@ -38,12 +43,22 @@ DIR = "outbox"
 MAX_FRAMES = const(240)
 RESERVE = const(16)
 MAX_BYTES = const(65536)
-_DROP_ORDER = ("v", "s")  # what may be dropped for room, first to last
+WINDOW = const(32)  # oldest frames indexed in RAM (and at most in flight)
+_DROP_ORDER = "vs"  # what may be dropped for room, first to last
 KIND_CHARS = "?vase"  # frames.VITALS=1 .. SECURITY=4
+_NOT_SENT = const(-1)
 
 
 class OutboxFull(OSError):
     pass
+
+
+def _name(seq, k):
+    return "%08x%s" % (seq, k)
+
+
+def _seq(name):
+    return int(name[:8], 16)
 
 
 class Outbox:
@@ -51,25 +66,79 @@ class Outbox:
         fs = storage.fs()
         if not storage.exists(DIR):
             fs.mkdir(DIR)
-        names = []
-        size = 0
+        self._wseq = array("I", bytes(4 * WINDOW))  # the window, oldest first
+        self._wkind = bytearray(WINDOW)  # kind character codes
+        self._wsent = array("i", bytes(4 * WINDOW))  # ticks_ms published, or _NOT_SENT
+        self._wn = 0
+        self._counts = array("H", bytes(2 * len(KIND_CHARS)))  # frames on flash by kind
+        self.dropped = {"v": 0, "s": 0, "a": 0, "e": 0}
+        self.bytes = 0
+        self._top = -1  # the highest sequence number queued
         for e in list(fs.ilistdir(DIR)):
             name = e[0]
-            if len(name) != 9:  # "tmp" from a cut write, or junk
+            k = name[8:9]
+            if len(name) != 9 or k not in KIND_CHARS:  # "tmp" from a cut write, or junk
                 fs.remove(DIR + "/" + name)
                 continue
-            names.append(name)
-            size += fs.stat(DIR + "/" + name)[6]
-        names.sort()
-        self._names = names
-        self.bytes = size
-        self.dropped = {"v": 0, "s": 0, "a": 0, "e": 0}
-        self.max_depth = len(names)
-        self._sent = {}  # name -> ticks_ms it was published, awaiting the gateway
+            self._counts[KIND_CHARS.find(k)] += 1
+            self.bytes += fs.stat(DIR + "/" + name)[6]
+            if _seq(name) > self._top:
+                self._top = _seq(name)
+        self._fill()
+        self.max_depth = self.depth
 
+    # -- the window ------------------------------------------------------
+    def _fill(self):
+        """Top the window up with the oldest frames on flash beyond it."""
+        if self._wn >= WINDOW or self._wn >= self.depth:
+            return
+        after = self._wseq[self._wn - 1] if self._wn else -1
+        room = WINDOW - self._wn
+        base = self._wn
+        for e in storage.fs().ilistdir(DIR):  # keep the `room` smallest above `after`
+            name = e[0]
+            if len(name) != 9:
+                continue
+            s = _seq(name)
+            if s <= after:
+                continue
+            n = self._wn - base
+            if n == room and s >= self._wseq[self._wn - 1]:
+                continue
+            i = self._wn if n < room else self._wn - 1
+            while i > base and self._wseq[i - 1] > s:
+                if i < WINDOW:
+                    self._wseq[i] = self._wseq[i - 1]
+                    self._wkind[i] = self._wkind[i - 1]
+                i -= 1
+            self._wseq[i] = s
+            self._wkind[i] = ord(name[8])
+            if n < room:
+                self._wn += 1
+        for i in range(base, self._wn):
+            self._wsent[i] = _NOT_SENT
+
+    def _find(self, seq):
+        for i in range(self._wn):
+            if self._wseq[i] == seq:
+                return i
+        return -1
+
+    def _remove(self, i):
+        n = self._wn - 1
+        for j in range(i, n):
+            self._wseq[j] = self._wseq[j + 1]
+            self._wkind[j] = self._wkind[j + 1]
+            self._wsent[j] = self._wsent[j + 1]
+        self._wn = n
+
+    # -- what the uplink uses ----------------------------------------------
     @property
     def depth(self):
-        return len(self._names)
+        n = 0
+        for c in self._counts:
+            n += c
+        return n
 
     def dropped_total(self):
         n = 0
@@ -78,68 +147,90 @@ class Outbox:
         return n
 
     def oldest(self):
-        """The oldest frame not published yet on this connection, or None."""
-        for name in self._names:
-            if name not in self._sent:
-                return name
+        """The oldest frame not published yet on this connection, or None
+        (also when WINDOW frames await their acknowledgement)."""
+        for i in range(self._wn):
+            if self._wsent[i] == _NOT_SENT:
+                return _name(self._wseq[i], chr(self._wkind[i]))
         return None
 
     def sent(self, name, ms):
-        self._sent[name] = ms
+        i = self._find(_seq(name))
+        if i >= 0:
+            self._wsent[i] = ms & 0x3FFFFFFF
 
     @property
     def in_flight(self):
-        return len(self._sent)
+        n = 0
+        for i in range(self._wn):
+            if self._wsent[i] != _NOT_SENT:
+                n += 1
+        return n
 
     def sent_since(self):
         """ticks_ms of the oldest unacknowledged publish, or None."""
         oldest = None
-        for t in self._sent.values():
-            if oldest is None or time.ticks_diff(t, oldest) < 0:
+        for i in range(self._wn):
+            t = self._wsent[i]
+            if t != _NOT_SENT and (oldest is None or time.ticks_diff(t, oldest) < 0):
                 oldest = t
         return oldest
 
     def resend(self, now=None, wait_ms=0):
         """Publish again: every frame in flight, or (now given) those
         published more than wait_ms before now."""
-        if now is None:
-            self._sent = {}
-            return
-        for name in list(self._sent):
-            if time.ticks_diff(now, self._sent[name]) > wait_ms:
-                del self._sent[name]
+        for i in range(self._wn):
+            t = self._wsent[i]
+            if t != _NOT_SENT and (now is None or time.ticks_diff(now, t) > wait_ms):
+                self._wsent[i] = _NOT_SENT
 
     def acked(self, seq):
         """The gateway has frame `seq`: delete it. False if it is not here
         (acknowledged before, or dropped)."""
-        prefix = "%08x" % seq
-        for name in self._names:
-            if name.startswith(prefix):
-                self.ack(name)
-                return True
-        return False
+        i = self._find(seq)
+        if i < 0:
+            return False
+        self.ack(_name(seq, chr(self._wkind[i])))
+        return True
 
     def read(self, name):
         with storage.fs().open(DIR + "/" + name, "rb") as f:
             return f.read()
 
     def ack(self, name):
+        fs = storage.fs()
         try:
-            self.bytes -= storage.fs().stat(DIR + "/" + name)[6]
-            storage.fs().remove(DIR + "/" + name)
+            self.bytes -= fs.stat(DIR + "/" + name)[6]
+            fs.remove(DIR + "/" + name)
         except OSError:
-            pass  # already gone (acked before a reboot that lost our RAM)
-        if name in self._names:
-            self._names.remove(name)
-        self._sent.pop(name, None)
+            return  # already gone (acked before a reboot that lost our RAM)
+        k = KIND_CHARS.find(name[8])
+        if self._counts[k]:
+            self._counts[k] -= 1
+        i = self._find(_seq(name))
+        if i >= 0:
+            self._remove(i)
+            self._fill()
 
     def _drop_one(self):
         for k in _DROP_ORDER:
-            for name in self._names:
-                if name[8] == k:
-                    self.ack(name)
+            if not self._counts[KIND_CHARS.find(k)]:
+                continue
+            c = ord(k)
+            for i in range(self._wn):  # the window holds the oldest frames
+                if self._wkind[i] == c:
+                    self.ack(_name(self._wseq[i], k))
                     self.dropped[k] += 1
                     return True
+            best = None
+            for e in storage.fs().ilistdir(DIR):  # beyond it: the oldest on flash
+                name = e[0]
+                if len(name) == 9 and name[8] == k and (best is None or name < best):
+                    best = name
+            if best is not None:
+                self.ack(best)
+                self.dropped[k] += 1
+                return True
         return False
 
     def put(self, kind, seq, frame):
@@ -147,16 +238,16 @@ class Outbox:
         k = KIND_CHARS[kind]
         droppable = k in _DROP_ORDER
         cap = MAX_FRAMES if droppable else MAX_FRAMES + RESERVE
-        while len(self._names) >= cap or self.bytes + len(frame) > MAX_BYTES:
+        while self.depth >= cap or self.bytes + len(frame) > MAX_BYTES:
             if not self._drop_one():
                 if droppable:  # only alerts/events queued: the new vitals yields
                     self.dropped[k] += 1
                     return None
-                if len(self._names) >= cap:
+                if self.depth >= cap:
                     self.dropped[k] += 1
                     raise OutboxFull("outbox full of alerts and events")
                 break  # over MAX_BYTES with no vitals left: use the reserve
-        name = "%08x%s" % (seq, k)
+        name = _name(seq, k)
         fs = storage.fs()
         for attempt in (0, 1):
             try:
@@ -174,8 +265,19 @@ class Outbox:
                     if droppable:
                         return None
                     raise OutboxFull("flash full: alert not stored")
-        self._names.append(name)
+        self._counts[kind] += 1
         self.bytes += len(frame)
-        if len(self._names) > self.max_depth:
-            self.max_depth = len(self._names)
+        if seq > self._top:
+            self._top = seq
+            if self._wn < WINDOW and self._wn == self.depth - 1:  # everything else is in the window
+                self._wseq[self._wn] = seq
+                self._wkind[self._wn] = ord(k)
+                self._wsent[self._wn] = _NOT_SENT
+                self._wn += 1
+        else:  # out of order (not from Telemetry): index it afresh
+            self._wn = 0
+            self._fill()
+        d = self.depth
+        if d > self.max_depth:
+            self.max_depth = d
         return name

@@ -233,3 +233,38 @@ def test_a_long_security_event_still_arrives_as_parseable_json():
     d = framedec.decode(box.read(box.oldest()))
     assert d["event"] == {"ev": "ota-reject", "ms": 5, "reason": "hash", "truncated": True}
 
+
+
+def test_the_outbox_ram_does_not_grow_with_the_queue():
+    """What it keeps in RAM is a fixed window of the oldest frames and a
+    count per kind: a queue of 256 frames costs what a queue of 2 does."""
+    import gc
+
+    from devtest import ON_MICROPYTHON
+    b, box = _box()
+
+    def used():
+        gc.collect()
+        return gc.mem_alloc()
+    for seq in range(2):
+        box.put(frames.VITALS, seq, b"v" * 60)
+    box.sent(box.oldest(), 5)
+    small = used()
+    for seq in range(2, outbox.MAX_FRAMES + 40):
+        box.put(frames.ALERT if seq % 50 == 0 else frames.VITALS, seq, b"v" * 60)
+    while box.oldest():
+        box.sent(box.oldest(), 7)  # a whole window in flight
+    full = used()
+    assert box.depth == outbox.MAX_FRAMES and box.in_flight == outbox.WINDOW
+    assert box.dropped["v"] == 40 and box.dropped["a"] == 0  # 280 put, the alerts stayed
+    if ON_MICROPYTHON:
+        assert full - small <= 64, full - small
+    # and it still hands frames out in order, all of them
+    box.resend()
+    seen = []
+    while box.oldest():
+        n = box.oldest()
+        seen.append(int(n[:8], 16))
+        box.ack(n)
+    assert seen == sorted(seen) and len(seen) == outbox.MAX_FRAMES and box.depth == 0
+    assert [s for s in seen if s % 50 == 0] == [50, 100, 150, 200, 250]
