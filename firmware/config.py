@@ -18,7 +18,7 @@ so a misspelt optional field cannot silently fall back to a default):
                 docs/timing.md); the certificate is checked against `host`
     ca_cert     PEM text of the CA that signs the broker's certificate
     ota_pubkey  {"n": 768 hex digits (RSA-3072 modulus), "e": 65537}
-    alerts      optional: thresholds by name (lib/alerts.py DEFAULTS)
+    alerts      optional: thresholds by name (lib/alertcfg.py DEFAULTS)
     mains_hz    optional: 50 (default) or 60, the ECG mains notch
 
 Guarantee: load() returns a config that passed every check, or raises
@@ -27,6 +27,7 @@ The host validates with this same module before writing (tools/provision).
 """
 import binascii
 import json
+import sys
 
 from micropython import const
 
@@ -157,11 +158,13 @@ def validate(cfg, device_id=None):
     out = dict(cfg)
     if not isinstance(cfg.get("alerts", {}), dict):
         _fail("alerts", "must be an object")
-    import alerts  # lazily: only the boot path pays for it
+    import alertcfg  # lazily: only the boot path pays for it
     try:
-        out["alerts"] = alerts.check(cfg.get("alerts"))
+        out["alerts"] = alertcfg.check(cfg.get("alerts"))
     except ValueError as e:
         raise ConfigError("config: " + str(e))
+    finally:
+        sys.modules.pop("alertcfg", None)  # the running node need not hold it
     mains = cfg.get("mains_hz", 50)
     if mains not in (50, 60) or isinstance(mains, bool):
         _fail("mains_hz", "must be 50 or 60")

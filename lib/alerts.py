@@ -1,7 +1,7 @@
 """Clinical alerts with hysteresis and minimum duration.
 
     from alerts import Alerts, HR_LOW
-    al = Alerts({"hr_low": 40, "spo2_low": 90})   # any subset of DEFAULTS
+    al = Alerts({"hr_low": 40, "spo2_low": 90})   # any subset of alertcfg.DEFAULTS
     al.update(now_ms, hr_x10, spo2_x10, beat_age_ms, lead_off, finger_off, fault, rhythm)
     if al.active & (1 << HR_LOW): ...
     while seen < al.count:                         # raise/clear events
@@ -22,7 +22,8 @@ to judge it) and AF after `af_on_s` of AF (default 30 s); both clear after
 when the rate is not valid (the HR alerts then hold).
 
 Guarantees: update() allocates nothing; thresholds are validated when the
-object is made (unknown name or bad value -> ValueError naming it).
+object is made (lib/alertcfg.py: unknown name or bad value -> ValueError
+naming it; that module leaves the heap again afterwards).
 """
 from array import array
 
@@ -44,48 +45,12 @@ _N = const(9)
 _NEV = const(16)
 _MS_MASK = const(0x1FFFFFFF)  # times are ms modulo 2**29 (6.2 days), wrap-safe
 
-DEFAULTS = {
-    "hr_low": 40, "hr_high": 150, "hr_hyst": 5, "hr_on_s": 10,
-    "spo2_low": 90, "spo2_hyst": 2, "spo2_on_s": 15,
-    "asystole_s": 4,
-    "lead_off_on_s": 5, "finger_off_on_s": 5, "sensor_fault_on_s": 5,
-    "vf_on_s": 0, "af_on_s": 30,
-    "clear_s": 5,
-}
-# name, min, max accepted for each threshold (one flat tuple: small in RAM)
-_LIMITS = (
-    "hr_low", 20, 100, "hr_high", 80, 250, "hr_hyst", 0, 20, "hr_on_s", 0, 120,
-    "spo2_low", 70, 98, "spo2_hyst", 0, 10, "spo2_on_s", 0, 120,
-    "asystole_s", 2, 20,
-    "lead_off_on_s", 0, 120, "finger_off_on_s", 0, 120, "sensor_fault_on_s", 0, 120,
-    "vf_on_s", 0, 10, "af_on_s", 0, 600,
-    "clear_s", 0, 120,
-)
-
-
-def check(thresholds):
-    """Validated copy of DEFAULTS updated with `thresholds`."""
-    t = dict(DEFAULTS)
-    for k in thresholds or {}:
-        i = 0
-        while i < len(_LIMITS) and _LIMITS[i] != k:
-            i += 3
-        if i >= len(_LIMITS):
-            raise ValueError("alerts: unknown threshold %r" % (k,))
-        v = thresholds[k]
-        lo = _LIMITS[i + 1]
-        hi = _LIMITS[i + 2]
-        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-            raise ValueError("alerts: %s must be an integer %d..%d, got %r" % (k, lo, hi, v))
-        t[k] = v
-    if t["hr_low"] + t["hr_hyst"] >= t["hr_high"] - t["hr_hyst"]:
-        raise ValueError("alerts: hr_low + hr_hyst must stay below hr_high - hr_hyst")
-    return t
-
-
 class Alerts:
     def __init__(self, thresholds=None):
+        import sys
+        from alertcfg import check  # validation: needed only here, then unloaded
         t = check(thresholds)
+        sys.modules.pop("alertcfg", None)
 
         self.on_ms = array("i", [t["hr_on_s"] * 1000, t["hr_on_s"] * 1000, t["spo2_on_s"] * 1000, 0,
                                  t["lead_off_on_s"] * 1000, t["finger_off_on_s"] * 1000,

@@ -189,7 +189,7 @@ def _node_report(a, world, live, dev, s, spec):
          "first_sample_lost_ms": s.get("first_sample_lost_ms"),
          "scheduler_dropped": s.get("scheduler_dropped"), "net": s.get("net"),
          "long_calls": s.get("long_calls"), "sample_losses": s.get("sample_losses"),
-         "peak_heap_bytes": s.get("peak_heap_bytes"),
+         "peak_heap_bytes": s.get("peak_heap_bytes"), "peak_heap_at_s": s.get("peak_heap_at_s"),
          "min_free_heap_bytes": s.get("min_free_heap_bytes"),
          "harness_heap_bytes": s.get("harness_heap_bytes"), "vm": s.get("vm"),
          "sensor_starts_ms": live.starts[dev]}

@@ -166,6 +166,7 @@ class _Heap:
         self.clk = clk
         self.harness = harness
         self.peak = 0
+        self.peak_at_s = 0
         self.min_free = None
         self.hour_peak = []
         self.hour_min_free = []
@@ -176,6 +177,7 @@ class _Heap:
         free = gc.mem_free()
         if used > self.peak:
             self.peak = used
+            self.peak_at_s = self.clk.now_us // 1000000
         if self.min_free is None or free < self.min_free:
             self.min_free = free
         h = self.clk.now_us // 3600000000
@@ -317,7 +319,7 @@ def run(root, duration_s, board=None, log=print, sensor=None, image=None, world=
                       "ciphers": net.ciphers, "handshake_crypto_ms_max": net.crypto_us_max // 1000,
                       "wait_ms": net.stalls_ms}
     if heap is not None:
-        out.update(peak_heap_bytes=heap.peak, min_free_heap_bytes=heap.min_free,
+        out.update(peak_heap_bytes=heap.peak, peak_heap_at_s=heap.peak_at_s, min_free_heap_bytes=heap.min_free,
                    harness_heap_bytes=heap.harness, heap_peak_per_hour=heap.hour_peak,
                    heap_min_free_per_hour=heap.hour_min_free)
     return out
