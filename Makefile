@@ -24,13 +24,13 @@ REGISTRY_OPT = $(if $(REGISTRY),--registry $(REGISTRY))
 
 .PHONY: help apt deps micropython test test-compile test-cpython test-unix test-frozen vmtest sim emu bench \
         deploy provision verify revoke registry need-port clean ota-key ota-bundle ota-verify ota-serve \
-        ota-push campaign flash ward site loadtest
+        ota-push campaign flash ward site loadtest soak
 
 help:
 	@echo "make sim            the whole node simulated: firmware on the unix port, mosquitto, gateway"
 	@echo "                    [DURATION=600 RUNTIME=micropython|cpython RECORD=100 PPG=01"
 	@echo "                     CHIP=max86150|max30102 FAULTS=none|all|broker,wifi,finger,motion"
-	@echo "                     NODES=1 REALTIME=1 HEAP=112K FROZEN=1 TIMING=typical|worst]"
+	@echo "                     NODES=1 REALTIME=1 HEAP=112K FROZEN=1 TIMING=typical|worst OUTAGE=s]"
 	@echo "                    -> build/sim/summary.json, PNG, FHIR"
 	@echo "make test           all four test layers: compile, cpython, unix, frozen"
 	@echo "make test-compile | test-cpython | test-unix | test-frozen   one layer"
@@ -38,6 +38,8 @@ help:
 	@echo "make micropython    build the chip's MicroPython 1.27.0 (32-bit unix port, plain and frozen)"
 	@echo "make bench          benchmarks on the VMs -> build/bench/results.json"
 	@echo "make campaign [OUTAGES=60 SEED=1 TIMING=typical|worst]  telemetry outage campaign vs a real mosquitto"
+	@echo "make soak [HOURS=24 SEED=1 FROZEN=1 TIMING=typical|worst QUIET=1]  a day on the patient:"
+	@echo "                    faults, resets, OTA; build/soak/summary.json (docs/soak.md)"
 	@echo "                    -> build/campaign/telemetry.json"
 	@echo "make emu            emulated USB device (prints its pty; use mpremote connect <pty>)"
 	@echo "make flash PORT=p FIRMWARE=f.bin [ERASE=0 CHECK=1 BAUD=460800]"
@@ -108,7 +110,7 @@ vmtest: deps
 SIM_OPTS = $(if $(RECORD),--record $(RECORD)) $(if $(PPG),--ppg $(PPG)) $(if $(CHIP),--chip $(CHIP)) \
            $(if $(FAULTS),--faults $(FAULTS)) $(if $(NODES),--nodes $(NODES)) \
            $(if $(REALTIME),--realtime) $(if $(HEAP),--heap $(HEAP)) $(if $(FROZEN),--frozen) \
-           $(if $(VM),--vm $(VM)) $(if $(TIMING),--timing $(TIMING))
+           $(if $(VM),--vm $(VM)) $(if $(TIMING),--timing $(TIMING)) $(if $(OUTAGE),--outage $(OUTAGE))
 
 sim: deps
 	@$(PY) -m tools.sim --runtime $(RUNTIME) --duration $(DURATION) $(SIM_OPTS)
@@ -177,6 +179,11 @@ OUTAGES ?= 60
 SEED ?= 1
 campaign: deps
 	@$(PY) -m tools.campaign --outages $(OUTAGES) --seed $(SEED) $(if $(TIMING),--timing $(TIMING))
+
+HOURS ?= 24
+soak: deps
+	@$(PY) -m tools.soak --hours $(HOURS) --seed $(SEED) $(if $(FROZEN),--frozen) \
+		$(if $(TIMING),--timing $(TIMING)) $(if $(QUIET),--quiet)
 
 LOADTEST_S ?= 60
 loadtest: deps

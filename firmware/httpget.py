@@ -43,6 +43,7 @@ class Response:
     def __init__(self, sock, left):
         self._s = sock
         self._left = left
+        self.length = left  # the body's size (Content-Length)
 
     def readinto(self, buf):
         if self._left <= 0:

@@ -39,15 +39,32 @@ _Y2K = const(946684800)  # Unix seconds at 2000-01-01, the NVS time base
 
 
 def _read_all(src, name, cap):
+    """The whole of part `name` (at most cap bytes). When the source
+    knows its length (HttpSource does), one buffer of exactly that size is
+    filled in place: no growing copies, so the heap needs one hole of the
+    part's size, not two or three (the 112 KB heap after a soft reset)."""
     r = src.fetch(name, cap)
     try:
+        n = getattr(r, "length", -1)
+        if 0 <= n <= cap:
+            out = bytearray(n)
+            mv = memoryview(out)
+            got = 0
+            while got < n:
+                k = r.readinto(mv[got:])
+                if not k:
+                    raise OtaError("size", "%s shorter than %d bytes" % (name, n))
+                got += k
+            if r.readinto(bytearray(1)):
+                raise OtaError("size", "%s longer than %d bytes" % (name, n))
+            return out
         out = bytearray()
         buf = bytearray(_CHUNK)
         while True:
-            n = r.readinto(buf)
-            if not n:
-                return bytes(out)
-            out.extend(buf[:n])
+            k = r.readinto(buf)
+            if not k:
+                return out
+            out.extend(buf[:k])
             if len(out) > cap:
                 raise OtaError("size", "%s longer than %d bytes" % (name, cap))
     finally:

@@ -82,7 +82,7 @@ def version_code(text):
 def signed_digest(envelope):
     """SHA-256 of what the signature covers: the magic and the JSON."""
     h = hashlib.sha256(MAGIC)
-    h.update(envelope[len(MAGIC) + SIG_LEN:])
+    h.update(memoryview(envelope)[len(MAGIC) + SIG_LEN:])  # no copy of the JSON
     return h.digest()
 
 
@@ -94,12 +94,15 @@ def open_signed(envelope, n):
         raise OtaError("format", "not a VitalNode OTA manifest")
     if len(envelope) > ml + SIG_LEN + MANIFEST_MAX:
         raise OtaError("size", "manifest over %d bytes" % MANIFEST_MAX)
-    body = envelope[ml + SIG_LEN:]
+    body = memoryview(envelope)[ml + SIG_LEN:]  # parsed in place: no 5 KB copy
     digest = signed_digest(envelope)
     if not rsapss.verify(n, envelope[ml:ml + SIG_LEN], digest):
         raise OtaError("signature", "manifest signature does not verify")
     try:
-        d = json.loads(body)
+        try:
+            d = json.loads(body)  # MicroPython parses any buffer in place
+        except TypeError:  # CPython (the host tools) parses bytes only
+            d = json.loads(bytes(body))
     except Exception:  # ValueError on CPython, but keep to the documented error
         raise OtaError("schema", "signed manifest is not JSON")
     _schema(d)

@@ -129,17 +129,23 @@ class _Reader:
 
 
 class MemSource:
-    """An update server in memory: {name: bytes}; records what was asked."""
+    """An update server in memory: {name: bytes}; records what was asked.
+    announce: {name: length} a reader states up front, as an HTTP
+    Content-Length (httpget.Response.length), true or not."""
 
-    def __init__(self, parts):
+    def __init__(self, parts, announce=None):
         self.parts = parts
         self.asked = []
+        self.announce = announce or {}
 
     def fetch(self, name, cap):
         self.asked.append(name)
         if name not in self.parts:
             raise OSError(2)  # what a 404 becomes
-        return _Reader(self.parts[name], cap)
+        r = _Reader(self.parts[name], cap)
+        if name in self.announce:
+            r.length = self.announce[name]
+        return r
 
 
 def app_image(seed=0, size=5000):

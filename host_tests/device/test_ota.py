@@ -213,6 +213,22 @@ def test_rejections_are_security_events_and_leave_the_node_unchanged():
     assert reasons() == [w for _, w in cases]
 
 
+def test_a_manifest_of_announced_length_is_read_in_place_and_a_false_length_refused():
+    # the update server states the length (Content-Length): the manifest is
+    # read into one buffer of that size; a length that lies is refused
+    deployed()
+    good = fx.bundle(version="1.2.0")
+    env = good.parts["manifest.vnm"]
+    good.announce = {"manifest.vnm": len(env)}
+    assert ota.install(good, None, fx.N, now_s=NOW).version == "1.2.0"
+    for lie in (len(env) - 1, len(env) + 1):
+        deployed()
+        src = fx.bundle(version="1.2.0")
+        src.announce = {"manifest.vnm": lie}
+        assert raises(OtaError, ota.install, src, None, fx.N, now_s=NOW).reason == "size"
+        assert stage0.state()["pend"] < 0  # nothing on trial
+
+
 def test_a_bound_bundle_installs_only_on_its_device():
     import binascii
     deployed()

@@ -3,7 +3,7 @@
     python -m tools.sim [--duration 600] [--runtime micropython|cpython]
         [--record 100] [--ppg 01] [--chip max86150|max30102] [--realtime]
         [--faults none|all|broker,wifi,finger,motion] [--nodes 1] [--heap 112K]
-        [--frozen] [--vm unix|unix64] [--timing typical|worst]
+        [--frozen] [--vm unix|unix64] [--timing typical|worst] [--outage SECONDS]
 
 Provisions each node (registry, key, config), starts mosquitto (TLS, ACL)
 and the gateway, boots the firmware on the chip's own MicroPython - 1.27.0,
@@ -32,8 +32,13 @@ from tools.vm import launch
 FAULTS = {"broker": (0.20, 45), "wifi": (0.40, 30), "finger": (0.55, 20), "motion": (0.70, 15)}
 
 
-def fault_plan(names, duration):
+OUTAGE_AT = 600  # a long outage (--outage) starts at minute 10
+
+
+def fault_plan(names, duration, outage=0):
     plan = []
+    if outage:  # the broker unreachable: connects and reads hang until they time out
+        plan.append({"kind": "blackhole", "at": OUTAGE_AT, "until": OUTAGE_AT + outage})
     for k in names:
         frac, length = FAULTS[k]
         at = int(duration * frac)
@@ -66,6 +71,9 @@ def _args(argv):
     ap.add_argument("--timing", choices=["typical", "worst"], default="typical",
                     help="how long the chip's blocking calls take (flash, NVS, I2C, DNS, TLS): "
                          "datasheet typical (default) or worst case; docs/timing.md")
+    ap.add_argument("--outage", type=int, default=0, metavar="SECONDS",
+                    help="the broker unreachable from minute 10 for SECONDS (a long outage: "
+                         "summary gains outage_seconds, frames_dropped_by_policy, drain_seconds)")
     ap.add_argument("--progress", type=int, default=30, help="progress line every N simulated s")
     ap.add_argument("--unprovisioned", action="store_true",
                     help="boot nodes with no key and no config (their safe state)")
@@ -82,6 +90,11 @@ def _args(argv):
     if a.frozen and a.vm != "unix":
         ap.error("--frozen is the 32-bit 1.27 build with the firmware frozen in: not with --vm %s"
                  % a.vm)
+    if a.outage < 0 or (a.outage and a.duration < OUTAGE_AT + a.outage + 60):
+        ap.error("--outage: the run must last past minute 10 + the outage + 60 s (--duration %d)"
+                 % (OUTAGE_AT + max(a.outage, 0) + 60))
+    if a.outage and a.runtime != "micropython":
+        ap.error("--outage needs the MicroPython node (its network is simulated)")
     if not re.fullmatch(r"[1-9][0-9]*[KkMm]?", a.heap):
         ap.error("--heap: a size such as 112K")
     a.fault_names = names
@@ -97,6 +110,7 @@ class Live:
         self.multi = len(devices) > 1
         self.world = world
         self.starts = {d: [] for d in devices}
+        self.recovery = {}  # dev: [("drained"|"recover", fault kind, end ms, ms or -1)]
 
     def line(self, dev, text):
         if text.startswith("SIM-RECSTART "):
@@ -108,6 +122,12 @@ class Live:
             _, ms, kind, edge = text.split()
             text = "sim: t=%d s fault %s %s" % (int(ms) // 1000, kind, edge)
         elif text.startswith("SIM-FAULT "):
+            return
+        elif text.startswith(("SIM-DRAINED ", "SIM-RECOVER ")):
+            head, kind, end, t = text.split()
+            self.recovery.setdefault(dev, []).append((head[4:].lower(), kind, int(end), int(t)))
+            return
+        elif text.startswith(("SIM-BOOTSTAT ", "SIM-SNAPSHOT ")):
             return
         with self.lock:  # not print(): a CPython node's print() is routed here
             sys.stdout.write(("[%s] " % dev if self.multi else "") + text + "\n")
@@ -128,7 +148,7 @@ def _run_nodes(a, world, live, spec_base):
     specs = []
     for i, dev in enumerate(devs):
         s = dict(spec_base, **world.node_spec(i))
-        s["faults"] = fault_plan(a.fault_names, a.duration)
+        s["faults"] = fault_plan(a.fault_names, a.duration, a.outage)
         if a.unprovisioned:
             del s["image"]
         specs.append(s)
@@ -256,13 +276,15 @@ def _main(argv=None):
         if not world.wait_delivered(sent):
             print("sim: the gateway did not receive every frame the broker accepted", flush=True)
         per = [_node_report(a, world, live, d, results[d], spec_base) for d in world.devices]
+        gaps = {d: _vitals_gap(world.gw.gw.rows(device=d, kind="vitals")) for d in world.devices}
         bundle = BUILD / "sim" / "fhir-bundle.json"
         n_obs = report.fhir_bundle(world.gw.gw.rows(), bundle)
     finally:
         world.stop()
     s = {"runtime": a.runtime, "sim_seconds": a.duration, "wall_seconds": round(wall, 2),
          "speed_x_realtime": round(a.duration / wall, 1), "record": a.record, "ppg_record": a.ppg,
-         "chip": a.chip, "nodes": a.nodes, "faults": fault_plan(a.fault_names, a.duration),
+         "chip": a.chip, "nodes": a.nodes,
+         "faults": fault_plan(a.fault_names, a.duration, a.outage),
          "vm": per[0]["vm"] if a.runtime == "cpython" else "%s%s" % (
              launch.describe("frozen" if a.frozen else a.vm), "" if a.frozen else " deployed"),
          "heap_cap": a.heap if a.runtime == "micropython" else None,
@@ -272,13 +294,45 @@ def _main(argv=None):
     s.update(_total(per))
     s.update({"fhir_bundle": os.path.relpath(bundle, ROOT), "fhir_observations": n_obs,
               "png": per[0]["png"], "per_node": per})
+    if a.outage:
+        s.update(_outage(a, s, live, gaps))
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out, "w") as f:
         json.dump(s, f, indent=2)
     _print_summary(s)
     print("written", os.path.relpath(a.out, ROOT))
+    if a.outage:  # frames dropped by the outbox's policy are the expected cost of it
+        missed = [k for k, (ok, _) in s["outage_targets"].items() if not ok]
+        return 1 if missed or s["samples_lost"] else 0
     lost = s["samples_lost"] + s["frames_dropped"] + s["alerts_lost"]
     return 1 if s["crashes"] or lost else 0
+
+
+def _vitals_gap(rows):
+    """The longest stretch (s) between stored vitals, by the node's own
+    clock (ticks_ms, which the simulation never wraps)."""
+    t = sorted(r["ms"] for r in rows)
+    return max(((b - a) / 1000.0 for a, b in zip(t, t[1:])), default=None)
+
+
+def _outage(a, s, live, gaps):
+    """Issue 18's long-outage figures and targets: the queue drained within
+    10 min of the broker's return, no alert lost, no MemoryError (no crash),
+    and the gap at the gateway a gap, not filled."""
+    drains = [(t - end) / 1000.0 if t >= 0 else None
+              for recs in live.recovery.values() for what, kind, end, t in recs
+              if what == "drained" and kind == "blackhole"]
+    drain = None if not drains or None in drains else max(drains)
+    gap = max((g for g in gaps.values() if g is not None), default=None)
+    out = {"outage_seconds": a.outage, "outage_at_s": OUTAGE_AT,
+           "frames_dropped_by_policy": s["frames_dropped"], "drain_seconds": drain,
+           "gateway_gap_s_max": gap}
+    out["outage_targets"] = {
+        "no crash (MemoryError)": [s["crashes"] == 0, s["crashes"]],
+        "alerts_lost == 0": [s["alerts_lost"] == 0, s["alerts_lost"]],
+        "drain_seconds <= 600": [drain is not None and drain <= 600, drain],
+    }
+    return out
 
 
 def _print_summary(s):
@@ -303,6 +357,14 @@ def _print_summary(s):
               % (s["peak_heap_bytes"], s["min_free_heap_bytes"], s["heap_cap"], s["vm"]))
     print("  FHIR bundle: %s (%d Observations); PNG: %s" % (s["fhir_bundle"], s["fhir_observations"],
                                                             s["png"]))
+    if "outage_seconds" in s:
+        print("  outage: broker unreachable %d s from t=%d s; %d frames dropped by the outbox's "
+              "policy; alerts lost %d; queue drained %s s after the broker returned; longest "
+              "gap in the stored vitals %s s"
+              % (s["outage_seconds"], s["outage_at_s"], s["frames_dropped_by_policy"],
+                 s["alerts_lost"], s["drain_seconds"], s["gateway_gap_s_max"]))
+        for name, (ok, fig) in s["outage_targets"].items():
+            print("  [%s] %s: %s" % ("met" if ok else "MISSED", name, fig))
 
 
 if __name__ == "__main__":

@@ -83,8 +83,13 @@ def plot(path, dev, rows, starts, spec, peaks, title, fifo=None):
     ecg = spec.get("ecg") if spec else None
     if ecg:
         import wfdb
+        # the simulated sensor replays the record from its top again once it
+        # ends: a long run's last seconds lie in its n-th pass
+        n = wfdb.rdheader(ecg).sig_len
         s0, s1 = t0 * 360 // 1000, (t_end + 500) * 360 // 1000
-        r = wfdb.rdrecord(ecg, channels=[0], sampfrom=s0, sampto=s1)
+        shift = (s0 // n) * n
+        s1 = min(s1 - shift, n)
+        r = wfdb.rdrecord(ecg, channels=[0], sampfrom=s0 - shift, sampto=s1)
         x = [(s0 + i) / 360.0 for i in range(len(r.p_signal))]
         ax[0].plot(x, r.p_signal[:, 0], lw=0.8, color="tab:blue")
         ax[0].set_ylabel("ECG (mV)")
@@ -98,8 +103,11 @@ def plot(path, dev, rows, starts, spec, peaks, title, fifo=None):
         a = array("h")
         with open(pleth, "rb") as f:
             a.frombytes(f.read())
-        i0, i1 = t0 * 125 // 1000, min(len(a), (t_end + 500) * 125 // 1000)
-        ax[1].plot([i / 125.0 for i in range(i0, i1)], a[i0:i1], lw=0.8, color="tab:green")
+        i0, i1 = t0 * 125 // 1000, (t_end + 500) * 125 // 1000
+        shift = (i0 // len(a)) * len(a) if a else 0  # replayed from the top (as the ECG)
+        i1 = min(i1, shift + len(a))
+        ax[1].plot([i / 125.0 for i in range(i0, i1)], a[i0 - shift:i1 - shift], lw=0.8,
+                   color="tab:green")
         for t in ppg_ms:
             if t >= t0:
                 ax[1].axvline(t / 1000.0, color="tab:purple", lw=0.8, alpha=0.7)

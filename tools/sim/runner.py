@@ -126,13 +126,20 @@ class UnixNode:
     files); spec: the rest of node.py's spec (uid, wifi, faults, ...)."""
 
     def __init__(self, tree, duration, heap, spec, on_line, on_fault=None, layout="deployed",
-                 image=None, vm=None):
+                 image=None, vm=None, flash_from=None, flash_to=None):
+        """flash_from: start from this flash image (an earlier run's, saved
+        with flash_to) instead of building one from tree and image."""
         self.vm = vm or ("frozen" if layout == "frozen" else "unix")
         self.run = launch.Run(self.vm, tests=None)
+        self.flash_to = flash_to
         # the harness, frozen into the 32-bit builds (the chip's ROM)
         self._script = "runner/node.py" if self.vm == "unix64" else "-m node"
         try:
-            build_flash(self.run.path("flash.bin"), tree, image)
+            if flash_from:
+                import shutil
+                shutil.copyfile(flash_from, self.run.path("flash.bin"))
+            else:
+                build_flash(self.run.path("flash.bin"), tree, image)
             spec = dict(spec, flash="flash.bin", sensor=_link_sensor(self.run, spec.get("sensor")))
             nvs = {}
             for part in ((image or {}).get("nvs") or {}, spec.pop("nvs", {})):
@@ -186,6 +193,9 @@ class UnixNode:
                 self.on_line(line)
         finally:
             self.rc = self.proc.wait()
+            if self.flash_to:
+                import shutil
+                shutil.copyfile(self.run.path("flash.bin"), self.flash_to)
             self.run.close()
 
     def stop(self):

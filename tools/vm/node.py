@@ -25,10 +25,16 @@ SPEC_FILE (JSON, owner-only: it holds the node's key):
   sensor    simmax.attach_spec's spec, or absent for no sensor
   uid       the board's unique id (hex), default simboard's
   wifi      [[ssid, password, rssi], ...] access points in range
-  faults    [{"kind": k, "at": s, "until": s}, ...] with k one of
-            wifi (no AP), broker (the host stops the broker: the node
-            prints SIM-FAULT and waits for a line on stdin), finger
-            (finger off the sensor), motion (motion artefact on PPG and ECG)
+  faults    [{"kind": k, "at": s, "until": s[, "cont": true]}, ...] with k
+            one of wifi (no AP), broker (the host stops the broker: the node
+            prints SIM-FAULT and waits for a line on stdin), blackhole (the
+            broker unreachable: connects and reads hang to their timeout),
+            finger (finger off the sensor), leadoff (ECG leads off), motion
+            (motion artefact on PPG and ECG), i2c (SDA held low at `at`),
+            brownout (the sensor's registers back at reset values at `at`),
+            power (power cut at `at`, wherever the node is). cont: the
+            fault began before this run (a reset ended the last one): its
+            state is restored, the host is not asked again
   progress_s  print SIM-PROGRESS <json> (firmware.app.status()) this often
   heap_every_s  collect and sample the heap this often (default 1)
   pace      1.0: sleeps take real time too (a real-time run)
@@ -36,14 +42,26 @@ SPEC_FILE (JSON, owner-only: it holds the node's key):
             calls take (tools/shims/timing.py)
   tls_keys  {"ca": "rsa3072", "server": "rsa2048"}: the site's key types,
             for the handshake's computing time (tools/shims/simnet.py)
+  segment   true: one boot per run - a reset or power cut ends it (SIM-RESET),
+            and the host starts the next run from its flash and snapshot, as
+            the chip's reset wipes RAM (tools/soak.py)
+  start_ms  the virtual clock's start (a run that goes on from another)
+  snapshot  SIM-SNAPSHOT of the run before (NVS, otadata, RTC memory)
+  boot_cause  the reset this run boots from (machine.*_RESET)
+  push      an update server URL: the run starts as tools/ota/push.py does
+            (soft reset, boot.py only, ota.update(url), machine.reset())
 On MicroPython the node's `socket` and `tls` are simnet's: real sockets to
 the real broker, with the chip's DNS, round-trip and handshake times and
 its rules for when scheduled callbacks run meanwhile. (Under CPython the
 network costs no virtual time: the host's own threads share `socket`.)
 Lines for the host: SIM-RECSTART <ms> when the sensor starts streaming
 its recording from the top (every configuration), SIM-PROGRESS, SIM-EVENT,
-SIM-FAULT, SIM-FOOTPRINT (DURATION 0: a probe of the harness alone), and
-last SIM-SUMMARY <json>.
+SIM-FAULT, SIM-RECOVER <kind> <end ms> <ms> (the node recovered from a
+fault: connected again, or the spoiled value valid again), SIM-DRAINED
+<kind> <end ms> <ms> (every frame queued when a network fault ended was
+delivered), SIM-BOOTSTAT <json> (what a boot did, as it ends), SIM-POWER,
+SIM-OTA, SIM-RESET <cause> <ms>, SIM-SNAPSHOT <json>, SIM-FOOTPRINT
+(DURATION 0: a probe of the harness alone), and last SIM-SUMMARY <json>.
 """
 import gc
 import json
@@ -139,23 +157,108 @@ def _ask_host(what):
     sys.stdin.readline()
 
 
-def _faults(b, chip, clk, faults, on_fault):
+def _running():
+    app = sys.modules.get("firmware.app")
+    return getattr(app, "_running", None) if app is not None else None
+
+
+def _link_up():
+    r = _running()
+    return bool(r and r[0] is not None and r[0].up.up)
+
+
+def _det():
+    r = _running()
+    return r[1].det if r else None
+
+
+def _smp():
+    r = _running()
+    return r[1].smp if r else None
+
+
+def _recovered(kind, since):
+    """Has the node recovered from fault `kind` (ended at `since` samples)?
+    Network faults: the uplink is connected again. Sensor faults: the value
+    the fault spoiled is valid again, or samples flow again."""
+    if kind in ("broker", "wifi", "blackhole", "power", "ota", "reset"):
+        return _link_up()
+    if kind in ("i2c", "brownout"):
+        smp = _smp()
+        return smp is not None and smp.fault is None and smp.times.head > since + 100
+    det = _det()
+    if det is None:
+        return False
+    return det.spo2_valid if kind == "finger" else det.hr_valid
+
+
+def _watch(clk, kind):
+    """After fault `kind` ends: SIM-RECOVER <kind> <end ms> <recovered ms>
+    (-1: not within 15 min), and after a network fault SIM-DRAINED <kind>
+    <end ms> <ms> once every frame queued at its end was delivered."""
+    end = clk.now_us // 1000
+    smp = _smp()
+    since = smp.times.head if smp is not None else 0
+    net = kind in ("broker", "wifi", "blackhole")
+    r = _running()
+    top = r[0].box._top if (net and r and r[0] is not None) else -1
+    state = [False, not net]  # recovered, drained
+
+    def poll():
+        now = clk.now_us // 1000
+        if not state[0] and (_recovered(kind, since) or now - end > 900000):
+            state[0] = True
+            print("SIM-RECOVER %s %d %d" % (kind, end, now if now - end <= 900000 else -1))
+        if not state[1]:
+            r = _running()
+            box = r[0].box if (r and r[0] is not None) else None
+            if box is not None and (box.depth == 0 or (box._wn and box._wseq[0] > top)):
+                state[1] = True
+                print("SIM-DRAINED %s %d %d" % (kind, end, now))
+            elif now - end > 14400000:
+                state[1] = True
+                print("SIM-DRAINED %s %d -1" % (kind, end))
+        if state[0] and state[1]:
+            clk.cancel(h[0])
+    h = [clk.call_at(clk.now_us + 100000, poll, 100000)]
+
+
+def _faults(b, chip, clk, faults, on_fault, net=None):
     """Schedule the world's faults on the virtual clock."""
-    def edge(kind, on):
+    import simmax
+
+    def edge(kind, on, cont=False):
+        print("SIM-EVENT %d %s %s" % (clk.now_us // 1000, kind,
+                                      "end" if not on else "goes on" if cont else "start"))
         if kind == "wifi":
             b.wifi.down = on
             if on:
                 b.wifi.drop()
         elif kind == "broker":
-            on_fault("broker " + ("down" if on else "up"))
+            if not cont:  # a fault that began before this run: the host made it already
+                on_fault("broker " + ("down" if on else "up"))
+        elif kind == "blackhole" and net is not None:
+            net.blackhole = on
         elif kind == "finger" and chip is not None:
             chip.knobs.finger_off = on
+        elif kind == "leadoff" and chip is not None:
+            chip.knobs.lead_off = on
         elif kind == "motion" and chip is not None:
             chip.knobs.motion = (clk.now_us, clk.now_us + 3600000000, 40000) if on else None
-        print("SIM-EVENT %d %s %s" % (clk.now_us // 1000, kind, "start" if on else "end"))
+        elif kind == "i2c" and on:
+            b.i2c_buses[simmax.BUS].stick()  # SDA held low until 9 SCL pulses
+        elif kind == "brownout" and on and chip is not None:
+            chip._power_on_reset()  # the sensor's supply dipped: registers at reset values
+        elif kind == "power" and on:
+            print("SIM-POWER %d %d" % (clk.now_us // 1000, chip.dropped if chip else 0))
+            raise PowerLoss("power lost at a random instant")
+        if not on and kind != "power":
+            _watch(clk, kind)
     for f in faults:
-        clk.call_at(clk.now_us + int(f["at"] * 1000000), lambda k=f["kind"]: edge(k, True))
-        clk.call_at(clk.now_us + int(f["until"] * 1000000), lambda k=f["kind"]: edge(k, False))
+        clk.call_at(clk.now_us + int(f["at"] * 1000000),
+                    lambda k=f["kind"], c=f.get("cont", False): edge(k, True, c))
+        if f["kind"] != "power":
+            clk.call_at(clk.now_us + int(f["until"] * 1000000), lambda k=f["kind"]: edge(k, False))
 
 
 class _Heap:
@@ -205,6 +308,70 @@ def _chip_filesystem(b):
     sys.path[:] = CHIP_PATH
 
 
+def _nvs_i32(b, ns, key):
+    v = b.nvs.get(ns, {}).get(key)
+    return v[1] if v else 0
+
+
+def _boot_stat(clk, hw0, how):
+    """SIM-BOOTSTAT <json>: what this boot did, read off the node as it
+    ends (RAM is about to go): the sequence numbers it took [seq0, seq1),
+    the outbox's drops and queue by kind, alerts lost."""
+    r = _running()
+    st = {"t": clk.now_us // 1000, "how": how, "seq0": hw0}
+    if r and r[0] is not None:
+        link = r[0]
+        box = link.box
+        c = box._counts  # by outbox.KIND_CHARS "?vase"
+        st.update(seq1=link.tm.seq.next, dropped=box.dropped,
+                  queued={"v": c[1], "a": c[2], "s": c[3], "e": c[4]},
+                  alerts_lost=link.tm.alerts_lost, max_depth=box.max_depth,
+                  sent=link.up.published - link.up.resent, connects=link.up.connects)
+    print("SIM-BOOTSTAT " + json.dumps(st))
+
+
+def _push_boot(b, root, url, log):
+    """`make ota-push` on a running node (tools/ota/push.py): Ctrl-C, a soft
+    reset into the raw REPL - RAM is wiped, boot.py runs and main.py does
+    not, and the watchdog the app armed keeps running - then
+    ota.update(url). Returns the reset that follows: machine.reset()'s, a
+    watchdog's if the push outlived it, or None if the push crashed."""
+    import machine
+    b.reset(simboard.SOFT_RESET)
+    machine.WDT(timeout=10000)  # the app's (firmware/app.py WDT_TIMEOUT_MS), still running
+    try:
+        if _MP:
+            _chip_filesystem(b)
+        _exec_file(root.rstrip("/") + "/boot.py", {"__name__": "__main__"})
+        if _ota_push(url, log) is None:
+            return None
+    except simboard.NodeReset as r:
+        log("[sim] t=%.1f s reset during the OTA push (cause %d: %s)"
+            % (vclock.clock.now_us / 1e6, r.cause, r.why))
+        return r.cause
+    return simboard.HARD_RESET
+
+
+def _ota_push(url, log):
+    """What tools/ota/push.py runs on the node: ota.update(url). Returns
+    the version installed, "" if the node refused it, None if it raised
+    something else (a crash)."""
+    try:
+        from firmware import ota
+        from firmware.otamanifest import OtaError
+        try:
+            m = ota.update(url)
+            print("SIM-OTA %d installed %s" % (vclock.clock.now_us // 1000, m.version))
+            return m.version
+        except OtaError as e:
+            print("SIM-OTA %d refused %s %s" % (vclock.clock.now_us // 1000, e.reason, e.detail))
+            return ""
+    except Exception as e:
+        log("[sim] OTA push raised:")
+        _print_exc(e)
+        return None
+
+
 def run(root, duration_s, board=None, log=print, sensor=None, image=None, world=None,
         probe=False):
     """root: where boot.py and main.py are ("/" on MicroPython: the node's
@@ -230,9 +397,9 @@ def run(root, duration_s, board=None, log=print, sensor=None, image=None, world=
     clk = vclock.clock
     if chip is not None:
         chip.on_stream = lambda: print("SIM-RECSTART %d" % (clk.now_us // 1000))
-    _faults(b, chip, clk, world.get("faults", ()), world.get("on_fault", _ask_host))
+    _faults(b, chip, clk, world.get("faults", ()), world.get("on_fault", _ask_host), net)
     clk.pace = world.get("pace", 0)
-    end_us = clk.now_us + duration_s * 1000000
+    end_us = clk.now_us + int(duration_s * 1000000)
     clk.call_at(end_us, _end)
     every = world.get("progress_s", 0)
     if every:
@@ -257,7 +424,33 @@ def run(root, duration_s, board=None, log=print, sensor=None, image=None, world=
     resets = []
     crashes = 0
     baseline = set(sys.modules)
+    push = world.get("push")
+    segment = world.get("segment", False)  # one boot per run: a reset ends it
+    ended = 0
+    cause = world.get("boot_cause")
+    if cause == simboard.PWRON_RESET:
+        b.power_cycle()
+    elif cause:
+        b.reset(cause)
+    if cause:
+        _watch(clk, "power" if cause == simboard.PWRON_RESET else "reset")
     while True:
+        hw0 = _nvs_i32(b, "vn_tel", "hw")  # the first sequence number this boot may take
+        if push:  # this run starts where tools/ota/push.py takes over a running node
+            resets.append(simboard.SOFT_RESET)
+            cause = _push_boot(b, root, push, log)
+            push = None
+            if cause is None:
+                crashes += 1
+                cause = simboard.HARD_RESET
+            resets.append(cause)
+            if segment:
+                ended = cause
+                break
+            b.reset(cause)  # machine.reset() after the push, or what cut it short
+            _purge(baseline)
+            _watch(clk, "ota")
+            continue
         try:
             if _MP:
                 _chip_filesystem(b)
@@ -266,28 +459,46 @@ def run(root, duration_s, board=None, log=print, sensor=None, image=None, world=
             log("[sim] main.py returned; the node idles at the REPL")
             clk.advance_to(end_us)
         except SimEnd:
+            _boot_stat(clk, hw0, "end")
             final = _app_status()
             final["peaks"] = _app_peaks()
             break
         except simboard.NodeReset as r:
+            _boot_stat(clk, hw0, "reset")
             resets.append(r.cause)
             log("[sim] t=%.1f s reset (cause %d: %s)" % (clk.now_us / 1e6, r.cause, r.why))
+            if segment:
+                ended = r.cause
+                break
             b.reset(r.cause)
         except PowerLoss:
-            log("[sim] t=%.1f s power lost during a flash write; power restored" % (clk.now_us / 1e6))
+            _boot_stat(clk, hw0, "power")
+            log("[sim] t=%.1f s power lost; power restored" % (clk.now_us / 1e6))
+            resets.append(simboard.PWRON_RESET)
+            if segment:
+                ended = simboard.PWRON_RESET
+                break
             b.power_cycle()
+            _watch(clk, "power")
         except Exception as e:
             crashes += 1
             log("[sim] t=%.1f s firmware raised, node halted at the REPL:" % (clk.now_us / 1e6))
             _print_exc(e)
+            _boot_stat(clk, hw0, "crash")
             try:
                 clk.advance_to(end_us)  # an armed watchdog resets it; else idle
             except SimEnd:
                 break
             except simboard.NodeReset as r:
                 resets.append(r.cause)
+                if segment:
+                    ended = r.cause
+                    break
                 b.reset(r.cause)
         _purge(baseline)
+    if ended:  # this run ends at the reset; the host boots the next from its flash
+        print("SIM-RESET %d %d" % (ended, clk.now_us // 1000))
+    print("SIM-SNAPSHOT " + json.dumps(_snapshot(b)))  # NVS, otadata, RTC, for a next run
     # the run is over: power the node off (its modules, timers and radio go)
     # so that building the report below does not compete with its RAM
     _purge(baseline)
@@ -325,15 +536,29 @@ def run(root, duration_s, board=None, log=print, sensor=None, image=None, world=
     return out
 
 
+def _snapshot(b):
+    snap = b.snapshot()
+    snap["rtc_mem"] = binascii.hexlify(b.rtc_mem).decode()
+    snap["rtc_base"] = b.rtc_base
+    return snap
+
+
 def _board(spec):
-    kw = {"flash": spec["flash"], "flash_existing": True, "mount": None if _MP else "/"}
+    kw = {"flash": spec["flash"], "flash_existing": True, "mount": None if _MP else "/",
+          "start_us": spec.get("start_ms", 0) * 1000}
     if "uid" in spec:
         kw["uid"] = binascii.unhexlify(spec["uid"])
-    return simboard.new_board(**kw)
+    b = simboard.new_board(**kw)
+    snap = spec.get("snapshot")
+    if snap:  # a run that goes on from an earlier one's end
+        b.restore(snap)
+        b.rtc_mem = binascii.unhexlify(snap.get("rtc_mem", ""))
+        b.rtc_base = tuple(snap["rtc_base"]) if snap.get("rtc_base") else None
+    return b
 
 
 def _main():
-    duration = int(sys.argv[1])
+    duration = float(sys.argv[1])  # seconds (a run that goes on from a reset: any ms)
     with open(sys.argv[2]) as f:  # a file: the unix port dies on a long argv
         spec = json.load(f)
     sensor = spec.pop("sensor", None)
