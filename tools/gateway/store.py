@@ -106,6 +106,29 @@ def _seal_legacy(c, store):
         store.log("store: sealed %d plaintext frames of an earlier gateway" % n)
 
 
+@_migration(4, "audit hash chain, append-only")
+def _chain_audit(c, store):
+    from tools.gateway import auditlog
+    c.execute("ALTER TABLE audit ADD COLUMN hash TEXT")
+    prev, last = auditlog.GENESIS, None
+    for r in c.execute("SELECT id, at, actor, action, subject, detail FROM audit "
+                       "ORDER BY id").fetchall():
+        prev = auditlog.entry_hash(prev, *r[1:])
+        c.execute("UPDATE audit SET hash = ? WHERE id = ?", (prev, r[0]))
+        last = r[0]
+    if last is not None:
+        c.execute("INSERT INTO meta VALUES ('audit_head', ?)", (("%d:%s" % (last, prev)).encode(),))
+    if c.db.dialect == "sqlite":
+        for op in ("UPDATE", "DELETE"):
+            c.execute("CREATE TRIGGER audit_no_%s BEFORE %s ON audit BEGIN SELECT RAISE(ABORT, "
+                      "'the audit trail is append-only'); END" % (op.lower(), op))
+    else:
+        c.execute("CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+                  "$$ BEGIN RAISE EXCEPTION 'the audit trail is append-only'; END $$")
+        c.execute("CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit "
+                  "FOR EACH ROW EXECUTE FUNCTION audit_append_only()")
+
+
 _KEYCHECK = b"vitalnode key check"
 _DEVICE = re.compile(r"^[0-9a-f]{12}$")
 _TEXT = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
@@ -213,23 +236,65 @@ class Store:
         return self.ring.open_json(blob, ("patients.data|%s" % pid).encode())
 
     # -- audit
-    def audit(self, actor, action, subject=None, detail=None, c=None):
-        args = (time.time(), actor or "unknown", action, subject, detail)
-        sql = "INSERT INTO audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)"
-        if c is not None:
-            c.execute(sql, args)
-        else:
-            with self.db.tx() as c2:
-                c2.execute(sql, args)
+    _AUDIT_LOCK = 0x766e6175  # PostgreSQL: one writer of the chain at a time
 
-    def audit_log(self, subject=None):
-        q = "SELECT id, at, actor, action, subject, detail FROM audit"
-        args = ()
+    def audit(self, actor, action, subject=None, detail=None, c=None):
+        """Append one entry to the hash-chained audit trail
+        (tools/gateway/auditlog.py), in transaction `c` or a new one."""
+        if c is None:
+            with self.db.tx() as c2:
+                return self.audit(actor, action, subject, detail, c2)
+        from tools.gateway.auditlog import GENESIS, entry_hash
+        if self.db.dialect == "postgresql":
+            c.execute("SELECT pg_advisory_xact_lock(%d)" % self._AUDIT_LOCK)
+        r = c.execute("SELECT value FROM meta WHERE name = 'audit_head'").fetchone()
+        head = bytes(r[0]).decode() if r else None
+        prev = head.split(":", 1)[1] if head else GENESIS
+        at, actor = time.time(), actor or "unknown"
+        h = entry_hash(prev, at, actor, action, subject, detail)
+        rid = c.execute("INSERT INTO audit (at, actor, action, subject, detail, hash) VALUES "
+                        "(?, ?, ?, ?, ?, ?) RETURNING id",
+                        (at, actor, action, subject, detail, h)).fetchone()[0]
+        new = ("%d:%s" % (rid, h)).encode()
+        if head is None:
+            c.execute("INSERT INTO meta VALUES ('audit_head', ?)", (new,))
+        else:
+            c.execute("UPDATE meta SET value = ? WHERE name = 'audit_head'", (new,))
+        return rid
+
+    def audit_log(self, subject=None, actor=None, since_id=None, limit=None, with_hash=False):
+        """Audit entries in id order (dicts; `hash` too with with_hash)."""
+        cols = ("id", "at", "actor", "action", "subject", "detail") + (("hash",) if with_hash
+                                                                        else ())
+        q, cond, args = "SELECT %s FROM audit" % ", ".join(cols), [], []
         if subject:
-            q += " WHERE subject = ?"
-            args = (subject,)
-        return [dict(zip(("id", "at", "actor", "action", "subject", "detail"), r))
-                for r in self.db.query(q + " ORDER BY id", args)]
+            cond.append("subject = ?")
+            args.append(subject)
+        if actor:
+            cond.append("actor = ?")
+            args.append(actor)
+        if since_id is not None:
+            cond.append("id > ?")
+            args.append(int(since_id))
+        if cond:
+            q += " WHERE " + " AND ".join(cond)
+        q += " ORDER BY id"
+        if limit:
+            q += " LIMIT %d" % int(limit)
+        return [dict(zip(cols, r)) for r in self.db.query(q, args)]
+
+    def audit_head(self):
+        """(id, hash) of the newest audit entry, or None."""
+        r = self.db.one("SELECT value FROM meta WHERE name = 'audit_head'")
+        if r is None:
+            return None
+        i, h = bytes(r[0]).decode().split(":", 1)
+        return int(i), h
+
+    def audit_verify(self, anchor=None):
+        """None if the audit chain holds, else its first broken link."""
+        from tools.gateway.auditlog import verify
+        return verify(self.audit_log(with_hash=True), self.audit_head(), anchor)
 
     # -- frames
     def insert_frames(self, items):
