@@ -393,6 +393,46 @@ class Store:
         r = self.db.one(q + " ORDER BY seq DESC LIMIT 1", args)
         return (r[0], self._open_fields(device, r[1], r[2])) if r else None
 
+    def received(self, after, kind=None, limit=5000):
+        """Decrypted rows (as frames()) received after `after` (Unix s,
+        the gateway's clock), oldest first: what a live view has not seen."""
+        q = ("SELECT device, seq, kind, time, ms, wall, received_at, fields FROM frames "
+             "WHERE received_at > ?")
+        args = [float(after)]
+        if kind:
+            q += " AND kind = ?"
+            args.append(kind)
+        out = []
+        for r in self.db.query(q + " ORDER BY received_at, device, seq LIMIT %d" % int(limit), args):
+            row = dict(zip(self._COLS, r[:7]))
+            row.update(self._open_fields(r[0], r[1], r[7]))
+            out.append(row)
+        return out
+
+    def newest(self, device, kind, n=1):
+        """The `n` newest rows (as received()) of one device and kind, newest first."""
+        out = []
+        for r in self.db.query("SELECT device, seq, kind, time, ms, wall, received_at, fields FROM "
+                               "frames WHERE device = ? AND kind = ? ORDER BY seq DESC LIMIT %d"
+                               % int(n), (device, kind)):
+            row = dict(zip(self._COLS, r[:7]))
+            row.update(self._open_fields(r[0], r[1], r[7]))
+            out.append(row)
+        return out
+
+    def devices_seen(self):
+        """{device: newest received_at} over every stored frame."""
+        return {r[0]: r[1] for r in self.db.query(
+            "SELECT device, MAX(received_at) FROM frames GROUP BY device")}
+
+    def refusal_counts(self):
+        """{device: {outcome: n}} of the refused frames that named a device."""
+        out = {}
+        for dev, outcome, n in self.db.query("SELECT device, outcome, COUNT(*) FROM refused WHERE "
+                                             "device IS NOT NULL GROUP BY device, outcome"):
+            out.setdefault(dev, {})[outcome] = n
+        return out
+
     def raw(self, device, limit):
         return [self.ring.open(r[1], ("frames.raw|%s|%d" % (device, r[0])).encode())
                 for r in self.db.query("SELECT seq, raw FROM frames WHERE device = ? ORDER BY seq "
