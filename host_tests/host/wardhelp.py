@@ -63,7 +63,7 @@ class Sink:
         self.httpd.shutdown()
 
 
-class TestWard:
+class WardRig:
     def __init__(self, tmp, escalate_after=3600.0, notify=True):
         self.tmp = tmp
         site = dev_site(tmp / "site")
@@ -139,6 +139,11 @@ class TestWard:
 
     def security(self, dev, ev, **fields):
         return self._send(dev, lambda h: frames.security(h, json.dumps(dict(fields, ev=ev))))
+
+    def seen(self, dev, seq, timeout=5):
+        """Wait until the app's live feed has taken frame `seq` of `dev`."""
+        return wait(lambda: dev in self.app.feed.devices and
+                    self.app.feed.devices[dev].seq >= seq, timeout)
 
     # -- users
     def login(self, role, password=PASSWORD):
