@@ -26,7 +26,7 @@ REGISTRY_OPT = $(if $(REGISTRY),--registry $(REGISTRY))
 
 .PHONY: help apt deps micropython test test-compile test-cpython test-unix test-frozen vmtest sim emu bench \
         deploy provision verify revoke registry need-port clean ota-key ota-bundle ota-verify ota-serve \
-        ota-push campaign flash ward ward-user site loadtest
+        ota-push campaign flash ward ward-user need-user site loadtest
 
 help:
 	@echo "make sim            the whole node simulated: firmware on the unix port, mosquitto, gateway"
@@ -157,8 +157,10 @@ ward: deps
 	    $(if $(APP_PORT),--app-port $(APP_PORT)) $(if $(ESCALATE),--escalate-after $(ESCALATE)) \
 	    $(if $(NOTIFY),--notify-url $(NOTIFY))
 
-ward-user: deps
+need-user:
 	@test -n "$(NAME)" -a -n "$(ROLE)" || { echo "set NAME and ROLE (clinician|technician|admin|auditor; clinicians: WARDS=W3,W5)" >&2; exit 2; }
+
+ward-user: need-user deps
 	@$(PY) -m tools.wardapp user add --name "$(NAME)" --role "$(ROLE)" $(if $(WARDS),--ward "$(WARDS)") $(if $(DB),--db $(DB))
 
 BUNDLE ?= build/ota/bundle

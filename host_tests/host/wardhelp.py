@@ -10,7 +10,11 @@ import re
 import threading
 import time
 
+import tempfile
+from pathlib import Path
+
 import requests
+from argon2 import PasswordHasher
 
 from tools.broker import free_port
 from tools.gateway.core import Gateway  # installs the host shims the frames need
@@ -25,6 +29,16 @@ from firmware import frames  # noqa: E402  (device code, importable after tools.
 
 DEV_A, DEV_B, DEV_C, DEV_X = "240ac4000a01", "240ac4000a02", "240ac4000a03", "240ac4000a09"
 PASSWORD = "correct horse battery"
+# argon2id as in production, with a small work factor: the tests log in often
+FAST_HASH = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
+_SITE = []
+
+
+def site():
+    """One development site (CA) for every ward of this test run."""
+    if not _SITE:
+        _SITE.append(dev_site(Path(tempfile.mkdtemp(prefix="vn-ward-site-")) / "site"))
+    return _SITE[0]
 ALERT = {n: i for i, n in enumerate(("hr_low", "hr_high", "spo2_low", "asystole", "lead_off",
                                      "finger_off", "sensor_fault", "vf", "af"))}
 
@@ -66,8 +80,7 @@ class Sink:
 class WardRig:
     def __init__(self, tmp, escalate_after=3600.0, notify=True):
         self.tmp = tmp
-        site = dev_site(tmp / "site")
-        self.site_dir = site.parent
+        self.site_dir = site().parent
         self.ca = str(self.site_dir / "ca.pem")
         self.reg_path = tmp / "registry.sqlite"
         self.tkeys, self.seq = {}, {}
@@ -89,7 +102,7 @@ class WardRig:
         st.assign(self.pc["id"], DEV_C, "setup", start=t0)
         self.sink = Sink() if notify else None
         self.app = WardApp(st, self.reg_path, escalate_after=escalate_after,
-                           notify=Hook(self.sink.url) if self.sink else None)
+                           notify=Hook(self.sink.url) if self.sink else None, hasher=FAST_HASH)
         with st.db.tx() as c:
             for w in ("W3", "W5"):
                 c.execute("INSERT INTO ward_wards VALUES (?, ?)", (w, time.time()))

@@ -94,10 +94,10 @@ def _short_name(p):
 
 class WardApp:
     def __init__(self, store, registry_path, clock=time.time, escalate_after=120.0, notify=None,
-                 idle_s=15 * 60, poll_s=0.1, log=None):
+                 idle_s=15 * 60, poll_s=0.1, log=None, hasher=None):
         self.store, self.registry_path, self.clock = store, registry_path, clock
         self.log = log or (lambda s: None)
-        self.users = Users(store, clock, idle_s)
+        self.users = Users(store, clock, idle_s, hasher=hasher)
         self.feed = Feed(store, registry_path, clock, escalate_after, notify, poll_s, self.log)
         self._census = (0.0, {})
         self._reg = (0.0, {})

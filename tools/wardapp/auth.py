@@ -70,11 +70,13 @@ def check_wards(role, wards):
 
 
 class Users:
-    def __init__(self, store, clock=time.time, idle_s=15 * 60, max_s=12 * 3600):
+    def __init__(self, store, clock=time.time, idle_s=15 * 60, max_s=12 * 3600, hasher=None):
+        """hasher: an argon2 PasswordHasher (default: argon2-cffi's RFC 9106
+        low-memory argon2id profile)."""
         from tools.wardapp import schema
         schema.migrate(store)
         self.store, self.clock, self.idle_s, self.max_s = store, clock, idle_s, max_s
-        self.ph = PasswordHasher()  # argon2id, RFC 9106 low-memory parameters
+        self.ph = hasher or PasswordHasher()  # argon2id, RFC 9106 low-memory parameters
         self._dummy = self.ph.hash(secrets.token_hex(16))
 
     # -- users
