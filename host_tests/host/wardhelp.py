@@ -78,13 +78,15 @@ class Sink:
 
 
 class WardRig:
-    def __init__(self, tmp, escalate_after=3600.0, notify=True):
+    def __init__(self, tmp, escalate_after=3600.0, notify=True, extra=0):
+        """extra: that many more devices, each on a patient of ward W3."""
         self.tmp = tmp
         self.site_dir = site().parent
         self.ca = str(self.site_dir / "ca.pem")
         self.reg_path = tmp / "registry.sqlite"
         self.tkeys, self.seq = {}, {}
-        for d in (DEV_A, DEV_B, DEV_C, DEV_X):
+        self.extra = ["240ac4000b%02x" % i for i in range(extra)]
+        for d in (DEV_A, DEV_B, DEV_C, DEV_X, *self.extra):
             sub = keys.subkeys(keys.new_root(), d)
             with Registry(self.reg_path) as reg:
                 reg.begin(d, 1, sub, "esp32", False)
@@ -100,6 +102,11 @@ class WardRig:
         st.assign(self.pa["id"], DEV_A, "setup", start=t0)
         st.assign(self.pb["id"], DEV_B, "setup", start=t0)
         st.assign(self.pc["id"], DEV_C, "setup", start=t0)
+        names = ("Ng", "Ito", "Silva", "Khan", "Moreau", "Berg", "Novak", "Okafor", "Rossi", "Lund")
+        for i, d in enumerate(self.extra):
+            p = st.admit("MRN-X%d" % i, names[i % len(names)], ["Alex"], "1955-05-05", "W3",
+                         str(20 + i), actor="setup")
+            st.assign(p["id"], d, "setup", start=t0)
         self.sink = Sink() if notify else None
         self.app = WardApp(st, self.reg_path, escalate_after=escalate_after,
                            notify=Hook(self.sink.url) if self.sink else None, hasher=FAST_HASH)
