@@ -125,7 +125,9 @@ def test_the_trend_shows_gaps_as_gaps(ward):
         if 200 >= m > 160:
             continue
         w.vitals(DEV_B, hr=70 + m % 5, spo2=96, valid=2 if 100 >= m > 70 else 3, t=t)
+    w.seen(DEV_B, w.alert(DEV_B, "hr_low", t=now - 120 * 60))  # sent late: placed when measured
     tr = s.get(w.url + "/api/patient/%s/trend?span=6h" % w.pb["id"]).json()
+    assert [a["t"] for a in tr["alerts"] if a["words"] == "Heart rate low"] == [now - 120 * 60]
     hr_gaps = [g for g in tr["gaps"] if g["what"] == "hr"]
     nodata = [g for g in hr_gaps if g["why"] == "no data" and g["to"] - g["from"] > 1800]
     invalid = [g for g in hr_gaps if g["why"] == "not valid"]

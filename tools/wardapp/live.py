@@ -163,16 +163,16 @@ class Feed:
             if r.get("raised"):
                 if not c.execute("SELECT 1 FROM ward_alerts WHERE device = ? AND alert = ? AND "
                                  "cleared_at IS NULL", (r["device"], name)).fetchone():
-                    c.execute("INSERT INTO ward_alerts (id, device, alert, raised_at) VALUES "
-                              "(?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                    c.execute("INSERT INTO ward_alerts (id, device, alert, raised_at, "
+                              "measured_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
                               ("%s:%d" % (r["device"], r["seq"]), r["device"], name,
-                               r["received_at"]))
+                               r["received_at"], r["time"] if r["wall"] else None))
             else:
                 c.execute("UPDATE ward_alerts SET cleared_at = ? WHERE device = ? AND alert = ? "
                           "AND cleared_at IS NULL AND raised_at <= ?",
                           (r["received_at"], r["device"], name, r["received_at"]))
 
-    _ACOLS = ("id", "device", "alert", "raised_at", "cleared_at", "acked_by", "acked_at", "note",
+    _ACOLS = ("id", "device", "alert", "raised_at", "measured_at", "cleared_at", "acked_by", "acked_at", "note",
               "escalated_at", "notified")
 
     def alerts(self, device=None, active=None, since=None, alert_id=None):

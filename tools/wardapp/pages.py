@@ -88,7 +88,8 @@ def _alert_row(a, p, csrf, ack=True):
     return ('<tr class="sev-%s" data-alert="%s"><td><span class="badge %s">%s</span></td>'
             '<td>%s</td><td>%s</td><td>%s</td><td>%s %s</td><td>%s</td></tr>'
             % (a["severity"], escape(a["id"]), a["severity"], a["severity"].upper(),
-               escape(a["words"]), escape(p), when(a["raised_at"]), state, esc, acked))
+               escape(a["words"]), escape(p), when(a["measured_at"] or a["raised_at"]), state, esc,
+               acked))
 
 
 def alerts(user, csrf, rows):

@@ -8,7 +8,10 @@ migration numbers from 101 so they never meet the store's).
   ward_logins    failed logins (time, user, address) for throttling
   ward_wards     the wards an admin has named
   ward_alerts    one row per raised alert (id "device:seq" of the frame
-                 that raised it): cleared, acknowledged (who, when, note),
+                 that raised it): received (raised_at: the ward's clock, which
+                 escalation counts from) and measured (the node's wall time,
+                 for the timeline; NULL without one), cleared, acknowledged
+                 (who, when, note),
                  escalated (when, the hook's answer)
 """
 MIGRATIONS = [(101, "ward app: users, sessions, logins, wards, alerts", """
@@ -25,6 +28,7 @@ CREATE INDEX ward_logins_at ON ward_logins (at);
 CREATE TABLE ward_wards (name TEXT PRIMARY KEY, created_at {FLOAT} NOT NULL);
 CREATE TABLE ward_alerts (
   id TEXT PRIMARY KEY, device TEXT NOT NULL, alert TEXT NOT NULL, raised_at {FLOAT} NOT NULL,
+  measured_at {FLOAT},
   cleared_at {FLOAT}, acked_by TEXT, acked_at {FLOAT}, note TEXT, escalated_at {FLOAT},
   notified TEXT);
 CREATE INDEX ward_alerts_device ON ward_alerts (device, raised_at)

@@ -46,8 +46,9 @@ def trend(rows, alerts, end, span_s, buckets=BUCKETS):
                     gaps.append({"what": what, "from": start + run * w, "to": start + i * w,
                                  "why": "no data" if nodata else "not valid"})
                 run = None
-    marks = [{"t": a["raised_at"], "words": a["words"], "severity": a["severity"], "id": a["id"]}
-             for a in alerts if start <= a["raised_at"] <= end]
+    marks = [{"t": a["measured_at"] or a["raised_at"], "words": a["words"],
+              "severity": a["severity"], "id": a["id"]}
+             for a in alerts if start <= (a["measured_at"] or a["raised_at"]) <= end]
     return {"start": start, "end": end, "span_s": span_s, "buckets": out, "gaps": gaps,
             "alerts": marks}
 
