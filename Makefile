@@ -32,7 +32,8 @@ help:
 	@echo "make sim            the whole node simulated: firmware on the unix port, mosquitto, gateway"
 	@echo "                    [DURATION=600 RUNTIME=micropython|cpython RECORD=100 PPG=01"
 	@echo "                     CHIP=max86150|max30102 FAULTS=none|all|broker,wifi,finger,motion"
-	@echo "                     NODES=1 REALTIME=1 HEAP=112K FROZEN=1 TIMING=typical|worst]"
+	@echo "                     NODES=1 REALTIME=1 HEAP=112K FROZEN=1 TIMING=typical|worst"
+	@echo "                     WARD=1: at real time with the ward web app up]"
 	@echo "                    -> build/sim/summary.json, PNG, FHIR"
 	@echo "make test           all four test layers: compile, cpython, unix, frozen"
 	@echo "make test-compile | test-cpython | test-unix | test-frozen   one layer"
@@ -113,7 +114,7 @@ vmtest: deps
 SIM_OPTS = $(if $(RECORD),--record $(RECORD)) $(if $(PPG),--ppg $(PPG)) $(if $(CHIP),--chip $(CHIP)) \
            $(if $(FAULTS),--faults $(FAULTS)) $(if $(NODES),--nodes $(NODES)) \
            $(if $(REALTIME),--realtime) $(if $(HEAP),--heap $(HEAP)) $(if $(FROZEN),--frozen) \
-           $(if $(VM),--vm $(VM)) $(if $(TIMING),--timing $(TIMING))
+           $(if $(VM),--vm $(VM)) $(if $(TIMING),--timing $(TIMING)) $(if $(WARD),--ward)
 
 sim: deps
 	@$(PY) -m tools.sim --runtime $(RUNTIME) --duration $(DURATION) $(SIM_OPTS)

@@ -225,7 +225,12 @@ class WardApp:
         devs = {a["device"] for a in self.store.assignments(pid=pid)}
         al = [a for d in devs for a in self.feed.alerts(device=d, since=end - SPANS[span])]
         opened = [a["device"] for a in self.store.assignments(pid=pid) if a["end_time"] is None]
-        return trend(rows, al, end, SPANS[span]), p, opened[0] if opened else None, al
+        t = trend(rows, al, end, SPANS[span])
+        # frames of the patient's device(s) the node could not time: not on the timeline
+        t["untimed"] = sum(self.store.db.one(
+            "SELECT COUNT(*) FROM frames WHERE device = ? AND kind = 'vitals' AND wall = 0 AND "
+            "received_at >= ?", (d, end - SPANS[span]))[0] for d in opened)
+        return t, p, opened[0] if opened else None, al
 
     def _alert_rows(self, user):
         vis = self.visible(user)

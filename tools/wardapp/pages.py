@@ -109,6 +109,9 @@ def patient(user, csrf, p, dev, span, t, charts, alert_rows):
     gaps = "".join("<li>%s: %s to %s (%s)</li>" % ("HR" if g["what"] == "hr" else "SpO2",
                                                    when(g["from"]), when(g["to"]), g["why"])
                    for g in t["gaps"]) or "<li>none</li>"
+    untimed = ('<p class="notice">%d frame(s) from this device in the span carry no trusted '
+               'wall-clock time (the node had not set its clock): they cannot be placed on the '
+               'timeline and are not drawn.</p>' % t["untimed"]) if t.get("untimed") else ""
     arows = "".join(_alert_row(a, "", csrf, ack=False) for a in alert_rows) or \
         '<tr><td colspan="6">No alerts in this span.</td></tr>'
     return layout("Patient", '<h1>%s, %s <span class="sub">ward %s, bed %s, born %s, device %s'
@@ -118,12 +121,12 @@ def patient(user, csrf, p, dev, span, t, charts, alert_rows):
                   '<p class="legend"><span class="key nodata"></span> no data '
                   '<span class="key invalid"></span> not valid (not vouched for by the node) '
                   '<span class="key mark"></span> alert raised</p>'
-                  '<h2>Gaps</h2><ul class="gaps">%s</ul><h2>Alerts</h2><table class="list alerts">'
+                  '%s<h2>Gaps</h2><ul class="gaps">%s</ul><h2>Alerts</h2><table class="list alerts">'
                   '<thead><tr><th>Priority</th><th>Alert</th><th></th><th>Raised</th><th>State'
                   '</th><th>Acknowledgement</th></tr></thead><tbody>%s</tbody></table>'
                   % (escape(p["family"].upper()), escape(" ".join(p["given"])), escape(p["ward"]),
                      escape(p["bed"]), escape(p["birth_date"]), escape(dev or "none"), spans,
-                     charts["hr"], charts["spo2"], gaps, arows), user, "overview", csrf)
+                     charts["hr"], charts["spo2"], untimed, gaps, arows), user, "overview", csrf)
 
 
 def devices(user, csrf, rows):
