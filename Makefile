@@ -26,7 +26,7 @@ REGISTRY_OPT = $(if $(REGISTRY),--registry $(REGISTRY))
 
 .PHONY: help apt deps micropython test test-compile test-cpython test-unix test-frozen vmtest sim emu bench \
         deploy provision verify revoke registry need-port clean ota-key ota-bundle ota-verify ota-serve \
-        ota-push campaign flash ward ward-user need-user site loadtest
+        ota-push campaign flash ward ward-user need-user ward-bench site loadtest
 
 help:
 	@echo "make sim            the whole node simulated: firmware on the unix port, mosquitto, gateway"
@@ -59,6 +59,8 @@ help:
 	@echo "                    [APP_PORT=8443 ESCALATE=120 NOTIFY=url]  and the ward web app over HTTPS"
 	@echo "make ward-user NAME=n ROLE=clinician|technician|admin|auditor [WARDS=W3,W5]"
 	@echo "                    a ward app user; prints their one-time password"
+	@echo "make ward-bench [NODES=200 SECONDS=20]  the overview's responsiveness with many nodes"
+	@echo "                    -> build/wardapp/bench.json"
 	@echo "make ota-key OUT=dir                 new RSA-3072 OTA signing key pair"
 	@echo "make ota-bundle [VERSION=x.y.z COUNTER=n KEY=pem IMAGE=bin BOUND=1 DAYS=90 BUNDLE=dir]"
 	@echo "                    build and sign an update from this tree (default BUNDLE=build/ota/bundle)"
@@ -186,6 +188,9 @@ ota-serve: deps
 ota-push: deps need-port
 	@test -n "$(URL)" || { echo "set URL: the update server as the node reaches it"; exit 2; }
 	@$(PY) -m tools.ota push --port $(PORT) --url $(URL)
+
+ward-bench: deps
+	@$(PY) -m tools.wardapp.bench --nodes $(or $(NODES),200) $(if $(SECONDS),--seconds $(SECONDS))
 
 OUTAGES ?= 60
 SEED ?= 1

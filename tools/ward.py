@@ -132,10 +132,10 @@ class Ward:
         return True
 
     def stop(self):
-        if self.web is not None:
-            self.web.stop()
         if self.app is not None:
             self.app.stop()
+        if self.web is not None:
+            self.web.stop()
         if self.sub is not None:
             self.sub.stop()
         if self.broker is not None:

@@ -127,8 +127,8 @@ class WardRig:
         self.url = self.srv.url.rstrip("/")
 
     def close(self):
-        self.srv.stop()
         self.app.stop()
+        self.srv.stop()
         if self.sink:
             self.sink.close()
         self.gw.close()

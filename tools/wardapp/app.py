@@ -108,7 +108,10 @@ class WardApp:
         return self
 
     def stop(self):
+        """Stop the live feed and end the open event streams (call before
+        stopping the server)."""
         self.feed.stop()
+        self.feed.close_streams()
 
     # -- what is where
     def census(self, fresh=False):
@@ -422,6 +425,9 @@ class WardApp:
                     devs = {dev}
                     while not q.empty():
                         devs.add(q.get_nowait())
+                    if None in devs:  # the app is stopping
+                        yield "event: end\ndata: {}\n\n"
+                        return
                     vis2 = await run_in_threadpool(self.visible, user)
                     for d in sorted(devs):
                         p = vis2.get(d)

@@ -20,8 +20,8 @@ class Demo:
         self.app, self.server = app, server
 
     def stop(self):
-        self.server.stop()
         self.app.stop()
+        self.server.stop()
 
 
 def start_demo(store, registry_path, site_dir, devices, workdir, port=8443, log=print,

@@ -257,6 +257,17 @@ class Feed:
         with self.lock:
             self._subs = [s for s in self._subs if s[1] is not q]
 
+    def close_streams(self):
+        """End every live stream (None in its queue): the server can then
+        shut down without cancelling them."""
+        with self.lock:
+            subs, self._subs = list(self._subs), []
+        for loop, q in subs:
+            try:
+                loop.call_soon_threadsafe(q.put_nowait, None)
+            except RuntimeError:
+                pass
+
     def publish(self, dev):
         with self.lock:
             subs = list(self._subs)

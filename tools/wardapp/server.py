@@ -8,6 +8,7 @@ site CA (tools/broker.server_cert, as mosquitto's), uvicorn in a thread.
 Guarantees: start() returns once uvicorn listens (or raises); stop()
 closes open live streams within a second.
 """
+import logging
 import threading
 import time
 from pathlib import Path
@@ -19,6 +20,17 @@ from tools.broker import server_cert
 
 class ServerError(Exception):
     pass
+
+
+class _QuietShutdown(logging.Filter):
+    """uvicorn reports idle keep-alive connections it closes at shutdown as
+    an error; they are not one."""
+
+    def filter(self, record):
+        return "timeout graceful shutdown exceeded" not in record.getMessage()
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietShutdown())
 
 
 class Server:
