@@ -78,6 +78,10 @@ def chart(t, what, width=1000, height=200):
                          '</title></rect>' % ("nodata" if g["why"] == "no data" else "invalid",
                                               x(g["from"]), top, max(1.0, x(g["to"]) - x(g["from"])),
                                               ph, escape(g["why"])))
+            if x(g["to"]) - x(g["from"]) > 40:
+                parts.append('<text class="gaplabel" x="%.1f" y="%d" text-anchor="middle">%s'
+                             '</text>' % ((x(g["from"]) + x(g["to"])) / 2, top + ph // 2,
+                                          escape(g["why"])))
     steps = 5
     for i in range(steps + 1):
         v = lo + (hi - lo) * i / steps
