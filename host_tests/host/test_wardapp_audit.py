@@ -113,3 +113,20 @@ def test_existing_audit_command_and_typos(tmp_path):
     assert r.returncode == 0 and r.stdout.count("view-patient") == 2
     r = _verify(db, "--anchor", "nonsense")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+def test_the_chain_and_its_guard_on_both_databases(db_url, tmp_path):
+    """SQLite and PostgreSQL: the same chain, the same refusal of edits."""
+    from tools.gateway.crypto import KeyRing
+    st = Store(db_url, key=KeyRing.load(tmp_path / "data.key", create=True))
+    for i in range(3):
+        st.audit("nurse.kim", "view-patient", "p-%d" % i, None)
+    assert st.audit_verify() is None and st.audit_head()[0] == st.audit_log()[-1]["id"]
+    with pytest.raises(Exception, match="append-only"):
+        with st.db.tx() as c:
+            c.execute("UPDATE audit SET actor = 'x'")
+    with pytest.raises(Exception, match="append-only"):
+        with st.db.tx() as c:
+            c.execute("DELETE FROM audit")
+    assert [e["actor"] for e in st.audit_log()] == ["nurse.kim"] * 3
+    st.close()

@@ -23,8 +23,10 @@ class Clock:
 
 
 @pytest.fixture
-def users(tmp_path):
-    st = Store(tmp_path / "gw.sqlite")
+def users(db_url, tmp_path):
+    """On SQLite and on PostgreSQL (the ward app's tables live in the gateway's store)."""
+    from tools.gateway.crypto import KeyRing
+    st = Store(db_url, key=KeyRing.load(tmp_path / "data.key", create=True))
     clock = Clock()
     from host_tests.host.wardhelp import FAST_HASH
     u = Users(st, clock=clock, idle_s=900, hasher=FAST_HASH)

@@ -393,9 +393,11 @@ class Store:
         r = self.db.one(q + " ORDER BY seq DESC LIMIT 1", args)
         return (r[0], self._open_fields(device, r[1], r[2])) if r else None
 
-    def received(self, after, kind=None, limit=5000):
+    def received(self, after, kind=None, limit=5000, skip=()):
         """Decrypted rows (as frames()) received after `after` (Unix s,
-        the gateway's clock), oldest first: what a live view has not seen."""
+        the gateway's clock), oldest first: what a live view has not seen.
+        skip: (device, seq) pairs the caller already has (not decrypted,
+        not returned)."""
         q = ("SELECT device, seq, kind, time, ms, wall, received_at, fields FROM frames "
              "WHERE received_at > ?")
         args = [float(after)]
@@ -404,6 +406,8 @@ class Store:
             args.append(kind)
         out = []
         for r in self.db.query(q + " ORDER BY received_at, device, seq LIMIT %d" % int(limit), args):
+            if (r[0], r[1]) in skip:
+                continue
             row = dict(zip(self._COLS, r[:7]))
             row.update(self._open_fields(r[0], r[1], r[7]))
             out.append(row)

@@ -136,7 +136,9 @@ class Feed:
     def poll(self):
         """Take the frames stored since the last poll; returns the devices
         that changed."""
-        rows = self.store.received(self._cursor - 2.0)
+        with self.lock:
+            seen = set(self._seen)
+        rows = self.store.received(self._cursor - 2.0, skip=seen)
         changed = set()
         with self.lock:
             for r in rows:

@@ -8,9 +8,13 @@ from tools.wardapp.access import NAV, allowed
 
 
 def when(t):
+    """Local time; the date only when it is not today."""
     if t is None:
         return "-"
-    return datetime.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
+    d = datetime.datetime.fromtimestamp(t)
+    if d.date() == datetime.date.today():
+        return d.strftime("%H:%M:%S")
+    return d.strftime("%Y-%m-%d %H:%M")
 
 
 def layout(title, body, user=None, page="", csrf=""):
@@ -140,19 +144,19 @@ def devices(user, csrf, rows):
             act = ('<form data-api="/api/devices/%s/reinstate" data-then="reload"><input '
                    'name="reason" placeholder="reason" required maxlength="200"><button '
                    'type="submit">Reinstate</button><span class="result"></span></form>'
-                   % d["device"])
+                   % escape(d["device"]))
         elif d["status"] == "active":
             act = ('<form data-api="/api/devices/%s/revoke" data-then="reload"><input '
                    'name="reason" placeholder="reason" required maxlength="200"><button '
                    'type="submit" class="danger">Revoke</button><span class="result"></span>'
-                   '</form>' % d["device"])
+                   '</form>' % escape(d["device"]))
         else:
             act = "provision it (make provision)"
         out.append('<tr data-device="%s"><td class="mono">%s</td><td><span class="badge st-%s">'
                    '%s</span>%s</td><td>%s</td><td>%s</td><td>%s</td><td><span class="conn %s">'
                    '%s</span><br><small>%s</small></td><td>%s</td><td>%s</td><td><ul class="sec">'
                    '%s</ul></td><td>%s</td></tr>'
-                   % (d["device"], d["device"], d["status"].replace(" ", "-"),
+                   % (escape(d["device"]), escape(d["device"]), d["status"].replace(" ", "-"),
                       d["status"].upper(),
                       "<br><small>%s</small>" % escape(d["reason"]) if d.get("reason") else "",
                       d["key_gen"] if d["key_gen"] is not None else "-", escape(d["fw"] or "-"),
