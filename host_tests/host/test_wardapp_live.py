@@ -37,6 +37,8 @@ class Stream:
                     event = line[7:]
                 elif line.startswith("data: ") and event == "tile":
                     self.q.put(json.loads(line[6:]))
+                elif line.startswith("data: ") and event == "end":
+                    self.q.put({"device": None, "end": True})
         except Exception:  # noqa: BLE001 - closed by the test
             pass
 
@@ -177,3 +179,27 @@ def test_devices_page_has_firmware_ota_and_refusals(ward):
     assert devs[DEV_A]["fw"] == "0.6.2" and devs[DEV_A]["ota"] == "confirmed"
     assert devs[DEV_B]["refused"] == {"forged": 1}
     assert "ota-confirm" in t.get(w.url + "/devices").text
+
+
+def test_a_busy_stream_ends_with_its_session(ward, monkeypatch):
+    """A live stream re-checks its session even while tiles keep coming: a
+    user whose wards change (or who is disabled) stops receiving them."""
+    import tools.wardapp.app as appmod
+    w = ward
+    monkeypatch.setattr(appmod, "SESSION_CHECK_S", 0.3)
+    st = Stream(w, "clinician")
+    try:
+        st.tile(DEV_A, w.vitals(DEV_A), timeout=2)
+        w.app.users.update("nurse.kim", "admin.ann", wards=["W3", "W5"])
+        deadline = time.monotonic() + 5
+        ended = False
+        while not ended and time.monotonic() < deadline:
+            w.vitals(DEV_A)  # busy: a tile every 0.1 s
+            try:
+                ended = st.q.get(timeout=0.1).get("end", False)
+            except queue.Empty:
+                pass
+        assert ended
+    finally:
+        st.close()
+        w.app.users.update("nurse.kim", "admin.ann", wards=["W3"])

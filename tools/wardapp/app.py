@@ -45,6 +45,7 @@ from tools.wardapp.live import Feed, connection
 from tools.wardapp.trend import chart, trend
 
 COOKIE = "__Host-vn_session"
+SESSION_CHECK_S = 10  # a live stream re-checks its session this often, busy or not
 PRE = "__Host-vn_pre"
 SPANS = {"6h": 6 * 3600, "24h": 24 * 3600}
 STATIC = Path(__file__).with_name("static")
@@ -410,16 +411,23 @@ class WardApp:
         sid = request.cookies.get(COOKIE)
 
         async def stream():
+            nonlocal user
+            checked = time.monotonic()
             try:
                 yield "retry: 2000\n\n"
                 while True:
                     try:
-                        dev = await asyncio.wait_for(q.get(), 10)
+                        dev = await asyncio.wait_for(q.get(), SESSION_CHECK_S)
                     except asyncio.TimeoutError:
-                        alive = await run_in_threadpool(self.users.session, sid, False)
-                        if alive is None:
+                        dev = "keep-alive"
+                    if time.monotonic() - checked >= SESSION_CHECK_S:
+                        # the session may have timed out, been closed, or its user changed
+                        checked = time.monotonic()
+                        user = await run_in_threadpool(self.users.session, sid, False)
+                        if user is None:
                             yield "event: end\ndata: {}\n\n"
                             return
+                    if dev == "keep-alive":
                         yield ": still here\n\n"
                         continue
                     devs = {dev}

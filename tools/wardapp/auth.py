@@ -14,7 +14,8 @@ password, and the app has no user until `make ward-user` makes one.
 Sessions: 32 random bytes in an HttpOnly, Secure, SameSite=Strict cookie;
 the store keeps their SHA-256 only. A session ends after `idle_s` without
 a request (default 15 min), after `max_s` in all (12 h), at logout, and
-when its user is disabled or their password is reset.
+when its user is disabled, changes role or wards, or has their password
+reset.
 
 Throttling: a login is refused without checking the password while the
 user name has had MAX_USER failures, or the address MAX_ADDRESS, within
@@ -126,7 +127,7 @@ class Users:
         with self.store.db.tx() as c:
             c.execute("UPDATE ward_users SET role = ?, wards = ?, disabled_at = ? WHERE name = ?",
                       (role, json.dumps(wards), dis, name))
-            if dis is not None or role != u["role"]:
+            if dis is not None or role != u["role"] or wards != u["wards"]:
                 c.execute("DELETE FROM ward_sessions WHERE user_name = ?", (name,))
             self.store.audit(actor, "user-update", None, "user %s role %s wards %s%s"
                              % (name, role, ",".join(wards) or "-",
