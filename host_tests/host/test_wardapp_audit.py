@@ -113,6 +113,8 @@ def test_existing_audit_command_and_typos(tmp_path):
     assert r.returncode == 0 and r.stdout.count("view-patient") == 2
     r = _verify(db, "--anchor", "nonsense")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    r = _verify(tmp_path / "typo.sqlite")  # no store there: said so, none made
+    assert r.returncode == 2 and "no store at" in r.stderr and not (tmp_path / "typo.sqlite").exists()
 
 
 def test_the_chain_and_its_guard_on_both_databases(db_url, tmp_path):

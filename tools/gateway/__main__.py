@@ -312,6 +312,11 @@ def main(argv=None):
     try:
         if a.cmd == "run":
             return _run(a)
+        if a.cmd == "audit":  # reading a trail: a mistyped path must not make an empty store
+            from tools.gateway.core import default_db
+            where = str(a.db or default_db())
+            if "://" not in where and where != ":memory:" and not os.path.exists(where):
+                raise StoreError("no store at %s (check --db)" % where)
         st = _store(a)
         if a.cmd == "migrate":
             print("gateway: %s at schema version %s" % (st.url, st.db.schema_version()))

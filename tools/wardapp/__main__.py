@@ -47,7 +47,10 @@ def main(argv=None):
     try:
         if a.action in ("add", "reset") and not a.name:
             raise AuthError("user %s needs NAME (--name)" % a.action)
-        st = Store(a.db or os.environ.get("DATABASE_URL") or BUILD / "ward" / "gateway.sqlite")
+        where = str(a.db or os.environ.get("DATABASE_URL") or BUILD / "ward" / "gateway.sqlite")
+        if a.action != "add" and "://" not in where and not os.path.exists(where):
+            raise AuthError("no store at %s (check --db)" % where)
+        st = Store(where)
         users = Users(st)
         if a.action == "add":
             wards = [w for x in a.ward for w in x.split(",") if w.strip()]
