@@ -203,3 +203,32 @@ def test_a_busy_stream_ends_with_its_session(ward, monkeypatch):
     finally:
         st.close()
         w.app.users.update("nurse.kim", "admin.ann", wards=["W3"])
+
+
+def test_ack_notes_are_sealed_erased_with_the_patient_and_survive_key_rotation(tmp_path):
+    from tools.gateway.crypto import KeyRing
+    from tools.gateway.store import Store
+    from tools.wardapp import schema
+    from tools.wardapp.live import Feed
+    ring = KeyRing.load(tmp_path / "data.key", create=True)
+    st = Store(tmp_path / "gw.sqlite", key=ring)
+    schema.migrate(st)
+    t0 = int(time.time()) - 600
+    p = st.admit("MRN-9", "Doe", ["Jane"], "1950-02-03", "W3", "12", actor="t")
+    st.assign(p["id"], DEV_A, "t", start=t0)
+    feed = Feed(st, tmp_path / "reg.sqlite")
+    feed._alert({"device": DEV_A, "seq": 5, "alert": 3, "raised": True,
+                 "received_at": time.time(), "time": t0 + 60, "wall": True})
+    feed.ack("%s:5" % DEV_A, "nurse.kim", "Mrs Doe pulled the leads off", p["id"])
+    st.close()
+    assert b"pulled the leads" not in (tmp_path / "gw.sqlite").read_bytes()
+    new = ring.with_new_key()
+    new.save()
+    st = Store(tmp_path / "gw.sqlite", key=new)
+    st.rotate_key(new)
+    st.ring = new.only_current()  # the old key is gone
+    assert Feed(st, tmp_path / "reg.sqlite").alerts()[0]["note"] == "Mrs Doe pulled the leads off"
+    st.discharge(p["id"], "t")
+    st.erase(p["id"], "dpo")
+    assert Feed(st, tmp_path / "reg.sqlite").alerts() == []
+    st.close()

@@ -12,7 +12,7 @@ patient-identifying data and vitals sealed (tools/gateway/crypto.py).
     st.purge(retention_days=30, actor="ward")                      # retention
 
 What is sealed: each frame's decoded fields and raw bytes; each patient's
-MRN, names, birth date, ward and bed. What stays in clear so the store can
+MRN, names, birth date, ward and bed; the ward app's acknowledgement notes. What stays in clear so the store can
 work: device ids, sequence numbers, frame kind and times, assignment
 periods, the audit trail (which names patients only by their random id),
 token hashes. A patient is found by MRN through a keyed hash (mrn_index).
@@ -234,6 +234,18 @@ class Store:
 
     def _open_patient(self, pid, blob):
         return self.ring.open_json(blob, ("patients.data|%s" % pid).encode())
+
+    # the ward app's acknowledgement notes (free text: it may name the patient)
+    def seal_note(self, alert_id, text):
+        return self.ring.seal(text, ("ward_alerts.note|%s" % alert_id).encode())
+
+    def open_note(self, alert_id, blob):
+        return self.ring.open(blob, ("ward_alerts.note|%s" % alert_id).encode()).decode()
+
+    def _ward_app(self, c):
+        """The ward app's tables share this store (tools/wardapp/schema.py)."""
+        return c.execute("SELECT 1 FROM schema_migrations WHERE version = 101").fetchone() \
+            is not None
 
     # -- audit
     _AUDIT_LOCK = 0x766e6175  # PostgreSQL: one writer of the chain at a time
@@ -605,6 +617,9 @@ class Store:
                             "time < ?", (dev, a, b))
             frames += max(cur.rowcount, 0)
             c.execute("INSERT INTO erased VALUES (?, ?, ?)", (dev, a, b))
+            if self._ward_app(c):  # the alerts raised in that period, with their notes
+                c.execute("DELETE FROM ward_alerts WHERE device = ? AND COALESCE(measured_at, "
+                          "raised_at) >= ? AND COALESCE(measured_at, raised_at) < ?", (dev, a, b))
         c.execute("DELETE FROM assignments WHERE patient_id = ?", (pid,))
         c.execute("DELETE FROM tokens WHERE patient_id = ?", (pid,))
         c.execute("DELETE FROM patients WHERE id = ?", (pid,))
@@ -671,6 +686,12 @@ class Store:
                     d = self._open_patient(pid, data)
                     c.execute("UPDATE patients SET data = ?, mrn_index = ? WHERE id = ?",
                               (self._seal_patient(pid, d), ring.index(d["mrn"]), pid))
+                if self._ward_app(c):
+                    for aid, note in c.execute("SELECT id, note FROM ward_alerts WHERE note IS "
+                                               "NOT NULL").fetchall():
+                        c.execute("UPDATE ward_alerts SET note = ? WHERE id = ?",
+                                  (self.seal_note(aid, old.open(note, (
+                                      "ward_alerts.note|%s" % aid).encode()).decode()), aid))
                 c.execute("UPDATE meta SET value = ? WHERE name = 'keycheck'",
                           (ring.seal(_KEYCHECK, b"meta.keycheck"),))
                 self.audit("key-rotation", "rotate-key", None, "%d frames re-sealed under key %s"

@@ -195,6 +195,8 @@ class Feed:
         out = []
         for r in self.store.db.query(q + " ORDER BY raised_at DESC", args):
             a = dict(zip(self._ACOLS, r))
+            if a["note"] is not None:
+                a["note"] = self.store.open_note(a["id"], a["note"])
             a["severity"] = SEVERITY.get(a["alert"], "medium")
             a["words"] = WORDS.get(a["alert"], a["alert"])
             a["escalated"] = a["escalated_at"] is not None
@@ -211,7 +213,8 @@ class Feed:
             if r[1] is not None:
                 return False
             c.execute("UPDATE ward_alerts SET acked_by = ?, acked_at = ?, note = ? WHERE id = ?",
-                      (user, self.clock(), note, alert_id))
+                      (user, self.clock(), None if note is None else self.store.seal_note(
+                          alert_id, note), alert_id))
             self.store.audit(user, "alert-ack", subject, "alert %s%s" % (
                 alert_id, " with a note" if note else ""), c)
         self.publish(r[0])

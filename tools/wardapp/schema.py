@@ -11,7 +11,8 @@ migration numbers from 101 so they never meet the store's).
                  that raised it): received (raised_at: the ward's clock, which
                  escalation counts from) and measured (the node's wall time,
                  for the timeline; NULL without one), cleared, acknowledged
-                 (who, when, note),
+                 (who, when, note - sealed with the store's data key like
+                 every other patient datum: a note may name the patient),
                  escalated (when, the hook's answer)
 """
 MIGRATIONS = [(101, "ward app: users, sessions, logins, wards, alerts", """
@@ -29,7 +30,7 @@ CREATE TABLE ward_wards (name TEXT PRIMARY KEY, created_at {FLOAT} NOT NULL);
 CREATE TABLE ward_alerts (
   id TEXT PRIMARY KEY, device TEXT NOT NULL, alert TEXT NOT NULL, raised_at {FLOAT} NOT NULL,
   measured_at {FLOAT},
-  cleared_at {FLOAT}, acked_by TEXT, acked_at {FLOAT}, note TEXT, escalated_at {FLOAT},
+  cleared_at {FLOAT}, acked_by TEXT, acked_at {FLOAT}, note {BLOB}, escalated_at {FLOAT},
   notified TEXT);
 CREATE INDEX ward_alerts_device ON ward_alerts (device, raised_at)
 """)]
