@@ -274,8 +274,10 @@ class Store:
             c.execute("UPDATE meta SET value = ? WHERE name = 'audit_head'", (new,))
         return rid
 
-    def audit_log(self, subject=None, actor=None, since_id=None, limit=None, with_hash=False):
-        """Audit entries in id order (dicts; `hash` too with with_hash)."""
+    def audit_log(self, subject=None, actor=None, since_id=None, limit=None, with_hash=False,
+                  newest_first=False):
+        """Audit entries in id order, or newest first (dicts; `hash` too
+        with with_hash); at most `limit`."""
         cols = ("id", "at", "actor", "action", "subject", "detail") + (("hash",) if with_hash
                                                                         else ())
         q, cond, args = "SELECT %s FROM audit" % ", ".join(cols), [], []
@@ -290,7 +292,7 @@ class Store:
             args.append(int(since_id))
         if cond:
             q += " WHERE " + " AND ".join(cond)
-        q += " ORDER BY id"
+        q += " ORDER BY id DESC" if newest_first else " ORDER BY id"
         if limit:
             q += " LIMIT %d" % int(limit)
         return [dict(zip(cols, r)) for r in self.db.query(q, args)]

@@ -377,8 +377,8 @@ class WardApp:
 
     def audit_page(self, request, user, data):
         q = self._audit_q(request)
-        entries = self.store.audit_log(subject=q.get("subject"), actor=q.get("actor"))[-300:]
-        entries.reverse()
+        entries = self.store.audit_log(subject=q.get("subject"), actor=q.get("actor"), limit=300,
+                                       newest_first=True)
         problem = self.store.audit_verify()
         head = self.store.audit_head()
         total = self.store.db.one("SELECT COUNT(*) FROM audit")[0]
