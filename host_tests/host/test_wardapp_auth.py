@@ -83,6 +83,9 @@ def test_a_session_ends_when_idle_or_when_the_user_is_disabled(users):
     _user(u, "admin.ann", "admin", [])
     u.update("nurse.kim", "admin.ann", disabled=True)
     assert u.session(sid) is None
+    for change in (dict(disabled=True), dict(role="auditor")):
+        with pytest.raises(AuthError, match="yourself or change your own role"):
+            u.update("admin.ann", "admin.ann", **change)
     assert u.login("nurse.kim", PW, "10.0.0.1")[0] is None
 
 

@@ -122,8 +122,8 @@ class Users:
         wards = check_wards(role, u["wards"] if wards is None and role == u["role"] else
                             (wards or []))
         dis = u["disabled_at"] if disabled is None else (self.clock() if disabled else None)
-        if disabled and name == actor:
-            raise AuthError("you cannot disable yourself")
+        if name == actor and (disabled or role != u["role"]):
+            raise AuthError("you cannot disable yourself or change your own role")
         with self.store.db.tx() as c:
             c.execute("UPDATE ward_users SET role = ?, wards = ?, disabled_at = ? WHERE name = ?",
                       (role, json.dumps(wards), dis, name))
