@@ -71,7 +71,7 @@ def denied(user, csrf, why):
 def overview(user, csrf):
     return layout("Overview", '<h1>Ward overview <span class="sub">wards %s</span></h1>'
                   '<p id="live" class="live">connecting to live updates ...</p>'
-                  '<section id="tiles" class="tiles" aria-live="polite"></section>'
+                  '<section id="tiles" class="tiles"></section>'
                   % escape(", ".join(user["wards"])), user, "overview", csrf)
 
 
