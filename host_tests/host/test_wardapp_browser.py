@@ -182,6 +182,9 @@ def test_an_alert_is_raised_acknowledged_and_escalated(ward, browser):
     row.find_element(By.TAG_NAME, "button").click()
     wait(lambda: "acknowledged by nurse.kim" in _text(d, 'tr[data-alert="%s"]' % aid), 5)
     _shot(d, "alerts-acked")
+    # the alerts page follows the live stream: a new alert appears without a reload by hand
+    w.alert(w.extra[1], "spo2_low")
+    wait(lambda: "SpO2 low" in _text(d, "table.alerts"), 5)
     d.get(w.url + "/overview")
     wait(lambda: "acknowledged by nurse.kim" in tile(DEV_A), 5)
 

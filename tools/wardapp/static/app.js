@@ -145,7 +145,32 @@ function wireForms() {
   }
 }
 
+// The alerts page follows the live stream: when an alert appears, escalates or is
+// acknowledged elsewhere, the page reloads - unless a note is being typed, then it says so.
+function alertsPage() {
+  const shown = {};
+  for (const tr of document.querySelectorAll("tr[data-alert]")) shown[tr.dataset.alert] = tr.innerText;
+  const es = new EventSource("/api/events");
+  es.addEventListener("tile", (ev) => {
+    const t = JSON.parse(ev.data);
+    const changed = t.alerts.some((a) => !(a.id in shown) ||
+      (a.escalated && !shown[a.id].includes("ESCALATED")) ||
+      (a.acked_by && !shown[a.id].includes("acknowledged by")));
+    if (!changed) return;
+    const typing = Array.from(document.querySelectorAll("form.ack input")).some((i) => i.value);
+    if (!typing) { es.close(); location.reload(); return; }
+    let note = document.getElementById("changed");
+    if (!note) {
+      note = el("p", "notice", "Alerts have changed: reload the page when your note is sent.");
+      note.id = "changed";
+      document.querySelector("main h1").after(note);
+    }
+  });
+  es.addEventListener("end", () => es.close());
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   wireForms();
   if (document.body.dataset.page === "overview" && document.getElementById("tiles")) overview();
+  if (document.body.dataset.page === "alerts") alertsPage();
 });
