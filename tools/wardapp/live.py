@@ -120,9 +120,12 @@ class Feed:
     def load(self):
         """The newest state from the store (at start)."""
         now = self.clock()
-        for dev, seen in self.store.devices_seen().items():
+        # what the first poll re-reads (its overlap) and the loading below takes; a frame
+        # stored after this snapshot is polled as new
+        seen = {(r["device"], r["seq"]): r["received_at"] for r in self.store.received(now - 5.0)}
+        for dev, last in self.store.devices_seen().items():
             d = self._device(dev)
-            d.last_seen = seen
+            d.last_seen = last
             for kind in ("vitals", "status"):
                 for r in self.store.newest(dev, kind):
                     d.take(r)
@@ -130,6 +133,7 @@ class Feed:
                 d.take(r)
         for r in self.store.received(now - 86400, kind="alert", limit=100000):
             self._alert(r)
+        self._seen = seen
         self._cursor = now - 2.0
         return self
 
