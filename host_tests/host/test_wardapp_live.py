@@ -232,3 +232,19 @@ def test_ack_notes_are_sealed_erased_with_the_patient_and_survive_key_rotation(t
     st.erase(p["id"], "dpo")
     assert Feed(st, tmp_path / "reg.sqlite").alerts() == []
     st.close()
+
+
+def test_a_restarted_app_knows_the_newest_readings_and_open_alerts(ward):
+    from tools.wardapp.live import Feed
+    w = ward
+    w.status(DEV_B, "0.7.0")
+    w.security(DEV_B, "ota-install", version="0.7.0")
+    seq = w.vitals(DEV_B, hr=77, spo2=99)
+    w.seen(DEV_B, w.alert(DEV_B, "af"))
+    f = Feed(w.store, w.reg_path).load()
+    d = f.devices[DEV_B]
+    assert d.vitals["seq"] == seq and d.vitals["hr_x10"] == 770
+    assert d.status["version_code"] == 7000 and d.ota["state"] == "trial"
+    assert [e["ev"] for e in d.security].count("ota-install") == 1
+    assert "af" in {a["alert"] for a in f.alerts(device=DEV_B, active=True)}
+    assert f.poll() == set()  # nothing it loaded comes again as new
