@@ -2,11 +2,13 @@
 registry with provisioned devices, the gateway's store with patients on two
 wards, the app over HTTPS on a free loopback port), signed frames the
 gateway judges as it judges a node's, users of every role, a webhook sink."""
+import atexit
 import hashlib
 import hmac
 import http.server
 import json
 import re
+import shutil
 import threading
 import time
 
@@ -37,7 +39,9 @@ _SITE = []
 def site():
     """One development site (CA) for every ward of this test run."""
     if not _SITE:
-        _SITE.append(dev_site(Path(tempfile.mkdtemp(prefix="vn-ward-site-")) / "site"))
+        d = tempfile.mkdtemp(prefix="vn-ward-site-")
+        atexit.register(shutil.rmtree, d, True)
+        _SITE.append(dev_site(Path(d) / "site"))
     return _SITE[0]
 ALERT = {n: i for i, n in enumerate(("hr_low", "hr_high", "spo2_low", "asystole", "lead_off",
                                      "finger_off", "sensor_fault", "vf", "af"))}

@@ -149,6 +149,8 @@ def run(nodes=200, seconds=20.0, period=1.0, log=print):
     app.stop()
     srv.stop()
     gw.close()
+    import shutil
+    shutil.rmtree(tmp, ignore_errors=True)
     out = {"nodes": nodes, "seconds": round(t_pub, 1), "period_s": period,
            "frames_stored": stored[0],
            "events_per_s_offered": round(stored[0] / t_pub, 1),
