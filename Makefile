@@ -8,10 +8,12 @@ PY    := .venv/bin/python
 # Debian packages the host side needs, as command:package (or /file:package);
 # installed only when missing (as root, or with sudo). gcc-multilib and make
 # build the chip's MicroPython (1.27.0, 32-bit) from ../shared/micropython;
-# postgresql and util-linux (setpriv) serve the PostgreSQL stores and tests.
+# postgresql and util-linux (setpriv) serve the PostgreSQL stores and tests;
+# chromium and chromium-driver run the ward app's browser tests.
 APT_NEEDS := python3:python3 node:nodejs npm:npm timeout:coreutils mosquitto:mosquitto \
              make:make gcc:gcc /usr/lib32/crt1.o:gcc-multilib \
-             pg_ctlcluster:postgresql setpriv:util-linux
+             pg_ctlcluster:postgresql setpriv:util-linux \
+             chromium:chromium chromedriver:chromium-driver
 VM    ?= unix
 T     ?=
 RUNTIME ?= micropython
@@ -24,13 +26,14 @@ REGISTRY_OPT = $(if $(REGISTRY),--registry $(REGISTRY))
 
 .PHONY: help apt deps micropython test test-compile test-cpython test-unix test-frozen vmtest sim emu bench \
         deploy provision verify revoke registry need-port clean ota-key ota-bundle ota-verify ota-serve \
-        ota-push campaign flash ward site loadtest soak
+        ota-push campaign flash ward ward-user need-user ward-bench site loadtest soak
 
 help:
 	@echo "make sim            the whole node simulated: firmware on the unix port, mosquitto, gateway"
 	@echo "                    [DURATION=600 RUNTIME=micropython|cpython RECORD=100 PPG=01"
 	@echo "                     CHIP=max86150|max30102 FAULTS=none|all|broker,wifi,finger,motion"
-	@echo "                     NODES=1 REALTIME=1 HEAP=112K FROZEN=1 TIMING=typical|worst OUTAGE=s]"
+	@echo "                     NODES=1 REALTIME=1 HEAP=112K FROZEN=1 TIMING=typical|worst OUTAGE=s"
+	@echo "                     WARD=1: at real time with the ward web app up]"
 	@echo "                    -> build/sim/summary.json, PNG, FHIR"
 	@echo "make test           all four test layers: compile, cpython, unix, frozen"
 	@echo "make test-compile | test-cpython | test-unix | test-frozen   one layer"
@@ -55,6 +58,11 @@ help:
 	@echo "                    (CA, OTA key, site.json; checked by the firmware's config rules)"
 	@echo "make ward [CONFIG=site.json LISTEN=0.0.0.0 REGISTRY=f]  mosquitto (TLS, ACL) and the"
 	@echo "                    gateway for real nodes on your network; logins follow the registry"
+	@echo "                    [APP_PORT=8443 ESCALATE=120 NOTIFY=url]  and the ward web app over HTTPS"
+	@echo "make ward-user NAME=n ROLE=clinician|technician|admin|auditor [WARDS=W3,W5]"
+	@echo "                    a ward app user; prints their one-time password"
+	@echo "make ward-bench [NODES=200 SECONDS=20]  the overview's responsiveness with many nodes"
+	@echo "                    -> build/wardapp/bench.json"
 	@echo "make ota-key OUT=dir                 new RSA-3072 OTA signing key pair"
 	@echo "make ota-bundle [VERSION=x.y.z COUNTER=n KEY=pem IMAGE=bin BOUND=1 DAYS=90 BUNDLE=dir]"
 	@echo "                    build and sign an update from this tree (default BUNDLE=build/ota/bundle)"
@@ -110,7 +118,8 @@ vmtest: deps
 SIM_OPTS = $(if $(RECORD),--record $(RECORD)) $(if $(PPG),--ppg $(PPG)) $(if $(CHIP),--chip $(CHIP)) \
            $(if $(FAULTS),--faults $(FAULTS)) $(if $(NODES),--nodes $(NODES)) \
            $(if $(REALTIME),--realtime) $(if $(HEAP),--heap $(HEAP)) $(if $(FROZEN),--frozen) \
-           $(if $(VM),--vm $(VM)) $(if $(TIMING),--timing $(TIMING)) $(if $(OUTAGE),--outage $(OUTAGE))
+           $(if $(VM),--vm $(VM)) $(if $(TIMING),--timing $(TIMING)) $(if $(OUTAGE),--outage $(OUTAGE)) \
+           $(if $(WARD),--ward)
 
 sim: deps
 	@$(PY) -m tools.sim --runtime $(RUNTIME) --duration $(DURATION) $(SIM_OPTS)
@@ -150,7 +159,15 @@ site: deps
 	@$(PY) -m tools.provision $(REGISTRY_OPT) site --out $(OUT) --ssid "$(SSID)" --wifi-password "$(WIFI_PASSWORD)" --broker $(BROKER)
 
 ward: deps
-	@$(PY) -m tools.ward $(if $(CONFIG),--site $(CONFIG)) $(REGISTRY_OPT) $(if $(LISTEN),--listen $(LISTEN))
+	@$(PY) -m tools.ward $(if $(CONFIG),--site $(CONFIG)) $(REGISTRY_OPT) $(if $(LISTEN),--listen $(LISTEN)) \
+	    $(if $(APP_PORT),--app-port $(APP_PORT)) $(if $(ESCALATE),--escalate-after $(ESCALATE)) \
+	    $(if $(NOTIFY),--notify-url $(NOTIFY))
+
+need-user:
+	@test -n "$(NAME)" -a -n "$(ROLE)" || { echo "set NAME and ROLE (clinician|technician|admin|auditor; clinicians: WARDS=W3,W5)" >&2; exit 2; }
+
+ward-user: need-user deps
+	@$(PY) -m tools.wardapp user add --name "$(NAME)" --role "$(ROLE)" $(if $(WARDS),--ward "$(WARDS)") $(if $(DB),--db $(DB))
 
 BUNDLE ?= build/ota/bundle
 HTTP_PORT ?= 8070
@@ -174,6 +191,9 @@ ota-serve: deps
 ota-push: deps need-port
 	@test -n "$(URL)" || { echo "set URL: the update server as the node reaches it"; exit 2; }
 	@$(PY) -m tools.ota push --port $(PORT) --url $(URL)
+
+ward-bench: deps
+	@$(PY) -m tools.wardapp.bench --nodes $(or $(NODES),200) $(if $(SECONDS),--seconds $(SECONDS))
 
 OUTAGES ?= 60
 SEED ?= 1

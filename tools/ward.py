@@ -2,7 +2,8 @@
 
     python -m tools.ward [--site SITE.json] [--listen 0.0.0.0]
                          [--registry R] [--db build/ward/gateway.sqlite | DATABASE_URL]
-                         [--retention-days N]
+                         [--retention-days N] [--app-port 8443 | 0]
+                         [--escalate-after 120] [--notify-url URL]
 
 Without --site, the development site `make provision` uses without
 CONFIG= (dev-site next to the registry).
@@ -21,6 +22,10 @@ The store is --db, else $DATABASE_URL, else build/ward/gateway.sqlite
 (patient data sealed; docs/patient-data.md). With --retention-days (or
 $VITALNODE_RETENTION_DAYS) the ward purges older data at start and every
 hour, each purge audited.
+
+The ward web app (tools/wardapp, docs/ward.md) is served over HTTPS on
+--app-port with a certificate from the site CA; its URL is printed on a
+line starting `ward app: `. Users come from `make ward-user`.
 
 Not a production broker: one process, its files under build/ward, a new
 30-day server certificate per start.
@@ -41,7 +46,7 @@ class WardError(Exception):
 
 class Ward:
     def __init__(self, site_path, registry_path, workdir=BUILD / "ward", listen="0.0.0.0",
-                 db=None, log=print):
+                 db=None, log=print, app_port=None, escalate_after=120.0, notify_url=None):
         from tools.provision.site import SiteError, load_site
         try:
             self.site = load_site(site_path)
@@ -58,7 +63,8 @@ class Ward:
         self.db = db or os.environ.get("DATABASE_URL") or self.dir / "gateway.sqlite"
         self.log = log
         self.gw_password = secrets.token_hex(16)
-        self.broker = self.sub = None
+        self.broker = self.sub = self.app = self.web = None
+        self.app_port, self.escalate_after, self.notify_url = app_port, escalate_after, notify_url
 
     def logins(self):
         """{user: password}: the gateway and every active device."""
@@ -89,7 +95,29 @@ class Ward:
                  "logins and ACL); gateway subscribed, storing in %s"
                  % (self.listen, port, host, port, self.db))
         self.log("ward: %d active device(s) may log in" % (len(self.broker.users) - 1))
+        if self.app_port is not None:
+            self.start_app()
         return self
+
+    def start_app(self):
+        """The web app (tools/wardapp) over HTTPS, certificate from the site CA."""
+        from tools.wardapp.app import WardApp
+        from tools.wardapp.live import Hook
+        from tools.wardapp.server import Server
+        self.app = WardApp(self.gw.store, self.registry, escalate_after=self.escalate_after,
+                           notify=Hook(self.notify_url) if self.notify_url else None,
+                           log=self.log).start()
+        self.web = Server(self.app.app, self.site_dir, self.dir / "app",
+                          host=self.site["broker"]["host"], port=self.app_port,
+                          listen=self.listen).start()
+        self.log("ward app: %s" % self.web.url)
+        n = len(self.app.users.all())
+        if not n:
+            self.log("ward app: no users yet: make ward-user NAME=<name> ROLE=admin (then add "
+                     "clinicians, technicians, auditors)")
+        self.log("ward app: alerts escalate after %g s unacknowledged%s" % (
+            self.escalate_after, " to %s" % self.notify_url if self.notify_url else
+            " (no --notify-url: shown on the pages only)"))
 
     def sync(self):
         """Follow the registry; returns True if the logins changed."""
@@ -104,6 +132,10 @@ class Ward:
         return True
 
     def stop(self):
+        if self.app is not None:
+            self.app.stop()
+        if self.web is not None:
+            self.web.stop()
         if self.sub is not None:
             self.sub.stop()
         if self.broker is not None:
@@ -122,13 +154,21 @@ def main(argv=None):
     env_days = os.environ.get("VITALNODE_RETENTION_DAYS")
     ap.add_argument("--retention-days", type=float, default=float(env_days) if env_days else None,
                     help="purge what is older (default: keep; $VITALNODE_RETENTION_DAYS)")
+    ap.add_argument("--app-port", type=int, default=8443,
+                    help="the ward web app's HTTPS port (0: no app)")
+    ap.add_argument("--escalate-after", type=float, default=120.0,
+                    help="seconds an alert may stay unacknowledged before it escalates")
+    ap.add_argument("--notify-url", default=os.environ.get("VITALNODE_NOTIFY_URL"),
+                    help="escalations are POSTed here as JSON ($VITALNODE_NOTIFY_URL)")
     a = ap.parse_args(argv)
     registry = Path(a.registry) if a.registry else default_path()
     try:
         if a.site is None:
             from tools.provision.site import dev_site
             a.site = dev_site(registry.parent / "dev-site")
-        ward = Ward(a.site, registry, listen=a.listen, db=a.db).start()
+        ward = Ward(a.site, registry, listen=a.listen, db=a.db,
+                    app_port=a.app_port or None, escalate_after=a.escalate_after,
+                    notify_url=a.notify_url).start()
     except Exception as e:  # WardError, BrokerError, OSError: all end the same way
         print("ward: error: %s" % e, file=sys.stderr)
         return 1

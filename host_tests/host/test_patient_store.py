@@ -128,7 +128,7 @@ CREATE TABLE refused (id INTEGER PRIMARY KEY, at REAL NOT NULL, outcome TEXT NOT
     c.commit()
     c.close()
     st = Store(str(db))
-    assert st.db.schema_version() == 3
+    assert st.db.schema_version() == 4  # 4: the audit hash chain
     assert st.frames()[0]["hr_x10"] == 777 and st.raw(DEV, 1) == [b"raw-old-frame"]
     st.close()
     blob = b"".join(p.read_bytes() for p in tmp_path.glob("old.sqlite*") if p.suffix != ".key")

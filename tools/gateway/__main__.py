@@ -17,7 +17,9 @@ build/gateway.sqlite (docs/patient-data.md).
     token      issue --user U --role R [--ward W ...] [--patient P] [--scope S ...] [--ttl s]
     token      revoke --user U
     serve      [--host 127.0.0.1] [--port 8080] [--tls-cert C --tls-key K]   the FHIR API
-    audit      [--patient P]
+    audit      [--patient P]                          print the trail
+    audit      verify [--anchor ID:HASH]              the hash chain: first broken link, exit 1
+    audit      export --out FILE                      every entry with its hash, and the head
     migrate                                           apply schema migrations, print the version
 
 Every command that changes or reads a patient's record is audited with
@@ -118,9 +120,13 @@ def _parser():
     sv.add_argument("--port", type=int, default=8080)
     sv.add_argument("--tls-cert")
     sv.add_argument("--tls-key")
-    au = sub.add_parser("audit", help="print the audit trail")
+    au = sub.add_parser("audit", help="print, verify or export the audit trail")
     _add_common(au)
+    au.add_argument("action", nargs="?", choices=["show", "verify", "export"], default="show",
+                    help="show (default), verify the hash chain, export for an auditor")
     au.add_argument("--patient")
+    au.add_argument("--out", help="export: the JSON file to write")
+    au.add_argument("--anchor", help="verify: ID:HASH of a head kept from an earlier export")
     m = sub.add_parser("migrate", help="apply schema migrations")
     _add_common(m)
     return ap
@@ -261,6 +267,39 @@ def _rotate(a, st):
     return 0
 
 
+def _audit(a, st, by):
+    """audit verify / audit export."""
+    from tools.gateway.store import StoreError
+    if a.action == "verify":
+        anchor = None
+        if a.anchor:
+            i, _, h = a.anchor.partition(":")
+            if not (i.isdigit() and len(h) == 64):
+                raise StoreError("--anchor %r: ID:HASH as `audit export` printed it" % a.anchor)
+            anchor = (int(i), h)
+        problem = st.audit_verify(anchor)
+        n = len(st.audit_log())
+        if problem:
+            print("gateway: audit chain BROKEN: %s" % problem)
+            return 1
+        head = st.audit_head()
+        print("gateway: audit chain intact: %d entries, head %s" % (
+            n, "%d:%s" % head if head else "(empty)"))
+        return 0
+    if not a.out:
+        raise StoreError("audit export needs --out FILE")
+    from tools.gateway.auditlog import export
+    doc = export(st)
+    st.audit(by, "audit-export", None, "%d entries to a file" % len(doc["entries"]))
+    with open(a.out, "w") as f:
+        json.dump(doc, f, indent=1)
+    os.chmod(a.out, 0o600)
+    print("gateway: wrote %d audit entries to %s; chain %s; keep the head %s" % (
+        len(doc["entries"]), a.out, "intact" if doc["chain_ok"] else "BROKEN: " + doc["problem"],
+        doc["head"]))
+    return 0
+
+
 def main(argv=None):
     a = _parser().parse_args(argv)
     from tools.gateway.crypto import KeyProblem
@@ -273,6 +312,11 @@ def main(argv=None):
     try:
         if a.cmd == "run":
             return _run(a)
+        if a.cmd == "audit":  # reading a trail: a mistyped path must not make an empty store
+            from tools.gateway.core import default_db
+            where = str(a.db or default_db())
+            if "://" not in where and where != ":memory:" and not os.path.exists(where):
+                raise StoreError("no store at %s (check --db)" % where)
         st = _store(a)
         if a.cmd == "migrate":
             print("gateway: %s at schema version %s" % (st.url, st.db.schema_version()))
@@ -339,6 +383,8 @@ def main(argv=None):
             return _token(a, st, by)
         elif a.cmd == "serve":
             return _serve(a, st)
+        elif a.cmd == "audit" and a.action != "show":
+            return _audit(a, st, by)
         elif a.cmd == "audit":
             subject = _patient(st, a.patient)["id"] if a.patient else None
             for e in st.audit_log(subject):

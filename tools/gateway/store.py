@@ -12,7 +12,7 @@ patient-identifying data and vitals sealed (tools/gateway/crypto.py).
     st.purge(retention_days=30, actor="ward")                      # retention
 
 What is sealed: each frame's decoded fields and raw bytes; each patient's
-MRN, names, birth date, ward and bed. What stays in clear so the store can
+MRN, names, birth date, ward and bed; the ward app's acknowledgement notes. What stays in clear so the store can
 work: device ids, sequence numbers, frame kind and times, assignment
 periods, the audit trail (which names patients only by their random id),
 token hashes. A patient is found by MRN through a keyed hash (mrn_index).
@@ -104,6 +104,29 @@ def _seal_legacy(c, store):
         n += 1
     if n:
         store.log("store: sealed %d plaintext frames of an earlier gateway" % n)
+
+
+@_migration(4, "audit hash chain, append-only")
+def _chain_audit(c, store):
+    from tools.gateway import auditlog
+    c.execute("ALTER TABLE audit ADD COLUMN hash TEXT")
+    prev, last = auditlog.GENESIS, None
+    for r in c.execute("SELECT id, at, actor, action, subject, detail FROM audit "
+                       "ORDER BY id").fetchall():
+        prev = auditlog.entry_hash(prev, *r[1:])
+        c.execute("UPDATE audit SET hash = ? WHERE id = ?", (prev, r[0]))
+        last = r[0]
+    if last is not None:
+        c.execute("INSERT INTO meta VALUES ('audit_head', ?)", (("%d:%s" % (last, prev)).encode(),))
+    if c.db.dialect == "sqlite":
+        for op in ("UPDATE", "DELETE"):
+            c.execute("CREATE TRIGGER audit_no_%s BEFORE %s ON audit BEGIN SELECT RAISE(ABORT, "
+                      "'the audit trail is append-only'); END" % (op.lower(), op))
+    else:
+        c.execute("CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+                  "$$ BEGIN RAISE EXCEPTION 'the audit trail is append-only'; END $$")
+        c.execute("CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit "
+                  "FOR EACH ROW EXECUTE FUNCTION audit_append_only()")
 
 
 _KEYCHECK = b"vitalnode key check"
@@ -212,24 +235,80 @@ class Store:
     def _open_patient(self, pid, blob):
         return self.ring.open_json(blob, ("patients.data|%s" % pid).encode())
 
-    # -- audit
-    def audit(self, actor, action, subject=None, detail=None, c=None):
-        args = (time.time(), actor or "unknown", action, subject, detail)
-        sql = "INSERT INTO audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)"
-        if c is not None:
-            c.execute(sql, args)
-        else:
-            with self.db.tx() as c2:
-                c2.execute(sql, args)
+    # the ward app's acknowledgement notes (free text: it may name the patient)
+    def seal_note(self, alert_id, text):
+        return self.ring.seal(text, ("ward_alerts.note|%s" % alert_id).encode())
 
-    def audit_log(self, subject=None):
-        q = "SELECT id, at, actor, action, subject, detail FROM audit"
-        args = ()
+    def open_note(self, alert_id, blob):
+        return self.ring.open(blob, ("ward_alerts.note|%s" % alert_id).encode()).decode()
+
+    def _ward_app(self, c):
+        """The ward app's tables share this store (tools/wardapp/schema.py)."""
+        return c.execute("SELECT 1 FROM schema_migrations WHERE version = 101").fetchone() \
+            is not None
+
+    # -- audit
+    _AUDIT_LOCK = 0x766e6175  # PostgreSQL: one writer of the chain at a time
+
+    def audit(self, actor, action, subject=None, detail=None, c=None):
+        """Append one entry to the hash-chained audit trail
+        (tools/gateway/auditlog.py), in transaction `c` or a new one."""
+        if c is None:
+            with self.db.tx() as c2:
+                return self.audit(actor, action, subject, detail, c2)
+        from tools.gateway.auditlog import GENESIS, entry_hash
+        if self.db.dialect == "postgresql":
+            c.execute("SELECT pg_advisory_xact_lock(%d)" % self._AUDIT_LOCK)
+        r = c.execute("SELECT value FROM meta WHERE name = 'audit_head'").fetchone()
+        head = bytes(r[0]).decode() if r else None
+        prev = head.split(":", 1)[1] if head else GENESIS
+        at, actor = time.time(), actor or "unknown"
+        h = entry_hash(prev, at, actor, action, subject, detail)
+        rid = c.execute("INSERT INTO audit (at, actor, action, subject, detail, hash) VALUES "
+                        "(?, ?, ?, ?, ?, ?) RETURNING id",
+                        (at, actor, action, subject, detail, h)).fetchone()[0]
+        new = ("%d:%s" % (rid, h)).encode()
+        if head is None:
+            c.execute("INSERT INTO meta VALUES ('audit_head', ?)", (new,))
+        else:
+            c.execute("UPDATE meta SET value = ? WHERE name = 'audit_head'", (new,))
+        return rid
+
+    def audit_log(self, subject=None, actor=None, since_id=None, limit=None, with_hash=False,
+                  newest_first=False):
+        """Audit entries in id order, or newest first (dicts; `hash` too
+        with with_hash); at most `limit`."""
+        cols = ("id", "at", "actor", "action", "subject", "detail") + (("hash",) if with_hash
+                                                                        else ())
+        q, cond, args = "SELECT %s FROM audit" % ", ".join(cols), [], []
         if subject:
-            q += " WHERE subject = ?"
-            args = (subject,)
-        return [dict(zip(("id", "at", "actor", "action", "subject", "detail"), r))
-                for r in self.db.query(q + " ORDER BY id", args)]
+            cond.append("subject = ?")
+            args.append(subject)
+        if actor:
+            cond.append("actor = ?")
+            args.append(actor)
+        if since_id is not None:
+            cond.append("id > ?")
+            args.append(int(since_id))
+        if cond:
+            q += " WHERE " + " AND ".join(cond)
+        q += " ORDER BY id DESC" if newest_first else " ORDER BY id"
+        if limit:
+            q += " LIMIT %d" % int(limit)
+        return [dict(zip(cols, r)) for r in self.db.query(q, args)]
+
+    def audit_head(self):
+        """(id, hash) of the newest audit entry, or None."""
+        r = self.db.one("SELECT value FROM meta WHERE name = 'audit_head'")
+        if r is None:
+            return None
+        i, h = bytes(r[0]).decode().split(":", 1)
+        return int(i), h
+
+    def audit_verify(self, anchor=None):
+        """None if the audit chain holds, else its first broken link."""
+        from tools.gateway.auditlog import verify
+        return verify(self.audit_log(with_hash=True), self.audit_head(), anchor)
 
     # -- frames
     def insert_frames(self, items):
@@ -327,6 +406,50 @@ class Store:
             args.append(kind)
         r = self.db.one(q + " ORDER BY seq DESC LIMIT 1", args)
         return (r[0], self._open_fields(device, r[1], r[2])) if r else None
+
+    def received(self, after, kind=None, limit=5000, skip=()):
+        """Decrypted rows (as frames()) received after `after` (Unix s,
+        the gateway's clock), oldest first: what a live view has not seen.
+        skip: (device, seq) pairs the caller already has (not decrypted,
+        not returned)."""
+        q = ("SELECT device, seq, kind, time, ms, wall, received_at, fields FROM frames "
+             "WHERE received_at > ?")
+        args = [float(after)]
+        if kind:
+            q += " AND kind = ?"
+            args.append(kind)
+        out = []
+        for r in self.db.query(q + " ORDER BY received_at, device, seq LIMIT %d" % int(limit), args):
+            if (r[0], r[1]) in skip:
+                continue
+            row = dict(zip(self._COLS, r[:7]))
+            row.update(self._open_fields(r[0], r[1], r[7]))
+            out.append(row)
+        return out
+
+    def newest(self, device, kind, n=1):
+        """The `n` newest rows (as received()) of one device and kind, newest first."""
+        out = []
+        for r in self.db.query("SELECT device, seq, kind, time, ms, wall, received_at, fields FROM "
+                               "frames WHERE device = ? AND kind = ? ORDER BY seq DESC LIMIT %d"
+                               % int(n), (device, kind)):
+            row = dict(zip(self._COLS, r[:7]))
+            row.update(self._open_fields(r[0], r[1], r[7]))
+            out.append(row)
+        return out
+
+    def devices_seen(self):
+        """{device: newest received_at} over every stored frame."""
+        return {r[0]: r[1] for r in self.db.query(
+            "SELECT device, MAX(received_at) FROM frames GROUP BY device")}
+
+    def refusal_counts(self):
+        """{device: {outcome: n}} of the refused frames that named a device."""
+        out = {}
+        for dev, outcome, n in self.db.query("SELECT device, outcome, COUNT(*) FROM refused WHERE "
+                                             "device IS NOT NULL GROUP BY device, outcome"):
+            out.setdefault(dev, {})[outcome] = n
+        return out
 
     def raw(self, device, limit):
         return [self.ring.open(r[1], ("frames.raw|%s|%d" % (device, r[0])).encode())
@@ -496,6 +619,9 @@ class Store:
                             "time < ?", (dev, a, b))
             frames += max(cur.rowcount, 0)
             c.execute("INSERT INTO erased VALUES (?, ?, ?)", (dev, a, b))
+            if self._ward_app(c):  # the alerts raised in that period, with their notes
+                c.execute("DELETE FROM ward_alerts WHERE device = ? AND COALESCE(measured_at, "
+                          "raised_at) >= ? AND COALESCE(measured_at, raised_at) < ?", (dev, a, b))
         c.execute("DELETE FROM assignments WHERE patient_id = ?", (pid,))
         c.execute("DELETE FROM tokens WHERE patient_id = ?", (pid,))
         c.execute("DELETE FROM patients WHERE id = ?", (pid,))
@@ -562,6 +688,12 @@ class Store:
                     d = self._open_patient(pid, data)
                     c.execute("UPDATE patients SET data = ?, mrn_index = ? WHERE id = ?",
                               (self._seal_patient(pid, d), ring.index(d["mrn"]), pid))
+                if self._ward_app(c):
+                    for aid, note in c.execute("SELECT id, note FROM ward_alerts WHERE note IS "
+                                               "NOT NULL").fetchall():
+                        c.execute("UPDATE ward_alerts SET note = ? WHERE id = ?",
+                                  (self.seal_note(aid, old.open(note, (
+                                      "ward_alerts.note|%s" % aid).encode()).decode()), aid))
                 c.execute("UPDATE meta SET value = ? WHERE name = 'keycheck'",
                           (ring.seal(_KEYCHECK, b"meta.keycheck"),))
                 self.audit("key-rotation", "rotate-key", None, "%d frames re-sealed under key %s"

@@ -6,6 +6,7 @@ and the gateway reads.
     reg.begin(dev, gen, subkeys, ...)  # key written to the node, not yet proven
     reg.activate(dev)                  # challenge-response passed
     reg.revoke(dev, reason)            # the gateway rejects it from now on
+    reg.reinstate(dev, reason)         # a revocation made in error undone (same key)
     reg.key(dev, "telemetry")          # current generation's sub-key
 
 Tables: devices (one row per node: status pending|active|revoked, key
@@ -252,6 +253,23 @@ class Registry:
                             "revoke_reason = ?, updated_at = ? WHERE device_id = ?",
                             (t, reason, t, device_id))
             self._event(device_id, "revoked", reason)
+
+    def reinstate(self, device_id, reason=""):
+        """Undo a revocation made in error: the device is active again with
+        the key generation it had. A node that was out of your hands is
+        re-provisioned instead (`make provision REINSTATE=1`: a new key)."""
+        d = self.device(device_id)
+        if d is None:
+            raise RegistryError("device %s is not in the registry" % device_id)
+        if d["status"] != "revoked":
+            raise RegistryError("device %s is %s, not revoked" % (device_id, d["status"]))
+        t = now()
+        with self.db:
+            self.db.execute("UPDATE devices SET status = 'active', revoked_at = NULL, "
+                            "revoke_reason = NULL, updated_at = ? WHERE device_id = ?",
+                            (t, device_id))
+            self._event(device_id, "reinstated", "key generation %d kept: %s" % (d["key_gen"],
+                                                                                 reason))
 
     def is_active(self, device_id):
         d = self.device(device_id)

@@ -4,6 +4,7 @@
         [--record 100] [--ppg 01] [--chip max86150|max30102] [--realtime]
         [--faults none|all|broker,wifi,finger,motion] [--nodes 1] [--heap 112K]
         [--frozen] [--vm unix|unix64] [--timing typical|worst] [--outage SECONDS]
+        [--ward [--ward-port 8443]]
 
 Provisions each node (registry, key, config), starts mosquitto (TLS, ACL)
 and the gateway, boots the firmware on the chip's own MicroPython - 1.27.0,
@@ -78,7 +79,12 @@ def _args(argv):
     ap.add_argument("--unprovisioned", action="store_true",
                     help="boot nodes with no key and no config (their safe state)")
     ap.add_argument("--out", default=str(BUILD / "sim" / "summary.json"))
+    ap.add_argument("--ward", action="store_true",
+                    help="the ward web app up during the run (implies --realtime)")
+    ap.add_argument("--ward-port", type=int, default=8443, help="its HTTPS port (default 8443)")
     a = ap.parse_args(argv)
+    if a.ward:
+        a.realtime = True
     names = [] if a.faults == "none" else list(FAULTS) if a.faults == "all" else a.faults.split(",")
     bad = [n for n in names if n not in FAULTS]
     if bad:
@@ -262,8 +268,13 @@ def _main(argv=None):
                  "progress_s": a.progress, "pace": 1.0 if a.realtime else 0,
                  "timing": a.timing}
     world = World(BUILD / "sim" / "world", a.nodes, log=print)
+    demo = None
     try:
         world.start()
+        if a.ward:
+            from tools.wardapp.demo import start_demo
+            demo = start_demo(world.gw.gw.store, world.dir / "registry.sqlite", world.site_dir,
+                              world.devices, world.dir / "app", port=a.ward_port)
         live = Live(world.devices, world)
         print("sim: %d simulated seconds on %s, %d node(s), MIT-BIH %s + BIDMC %s, faults: %s"
               % (a.duration, a.runtime, a.nodes, a.record, a.ppg,
@@ -279,7 +290,18 @@ def _main(argv=None):
         gaps = {d: _vitals_gap(world.gw.gw.rows(device=d, kind="vitals")) for d in world.devices}
         bundle = BUILD / "sim" / "fhir-bundle.json"
         n_obs = report.fhir_bundle(world.gw.gw.rows(), bundle)
+        if demo is not None:
+            print("sim: done; the ward app stays up until Ctrl-C", flush=True)
+            import signal
+            signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+            try:
+                while True:
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
     finally:
+        if demo is not None:
+            demo.stop()
         world.stop()
     s = {"runtime": a.runtime, "sim_seconds": a.duration, "wall_seconds": round(wall, 2),
          "speed_x_realtime": round(a.duration / wall, 1), "record": a.record, "ppg_record": a.ppg,
