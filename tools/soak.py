@@ -359,7 +359,9 @@ def window(faults, t0, t1):
     for f in faults:
         if f["kind"] == "ota":
             continue
-        if t0 < f["at"] < t1 or (t0 == 0 and f["at"] == 0):
+        # a run that begins at a reset begins at the fault that made it (to the
+        # ms the node printed): that fault has happened
+        if t0 + 0.01 < f["at"] < t1 or (t0 == 0 and f["at"] == 0):
             out.append(dict(f, at=f["at"] - t0, until=f["until"] - t0))
         elif f["at"] < t0 < f["until"] and f["kind"] in ("broker", "wifi", "finger", "leadoff",
                                                           "motion", "blackhole"):
