@@ -9,8 +9,11 @@ an ACL, for tests, `make sim` and `make campaign`.
 
 The server certificate is made at start for "localhost" / 127.0.0.1 and
 signed by the site CA, so nodes verify it with the ca_cert they were
-provisioned with. Users: each node (user = device id) and "gateway", and
-"operator". ACL (README "Telemetry"): a node may publish only
+provisioned with. Users: each node (user = device id, 12 lower-case hex
+digits, nothing else) and the service logins "gateway" and "operator"
+(SERVICES): a name is one or the other, so no device login can ever take a
+service's place, and set_devices() replaces device logins only.
+ACL (README "Telemetry"), written per login by name: a node may publish only
 vn/<its id>/tm and vn/<its id>/state and read only vn/<its id>/cmd and
 vn/<its id>/ack; the gateway may only read vn/+/tm and vn/+/state and
 write vn/+/ack; the operator may only write vn/+/cmd. Anonymous clients are refused. Persistence is on and saved after
@@ -33,12 +36,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-ACL = """# nodes: their own topics only (%u = the MQTT user name = the device id)
-pattern write vn/%u/tm
-pattern write vn/%u/state
-pattern read vn/%u/cmd
-pattern read vn/%u/ack
-
+SERVICES = ("gateway", "operator")  # service logins: names no device id can take
+SERVICE_ACL = """# services (tools/broker.py SERVICES)
 user gateway
 topic read vn/+/tm
 topic read vn/+/state
@@ -47,6 +46,16 @@ topic write vn/+/ack
 user operator
 topic write vn/+/cmd
 """
+
+
+def acl_text(devices):
+    """The ACL: the services' lines, then each device's own four topics by
+    name (no pattern: a login gets exactly what is written for it)."""
+    out = [SERVICE_ACL]
+    for d in sorted(devices):
+        out.append("user %s\ntopic write vn/%s/tm\ntopic write vn/%s/state\n"
+                   "topic read vn/%s/cmd\ntopic read vn/%s/ack\n" % (d, d, d, d, d))
+    return "\n".join(out)
 
 
 class BrokerError(Exception):
@@ -126,31 +135,58 @@ class Broker:
         """Where a client on this machine reaches the listener."""
         return "127.0.0.1" if self.listen in ("0.0.0.0", "::") else self.listen
 
+    @staticmethod
+    def _check_names(users):
+        from tools.provision.keys import is_device_id
+        for name in users:
+            if name not in SERVICES and not is_device_id(name):
+                raise BrokerError("login %r is neither a service (%s) nor a device id (12 "
+                                  "lower-case hex digits)" % (name, ", ".join(SERVICES)))
+
     def set_users(self, users):
-        """Replace the logins ({name: password}); a running broker reloads
-        them (SIGHUP) if they changed. Returns True if they changed."""
+        """Replace the logins ({name: password}, each a service or a device
+        id; BrokerError otherwise); a running broker reloads them (SIGHUP) if
+        they changed. Returns True if they changed."""
+        self._check_names(users)
         if users == self.users:
             return False
         self.users = dict(users)
         if self.proc is not None:
             self._write_passwords()
-            self.proc.send_signal(signal.SIGHUP)  # mosquitto reloads the password file
+            self.proc.send_signal(signal.SIGHUP)  # mosquitto reloads the password file and ACL
         return True
 
+    def set_devices(self, devices):
+        """Replace the device logins only ({device id: password}); the
+        service logins stay as they are whatever `devices` holds."""
+        if any(n in SERVICES for n in devices):
+            raise BrokerError("a device login may not take a service's name")
+        keep = {n: p for n, p in self.users.items() if n in SERVICES}
+        return self.set_users(dict(devices, **keep))
+
     def _write_passwords(self):
-        pw = self.dir / "passwd"
-        pw.write_text("")
+        """The password file (mosquitto's PBKDF2-SHA512 hashes, made here:
+        no password is ever on a command line) and the ACL, both 0600."""
+        import base64
+        import hashlib
+        lines = []
         for name, password in self.users.items():
-            r = subprocess.run(["mosquitto_passwd", "-b", str(pw), name, password],
-                               capture_output=True, text=True)
-            if r.returncode:
-                raise BrokerError("mosquitto_passwd: %s" % (r.stderr or r.stdout))
-        os.chmod(pw, 0o600)
+            salt = os.urandom(12)
+            h = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, 101)
+            lines.append("%s:$7$101$%s$%s\n" % (name, base64.b64encode(salt).decode(),
+                                                base64.b64encode(h).decode()))
+        devices = [n for n in self.users if n not in SERVICES]
+        for path, text in ((self.dir / "passwd", "".join(lines)),
+                           (self.dir / "acl", acl_text(devices))):
+            tmp = path.with_name(path.name + ".new")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            os.replace(tmp, path)
 
     def _config(self):
         if not _rsa_cert(self.dir / "server.pem"):  # missing, or an EC one from before
             server_cert(self.site, self.dir, self.host)
-        (self.dir / "acl").write_text(ACL)
         self._write_passwords()
         conf = self.dir / "mosquitto.conf"
         conf.write_text("\n".join([

@@ -59,16 +59,28 @@ class Ward:
         self.log = log
         self.gw_password = secrets.token_hex(16)
         self.broker = self.sub = None
+        self._warned = set()
 
     def logins(self):
-        """{user: password}: the gateway and every active device."""
-        from tools.provision.keys import broker_password
+        """{device id: password} of every active device. A registry row whose
+        id is not a device id (12 lower-case hex digits) never becomes a login:
+        it is skipped and reported, so it can neither take a service's
+        place nor stop the ward."""
+        from tools.provision.keys import broker_password, is_device_id
         from tools.provision.registry import Registry
-        users = {"gateway": self.gw_password}
+        users = {}
         with Registry(self.registry) as reg:
             for d in reg.devices():
-                if d["status"] == "active":
-                    users[d["device_id"]] = broker_password(reg.key(d["device_id"], "broker"))
+                dev = d["device_id"]
+                if d["status"] != "active":
+                    continue
+                if not is_device_id(dev):
+                    if dev not in self._warned:
+                        self._warned.add(dev)
+                        self.log("ward: ignoring registry entry %r: not a device id (12 "
+                                 "lower-case hex digits); it gets no login" % (dev,))
+                    continue
+                users[dev] = broker_password(reg.key(dev, "broker"))
         return users
 
     def start(self):
@@ -80,7 +92,8 @@ class Ward:
         (self.dir / "broker" / "server.pem").unlink(missing_ok=True)  # new cert for this host
         self.broker = Broker(self.dir / "broker", self.site_dir, port=port, listen=self.listen,
                              host=host)
-        self.broker.set_users(self.logins())
+        self.broker.set_users({"gateway": self.gw_password})  # the service login
+        self.broker.set_devices(self.logins())
         self.broker.start()
         self.gw = Gateway(self.registry, self.db, log=self.log)
         self.sub = Subscriber(self.gw, self.broker.local_address, port, self.site_dir / "ca.pem",
@@ -94,7 +107,7 @@ class Ward:
     def sync(self):
         """Follow the registry; returns True if the logins changed."""
         before = set(self.broker.users)
-        if not self.broker.set_users(self.logins()):
+        if not self.broker.set_devices(self.logins()):
             return False
         now = set(self.broker.users)
         for d in sorted(now - before):

@@ -43,18 +43,35 @@ def _connect(port, timeout):
     return b, info
 
 
+def _checked_id(dev):
+    """The board's reported device id if it has the one form (the chip's
+    MAC, 12 lower-case hex digits: firmware/config.check_device_id), else
+    Refused - before anything is written to the board or the registry."""
+    try:
+        return keys.check_device_id(dev)
+    except ValueError as e:
+        raise Refused("the board reports the device id %r, which is not a device id (%s); "
+                      "refusing it: nothing was written to the board or the registry"
+                      % (dev, e))
+
+
 def _attest(b, reg, device_id):
-    """Challenge-response: the node proves it holds the registry's key."""
+    """Challenge-response: the node proves it holds the registry's key for
+    `device_id`: it answers with the id it signed for and the tag, and both
+    must match (the id is inside the HMAC and the sub-key's derivation)."""
     nonce = secrets.token_bytes(32)
     out = b.run("import binascii\nfrom firmware import keystore\nks = keystore.load()\n"
-                "print(binascii.hexlify(ks.attest(binascii.unhexlify(%r))).decode() if ks "
-                "else 'NOKEY')" % nonce.hex())
+                "print(ks.device_id + ' ' + binascii.hexlify(ks.attest(binascii.unhexlify(%r)))"
+                ".decode() if ks else 'NOKEY')" % nonce.hex())
     got = out.strip()
     if got == "NOKEY":
         return False, "the node has no key"
+    who, _, tag = got.partition(" ")
+    if who != device_id:
+        return False, "the node answers for the device id %r, not %s" % (who, device_id)
     want = keys.attest_response(reg.key(device_id, "attest"), device_id, nonce)
     try:
-        ok = hmac.compare_digest(bytes.fromhex(got), want)
+        ok = hmac.compare_digest(bytes.fromhex(tag), want)
     except ValueError:
         ok = False
     return ok, "answer matches" if ok else "answer does not match the registry's key"
@@ -74,7 +91,7 @@ def cmd_provision(a, reg):
     b, info = _connect(a.port, a.timeout)
     with b:
         st = info["status"]
-        dev = st["device_id"]
+        dev = _checked_id(st.get("device_id"))
         print("      board: %s; device %s; %s" % (
             info["machine"], dev, "has a key (generation %d)" % st["gen"] if st["provisioned"]
             else "no key yet"))
@@ -126,7 +143,7 @@ def cmd_provision(a, reg):
 def cmd_verify(a, reg):
     b, info = _connect(a.port, a.timeout)
     with b:
-        dev = info["status"]["device_id"]
+        dev = _checked_id(info["status"].get("device_id"))
         d = reg.device(dev)
         if d is None:
             raise Refused("device %s is not in the registry %s" % (dev, reg.path))

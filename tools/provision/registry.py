@@ -206,7 +206,14 @@ class Registry:
     def begin(self, device_id, gen, subkeys, board, lockdown):
         """Record the sub-keys of a key about to be written to the node, so
         a host crash after the write never leaves a key nobody knows. The
-        device is 'pending' until activate()."""
+        device is 'pending' until activate(). Refuses anything but a
+        device id (12 lower-case hex digits): a service login name never
+        enters the registry."""
+        from tools.provision.keys import check_device_id
+        try:
+            check_device_id(device_id)
+        except ValueError as e:
+            raise RegistryError("refusing to register %r: %s" % (device_id, e))
         t = now()
         with self.db:
             old = self.device(device_id)
