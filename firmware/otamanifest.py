@@ -8,7 +8,9 @@ meet before a single byte of an update is written.
 Envelope (what the update server serves as `manifest.vnm`):
     b"VNOTA1\\n" | RSA-3072-PSS signature (384 bytes) | manifest JSON
 The signature covers the magic and the JSON bytes (RSASSA-PSS, SHA-256,
-MGF1-SHA256, 32-byte salt). Nothing is JSON-parsed before it verifies.
+MGF1-SHA256, 32-byte salt). Nothing is JSON-parsed before it verifies, and
+then only by the strict parser host and node share (firmware/sjson.py:
+duplicate keys, NaN, out-of-range integers refused by name).
 
 Manifest (format 1): product, hw, version "X.Y.Z", counter (security
 counter, anti-rollback), created/expires (Unix seconds), max_file/max_total
@@ -22,7 +24,6 @@ Non-guarantee: the wall-clock checks are only as good as the node's clock;
 with no clock the newest `created` ever verified is the time floor (TUF).
 """
 import hashlib
-import json
 
 import rsapss
 from micropython import const
@@ -98,10 +99,11 @@ def open_signed(envelope, n):
     digest = signed_digest(envelope)
     if not rsapss.verify(n, envelope[ml:ml + SIG_LEN], digest):
         raise OtaError("signature", "manifest signature does not verify")
+    from firmware.sjson import JsonError, loads  # strict: the host tools parse with it too
     try:
-        d = json.loads(body)
-    except Exception:  # ValueError on CPython, but keep to the documented error
-        raise OtaError("schema", "signed manifest is not JSON")
+        d = loads(body)
+    except JsonError as e:  # duplicate keys, NaN, out-of-range integers... by name
+        raise OtaError("schema", "signed manifest is not strict JSON: %s" % e)
     _schema(d)
     return Manifest(d, digest)
 

@@ -16,7 +16,8 @@ service's place, and set_devices() replaces device logins only.
 ACL (README "Telemetry"), written per login by name: a node may publish only
 vn/<its id>/tm and vn/<its id>/state and read only vn/<its id>/cmd and
 vn/<its id>/ack; the gateway may only read vn/+/tm and vn/+/state and
-write vn/+/ack; the operator may only write vn/+/cmd. Anonymous clients are refused. Persistence is on and saved after
+write vn/+/ack; the operator may only write vn/+/cmd. Anonymous clients are refused; a packet over MAX_PACKET bytes (the largest
+frame's PUBLISH) disconnects its client. Persistence is on and saved after
 every change, so the gateway's queued messages survive a kill; what the
 broker acknowledged in the instant before a SIGKILL can still be lost
 (measured by `make campaign`).
@@ -36,6 +37,19 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+def _frame_max():
+    from tools import hostshims
+    hostshims.install()
+    from firmware import frames
+    return frames.HEAD_LEN + frames.MAX_PAYLOAD + frames.TAG_LEN
+
+
+FRAME_MAX = _frame_max()  # the largest telemetry frame a node sends (551 bytes)
+# the largest MQTT packet a client may send: a PUBLISH of the largest frame
+# (fixed header <= 5, topic vn/<id>/state 2 + 21, packet id 2) with room to
+# spare; CONNECT (with the node's will), SUBSCRIBE and acks are smaller.
+# Anything larger disconnects its client before the gateway sees a byte.
+MAX_PACKET = FRAME_MAX + 64
 SERVICES = ("gateway", "operator")  # service logins: names no device id can take
 SERVICE_ACL = """# services (tools/broker.py SERVICES)
 user gateway
@@ -153,6 +167,7 @@ class Broker:
         self.users = dict(users)
         if self.proc is not None:
             self._write_passwords()
+            self._write_acl()
             self.proc.send_signal(signal.SIGHUP)  # mosquitto reloads the password file and ACL
         return True
 
@@ -164,9 +179,17 @@ class Broker:
         keep = {n: p for n, p in self.users.items() if n in SERVICES}
         return self.set_users(dict(devices, **keep))
 
+    @staticmethod
+    def _write_private(path, text):
+        tmp = path.with_name(path.name + ".new")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+
     def _write_passwords(self):
-        """The password file (mosquitto's PBKDF2-SHA512 hashes, made here:
-        no password is ever on a command line) and the ACL, both 0600."""
+        """The password file, 0600, with mosquitto's PBKDF2-SHA512 hashes
+        made here: no password is ever on a command line."""
         import base64
         import hashlib
         lines = []
@@ -175,19 +198,17 @@ class Broker:
             h = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, 101)
             lines.append("%s:$7$101$%s$%s\n" % (name, base64.b64encode(salt).decode(),
                                                 base64.b64encode(h).decode()))
-        devices = [n for n in self.users if n not in SERVICES]
-        for path, text in ((self.dir / "passwd", "".join(lines)),
-                           (self.dir / "acl", acl_text(devices))):
-            tmp = path.with_name(path.name + ".new")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            os.replace(tmp, path)
+        self._write_private(self.dir / "passwd", "".join(lines))
+
+    def _write_acl(self):
+        self._write_private(self.dir / "acl", acl_text([n for n in self.users
+                                                        if n not in SERVICES]))
 
     def _config(self):
         if not _rsa_cert(self.dir / "server.pem"):  # missing, or an EC one from before
             server_cert(self.site, self.dir, self.host)
         self._write_passwords()
+        self._write_acl()
         conf = self.dir / "mosquitto.conf"
         conf.write_text("\n".join([
             "user %s" % getpass.getuser(),  # root would drop to "mosquitto", who cannot read our files
@@ -210,6 +231,7 @@ class Broker:
             # queued, then dropped) cap it near 20 / round trip and drop frames
             # after a 2.5 s hiccup at 400 frames/s (docs/patient-data.md)
             "max_inflight_messages 100",
+            "max_packet_size %d" % MAX_PACKET,
             "max_queued_messages 100000",
             "log_dest file %s" % (self.dir / "mosquitto.log"),
             "log_type error", "log_type warning", "log_type notice", "log_type subscribe",
