@@ -14,7 +14,8 @@ cap) -> reader (readinto(buf) -> n, 0 at the end; close()). Names:
 firmware/httpget.HttpSource is the network one.
 
 Order (MCUboot/TUF): manifest signature, then policy (hardware, newer
-version, security counter, expiry, per-device binding), then each file is
+version, security counter, newer than the last reverted trial, expiry,
+per-device binding), then each file is
 streamed into the inactive slot while hashed and capped at its signed size,
 then the optional MicroPython image into the next app partition, then ONE
 NVS commit makes the slot the trial, then set_boot() for an image. The
@@ -97,7 +98,9 @@ def install(src, keystore, pubkey_n, hw=HW_MODEL, now_s=None):
         m = open_signed(env, pubkey_n)
         version = m.version
         floor = st["floor"] + _Y2K if st["floor"] else 0
-        check(m, hw, st["ver"], st["ctr"], now_unix() if now_s is None else now_s, floor)
+        from firmware.otatrial import reverted
+        check(m, hw, st["ver"], st["ctr"], now_unix() if now_s is None else now_s, floor,
+              reverted())
         if m.bound:
             tag = _read_all(src, "binding/" + keystore.device_id, 32)
             if not keystore.verify("ota-bind", tag, m.digest):

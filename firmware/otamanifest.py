@@ -41,6 +41,20 @@ _EXTS = (".mpy", ".py", ".json")
 _FIELDS = ("format", "product", "hw", "version", "counter", "created", "expires",
            "max_file", "max_total", "bound", "files", "image")
 PRODUCT = "vitalnode"
+# Top-level module names a bundle's lib/ may not take: the slot's lib/ is on
+# sys.path before the frozen modules and the port's extensible built-ins, so
+# lib/<name> would shadow what stage 0, the installer and the trial import
+# (boot, stage0, nvsrec, hashlib, esp32, ...) or the slot's own package.
+# The chip's built-in and frozen modules are all here (a host test checks
+# this list against the MicroPython 1.27 ESP32 build: tools/vm/esp32_modules).
+RESERVED = ("boot", "main", "stage0", "nvsrec", "firmware", "_boot", "inisetup", "flashbdev",
+            "apa106", "espnow", "ssl", "__main__", "_asyncio", "_espnow", "_onewire", "_thread",
+            "_webrepl", "array", "binascii", "bluetooth", "btree", "builtins", "cmath",
+            "collections", "cryptolib", "deflate", "errno", "esp", "esp32", "framebuf", "gc",
+            "hashlib", "heapq", "io", "json", "machine", "math", "micropython", "network", "os",
+            "platform", "random", "re", "select", "socket", "struct", "sys", "time", "tls",
+            "uctypes", "vfs", "websocket", "asyncio", "ntptime", "webrepl", "mip", "requests",
+            "onewire", "dht", "neopixel", "uasyncio")
 
 
 class OtaError(Exception):
@@ -139,8 +153,14 @@ def check_path(p):
                 raise OtaError("path", "%r: character %r not allowed" % (p, c))
     for e in _EXTS:
         if p.endswith(e):
-            return
-    raise OtaError("path", "%r: only .mpy, .py and .json files" % p)
+            break
+    else:
+        raise OtaError("path", "%r: only .mpy, .py and .json files" % p)
+    if parts[0] == "lib":
+        name = parts[1] if len(parts) == 3 else parts[1][:parts[1].find(".")]
+        if name in RESERVED:
+            raise OtaError("path", "%r would shadow the module %r that stage 0, the installer "
+                           "or the system imports" % (p, name))
 
 
 def _schema(d):
@@ -190,16 +210,22 @@ def _schema(d):
         _hex64(img.get("sha256"), "image")
 
 
-def check(m, hw, version, counter, now_s, floor_s=0):
+def check(m, hw, version, counter, now_s, floor_s=0, reverted=0):
     """Policy for a verified manifest against the running node: hardware
-    model, newer version, security counter not below the node's, not
-    expired by the clock (or by the time floor when the clock is unset)."""
+    model, newer version, security counter not below the node's, newer
+    than the newest trial that failed its health check (version code
+    `reverted`: otatrial.reverted(), so that bundle is refused until a newer
+    one comes), not expired by the clock (or by the time floor when the clock
+    is unset)."""
     if m.hw != hw:
         raise OtaError("hw", "bundle is for %r, this node is %r" % (m.hw, hw))
     if m.counter < counter:
         raise OtaError("rollback", "security counter %d below the node's %d" % (m.counter, counter))
     if m.version_code <= version:
         raise OtaError("downgrade", "version %s is not newer than the running one" % m.version)
+    if m.version_code <= reverted:
+        raise OtaError("reverted", "version %s is not newer than the update reverted after its "
+                       "trial" % m.version)
     if m.expires <= m.created:
         raise OtaError("expired", "manifest expires before it was created")
     t = now_s if now_s > floor_s else floor_s

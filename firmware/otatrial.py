@@ -50,10 +50,31 @@ def confirm():
     return True
 
 
+REVERTED = "bad"  # NVS key (namespace vn_ota, beside stage0's record): i32 version code
+
+
+def reverted():
+    """Version code of the newest update that failed its trial (0: none);
+    ota.install refuses it and anything not newer."""
+    import stage0
+    try:
+        return esp32.NVS(stage0.NS).get_i32(REVERTED)
+    except OSError:  # ENOENT: never written
+        return 0
+
+
 def at_start():
-    """Record what the boot stage decided since the last start (a revert)."""
+    """Record what the boot stage decided since the last start (a revert).
+    A trial that used up its boots without confirming (it failed its health
+    check: outcome 1) is remembered by version before `last` is cleared, so
+    a power cut in between only repeats this. An image the bootloader did not
+    run (outcome 2: also a power cut before set_boot) is not remembered."""
     import stage0
     st = stage0.state()
     if st["last"]:
+        if st["last"] == 1 and st["lastv"] > reverted():
+            nvs = esp32.NVS(stage0.NS)
+            nvs.set_i32(REVERTED, st["lastv"])
+            nvs.commit()
         seclog.record("ota-" + stage0.OUTCOMES.get(st["last"], "unknown"), version_code=st["lastv"])
         stage0.commit({"last": 0})

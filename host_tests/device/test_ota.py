@@ -142,8 +142,13 @@ def test_a_trial_that_never_confirms_is_reverted_after_max_tries():
     assert (st["act"], st["pend"], st["ctr"], st["last"]) == (0, -1, 1, 1)  # counter never moved
     otatrial.at_start()
     assert seclog.events()[-1]["ev"] == "ota-revert" and stage0.state()["last"] == 0
-    # the reverted version may be offered again (it never ran confirmed)
-    ota.install(fx.bundle(counter=9), None, fx.N, now_s=NOW)
+    assert otatrial.reverted() == otamanifest.version_code("1.1.0")
+    # the reverted bundle is refused from now on, and so is any version not newer
+    for again in (fx.bundle(counter=9), fx.bundle(counter=10, created=NOW - 5)):
+        assert raises(OtaError, ota.install, again, None, fx.N, now_s=NOW).reason == "reverted"
+    assert reasons()[-2:] == ["reverted", "reverted"] and stage0.state()["pend"] == -1
+    ota.install(fx.bundle(version="1.1.1", counter=9), None, fx.N, now_s=NOW)  # a newer one
+    assert stage0.state()["pend"] == 1
 
 
 def test_the_confirm_deadline_resets_a_trial_that_hangs():
@@ -244,6 +249,8 @@ def test_an_image_goes_to_the_next_partition_and_a_bootloader_rollback_reverts_t
     assert simboard.board.otadata.running == "ota_0"
     assert stage0.choose() == (0, False)
     assert stage0.state()["last"] == 2
+    otatrial.at_start()  # an image the bootloader did not run (or a power cut before
+    assert otatrial.reverted() == 0  # set_boot) is not held against the bundle
     # confirm marks the image valid too
     ota.install(fx.bundle(image=image, version="1.2.0"), None, fx.N, now_s=NOW)
     simboard.board.reset(simboard.HARD_RESET)
@@ -270,3 +277,40 @@ def test_the_manifest_json_is_canonical_enough_to_round_trip():
     man = fx.manifest()
     env = fx.envelope(man)
     assert json.loads(env[len(otamanifest.MAGIC) + 384:]) == man
+
+
+def _body_env(body):
+    return fx.envelope(None, raw=body.encode() if isinstance(body, str) else body)
+
+
+def test_ambiguous_manifest_json_is_refused_by_name():
+    good = json.dumps(fx.manifest())
+    assert otamanifest.open_signed(_body_env(good), fx.N).version == "1.1.0"
+    cases = [
+        (good.replace('"version": "1.1.0"', '"version": "1.1.0", "version": "9.9.9"'),
+         "duplicate key 'version'"),
+        (good[:-1] + ', "counter": 7}', "duplicate key 'counter'"),
+        (good.replace('"1.1.0"', '"\u0661.\u0661.\u0660"'), "version must be X.Y.Z"),
+        (good.replace('"1.1.0"', '"\uff11.1.0"'), "version must be X.Y.Z"),
+        (good.replace('"counter": 1', '"counter": 2147483648'), "out of range"),
+        (good.replace('"counter": 1', '"counter": 1e999999'), "not finite"),
+        (good.replace('"counter": 1', '"counter": NaN'), "unexpected 'N'"),
+        (good.replace('"counter": 1', '"counter": 1.0'), "counter must be an integer"),
+        (good + " {}", "text after the value"),
+    ]
+    for body, why in cases:
+        e = raises(OtaError, otamanifest.open_signed, _body_env(body), fx.N)
+        assert e.reason == "schema" and why in e.detail, (body[:60], e.detail)
+
+
+def test_no_bundle_path_may_shadow_what_stage0_or_the_installer_imports():
+    for p in ("lib/boot.py", "lib/main.py", "lib/boot.mpy", "lib/stage0.mpy", "lib/nvsrec.py",
+              "lib/hashlib.py", "lib/os.mpy", "lib/esp32.py", "lib/machine.py", "lib/ssl.py",
+              "lib/json.py", "lib/firmware.py", "lib/firmware/ota.py", "lib/machine/x.py",
+              "lib/binascii.mpy", "lib/micropython.py", "lib/time.py", "lib/sys.py"):
+        files = [{"path": "firmware/app.py", "size": 1, "sha256": "0" * 64},
+                 {"path": p, "size": 1, "sha256": "0" * 64}]
+        e = raises(OtaError, otamanifest.open_signed, fx.envelope(fx.manifest(files=files)), fx.N)
+        assert e.reason == "path" and "shadow" in e.detail, (p, e.detail)
+    for p in ("lib/rsapss.mpy", "lib/umqtt/simple.py", "lib/qrs.py", "firmware/boot.py"):
+        otamanifest.check_path(p)  # the slot's own modules may be updated
