@@ -54,7 +54,8 @@ help:
 	@echo "make ward [CONFIG=site.json LISTEN=0.0.0.0 REGISTRY=f]  mosquitto (TLS, ACL) and the"
 	@echo "                    gateway for real nodes on your network; logins follow the registry"
 	@echo "make ota-key OUT=dir                 new RSA-3072 OTA signing key pair"
-	@echo "make ota-bundle [VERSION=x.y.z COUNTER=n KEY=pem IMAGE=bin BOUND=1 DAYS=90 BUNDLE=dir]"
+	@echo "make ota-bundle [VERSION=x.y.z COUNTER=n KEY=pem IMAGE=bin BOUND=1 DEVICES='id ..' DAYS=90"
+	@echo "                 BUNDLE=dir]  (BOUND=1: only the DEVICES named in the signed manifest)"
 	@echo "                    build and sign an update from this tree (default BUNDLE=build/ota/bundle)"
 	@echo "make ota-verify [BUNDLE=dir PUBKEY=pem]  check a bundle as a node would"
 	@echo "make ota-serve [BUNDLE=dir HTTP_PORT=8070 REGISTRY=f]  serve it to nodes"
@@ -154,7 +155,8 @@ BUNDLE ?= build/ota/bundle
 HTTP_PORT ?= 8070
 OTA_BUILD_OPTS = $(if $(KEY),--key $(KEY)) $(if $(VERSION),--version $(VERSION)) \
                  $(if $(COUNTER),--counter $(COUNTER)) $(if $(IMAGE),--image $(IMAGE)) \
-                 $(if $(DAYS),--days $(DAYS)) $(if $(BOUND),--bound)
+                 $(if $(DAYS),--days $(DAYS)) $(if $(BOUND),--bound) \
+                 $(foreach d,$(DEVICES),--device $(d))
 
 ota-key: deps
 	@test -n "$(OUT)" || { echo "set OUT: the folder for ota_private.pem / ota_public.pem"; exit 2; }

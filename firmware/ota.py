@@ -15,7 +15,8 @@ firmware/httpget.HttpSource is the network one.
 
 Order (MCUboot/TUF): manifest signature, then policy (hardware, newer
 version, security counter, newer than the last reverted trial, expiry,
-per-device binding), then each file is
+per-device binding: the signed manifest must name this device, then the
+server's tag must verify), then each file is
 streamed into the inactive slot while hashed and capped at its signed size,
 then the optional MicroPython image into the next app partition, then ONE
 NVS commit makes the slot the trial, then set_boot() for an image. The
@@ -31,7 +32,8 @@ import hashlib
 import stage0
 from firmware import seclog, storage
 from firmware.clock import now_unix
-from firmware.otamanifest import IMAGE_MAX, MAGIC, MANIFEST_MAX, SIG_LEN, OtaError, check, open_signed
+from firmware.otamanifest import (IMAGE_MAX, MAGIC, MANIFEST_MAX, SIG_LEN, OtaError, check,
+                                  check_device, open_signed)
 from micropython import const
 
 HW_MODEL = "vitalnode-esp32"
@@ -102,6 +104,7 @@ def install(src, keystore, pubkey_n, hw=HW_MODEL, now_s=None):
         check(m, hw, st["ver"], st["ctr"], now_unix() if now_s is None else now_s, floor,
               reverted())
         if m.bound:
+            check_device(m, keystore.device_id if keystore else None)  # signed: names us?
             tag = _read_all(src, "binding/" + keystore.device_id, 32)
             if not keystore.verify("ota-bind", tag, m.digest):
                 raise OtaError("binding", "bundle is bound to another device")

@@ -14,8 +14,10 @@ duplicate keys, NaN, out-of-range integers refused by name).
 
 Manifest (format 1): product, hw, version "X.Y.Z", counter (security
 counter, anti-rollback), created/expires (Unix seconds), max_file/max_total
-(bytes), bound (true: the node also needs the server's per-device HMAC),
-files [{path, size, sha256}], optional image {size, sha256} (a MicroPython
+(bytes), bound (true: only the devices the manifest names may install it,
+and each also needs the server's per-device HMAC), devices (with bound
+true and only then: 1..MAX_DEVICES device ids, 12 lower-case hex digits,
+inside the signed part), files [{path, size, sha256}], optional image {size, sha256} (a MicroPython
 firmware image for the next app partition).
 
 Every rejection is OtaError(reason, detail): reason is one word that the
@@ -39,7 +41,8 @@ _PATH_MAX = const(64)
 _TOPS = ("firmware", "lib")
 _EXTS = (".mpy", ".py", ".json")
 _FIELDS = ("format", "product", "hw", "version", "counter", "created", "expires",
-           "max_file", "max_total", "bound", "files", "image")
+           "max_file", "max_total", "bound", "devices", "files", "image")
+MAX_DEVICES = const(64)
 PRODUCT = "vitalnode"
 # Top-level module names a bundle's lib/ may not take: the slot's lib/ is on
 # sys.path before the frozen modules and the port's extensible built-ins, so
@@ -80,6 +83,7 @@ class Manifest:
         self.created = d["created"]
         self.expires = d["expires"]
         self.bound = d["bound"]
+        self.devices = d.get("devices") or ()
         self.files = d["files"]
         self.image = d.get("image")
         self.digest = digest  # SHA-256 of the envelope's signed part
@@ -183,6 +187,17 @@ def _schema(d):
     _int(d, "max_total", 1, SLOT_MAX)
     if type(d.get("bound")) is not bool:
         raise OtaError("schema", "bound must be true or false")
+    devs = d.get("devices")
+    if d["bound"]:
+        if not isinstance(devs, list) or not 1 <= len(devs) <= MAX_DEVICES:
+            raise OtaError("schema", "a bound manifest names 1..%d devices" % MAX_DEVICES)
+        for dev in devs:
+            if not isinstance(dev, str) or len(dev) != 12 or \
+                    any(c not in "0123456789abcdef" for c in dev) or devs.count(dev) > 1:
+                raise OtaError("schema", "devices: %r is not a device id or is listed twice"
+                               % (dev,))
+    elif devs is not None:
+        raise OtaError("schema", "devices is only for a bound manifest")
     files = d.get("files")
     if not isinstance(files, list) or not 1 <= len(files) <= MAX_FILES:
         raise OtaError("schema", "files must list 1..%d files" % MAX_FILES)
@@ -208,6 +223,15 @@ def _schema(d):
             raise OtaError("schema", "image is {size, sha256}")
         _int(img, "size", 1, IMAGE_MAX)
         _hex64(img.get("sha256"), "image")
+
+
+def check_device(m, device_id):
+    """A bound manifest must name `device_id` in its signed part, whatever
+    the update server vouches for."""
+    if m.bound and device_id not in m.devices:
+        raise OtaError("binding", "bundle is bound to %s, not to this device %s"
+                       % (",".join(m.devices[:4]) + ("..." if len(m.devices) > 4 else ""),
+                          device_id))
 
 
 def check(m, hw, version, counter, now_s, floor_s=0, reverted=0):

@@ -194,6 +194,8 @@ def test_the_deadline_survives_a_tick_the_full_scheduler_queue_drops():
 
 
 def test_rejections_are_security_events_and_leave_the_node_unchanged():
+    import gc
+    gc.collect()  # the 20 KB manifest below needs one free run of the test VM's 1 MB heap
     deployed(ver="1.1.0", ctr=3)
     before = stage0.state()
     ok = {"version": "1.2.0", "counter": 3}
@@ -218,18 +220,40 @@ def test_rejections_are_security_events_and_leave_the_node_unchanged():
     assert reasons() == [w for _, w in cases]
 
 
-def test_a_bound_bundle_installs_only_on_its_device():
+def test_a_bound_bundle_installs_only_on_the_devices_its_signed_manifest_names():
     import binascii
     deployed()
     keystore.install(binascii.hexlify(bytes(range(1, 33))).decode(), 1)
     ks = keystore.load()
-    src = fx.bundle(bound=True)
+    # bound to another node: refused, even with this node's valid server tag
+    other = fx.bundle(bound=True, devices=["240ac4000def", "240ac4000abc"])
+    digest = otamanifest.open_signed(other.parts["manifest.vnm"], fx.N).digest
+    other.parts["binding/" + ks.device_id] = ks.sign("ota-bind", digest)
+    e = raises(OtaError, ota.install, other, ks, fx.N, now_s=NOW)
+    assert e.reason == "binding" and ks.device_id in e.detail
+    assert "binding/" + ks.device_id not in other.asked  # refused before asking the server
+    assert raises(OtaError, ota.install, other, None, fx.N, now_s=NOW).reason == "binding"
+    # named, but the server's tag is wrong: refused
+    src = fx.bundle(bound=True, devices=["240ac4000def", ks.device_id])
     digest = otamanifest.open_signed(src.parts["manifest.vnm"], fx.N).digest
     src.parts["binding/" + ks.device_id] = bytes(32)
     assert raises(OtaError, ota.install, src, ks, fx.N, now_s=NOW).reason == "binding"
     src.parts["binding/" + ks.device_id] = ks.sign("ota-bind", digest)
     ota.install(src, ks, fx.N, now_s=NOW)
     assert "binding/" + ks.device_id in src.asked
+    assert stage0.state()["pend"] == 1
+
+
+def test_a_bound_manifest_must_name_its_devices_and_only_a_bound_one_may():
+    for change in ({"bound": True}, {"bound": True, "devices": []},
+                   {"bound": True, "devices": ["240AC4000DEF"]},
+                   {"bound": True, "devices": ["gateway"]},
+                   {"bound": True, "devices": ["240ac4000def", "240ac4000def"]},
+                   {"bound": True, "devices": ["240ac4%06x" % i for i in range(65)]},
+                   {"bound": True, "devices": "240ac4000def"},
+                   {"bound": False, "devices": ["240ac4000def"]}):
+        e = raises(OtaError, otamanifest.open_signed, fx.envelope(fx.manifest(**change)), fx.N)
+        assert e.reason == "schema" and "devices" in e.detail or "bound" in e.detail, (change, e)
 
 
 def test_an_image_goes_to_the_next_partition_and_a_bootloader_rollback_reverts_the_slot():

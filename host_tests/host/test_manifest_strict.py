@@ -53,3 +53,26 @@ def test_reserved_names_cover_every_module_of_the_chips_firmware():
     for stage0_module in ("boot", "main", "stage0", "nvsrec", "firmware"):
         assert stage0_module in otamanifest.RESERVED
     assert not own & (set(otamanifest.RESERVED) - {"firmware", "stage0", "nvsrec"})
+
+
+def test_a_bound_bundle_names_its_devices_inside_the_signed_manifest(tmp_path, keys):
+    import subprocess
+    import sys
+
+    from tools.paths import ROOT
+    app = {"firmware/app.py": b"print('v9')\n"}
+    man = bundle.build(tmp_path / "b", keys[0], "9.0.0", 3, files=app, bound=True,
+                       devices=["240ac4000abc"], log=lambda s: None)
+    _, otamanifest = bundle._device()
+    m = otamanifest.open_signed((tmp_path / "b" / "manifest.vnm").read_bytes(),
+                                bundle.load_public(keys[1]).public_numbers().n)
+    assert man["devices"] == m.devices == ["240ac4000abc"]
+    for devs, why in ((["gateway"], "12 lower-case hex"), (["240AC4000ABC"], "12 lower-case hex")):
+        with pytest.raises(bundle.BundleError, match=why):
+            bundle.build(tmp_path / "c", keys[0], "9.0.0", 3, files=app, bound=True, devices=devs,
+                         log=lambda s: None)
+    for args, why in ((["--bound"], "names its devices"), (["--device", "240ac4000abc"], "add --bound")):
+        r = subprocess.run([sys.executable, "-m", "tools.ota", "build", "--out", str(tmp_path / "d"),
+                            "--key", str(keys[0]), *args], cwd=ROOT, capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 2 and why in r.stderr and len(r.stderr.strip().splitlines()) == 1
