@@ -59,7 +59,8 @@ help:
 	@echo "                    build and sign an update from this tree (default BUNDLE=build/ota/bundle)"
 	@echo "make ota-verify [BUNDLE=dir PUBKEY=pem]  check a bundle as a node would"
 	@echo "make ota-serve [BUNDLE=dir HTTP_PORT=8070 REGISTRY=f]  serve it to nodes"
-	@echo "make ota-push PORT=p URL=u   the node on USB updates itself from the server at u"
+	@echo "make ota-push PORT=p URL=u [DEADLINE=300]  the node on USB updates itself from the server"
+	@echo "                    at u; the whole download ends within DEADLINE seconds"
 	@echo "make loadtest [NODES=2000 LOADTEST_S=60]  simulated nodes over TLS MQTT, gateway workers"
 	@echo "                    on SQLite and PostgreSQL -> build/loadtest/summary.json"
 	@echo "make clean          remove build/ (keeps .venv, tools/node_modules, .cache)"
@@ -173,7 +174,7 @@ ota-serve: deps
 
 ota-push: deps need-port
 	@test -n "$(URL)" || { echo "set URL: the update server as the node reaches it"; exit 2; }
-	@$(PY) -m tools.ota push --port $(PORT) --url $(URL)
+	@$(PY) -m tools.ota push --port $(PORT) --url $(URL) $(if $(DEADLINE),--deadline $(DEADLINE))
 
 OUTAGES ?= 60
 SEED ?= 1

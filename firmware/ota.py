@@ -127,18 +127,21 @@ def install(src, keystore, pubkey_n, hw=HW_MODEL, now_s=None):
     except OtaError as e:
         seclog.record("ota-reject", reason=e.reason, detail=e.detail, version=version)
         raise
-    except OSError as e:  # network or flash (full, failing): the old slot is untouched
-        seclog.record("ota-reject", reason="io", detail=str(e), version=version)
-        raise OtaError("io", str(e))
+    except OSError as e:  # network or flash (full, failing), the download's deadline
+        why = getattr(e, "reason", "io")  # httpget.Deadline: "deadline"; the old slot is untouched
+        seclog.record("ota-reject", reason=why, detail=str(e), version=version)
+        raise OtaError(why, str(e))
     seclog.record("ota-install", version=m.version, counter=m.counter, slot=stage0.SLOTS[slot],
                   image=bool(m.image))
     return m
 
 
-def update(url, timeout_ms=10000):
+def update(url, timeout_ms=10000, deadline_ms=None):
     """install() from an update server with what the node was provisioned
     with: its key (for bound bundles), the OTA public key from config.json
-    and, for https, the site CA (config ca_cert). Returns the Manifest;
+    and, for https, the site CA (config ca_cert). timeout_ms bounds each
+    socket call, deadline_ms the whole download (default
+    httpget.DEADLINE_MS: 5 min). Returns the Manifest;
     reset afterwards to try it. ConfigError if the node has no valid
     config (nothing is fetched then)."""
     from firmware import config, keystore
@@ -146,7 +149,9 @@ def update(url, timeout_ms=10000):
     from firmware.netguard import pem_to_der
     ks = keystore.load()
     cfg = config.load(ks.device_id if ks else None)
-    src = HttpSource(url, pem_to_der(cfg["ca_cert"]), timeout_ms)  # HttpSource takes DER
+    from firmware.httpget import DEADLINE_MS
+    src = HttpSource(url, pem_to_der(cfg["ca_cert"]), timeout_ms,  # HttpSource takes DER
+                     deadline_ms or DEADLINE_MS)
     return install(src, ks, int(cfg["ota_pubkey"]["n"], 16))
 
 
