@@ -12,9 +12,12 @@ broker port with TLS (a server certificate for the site's broker host,
 signed by the site CA: ca.key next to ca_cert_file), per-device passwords
 and the per-device ACL, and the gateway subscribed to it, printing each
 node's vitals and every refusal as they arrive. Logins follow the
-registry: every *active* device can log in, a device provisioned while the
-ward runs can within --poll seconds, a revoked one is locked out at the
-next poll (and the gateway refuses its frames anyway). Ctrl-C stops; the
+registry: every *active* device can log in; the ward looks for a registry
+change every --poll seconds (0.25: one SQLite PRAGMA) and rebuilds the logins
+when there is one, so a device provisioned while the ward runs can log in,
+and a revoked one is locked out and its open session ended (mosquitto
+drops a client whose login a reload removed), within a second (the gateway
+refuses its frames from the moment of revocation anyway). Ctrl-C stops; the
 frames stay in --db for `python -m tools.gateway export`.
 
 The store is --db, else $DATABASE_URL, else build/ward/gateway.sqlite
@@ -104,6 +107,17 @@ class Ward:
         self.log("ward: %d active device(s) may log in" % (len(self.broker.users) - 1))
         return self
 
+    def changed(self):
+        """True if another process committed to the registry since the last
+        call (SQLite's data_version on a connection kept for this)."""
+        import sqlite3
+        if getattr(self, "_watch", None) is None:
+            self._watch = sqlite3.connect(str(self.registry), check_same_thread=False)
+            self._dv = None
+        dv = self._watch.execute("PRAGMA data_version").fetchone()[0]
+        changed, self._dv = dv != self._dv, dv
+        return changed
+
     def sync(self):
         """Follow the registry; returns True if the logins changed."""
         before = set(self.broker.users)
@@ -117,6 +131,9 @@ class Ward:
         return True
 
     def stop(self):
+        if getattr(self, "_watch", None) is not None:
+            self._watch.close()
+            self._watch = None
         if self.sub is not None:
             self.sub.stop()
         if self.broker is not None:
@@ -130,7 +147,8 @@ def main(argv=None):
     ap.add_argument("--listen", default="0.0.0.0", help="address mosquitto binds")
     ap.add_argument("--registry")
     ap.add_argument("--db")
-    ap.add_argument("--poll", type=float, default=5.0, help="seconds between registry checks")
+    ap.add_argument("--poll", type=float, default=0.25,
+                    help="seconds between registry change checks (default 0.25)")
     import os
     env_days = os.environ.get("VITALNODE_RETENTION_DAYS")
     ap.add_argument("--retention-days", type=float, default=float(env_days) if env_days else None,
@@ -150,6 +168,8 @@ def main(argv=None):
 
     signal.signal(signal.SIGTERM, on_term)
     next_purge = time.monotonic()
+    next_full = time.monotonic() + 30
+    ward.changed()  # the registry as the ward started with it
     try:
         while True:
             if a.retention_days and time.monotonic() >= next_purge:
@@ -160,7 +180,9 @@ def main(argv=None):
                     print("ward: retention purge failed: %s" % e, file=sys.stderr, flush=True)
                 next_purge = time.monotonic() + 3600
             time.sleep(a.poll)
-            ward.sync()
+            if ward.changed() or time.monotonic() >= next_full:
+                ward.sync()  # a revocation ends the device's session here
+                next_full = time.monotonic() + 30
     except KeyboardInterrupt:
         pass
     finally:

@@ -149,6 +149,7 @@ def test_make_provision_provisions_a_fresh_node_end_to_end(node):
             assert reg.key(dev, purpose) == k
     cfg = json.loads((node.flash / "fs" / "config.json").read_text())
     assert cfg["device_id"] == dev and cfg["wifi"]["ssid"] == "vitalnode-dev"
+    assert (node.flash / "state.json").stat().st_mode & 0o777 == 0o600  # the emulated NVS: a key
     # after the reset the firmware boots provisioned
     assert node.wait_tap("vitalnode: provisioned, key generation 1"), node.tap.read_text()
     v = node.tool("verify", "--port", node.emu.pty)

@@ -38,7 +38,8 @@ def keygen(out_dir):
     """A new RSA-3072 signing key: ota_private.pem (0600) and ota_public.pem."""
     from tools.provision.site import write_private
     d = Path(out_dir)
-    d.mkdir(parents=True, exist_ok=True)
+    from tools.provision.site import _private_dir
+    _private_dir(d)  # the signing key's folder: owner-only
     priv = d / "ota_private.pem"
     if priv.exists():
         raise BundleError("%s exists: refusing to replace a signing key" % priv)

@@ -156,7 +156,8 @@ def cmd_verify(a, reg):
 
 def cmd_revoke(a, reg):
     reg.revoke(a.device_id, a.reason)
-    print("revoked %s: the gateway rejects its frames from now on" % a.device_id)
+    print("revoked %s: the gateway rejects its frames from now on; a running `make ward` "
+          "removes its login and ends its session within a second" % a.device_id)
     return 0
 
 

@@ -89,7 +89,8 @@ def _aad(device_id, gen, purpose):
 class Registry:
     def __init__(self, path=None, ring=None):
         self.path = Path(path) if path else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.parent.exists():  # a folder made for it is owner-only
+            self.path.parent.mkdir(parents=True, mode=0o700)
         if not self.path.exists():  # it holds keys: owner-only from the start
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         self.db = sqlite3.connect(str(self.path))
