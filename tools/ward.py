@@ -118,6 +118,15 @@ class Ward:
         changed, self._dv = dv != self._dv, dv
         return changed
 
+    def follow(self):
+        """One step of the ward's loop: sync if the registry changed (or
+        every 30 s regardless). Call every --poll seconds."""
+        now = time.monotonic()
+        if self.changed() or now >= getattr(self, "_next_full", 0):
+            self._next_full = now + 30
+            return self.sync()
+        return False
+
     def sync(self):
         """Follow the registry; returns True if the logins changed."""
         before = set(self.broker.users)
@@ -168,8 +177,8 @@ def main(argv=None):
 
     signal.signal(signal.SIGTERM, on_term)
     next_purge = time.monotonic()
-    next_full = time.monotonic() + 30
     ward.changed()  # the registry as the ward started with it
+    ward._next_full = time.monotonic() + 30
     try:
         while True:
             if a.retention_days and time.monotonic() >= next_purge:
@@ -180,9 +189,7 @@ def main(argv=None):
                     print("ward: retention purge failed: %s" % e, file=sys.stderr, flush=True)
                 next_purge = time.monotonic() + 3600
             time.sleep(a.poll)
-            if ward.changed() or time.monotonic() >= next_full:
-                ward.sync()  # a revocation ends the device's session here
-                next_full = time.monotonic() + 30
+            ward.follow()  # a revocation ends the device's session here
     except KeyboardInterrupt:
         pass
     finally:

@@ -60,10 +60,9 @@ def _provision(monkeypatch, tmp_path, site, board, capsys):
     info = {"machine": "ESP32 module", "firmware": True, "sysname": "esp32",
             "status": {"device_id": board.device_id, "provisioned": board.provisioned, "gen": 0,
                        "lockdown": False}}
-    monkeypatch.setattr(prov, "_connect", lambda port, timeout: (board, info))
     reg = tmp_path / "registry.sqlite"
     rc = prov.main(["--registry", str(reg), "provision", "--port", "/dev/null",
-                    "--config", str(site)])
+                    "--config", str(site)], connect=lambda port, timeout: (board, info))
     return rc, reg, capsys.readouterr()
 
 
@@ -88,8 +87,8 @@ def test_verify_refuses_a_board_reporting_a_service_name(monkeypatch, tmp_path, 
     board = FakeBoard("gateway", provisioned=True)
     info = {"machine": "ESP32", "firmware": True, "sysname": "esp32",
             "status": {"device_id": "gateway", "provisioned": True, "gen": 1, "lockdown": False}}
-    monkeypatch.setattr(prov, "_connect", lambda port, timeout: (board, info))
-    rc = prov.main(["--registry", str(tmp_path / "r.sqlite"), "verify", "--port", "/dev/null"])
+    rc = prov.main(["--registry", str(tmp_path / "r.sqlite"), "verify", "--port", "/dev/null"],
+                   connect=lambda port, timeout: (board, info))
     assert rc == 1 and "not a device id" in capsys.readouterr().err and board.ran == []
 
 

@@ -88,7 +88,7 @@ def cmd_provision(a, reg):
     s = site.load_site(site_path)
     lockdown = a.lockdown or s.get("lockdown", False)
     _step(1, total, "connecting to %s" % a.port)
-    b, info = _connect(a.port, a.timeout)
+    b, info = a.connect(a.port, a.timeout)
     with b:
         st = info["status"]
         dev = _checked_id(st.get("device_id"))
@@ -141,7 +141,7 @@ def cmd_provision(a, reg):
 
 
 def cmd_verify(a, reg):
-    b, info = _connect(a.port, a.timeout)
+    b, info = a.connect(a.port, a.timeout)
     with b:
         dev = _checked_id(info["status"].get("device_id"))
         d = reg.device(dev)
@@ -183,7 +183,10 @@ def cmd_site(a, reg):
     return 0
 
 
-def main(argv=None):
+def main(argv=None, connect=None):
+    """connect(port, timeout) -> (board, info): the board session (default:
+    mpremote over the serial port; the security campaign passes boards
+    that lie)."""
     ap = argparse.ArgumentParser(prog="python -m tools.provision",
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--registry", help="registry file (SQLite)")
@@ -209,6 +212,7 @@ def main(argv=None):
     p.add_argument("--wifi-password", default="")
     p.add_argument("--broker", required=True, help="HOST[:PORT] nodes connect to (8883)")
     a = ap.parse_args(argv)
+    a.connect = connect or _connect
     try:
         with Registry(a.registry) as reg:
             return {"provision": cmd_provision, "verify": cmd_verify, "revoke": cmd_revoke,
