@@ -20,8 +20,9 @@ server's tag must verify), then each file is
 streamed into the inactive slot while hashed and capped at its signed size,
 then the optional MicroPython image into the next app partition, then ONE
 NVS commit makes the slot the trial, then set_boot() for an image. The
-security counter advances only in otatrial.confirm(), never on a first
-boot.
+security counter and the time floor (the newest confirmed `created`)
+advance only in otatrial.confirm(), never on a first boot, so a reverted
+update moves neither.
 Guarantees: the running slot is never written; a power loss at any point
 leaves the node booting the old slot or a complete, verified new one;
 every rejection, install, confirm and revert is a security event.
@@ -30,7 +31,7 @@ Non-guarantee: a slot is hashed while written, not re-read afterwards.
 import hashlib
 
 import stage0
-from firmware import seclog, storage
+from firmware import otatrial, seclog, storage
 from firmware.clock import now_unix
 from firmware.otamanifest import (IMAGE_MAX, MAGIC, MANIFEST_MAX, SIG_LEN, OtaError, check,
                                   check_device, open_signed)
@@ -100,9 +101,8 @@ def install(src, keystore, pubkey_n, hw=HW_MODEL, now_s=None):
         m = open_signed(env, pubkey_n)
         version = m.version
         floor = st["floor"] + _Y2K if st["floor"] else 0
-        from firmware.otatrial import reverted
         check(m, hw, st["ver"], st["ctr"], now_unix() if now_s is None else now_s, floor,
-              reverted())
+              otatrial.reverted())
         if m.bound:
             check_device(m, keystore.device_id if keystore else None)  # signed: names us?
             tag = _read_all(src, "binding/" + keystore.device_id, 32)
@@ -111,7 +111,13 @@ def install(src, keystore, pubkey_n, hw=HW_MODEL, now_s=None):
         slot = 1 - st["act"]
         _write_slot(src, m, stage0.SLOTS[slot], env)
         changes = {"pend": slot, "tries": 0, "pver": m.version_code, "pctr": m.counter,
-                   "img": 0, "floor": max(st["floor"], m.created - _Y2K)}
+                   "img": 0}
+        # the time floor moves only when the trial is confirmed (otatrial.confirm), so a
+        # reverted update takes its floor change back with it
+        import esp32
+        nvs = esp32.NVS(stage0.NS)
+        nvs.set_i32(otatrial.PFLOOR, m.created - _Y2K)
+        nvs.commit()
         part = None
         if m.image:
             part = _write_image(src, m.image)

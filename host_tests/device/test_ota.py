@@ -338,3 +338,21 @@ def test_no_bundle_path_may_shadow_what_stage0_or_the_installer_imports():
         assert e.reason == "path" and "shadow" in e.detail, (p, e.detail)
     for p in ("lib/rsapss.mpy", "lib/umqtt/simple.py", "lib/qrs.py", "firmware/boot.py"):
         otamanifest.check_path(p)  # the slot's own modules may be updated
+
+
+def test_the_time_floor_moves_on_confirm_and_a_reverted_update_takes_it_back():
+    deployed()
+    y2k = 946684800
+    created = NOW - 1000
+    ota.install(fx.bundle(counter=2, created=created), None, fx.N, now_s=NOW)
+    assert stage0.state()["floor"] == 0  # staged, on trial: the floor has not moved
+    for i in range(stage0.MAX_TRIES + 1):
+        simboard.board.reset(simboard.WDT_RESET)
+        stage0.choose()
+    otatrial.at_start()
+    assert stage0.state()["act"] == 0 and stage0.state()["floor"] == 0  # reverted: no floor
+    later = NOW - 500
+    ota.install(fx.bundle(version="1.2.0", counter=2, created=later), None, fx.N, now_s=NOW)
+    simboard.board.reset(simboard.HARD_RESET)
+    assert stage0.choose() == (1, True) and otatrial.confirm()
+    assert stage0.state()["floor"] == later - y2k  # confirmed: the floor is its created
