@@ -111,7 +111,8 @@ def run(outages=60, seed=1, log=print, workdir=None, timing_profile="typical"):
     from tools.gateway.limits import RateLimiter
     # the rate limit counts the node's time: the campaign runs faster than real time
     gw = Gateway(tmp / "reg.sqlite", tmp / "gw.sqlite",
-                 limiter=RateLimiter(clock=lambda: vclock.clock.now_us / 1e6))
+                 limiter=RateLimiter(clock=lambda: vclock.clock.now_us / 1e6),
+                 clock=lambda: 1800000000 + vclock.clock.now_us / 1e6)  # the node's world (wall0)
     gsub = Subscriber(gw, "localhost", broker.port, site / "ca.pem", "gw-campaign").start()
 
     board = simboard.new_board(uid=bytes.fromhex(dev))

@@ -43,6 +43,7 @@ def world(tmp_path):
     clock = Clock()
     gw = Gateway(tmp_path / "reg.sqlite", ":memory:",
                  limiter=RateLimiter(clock=clock), refusal_log=RefusalLog(clock=clock))
+    gw.clock = lambda: 1800000000.0 + 20000  # arrival: frames carry 1800000000 + seq
     yield gw, subs, clock
     gw.close()
 
@@ -184,3 +185,19 @@ def test_the_broker_drops_a_packet_larger_than_the_largest_frame(tmp_path):
             c.disconnect()
     finally:
         b.stop()
+
+
+def test_a_node_time_far_from_arrival_is_not_taken_as_measurement_time(world):
+    from tools.gateway.core import TIME_AGE_S, TIME_SKEW_S
+    gw, subs, _ = world
+    gw.clock = lambda: 1800000000.0 + 40  # frame(seq) carries time 1800000000 + seq
+
+    def stored(seq):
+        assert gw.handle("vn/%s/tm" % A, frame(subs, A, seq)) == "stored"
+        return [r for r in gw.rows(A) if r["seq"] == seq][0]["wall"]
+    assert stored(40) and stored(40 + TIME_SKEW_S)  # on time, and at the skew's edge
+    assert not stored(41 + TIME_SKEW_S)  # the future beyond the skew
+    gw.clock = lambda: 1800000000.0 + 60 + TIME_AGE_S
+    assert stored(60) and not stored(59)  # a week behind is taken; older is not
+    assert gw.skewed == 2
+    assert [r["outcome"] for r in gw.store.refusals()] == ["clock"]  # the first, then summed

@@ -21,7 +21,10 @@ Checks in order (the first that fails names the outcome; nothing is stored):
              after a reboot, a replay, or a copy another gateway worker
              stored; the stored copy stands
   erased     the frame falls in the period of a patient erased since
-then "stored". Every refusal is counted; the refusal log (and the live
+then "stored". A frame whose node wall time is more than TIME_SKEW_S
+ahead of arrival or TIME_AGE_S behind it is stored without wall time
+(wall false: it is attributed to no patient's period by that time) and
+counted in `skewed`, logged as "clock". Every refusal is counted; the refusal log (and the live
 log) gets the first of each (login, outcome) per minute and then one row
 summing the rest (limits.RefusalLog), so a flood cannot grow it.
 For "stored", "duplicate" and "erased" (the gateway has settled the frame),
@@ -50,7 +53,9 @@ from tools.provision.registry import Registry, RegistryError  # noqa: E402
 OUTCOMES = ("stored", "duplicate", "erased", "limited", "malformed", "topic", "unknown", "revoked",
             "forged", "stale")
 SETTLED = ("stored", "duplicate", "erased")
-FRAME_MAX = frames.HEAD_LEN + frames.MAX_PAYLOAD + frames.TAG_LEN  # the gateway has it (or refuses it for good): ack
+FRAME_MAX = frames.HEAD_LEN + frames.MAX_PAYLOAD + frames.TAG_LEN
+TIME_SKEW_S = 300  # a node's wall time may be this far ahead of arrival
+TIME_AGE_S = 7 * 86400  # and this far behind (queued on a node that was off)  # the gateway has it (or refuses it for good): ack
 
 
 def default_db():
@@ -70,11 +75,12 @@ def _jsonable(d):
 
 class Gateway:
     def __init__(self, registry_path, db=None, log=None, store=None, key=None, limiter=None,
-                 refusal_log=None, seq_window=None):
+                 refusal_log=None, seq_window=None, clock=time.time):
         """db: an SQLite path, ':memory:' or a DATABASE_URL (default:
         DATABASE_URL, else build/gateway.sqlite); or pass an open `store`.
         limiter, refusal_log, seq_window: tools/gateway/limits.py objects
-        (defaults: its documented limits on the real clocks)."""
+        (defaults: its documented limits on the real clocks); clock: arrival
+        time in Unix s (a simulated world passes its own)."""
         from tools.gateway import limits
         from tools.gateway.store import Store
         self.limiter = limiter or limits.RateLimiter()
@@ -86,6 +92,8 @@ class Gateway:
         self.log = log or (lambda s: None)
         self.store = store or Store(db if db is not None else default_db(), key=key, log=self.log)
         self.counts = dict.fromkeys(OUTCOMES, 0)
+        self.skewed = 0  # stored frames whose node time was not taken (TIME_SKEW_S, TIME_AGE_S)
+        self.clock = clock  # arrival time (Unix s)
         self._acks = {}  # device -> telemetry key of its last verified frame (for ack())
 
     @property
@@ -153,6 +161,13 @@ class Gateway:
                 got = None
             if got is not None:
                 for (i, r), o in zip(good, got):
+                    if o == "stored" and r.get("skew"):
+                        with self.lock:
+                            self.skewed += 1
+                        rows = self.refusal_log.add("clock", r["device"], r["seq"], r["skew"])
+                        refusals.extend(rows)
+                        if rows:
+                            self.log("gateway: %s/%s: %s" % (r["device"], r["seq"], r["skew"]))
                     out[i] = self._count(o, r["device"], r["seq"],
                                          "already stored" if o == "duplicate" else
                                          "in an erased patient's period" if o == "erased" else "",
@@ -195,9 +210,19 @@ class Gateway:
             return ("stale", dev, seq, "seq %d is more than %d behind the newest stored"
                     % (seq, self.window.width))
         self._acks[dev] = key
-        return {"device": dev, "seq": seq, "kind": d["kind"], "time": d["time"], "ms": d["ms"],
-                "wall": d["wall"], "received_at": time.time(), "fields": _jsonable(d),
-                "raw": payload}
+        now = self.clock()
+        skew = None
+        if d["wall"] and not now - TIME_AGE_S <= d["time"] <= now + TIME_SKEW_S:
+            # a node clock far ahead (or far behind) of arrival: its time would put the
+            # frame in another period (another patient's assignment); stored as untimed
+            skew = "node time %d is %+d s from arrival: stored without wall time" % (
+                d["time"], d["time"] - now)
+            d["wall"] = False
+        row = {"device": dev, "seq": seq, "kind": d["kind"], "time": d["time"], "ms": d["ms"],
+               "wall": d["wall"], "received_at": now, "fields": _jsonable(d), "raw": payload}
+        if skew:
+            row["skew"] = skew
+        return row
 
     def latest(self, device):
         """(kind, fields) of a device's newest frame, or None."""
