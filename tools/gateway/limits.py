@@ -46,8 +46,9 @@ class RateLimiter:
         now = self.clock()
         b = self._b.get(login)
         if b is None:
-            if len(self._b) >= MAX_KEYS * 4:  # a bound on memory: forget the full buckets
-                self._b = {k: v for k, v in self._b.items() if v[0] < self.burst}
+            if len(self._b) >= MAX_KEYS * 4:  # a bound on memory: forget buckets idle long
+                cut = now - self.burst / self.rate  # enough to have refilled: same as new
+                self._b = {k: v for k, v in self._b.items() if v[1] > cut}
             b = self._b[login] = [self.burst, now]
         else:
             b[0] = min(self.burst, b[0] + (now - b[1]) * self.rate)
