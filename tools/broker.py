@@ -134,6 +134,7 @@ class Broker:
         self.listen, self.host = listen, host
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.chmod(0o700)  # passwd, acl, the server key
         self.site = Path(site_dir)
         self.port = port or free_port()
         self.ca_pem = (self.site / "ca.pem").read_text()

@@ -145,6 +145,9 @@ def test_a_revoked_device_loses_its_login_and_its_open_session_at_once(ward):
         assert w.sync()
         _wait(lambda: "down" in events)  # mosquitto ended the open session on the reload
         assert A not in w.broker.users and not _login(w, site_dir, A, pw[A])
+        for f in ("passwd", "acl", "server.key"):  # the broker's secrets: owner-only
+            assert (w.dir / "broker" / f).stat().st_mode & 0o777 == 0o600, f
+        assert (w.dir / "broker").stat().st_mode & 0o777 == 0o700
     finally:
         c.loop_stop()
         c.disconnect()
