@@ -182,3 +182,16 @@ def test_a_registry_poisoned_before_this_fix_gives_no_service_login(tmp_path):
         assert "topic write vn/gateway" not in acl
     finally:
         w.stop()
+
+
+def test_a_malformed_status_from_the_board_is_refused_in_one_line():
+    from tools.provision.board import BoardError, _status
+    good = "{'device_id': '240ac4000abc', 'provisioned': False, 'gen': 0, 'lockdown': False}"
+    assert _status(good)["device_id"] == "240ac4000abc"
+    for bad in ("", "garbage(", "[1, 2]", "{'device_id': 'x'}", "__import__('os')",
+                good.replace("0,", "'0',"), good.replace("False,", "0,", 1),
+                good.replace("'lockdown': False", "'lockdown': False, 'extra': 1"),
+                "[" * 500 + "]" * 500, good.replace("0,", "-1,")):
+        with pytest.raises(BoardError, match="not as VitalNode does") as e:
+            _status(bad)
+        assert "\n" not in str(e.value)

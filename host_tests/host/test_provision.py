@@ -322,3 +322,18 @@ def test_nothing_the_node_or_the_tools_emit_contains_a_key(node):
     for root in secrets[:2]:
         for f in _forms(root):
             assert f not in registry
+
+
+def test_a_board_whose_firmware_claims_a_service_identity_gets_nothing(node):
+    """Issue 19 §1 as it was found: a firmware reporting the id `gateway`."""
+    src = (ROOT / "firmware" / "keystore.py").read_text()
+    hostile = src.replace('def device_id():\n', 'def device_id():\n    return "gateway"\n', 1)
+    assert hostile != src
+    (node.flash / "fs" / "firmware" / "keystore.py").write_text(hostile)  # .py before .mpy
+    r = node.provision()
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "the board reports the device id 'gateway'" in r.stderr and "Traceback" not in r.stderr
+    assert "nothing was written" in r.stderr
+    assert not (node.flash / "fs" / "config.json").exists() and node.root_key() is None
+    with Registry(node.registry) as reg:
+        assert reg.devices() == []
