@@ -17,8 +17,8 @@ counter, anti-rollback), created/expires (Unix seconds), max_file/max_total
 (bytes), bound (true: only the devices the manifest names may install it,
 and each also needs the server's per-device HMAC), devices (with bound
 true and only then: 1..MAX_DEVICES device ids, 12 lower-case hex digits,
-inside the signed part), files [{path, size, sha256}], optional image {size, sha256} (a MicroPython
-firmware image for the next app partition).
+inside the signed part), files [{path, size, sha256}], optional image
+{size, sha256} (a MicroPython firmware image for the next app partition).
 
 Every rejection is OtaError(reason, detail): reason is one word that the
 security log and the host tools report.
@@ -191,11 +191,14 @@ def _schema(d):
     if d["bound"]:
         if not isinstance(devs, list) or not 1 <= len(devs) <= MAX_DEVICES:
             raise OtaError("schema", "a bound manifest names 1..%d devices" % MAX_DEVICES)
+        from firmware.config import ConfigError, check_device_id  # the one device id form
         for dev in devs:
-            if not isinstance(dev, str) or len(dev) != 12 or \
-                    any(c not in "0123456789abcdef" for c in dev) or devs.count(dev) > 1:
-                raise OtaError("schema", "devices: %r is not a device id or is listed twice"
-                               % (dev,))
+            try:
+                check_device_id(dev, "devices")
+            except ConfigError as e:
+                raise OtaError("schema", str(e)[len("config: "):])
+            if devs.count(dev) > 1:
+                raise OtaError("schema", "devices: %r is listed twice" % (dev,))
     elif devs is not None:
         raise OtaError("schema", "devices is only for a bound manifest")
     files = d.get("files")
