@@ -325,6 +325,7 @@ def broker_attacks(tmp, site, log):
             c = _client(site_dir, "localhost", port, A, pw[A], "oversize-%d" % size)
             c.publish("vn/%s/tm" % A, b"\0" * size, qos=1)
             _until(lambda: any(e[0] == "down" for e in c.events))
+            c.disconnect()  # no reconnect; wakes the loop so it stops at once
             c.loop_stop()
         b_latency()  # anything the broker let through would be ahead of this
         res["oversize_sent"] = 2
@@ -350,8 +351,8 @@ def broker_attacks(tmp, site, log):
         stop.set()
         t.join()
         for c in (a, b, spy, victim):
-            c.loop_stop()
             c.disconnect()
+            c.loop_stop()
     finally:
         w.stop()
     return res
