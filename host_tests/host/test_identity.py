@@ -56,7 +56,7 @@ def site(tmp_path_factory):
     return dev_site(tmp_path_factory.mktemp("site"))
 
 
-def _provision(monkeypatch, tmp_path, site, board, capsys):
+def _provision(tmp_path, site, board, capsys):
     info = {"machine": "ESP32 module", "firmware": True, "sysname": "esp32",
             "status": {"device_id": board.device_id, "provisioned": board.provisioned, "gen": 0,
                        "lockdown": False}}
@@ -66,11 +66,10 @@ def _provision(monkeypatch, tmp_path, site, board, capsys):
     return rc, reg, capsys.readouterr()
 
 
-def test_provisioning_refuses_every_id_but_a_mac_with_nothing_written(monkeypatch, tmp_path, site,
-                                                                     capsys):
+def test_provisioning_refuses_every_id_but_a_mac_with_nothing_written(tmp_path, site, capsys):
     for i, bad in enumerate(ATTACKER_IDS):
         board = FakeBoard(bad)
-        rc, reg, out = _provision(monkeypatch, tmp_path / str(i), site, board, capsys)
+        rc, reg, out = _provision(tmp_path / str(i), site, board, capsys)
         assert rc == 1, (bad, out)
         err = out.err.strip()
         assert err.startswith("provision: error: the board reports the device id ") and \
@@ -83,7 +82,7 @@ def test_provisioning_refuses_every_id_but_a_mac_with_nothing_written(monkeypatc
             assert r.db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 0
 
 
-def test_verify_refuses_a_board_reporting_a_service_name(monkeypatch, tmp_path, capsys):
+def test_verify_refuses_a_board_reporting_a_service_name(tmp_path, capsys):
     board = FakeBoard("gateway", provisioned=True)
     info = {"machine": "ESP32", "firmware": True, "sysname": "esp32",
             "status": {"device_id": "gateway", "provisioned": True, "gen": 1, "lockdown": False}}
