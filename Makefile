@@ -41,9 +41,10 @@ help:
 	@echo "make micropython    build the chip's MicroPython 1.27.0 (32-bit unix port, plain and frozen)"
 	@echo "make bench          benchmarks on the VMs -> build/bench/results.json"
 	@echo "make campaign [OUTAGES=60 SEED=1 TIMING=typical|worst]  telemetry outage campaign vs a real mosquitto"
+	@echo "                    -> build/campaign/telemetry.json; then the security attack classes"
+	@echo "                    (issue 19) -> build/campaign/security.json"
 	@echo "make soak [HOURS=24 SEED=1 FROZEN=1 TIMING=typical|worst QUIET=1]  a day on the patient:"
 	@echo "                    faults, resets, OTA; build/soak/summary.json (docs/soak.md)"
-	@echo "                    -> build/campaign/telemetry.json"
 	@echo "make emu            emulated USB device (prints its pty; use mpremote connect <pty>)"
 	@echo "make flash PORT=p FIRMWARE=f.bin [ERASE=0 CHECK=1 BAUD=460800]"
 	@echo "                    check the MicroPython image, then esptool: detect, erase, write, verify"
@@ -64,11 +65,13 @@ help:
 	@echo "make ward-bench [NODES=200 SECONDS=20]  the overview's responsiveness with many nodes"
 	@echo "                    -> build/wardapp/bench.json"
 	@echo "make ota-key OUT=dir                 new RSA-3072 OTA signing key pair"
-	@echo "make ota-bundle [VERSION=x.y.z COUNTER=n KEY=pem IMAGE=bin BOUND=1 DAYS=90 BUNDLE=dir]"
+	@echo "make ota-bundle [VERSION=x.y.z COUNTER=n KEY=pem IMAGE=bin BOUND=1 DEVICES='id ..' DAYS=90"
+	@echo "                 BUNDLE=dir]  (BOUND=1: only the DEVICES named in the signed manifest)"
 	@echo "                    build and sign an update from this tree (default BUNDLE=build/ota/bundle)"
 	@echo "make ota-verify [BUNDLE=dir PUBKEY=pem]  check a bundle as a node would"
 	@echo "make ota-serve [BUNDLE=dir HTTP_PORT=8070 REGISTRY=f]  serve it to nodes"
-	@echo "make ota-push PORT=p URL=u   the node on USB updates itself from the server at u"
+	@echo "make ota-push PORT=p URL=u [DEADLINE=300]  the node on USB updates itself from the server"
+	@echo "                    at u; the whole download ends within DEADLINE seconds"
 	@echo "make loadtest [NODES=2000 LOADTEST_S=60]  simulated nodes over TLS MQTT, gateway workers"
 	@echo "                    on SQLite and PostgreSQL -> build/loadtest/summary.json"
 	@echo "make clean          remove build/ (keeps .venv, tools/node_modules, .cache)"
@@ -173,7 +176,8 @@ BUNDLE ?= build/ota/bundle
 HTTP_PORT ?= 8070
 OTA_BUILD_OPTS = $(if $(KEY),--key $(KEY)) $(if $(VERSION),--version $(VERSION)) \
                  $(if $(COUNTER),--counter $(COUNTER)) $(if $(IMAGE),--image $(IMAGE)) \
-                 $(if $(DAYS),--days $(DAYS)) $(if $(BOUND),--bound)
+                 $(if $(DAYS),--days $(DAYS)) $(if $(BOUND),--bound) \
+                 $(foreach d,$(DEVICES),--device $(d))
 
 ota-key: deps
 	@test -n "$(OUT)" || { echo "set OUT: the folder for ota_private.pem / ota_public.pem"; exit 2; }
@@ -190,7 +194,7 @@ ota-serve: deps
 
 ota-push: deps need-port
 	@test -n "$(URL)" || { echo "set URL: the update server as the node reaches it"; exit 2; }
-	@$(PY) -m tools.ota push --port $(PORT) --url $(URL)
+	@$(PY) -m tools.ota push --port $(PORT) --url $(URL) $(if $(DEADLINE),--deadline $(DEADLINE))
 
 ward-bench: deps
 	@$(PY) -m tools.wardapp.bench --nodes $(or $(NODES),200) $(if $(SECONDS),--seconds $(SECONDS))

@@ -10,7 +10,9 @@ its flash, written by the provisioning tool and validated on every boot.
 Schema, version 1 (every field is checked; an unknown field is an error,
 so a misspelt optional field cannot silently fall back to a default):
     version     1
-    device_id   this node's ID (a config copied from another node is refused)
+    device_id   this node's ID: the chip's MAC as 12 lower-case hex digits,
+                nothing else (check_device_id; a config copied from another
+                node is refused)
     wifi        {"ssid": 1-32 bytes, "password": "" (open) or 8-63 chars}
     broker      {"host": DNS name or IPv4, "port": 1-65535, "addr": IPv4
                 (optional)}: with addr the node connects there and never
@@ -67,6 +69,25 @@ def _text(v, field, lo, hi):
     if not lo <= n <= hi:
         _fail(field, "must be %d-%d bytes long, got %d" % (lo, hi, n))
     return v
+
+
+_HEX = "0123456789abcdef"
+ID_LEN = const(12)
+
+
+def check_device_id(did, field="device_id"):
+    """`did` if it is a device id - the chip's 6-byte MAC as 12 lower-case
+    hex digits - else ConfigError. The one form: no service login name
+    (gateway, operator), MQTT wildcard, topic or path separator, NUL or
+    upper-case twin can pass (the host's provisioning, registry and broker
+    use this check too)."""
+    if not isinstance(did, str) or len(did) != ID_LEN:
+        _fail(field, "must be the chip's MAC as %d lower-case hex digits, got %r" % (ID_LEN, did))
+    for c in did:
+        if c not in _HEX:
+            _fail(field, "must be the chip's MAC as %d lower-case hex digits, got %r"
+                  % (ID_LEN, did))
+    return did
 
 
 def _wifi(w):
@@ -148,7 +169,7 @@ def validate(cfg, device_id=None):
             _fail(k, "missing")
     if cfg["version"] != VERSION:
         _fail("version", "must be %d (this firmware), got %r" % (VERSION, cfg["version"]))
-    did = _text(cfg["device_id"], "device_id", 1, 32)
+    did = check_device_id(cfg["device_id"])
     if device_id is not None and did != device_id:
         _fail("device_id", "is %s but this node is %s (config of another node)" % (did, device_id))
     _wifi(cfg["wifi"])

@@ -4,7 +4,10 @@ gateway's decoder, device-compatible code the node itself never loads.
     d = framedec.decode(frame)   # dict of fields; FrameError if malformed
 
 Guarantees: decode() accepts exactly the version-1 and version-2 layouts
-and raises FrameError (never another exception) for anything else; a
+and raises FrameError (never another exception) for anything else,
+including values no measurement has (hr_x10 over 4000, spo2_x10 over
+1000) and security events that are not strict JSON (NaN, 1e999999,
+duplicate keys, integers beyond 32 bits: firmware/sjson.py); a
 newer version is refused by name, so a gateway tells "too new" from
 "garbage".
 
@@ -31,6 +34,8 @@ ST_VF = 4
 ST_AF = 8
 ST_ASYS = 16
 _SRC = {0: None, 1: "ecg", 2: "ppg"}
+HR_X10_MAX = 4000  # 400 /min: no heart beats faster; a larger value is not a measurement
+SPO2_X10_MAX = 1000  # 100.0 %
 VITALS_HEAD_LEN = struct.calcsize(VITALS_HEAD)
 BEAT_LEN = struct.calcsize(BEAT_FMT)
 
@@ -68,6 +73,7 @@ def decode(frame):
                 raise FrameError("alert valid bits 0x%02x" % valid)
         if up > 1:
             raise FrameError("alert raised flag %d" % up)
+        _ranges(hr, sp)
         d.update(alert=which, raised=bool(up), hr_x10=hr, spo2_x10=sp, at_ms=at,
                  hr_valid=bool(valid & HR_VALID), spo2_valid=bool(valid & SPO2_VALID))
     elif kind == STATUS:
@@ -77,17 +83,24 @@ def decode(frame):
         d.update(uptime_s=f[0], heap_free=f[1], reset_cause=f[2], rssi=f[3], samples_lost=f[4],
                  queue_depth=f[5], dropped=f[6], version_code=f[7])
     elif kind == SECURITY:
-        import json
+        from firmware.sjson import JsonError, loads
         try:
-            ev = json.loads(p.decode())
-        except (ValueError, UnicodeError):
-            raise FrameError("security payload is not UTF-8 JSON")
+            ev = loads(p)
+        except JsonError as e:  # NaN, 1e999999, duplicate keys... are malformed
+            raise FrameError("security payload is not strict JSON (%s)" % e)
         if not isinstance(ev, dict):
             raise FrameError("security payload is not an object")
         d["event"] = ev
     else:
         raise FrameError("unknown frame kind %d" % kind)
     return d
+
+
+def _ranges(hr, sp):
+    if hr > HR_X10_MAX:
+        raise FrameError("hr_x10 %d over %d" % (hr, HR_X10_MAX))
+    if sp > SPO2_X10_MAX:
+        raise FrameError("spo2_x10 %d over %d" % (sp, SPO2_X10_MAX))
 
 
 def _vitals(p, n, v):
@@ -99,6 +112,7 @@ def _vitals(p, n, v):
             raise FrameError("vitals payload: %d beats in %d bytes" % (nb, n))
         if q > 100:
             raise FrameError("quality %d over 100" % q)
+        _ranges(hr, sp)
         beats = [struct.unpack(">IH", p[7 + 6 * i:13 + 6 * i]) + (0,) for i in range(nb)]
         return dict(hr_x10=hr, spo2_x10=sp, quality=q, lead_off=bool(st & 1), finger_off=bool(st & 2),
                     beats=beats, hr_valid=False, spo2_valid=False, hr_src=None, hr_q=None, spo2_q=None,
@@ -113,6 +127,7 @@ def _vitals(p, n, v):
             raise FrameError("%s %d over 100" % (name, val))
     if valid > 3:
         raise FrameError("vitals valid bits 0x%02x" % valid)
+    _ranges(hr, sp)
     if src not in _SRC:
         raise FrameError("vitals hr_src %d" % src)
     if st > 31:

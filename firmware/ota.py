@@ -14,12 +14,15 @@ cap) -> reader (readinto(buf) -> n, 0 at the end; close()). Names:
 firmware/httpget.HttpSource is the network one.
 
 Order (MCUboot/TUF): manifest signature, then policy (hardware, newer
-version, security counter, expiry, per-device binding), then each file is
+version, security counter, newer than the last reverted trial, expiry,
+per-device binding: the signed manifest must name this device, then the
+server's tag must verify), then each file is
 streamed into the inactive slot while hashed and capped at its signed size,
 then the optional MicroPython image into the next app partition, then ONE
 NVS commit makes the slot the trial, then set_boot() for an image. The
-security counter advances only in otatrial.confirm(), never on a first
-boot.
+security counter and the time floor (the newest confirmed `created`)
+advance only in otatrial.confirm(), never on a first boot, so a reverted
+update moves neither.
 Guarantees: the running slot is never written; a power loss at any point
 leaves the node booting the old slot or a complete, verified new one;
 every rejection, install, confirm and revert is a security event.
@@ -28,9 +31,10 @@ Non-guarantee: a slot is hashed while written, not re-read afterwards.
 import hashlib
 
 import stage0
-from firmware import seclog, storage
+from firmware import otatrial, seclog, storage
 from firmware.clock import now_unix
-from firmware.otamanifest import IMAGE_MAX, MAGIC, MANIFEST_MAX, SIG_LEN, OtaError, check, open_signed
+from firmware.otamanifest import (IMAGE_MAX, MAGIC, MANIFEST_MAX, SIG_LEN, OtaError, check,
+                                  check_device, open_signed)
 from micropython import const
 
 HW_MODEL = "vitalnode-esp32"
@@ -114,15 +118,23 @@ def install(src, keystore, pubkey_n, hw=HW_MODEL, now_s=None):
         m = open_signed(env, pubkey_n)
         version = m.version
         floor = st["floor"] + _Y2K if st["floor"] else 0
-        check(m, hw, st["ver"], st["ctr"], now_unix() if now_s is None else now_s, floor)
+        check(m, hw, st["ver"], st["ctr"], now_unix() if now_s is None else now_s, floor,
+              otatrial.reverted())
         if m.bound:
+            check_device(m, keystore.device_id if keystore else None)  # signed: names us?
             tag = _read_all(src, "binding/" + keystore.device_id, 32)
             if not keystore.verify("ota-bind", tag, m.digest):
                 raise OtaError("binding", "bundle is bound to another device")
         slot = 1 - st["act"]
         _write_slot(src, m, stage0.SLOTS[slot], env)
         changes = {"pend": slot, "tries": 0, "pver": m.version_code, "pctr": m.counter,
-                   "img": 0, "floor": max(st["floor"], m.created - _Y2K)}
+                   "img": 0}
+        # the time floor moves only when the trial is confirmed (otatrial.confirm), so a
+        # reverted update takes its floor change back with it
+        import esp32
+        nvs = esp32.NVS(stage0.NS)
+        nvs.set_i32(otatrial.PFLOOR, m.created - _Y2K)
+        nvs.commit()
         part = None
         if m.image:
             part = _write_image(src, m.image)
@@ -138,18 +150,21 @@ def install(src, keystore, pubkey_n, hw=HW_MODEL, now_s=None):
     except OtaError as e:
         seclog.record("ota-reject", reason=e.reason, detail=e.detail, version=version)
         raise
-    except OSError as e:  # network or flash (full, failing): the old slot is untouched
-        seclog.record("ota-reject", reason="io", detail=str(e), version=version)
-        raise OtaError("io", str(e))
+    except OSError as e:  # network or flash (full, failing), the download's deadline
+        why = getattr(e, "reason", "io")  # httpget.Deadline: "deadline"; the old slot is untouched
+        seclog.record("ota-reject", reason=why, detail=str(e), version=version)
+        raise OtaError(why, str(e))
     seclog.record("ota-install", version=m.version, counter=m.counter, slot=stage0.SLOTS[slot],
                   image=bool(m.image))
     return m
 
 
-def update(url, timeout_ms=10000):
+def update(url, timeout_ms=10000, deadline_ms=None):
     """install() from an update server with what the node was provisioned
     with: its key (for bound bundles), the OTA public key from config.json
-    and, for https, the site CA (config ca_cert). Returns the Manifest;
+    and, for https, the site CA (config ca_cert). timeout_ms bounds each
+    socket call, deadline_ms the whole download (default
+    httpget.DEADLINE_MS: 5 min). Returns the Manifest;
     reset afterwards to try it. ConfigError if the node has no valid
     config (nothing is fetched then)."""
     from firmware import config, keystore
@@ -157,7 +172,9 @@ def update(url, timeout_ms=10000):
     from firmware.netguard import pem_to_der
     ks = keystore.load()
     cfg = config.load(ks.device_id if ks else None)
-    src = HttpSource(url, pem_to_der(cfg["ca_cert"]), timeout_ms)  # HttpSource takes DER
+    from firmware.httpget import DEADLINE_MS
+    src = HttpSource(url, pem_to_der(cfg["ca_cert"]), timeout_ms,  # HttpSource takes DER
+                     deadline_ms or DEADLINE_MS)
     return install(src, ks, int(cfg["ota_pubkey"]["n"], 16))
 
 

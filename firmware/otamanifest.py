@@ -8,13 +8,17 @@ meet before a single byte of an update is written.
 Envelope (what the update server serves as `manifest.vnm`):
     b"VNOTA1\\n" | RSA-3072-PSS signature (384 bytes) | manifest JSON
 The signature covers the magic and the JSON bytes (RSASSA-PSS, SHA-256,
-MGF1-SHA256, 32-byte salt). Nothing is JSON-parsed before it verifies.
+MGF1-SHA256, 32-byte salt). Nothing is JSON-parsed before it verifies, and
+then only by the strict parser host and node share (firmware/sjson.py:
+duplicate keys, NaN, out-of-range integers refused by name).
 
 Manifest (format 1): product, hw, version "X.Y.Z", counter (security
 counter, anti-rollback), created/expires (Unix seconds), max_file/max_total
-(bytes), bound (true: the node also needs the server's per-device HMAC),
-files [{path, size, sha256}], optional image {size, sha256} (a MicroPython
-firmware image for the next app partition).
+(bytes), bound (true: only the devices the manifest names may install it,
+and each also needs the server's per-device HMAC), devices (with bound
+true and only then: 1..MAX_DEVICES device ids, 12 lower-case hex digits,
+inside the signed part), files [{path, size, sha256}], optional image
+{size, sha256} (a MicroPython firmware image for the next app partition).
 
 Every rejection is OtaError(reason, detail): reason is one word that the
 security log and the host tools report.
@@ -22,7 +26,6 @@ Non-guarantee: the wall-clock checks are only as good as the node's clock;
 with no clock the newest `created` ever verified is the time floor (TUF).
 """
 import hashlib
-import json
 
 import rsapss
 from micropython import const
@@ -38,8 +41,23 @@ _PATH_MAX = const(64)
 _TOPS = ("firmware", "lib")
 _EXTS = (".mpy", ".py", ".json")
 _FIELDS = ("format", "product", "hw", "version", "counter", "created", "expires",
-           "max_file", "max_total", "bound", "files", "image")
+           "max_file", "max_total", "bound", "devices", "files", "image")
+MAX_DEVICES = const(64)
 PRODUCT = "vitalnode"
+# Top-level module names a bundle's lib/ may not take: the slot's lib/ is on
+# sys.path before the frozen modules and the port's extensible built-ins, so
+# lib/<name> would shadow what stage 0, the installer and the trial import
+# (boot, stage0, nvsrec, hashlib, esp32, ...) or the slot's own package.
+# The chip's built-in and frozen modules are all here (a host test checks
+# this list against the MicroPython 1.27 ESP32 build: tools/vm/esp32_modules).
+RESERVED = ("boot", "main", "stage0", "nvsrec", "firmware", "_boot", "inisetup", "flashbdev",
+            "apa106", "espnow", "ssl", "__main__", "_asyncio", "_espnow", "_onewire", "_thread",
+            "_webrepl", "array", "binascii", "bluetooth", "btree", "builtins", "cmath",
+            "collections", "cryptolib", "deflate", "errno", "esp", "esp32", "framebuf", "gc",
+            "hashlib", "heapq", "io", "json", "machine", "math", "micropython", "network", "os",
+            "platform", "random", "re", "select", "socket", "struct", "sys", "time", "tls",
+            "uctypes", "vfs", "websocket", "asyncio", "ntptime", "webrepl", "mip", "requests",
+            "onewire", "dht", "neopixel", "uasyncio")
 
 
 class OtaError(Exception):
@@ -65,6 +83,7 @@ class Manifest:
         self.created = d["created"]
         self.expires = d["expires"]
         self.bound = d["bound"]
+        self.devices = d.get("devices") or ()
         self.files = d["files"]
         self.image = d.get("image")
         self.digest = digest  # SHA-256 of the envelope's signed part
@@ -98,13 +117,11 @@ def open_signed(envelope, n):
     digest = signed_digest(envelope)
     if not rsapss.verify(n, envelope[ml:ml + SIG_LEN], digest):
         raise OtaError("signature", "manifest signature does not verify")
+    from firmware.sjson import JsonError, loads  # strict: the host tools parse with it too
     try:
-        try:
-            d = json.loads(body)  # MicroPython parses any buffer in place
-        except TypeError:  # CPython (the host tools) parses bytes only
-            d = json.loads(bytes(body))
-    except Exception:  # ValueError on CPython, but keep to the documented error
-        raise OtaError("schema", "signed manifest is not JSON")
+        d = loads(body)
+    except JsonError as e:  # duplicate keys, NaN, out-of-range integers... by name
+        raise OtaError("schema", "signed manifest is not strict JSON: %s" % e)
     _schema(d)
     return Manifest(d, digest)
 
@@ -140,8 +157,14 @@ def check_path(p):
                 raise OtaError("path", "%r: character %r not allowed" % (p, c))
     for e in _EXTS:
         if p.endswith(e):
-            return
-    raise OtaError("path", "%r: only .mpy, .py and .json files" % p)
+            break
+    else:
+        raise OtaError("path", "%r: only .mpy, .py and .json files" % p)
+    if parts[0] == "lib":
+        name = parts[1] if len(parts) == 3 else parts[1][:parts[1].find(".")]
+        if name in RESERVED:
+            raise OtaError("path", "%r would shadow the module %r that stage 0, the installer "
+                           "or the system imports" % (p, name))
 
 
 def _schema(d):
@@ -164,6 +187,20 @@ def _schema(d):
     _int(d, "max_total", 1, SLOT_MAX)
     if type(d.get("bound")) is not bool:
         raise OtaError("schema", "bound must be true or false")
+    devs = d.get("devices")
+    if d["bound"]:
+        if not isinstance(devs, list) or not 1 <= len(devs) <= MAX_DEVICES:
+            raise OtaError("schema", "a bound manifest names 1..%d devices" % MAX_DEVICES)
+        from firmware.config import ConfigError, check_device_id  # the one device id form
+        for dev in devs:
+            try:
+                check_device_id(dev, "devices")
+            except ConfigError as e:
+                raise OtaError("schema", str(e)[len("config: "):])
+            if devs.count(dev) > 1:
+                raise OtaError("schema", "devices: %r is listed twice" % (dev,))
+    elif devs is not None:
+        raise OtaError("schema", "devices is only for a bound manifest")
     files = d.get("files")
     if not isinstance(files, list) or not 1 <= len(files) <= MAX_FILES:
         raise OtaError("schema", "files must list 1..%d files" % MAX_FILES)
@@ -191,16 +228,31 @@ def _schema(d):
         _hex64(img.get("sha256"), "image")
 
 
-def check(m, hw, version, counter, now_s, floor_s=0):
+def check_device(m, device_id):
+    """A bound manifest must name `device_id` in its signed part, whatever
+    the update server vouches for."""
+    if m.bound and device_id not in m.devices:
+        raise OtaError("binding", "bundle is bound to %s, not to this device %s"
+                       % (",".join(m.devices[:4]) + ("..." if len(m.devices) > 4 else ""),
+                          device_id))
+
+
+def check(m, hw, version, counter, now_s, floor_s=0, reverted=0):
     """Policy for a verified manifest against the running node: hardware
-    model, newer version, security counter not below the node's, not
-    expired by the clock (or by the time floor when the clock is unset)."""
+    model, newer version, security counter not below the node's, newer
+    than the newest trial that failed its health check (version code
+    `reverted`: otatrial.reverted(), so that bundle is refused until a newer
+    one comes), not expired by the clock (or by the time floor when the clock
+    is unset)."""
     if m.hw != hw:
         raise OtaError("hw", "bundle is for %r, this node is %r" % (m.hw, hw))
     if m.counter < counter:
         raise OtaError("rollback", "security counter %d below the node's %d" % (m.counter, counter))
     if m.version_code <= version:
         raise OtaError("downgrade", "version %s is not newer than the running one" % m.version)
+    if m.version_code <= reverted:
+        raise OtaError("reverted", "version %s is not newer than the update reverted after its "
+                       "trial" % m.version)
     if m.expires <= m.created:
         raise OtaError("expired", "manifest expires before it was created")
     t = now_s if now_s > floor_s else floor_s

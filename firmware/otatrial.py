@@ -11,8 +11,10 @@
 Apart from ota.py (install, fetch, verify: large, needed only while
 updating), so a running node holds only this. The NVS layout is stage0's
 (namespace "vn_ota", the record in its header).
-Guarantees: confirm() advances the security counter in the same NVS
-commit that confirms the slot; it is a no-op when nothing is on trial.
+Guarantees: confirm() advances the security counter and the time floor
+(to the trial's `created`, kept under "pfloor" by ota.install) in the same
+NVS commit that confirms the slot; a reverted trial moves neither; it is a
+no-op when nothing is on trial.
 """
 import esp32
 
@@ -45,15 +47,42 @@ def confirm():
             pass  # firmware built without rollback support: nothing to cancel
     ctr = max(st["ctr"], st["pctr"])
     stage0.commit({"act": st["pend"], "pend": -1, "tries": 0, "img": 0, "ver": st["pver"],
-                 "ctr": ctr, "last": 0})
+                 "ctr": ctr, "last": 0, "floor": max(st["floor"], _get(PFLOOR))})
     seclog.record("ota-confirm", version_code=st["pver"], counter=ctr, slot=stage0.SLOTS[st["pend"]])
     return True
 
 
+REVERTED = "bad"  # NVS key (namespace vn_ota, beside stage0's record): i32 version code
+PFLOOR = "pfloor"  # NVS key: the trial's `created` (s since 2000), the floor once confirmed
+
+
+def _get(key):
+    import stage0
+    try:
+        return esp32.NVS(stage0.NS).get_i32(key)
+    except OSError:  # ENOENT: never written
+        return 0
+
+
+
+def reverted():
+    """Version code of the newest update that failed its trial (0: none);
+    ota.install refuses it and anything not newer."""
+    return _get(REVERTED)
+
+
 def at_start():
-    """Record what the boot stage decided since the last start (a revert)."""
+    """Record what the boot stage decided since the last start (a revert).
+    A trial that used up its boots without confirming (it failed its health
+    check: outcome 1) is remembered by version before `last` is cleared, so
+    a power cut in between only repeats this. An image the bootloader did not
+    run (outcome 2: also a power cut before set_boot) is not remembered."""
     import stage0
     st = stage0.state()
     if st["last"]:
+        if st["last"] == 1 and st["lastv"] > reverted():
+            nvs = esp32.NVS(stage0.NS)
+            nvs.set_i32(REVERTED, st["lastv"])
+            nvs.commit()
         seclog.record("ota-" + stage0.OUTCOMES.get(st["last"], "unknown"), version_code=st["lastv"])
         stage0.commit({"last": 0})

@@ -12,7 +12,7 @@ def code(text=VERSION):
         raise ValueError("version must be X.Y.Z")
     n = 0
     for p in parts:
-        if not p or len(p) > 3 or not p.isdigit():
+        if not p or len(p) > 3 or any(c not in "0123456789" for c in p):  # ASCII digits only
             raise ValueError("version must be X.Y.Z with numbers 0-999")
         n = n * 1000 + int(p)
     return n

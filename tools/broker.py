@@ -9,11 +9,15 @@ an ACL, for tests, `make sim` and `make campaign`.
 
 The server certificate is made at start for "localhost" / 127.0.0.1 and
 signed by the site CA, so nodes verify it with the ca_cert they were
-provisioned with. Users: each node (user = device id) and "gateway", and
-"operator". ACL (README "Telemetry"): a node may publish only
+provisioned with. Users: each node (user = device id, 12 lower-case hex
+digits, nothing else) and the service logins "gateway" and "operator"
+(SERVICES): a name is one or the other, so no device login can ever take a
+service's place, and set_devices() replaces device logins only.
+ACL (README "Telemetry"), written per login by name: a node may publish only
 vn/<its id>/tm and vn/<its id>/state and read only vn/<its id>/cmd and
 vn/<its id>/ack; the gateway may only read vn/+/tm and vn/+/state and
-write vn/+/ack; the operator may only write vn/+/cmd. Anonymous clients are refused. Persistence is on and saved after
+write vn/+/ack; the operator may only write vn/+/cmd. Anonymous clients are refused; a packet over MAX_PACKET bytes (the largest
+frame's PUBLISH) disconnects its client. Persistence is on and saved after
 every change, so the gateway's queued messages survive a kill; what the
 broker acknowledged in the instant before a SIGKILL can still be lost
 (measured by `make campaign`).
@@ -33,12 +37,21 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-ACL = """# nodes: their own topics only (%u = the MQTT user name = the device id)
-pattern write vn/%u/tm
-pattern write vn/%u/state
-pattern read vn/%u/cmd
-pattern read vn/%u/ack
+def _frame_max():
+    from tools import hostshims
+    hostshims.install()
+    from firmware import frames
+    return frames.HEAD_LEN + frames.MAX_PAYLOAD + frames.TAG_LEN
 
+
+FRAME_MAX = _frame_max()  # the largest telemetry frame a node sends (551 bytes)
+# the largest MQTT packet a client may send: a PUBLISH of the largest frame
+# (fixed header <= 5, topic vn/<id>/state 2 + 21, packet id 2) with room to
+# spare; CONNECT (with the node's will), SUBSCRIBE and acks are smaller.
+# Anything larger disconnects its client before the gateway sees a byte.
+MAX_PACKET = FRAME_MAX + 64
+SERVICES = ("gateway", "operator")  # service logins: names no device id can take
+SERVICE_ACL = """# services (tools/broker.py SERVICES)
 user gateway
 topic read vn/+/tm
 topic read vn/+/state
@@ -47,6 +60,16 @@ topic write vn/+/ack
 user operator
 topic write vn/+/cmd
 """
+
+
+def acl_text(devices):
+    """The ACL: the services' lines, then each device's own four topics by
+    name (no pattern: a login gets exactly what is written for it)."""
+    out = [SERVICE_ACL]
+    for d in sorted(devices):
+        out.append("user %s\ntopic write vn/%s/tm\ntopic write vn/%s/state\n"
+                   "topic read vn/%s/cmd\ntopic read vn/%s/ack\n" % (d, d, d, d, d))
+    return "\n".join(out)
 
 
 class BrokerError(Exception):
@@ -111,6 +134,7 @@ class Broker:
         self.listen, self.host = listen, host
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.chmod(0o700)  # passwd, acl, the server key
         self.site = Path(site_dir)
         self.port = port or free_port()
         self.ca_pem = (self.site / "ca.pem").read_text()
@@ -126,32 +150,66 @@ class Broker:
         """Where a client on this machine reaches the listener."""
         return "127.0.0.1" if self.listen in ("0.0.0.0", "::") else self.listen
 
+    @staticmethod
+    def _check_names(users):
+        from tools.provision.keys import is_device_id
+        for name in users:
+            if name not in SERVICES and not is_device_id(name):
+                raise BrokerError("login %r is neither a service (%s) nor a device id (12 "
+                                  "lower-case hex digits)" % (name, ", ".join(SERVICES)))
+
     def set_users(self, users):
-        """Replace the logins ({name: password}); a running broker reloads
-        them (SIGHUP) if they changed. Returns True if they changed."""
+        """Replace the logins ({name: password}, each a service or a device
+        id; BrokerError otherwise); a running broker reloads them (SIGHUP) if
+        they changed. Returns True if they changed."""
+        self._check_names(users)
         if users == self.users:
             return False
         self.users = dict(users)
         if self.proc is not None:
             self._write_passwords()
-            self.proc.send_signal(signal.SIGHUP)  # mosquitto reloads the password file
+            self._write_acl()
+            self.proc.send_signal(signal.SIGHUP)  # mosquitto reloads the password file and ACL
         return True
 
+    def set_devices(self, devices):
+        """Replace the device logins only ({device id: password}); the
+        service logins stay as they are whatever `devices` holds."""
+        if any(n in SERVICES for n in devices):
+            raise BrokerError("a device login may not take a service's name")
+        keep = {n: p for n, p in self.users.items() if n in SERVICES}
+        return self.set_users(dict(devices, **keep))
+
+    @staticmethod
+    def _write_private(path, text):
+        tmp = path.with_name(path.name + ".new")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+
     def _write_passwords(self):
-        pw = self.dir / "passwd"
-        pw.write_text("")
+        """The password file, 0600, with mosquitto's PBKDF2-SHA512 hashes
+        made here: no password is ever on a command line."""
+        import base64
+        import hashlib
+        lines = []
         for name, password in self.users.items():
-            r = subprocess.run(["mosquitto_passwd", "-b", str(pw), name, password],
-                               capture_output=True, text=True)
-            if r.returncode:
-                raise BrokerError("mosquitto_passwd: %s" % (r.stderr or r.stdout))
-        os.chmod(pw, 0o600)
+            salt = os.urandom(12)
+            h = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, 101)
+            lines.append("%s:$7$101$%s$%s\n" % (name, base64.b64encode(salt).decode(),
+                                                base64.b64encode(h).decode()))
+        self._write_private(self.dir / "passwd", "".join(lines))
+
+    def _write_acl(self):
+        self._write_private(self.dir / "acl", acl_text([n for n in self.users
+                                                        if n not in SERVICES]))
 
     def _config(self):
         if not _rsa_cert(self.dir / "server.pem"):  # missing, or an EC one from before
             server_cert(self.site, self.dir, self.host)
-        (self.dir / "acl").write_text(ACL)
         self._write_passwords()
+        self._write_acl()
         conf = self.dir / "mosquitto.conf"
         conf.write_text("\n".join([
             "user %s" % getpass.getuser(),  # root would drop to "mosquitto", who cannot read our files
@@ -174,6 +232,7 @@ class Broker:
             # queued, then dropped) cap it near 20 / round trip and drop frames
             # after a 2.5 s hiccup at 400 frames/s (docs/patient-data.md)
             "max_inflight_messages 100",
+            "max_packet_size %d" % MAX_PACKET,
             "max_queued_messages 100000",
             "log_dest file %s" % (self.dir / "mosquitto.log"),
             "log_type error", "log_type warning", "log_type notice", "log_type subscribe",

@@ -13,9 +13,12 @@ broker port with TLS (a server certificate for the site's broker host,
 signed by the site CA: ca.key next to ca_cert_file), per-device passwords
 and the per-device ACL, and the gateway subscribed to it, printing each
 node's vitals and every refusal as they arrive. Logins follow the
-registry: every *active* device can log in, a device provisioned while the
-ward runs can within --poll seconds, a revoked one is locked out at the
-next poll (and the gateway refuses its frames anyway). Ctrl-C stops; the
+registry: every *active* device can log in; the ward looks for a registry
+change every --poll seconds (0.25: one SQLite PRAGMA) and rebuilds the logins
+when there is one, so a device provisioned while the ward runs can log in,
+and a revoked one is locked out and its open session ended (mosquitto
+drops a client whose login a reload removed), within a second (the gateway
+refuses its frames from the moment of revocation anyway). Ctrl-C stops; the
 frames stay in --db for `python -m tools.gateway export`.
 
 The store is --db, else $DATABASE_URL, else build/ward/gateway.sqlite
@@ -64,17 +67,29 @@ class Ward:
         self.log = log
         self.gw_password = secrets.token_hex(16)
         self.broker = self.sub = self.app = self.web = None
+        self._warned = set()
         self.app_port, self.escalate_after, self.notify_url = app_port, escalate_after, notify_url
 
     def logins(self):
-        """{user: password}: the gateway and every active device."""
-        from tools.provision.keys import broker_password
+        """{device id: password} of every active device. A registry row whose
+        id is not a device id (12 lower-case hex digits) never becomes a login:
+        it is skipped and reported, so it can neither take a service's
+        place nor stop the ward."""
+        from tools.provision.keys import broker_password, is_device_id
         from tools.provision.registry import Registry
-        users = {"gateway": self.gw_password}
+        users = {}
         with Registry(self.registry) as reg:
             for d in reg.devices():
-                if d["status"] == "active":
-                    users[d["device_id"]] = broker_password(reg.key(d["device_id"], "broker"))
+                dev = d["device_id"]
+                if d["status"] != "active":
+                    continue
+                if not is_device_id(dev):
+                    if dev not in self._warned:
+                        self._warned.add(dev)
+                        self.log("ward: ignoring registry entry %r: not a device id (12 "
+                                 "lower-case hex digits); it gets no login" % (dev,))
+                    continue
+                users[dev] = broker_password(reg.key(dev, "broker"))
         return users
 
     def start(self):
@@ -86,7 +101,8 @@ class Ward:
         (self.dir / "broker" / "server.pem").unlink(missing_ok=True)  # new cert for this host
         self.broker = Broker(self.dir / "broker", self.site_dir, port=port, listen=self.listen,
                              host=host)
-        self.broker.set_users(self.logins())
+        self.broker.set_users({"gateway": self.gw_password})  # the service login
+        self.broker.set_devices(self.logins())
         self.broker.start()
         self.gw = Gateway(self.registry, self.db, log=self.log)
         self.sub = Subscriber(self.gw, self.broker.local_address, port, self.site_dir / "ca.pem",
@@ -118,11 +134,30 @@ class Ward:
         self.log("ward app: alerts escalate after %g s unacknowledged%s" % (
             self.escalate_after, " to %s" % self.notify_url if self.notify_url else
             " (no --notify-url: shown on the pages only)"))
+    def changed(self):
+        """True if another process committed to the registry since the last
+        call (SQLite's data_version on a connection kept for this)."""
+        import sqlite3
+        if getattr(self, "_watch", None) is None:
+            self._watch = sqlite3.connect(str(self.registry), check_same_thread=False)
+            self._dv = None
+        dv = self._watch.execute("PRAGMA data_version").fetchone()[0]
+        changed, self._dv = dv != self._dv, dv
+        return changed
+
+    def follow(self):
+        """One step of the ward's loop: sync if the registry changed (or
+        every 30 s regardless). Call every --poll seconds."""
+        now = time.monotonic()
+        if self.changed() or now >= getattr(self, "_next_full", 0):
+            self._next_full = now + 30
+            return self.sync()
+        return False
 
     def sync(self):
         """Follow the registry; returns True if the logins changed."""
         before = set(self.broker.users)
-        if not self.broker.set_users(self.logins()):
+        if not self.broker.set_devices(self.logins()):
             return False
         now = set(self.broker.users)
         for d in sorted(now - before):
@@ -136,6 +171,9 @@ class Ward:
             self.app.stop()
         if self.web is not None:
             self.web.stop()
+        if getattr(self, "_watch", None) is not None:
+            self._watch.close()
+            self._watch = None
         if self.sub is not None:
             self.sub.stop()
         if self.broker is not None:
@@ -149,7 +187,8 @@ def main(argv=None):
     ap.add_argument("--listen", default="0.0.0.0", help="address mosquitto binds")
     ap.add_argument("--registry")
     ap.add_argument("--db")
-    ap.add_argument("--poll", type=float, default=5.0, help="seconds between registry checks")
+    ap.add_argument("--poll", type=float, default=0.25,
+                    help="seconds between registry change checks (default 0.25)")
     import os
     env_days = os.environ.get("VITALNODE_RETENTION_DAYS")
     ap.add_argument("--retention-days", type=float, default=float(env_days) if env_days else None,
@@ -177,6 +216,8 @@ def main(argv=None):
 
     signal.signal(signal.SIGTERM, on_term)
     next_purge = time.monotonic()
+    ward.changed()  # the registry as the ward started with it
+    ward._next_full = time.monotonic() + 30
     try:
         while True:
             if a.retention_days and time.monotonic() >= next_purge:
@@ -187,7 +228,7 @@ def main(argv=None):
                     print("ward: retention purge failed: %s" % e, file=sys.stderr, flush=True)
                 next_purge = time.monotonic() + 3600
             time.sleep(a.poll)
-            ward.sync()
+            ward.follow()  # a revocation ends the device's session here
     except KeyboardInterrupt:
         pass
     finally:

@@ -113,6 +113,22 @@ def test_every_bad_value_names_its_field():
         assert e.startswith("config: ") and field in e, (path, value, e)
 
 
+ATTACKER_IDS = ["gateway", "operator", "+", "#", "vn/x", "../x", "240ac4000001a", "240AC4000001",
+                "240ac400000", "", "240ac400\x0001", "240ac4+00001", "240ac4#00001", " 240ac400001",
+                "240ac400001\n", "24:0a:c4:00:00:01", "\uff12\uff14" * 6, "$SYS/broker", None, 240]
+
+
+def test_a_device_id_is_exactly_twelve_lower_case_hex_digits():
+    assert config.check_device_id("240ac4c0ffee") == "240ac4c0ffee"
+    assert config.check_device_id(keystore.device_id()) == keystore.device_id()
+    for bad in ATTACKER_IDS:
+        e = str(raises(config.ConfigError, config.check_device_id, bad))
+        assert e.startswith("config: device_id: must be the chip's MAC"), (bad, e)
+        cfg = good()
+        cfg["device_id"] = bad
+        assert "device_id" in error(cfg), bad
+
+
 def test_replacing_the_config_survives_power_loss_at_every_flash_op():
     write(good())
     new = good()

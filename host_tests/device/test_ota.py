@@ -142,8 +142,13 @@ def test_a_trial_that_never_confirms_is_reverted_after_max_tries():
     assert (st["act"], st["pend"], st["ctr"], st["last"]) == (0, -1, 1, 1)  # counter never moved
     otatrial.at_start()
     assert seclog.events()[-1]["ev"] == "ota-revert" and stage0.state()["last"] == 0
-    # the reverted version may be offered again (it never ran confirmed)
-    ota.install(fx.bundle(counter=9), None, fx.N, now_s=NOW)
+    assert otatrial.reverted() == otamanifest.version_code("1.1.0")
+    # the reverted bundle is refused from now on, and so is any version not newer
+    for again in (fx.bundle(counter=9), fx.bundle(counter=10, created=NOW - 5)):
+        assert raises(OtaError, ota.install, again, None, fx.N, now_s=NOW).reason == "reverted"
+    assert reasons()[-2:] == ["reverted", "reverted"] and stage0.state()["pend"] == -1
+    ota.install(fx.bundle(version="1.1.1", counter=9), None, fx.N, now_s=NOW)  # a newer one
+    assert stage0.state()["pend"] == 1
 
 
 def test_the_confirm_deadline_resets_a_trial_that_hangs():
@@ -189,6 +194,8 @@ def test_the_deadline_survives_a_tick_the_full_scheduler_queue_drops():
 
 
 def test_rejections_are_security_events_and_leave_the_node_unchanged():
+    import gc
+    gc.collect()  # the 20 KB manifest below needs one free run of the test VM's 1 MB heap
     deployed(ver="1.1.0", ctr=3)
     before = stage0.state()
     ok = {"version": "1.2.0", "counter": 3}
@@ -229,18 +236,40 @@ def test_a_manifest_of_announced_length_is_read_in_place_and_a_false_length_refu
         assert stage0.state()["pend"] < 0  # nothing on trial
 
 
-def test_a_bound_bundle_installs_only_on_its_device():
+def test_a_bound_bundle_installs_only_on_the_devices_its_signed_manifest_names():
     import binascii
     deployed()
     keystore.install(binascii.hexlify(bytes(range(1, 33))).decode(), 1)
     ks = keystore.load()
-    src = fx.bundle(bound=True)
+    # bound to another node: refused, even with this node's valid server tag
+    other = fx.bundle(bound=True, devices=["240ac4000def", "240ac4000abc"])
+    digest = otamanifest.open_signed(other.parts["manifest.vnm"], fx.N).digest
+    other.parts["binding/" + ks.device_id] = ks.sign("ota-bind", digest)
+    e = raises(OtaError, ota.install, other, ks, fx.N, now_s=NOW)
+    assert e.reason == "binding" and ks.device_id in e.detail
+    assert "binding/" + ks.device_id not in other.asked  # refused before asking the server
+    assert raises(OtaError, ota.install, other, None, fx.N, now_s=NOW).reason == "binding"
+    # named, but the server's tag is wrong: refused
+    src = fx.bundle(bound=True, devices=["240ac4000def", ks.device_id])
     digest = otamanifest.open_signed(src.parts["manifest.vnm"], fx.N).digest
     src.parts["binding/" + ks.device_id] = bytes(32)
     assert raises(OtaError, ota.install, src, ks, fx.N, now_s=NOW).reason == "binding"
     src.parts["binding/" + ks.device_id] = ks.sign("ota-bind", digest)
     ota.install(src, ks, fx.N, now_s=NOW)
     assert "binding/" + ks.device_id in src.asked
+    assert stage0.state()["pend"] == 1
+
+
+def test_a_bound_manifest_must_name_its_devices_and_only_a_bound_one_may():
+    for change in ({"bound": True}, {"bound": True, "devices": []},
+                   {"bound": True, "devices": ["240AC4000DEF"]},
+                   {"bound": True, "devices": ["gateway"]},
+                   {"bound": True, "devices": ["240ac4000def", "240ac4000def"]},
+                   {"bound": True, "devices": ["240ac4%06x" % i for i in range(65)]},
+                   {"bound": True, "devices": "240ac4000def"},
+                   {"bound": False, "devices": ["240ac4000def"]}):
+        e = raises(OtaError, otamanifest.open_signed, fx.envelope(fx.manifest(**change)), fx.N)
+        assert e.reason == "schema" and "devices" in e.detail or "bound" in e.detail, (change, e)
 
 
 def test_an_image_goes_to_the_next_partition_and_a_bootloader_rollback_reverts_the_slot():
@@ -260,6 +289,8 @@ def test_an_image_goes_to_the_next_partition_and_a_bootloader_rollback_reverts_t
     assert simboard.board.otadata.running == "ota_0"
     assert stage0.choose() == (0, False)
     assert stage0.state()["last"] == 2
+    otatrial.at_start()  # an image the bootloader did not run (or a power cut before
+    assert otatrial.reverted() == 0  # set_boot) is not held against the bundle
     # confirm marks the image valid too
     ota.install(fx.bundle(image=image, version="1.2.0"), None, fx.N, now_s=NOW)
     simboard.board.reset(simboard.HARD_RESET)
@@ -286,3 +317,58 @@ def test_the_manifest_json_is_canonical_enough_to_round_trip():
     man = fx.manifest()
     env = fx.envelope(man)
     assert json.loads(env[len(otamanifest.MAGIC) + 384:]) == man
+
+
+def _body_env(body):
+    return fx.envelope(None, raw=body.encode() if isinstance(body, str) else body)
+
+
+def test_ambiguous_manifest_json_is_refused_by_name():
+    good = json.dumps(fx.manifest())
+    assert otamanifest.open_signed(_body_env(good), fx.N).version == "1.1.0"
+    cases = [
+        (good.replace('"version": "1.1.0"', '"version": "1.1.0", "version": "9.9.9"'),
+         "duplicate key 'version'"),
+        (good[:-1] + ', "counter": 7}', "duplicate key 'counter'"),
+        (good.replace('"1.1.0"', '"\u0661.\u0661.\u0660"'), "version must be X.Y.Z"),
+        (good.replace('"1.1.0"', '"\uff11.1.0"'), "version must be X.Y.Z"),
+        (good.replace('"counter": 1', '"counter": 2147483648'), "out of range"),
+        (good.replace('"counter": 1', '"counter": 1e999999'), "not finite"),
+        (good.replace('"counter": 1', '"counter": NaN'), "unexpected 'N'"),
+        (good.replace('"counter": 1', '"counter": 1.0'), "counter must be an integer"),
+        (good + " {}", "text after the value"),
+    ]
+    for body, why in cases:
+        e = raises(OtaError, otamanifest.open_signed, _body_env(body), fx.N)
+        assert e.reason == "schema" and why in e.detail, (body[:60], e.detail)
+
+
+def test_no_bundle_path_may_shadow_what_stage0_or_the_installer_imports():
+    for p in ("lib/boot.py", "lib/main.py", "lib/boot.mpy", "lib/stage0.mpy", "lib/nvsrec.py",
+              "lib/hashlib.py", "lib/os.mpy", "lib/esp32.py", "lib/machine.py", "lib/ssl.py",
+              "lib/json.py", "lib/firmware.py", "lib/firmware/ota.py", "lib/machine/x.py",
+              "lib/binascii.mpy", "lib/micropython.py", "lib/time.py", "lib/sys.py"):
+        files = [{"path": "firmware/app.py", "size": 1, "sha256": "0" * 64},
+                 {"path": p, "size": 1, "sha256": "0" * 64}]
+        e = raises(OtaError, otamanifest.open_signed, fx.envelope(fx.manifest(files=files)), fx.N)
+        assert e.reason == "path" and "shadow" in e.detail, (p, e.detail)
+    for p in ("lib/rsapss.mpy", "lib/umqtt/simple.py", "lib/qrs.py", "firmware/boot.py"):
+        otamanifest.check_path(p)  # the slot's own modules may be updated
+
+
+def test_the_time_floor_moves_on_confirm_and_a_reverted_update_takes_it_back():
+    deployed()
+    y2k = 946684800
+    created = NOW - 1000
+    ota.install(fx.bundle(counter=2, created=created), None, fx.N, now_s=NOW)
+    assert stage0.state()["floor"] == 0  # staged, on trial: the floor has not moved
+    for i in range(stage0.MAX_TRIES + 1):
+        simboard.board.reset(simboard.WDT_RESET)
+        stage0.choose()
+    otatrial.at_start()
+    assert stage0.state()["act"] == 0 and stage0.state()["floor"] == 0  # reverted: no floor
+    later = NOW - 500
+    ota.install(fx.bundle(version="1.2.0", counter=2, created=later), None, fx.N, now_s=NOW)
+    simboard.board.reset(simboard.HARD_RESET)
+    assert stage0.choose() == (1, True) and otatrial.confirm()
+    assert stage0.state()["floor"] == later - y2k  # confirmed: the floor is its created

@@ -32,7 +32,7 @@ def _setup(tmp_path, db):
         r.begin(DEV, 1, sub, "esp32", False)
         r.activate(DEV)
     gw = Gateway(tmp_path / "reg.sqlite", store=Store(db, key=KeyRing.load(
-        tmp_path / "data.key", create=True)))
+        tmp_path / "data.key", create=True)), clock=lambda: T0 + 60)  # the frames' world
     return gw, sub
 
 
@@ -117,7 +117,7 @@ def test_rotate_key_reseals_the_store_and_the_registry(tmp_path, capsys, monkeyp
     assert list(new.keys) == [new.current] and new.current not in old.keys
     with pytest.raises(KeyProblem):
         Store(db, key=old)
-    gw = Gateway(tmp_path / "reg.sqlite", db)
+    gw = Gateway(tmp_path / "reg.sqlite", db, clock=lambda: T0 + 60)
     assert gw.store.find_patient(MRN)["id"] == p["id"]          # MRN index recomputed
     assert gw.store.frames(patient_id=p["id"])[0]["hr_x10"] == HR
     assert gw.handle("vn/%s/tm" % DEV, _frame(sub, 2, T0 + 6)) == "stored"  # sub-keys still open

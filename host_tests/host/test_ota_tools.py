@@ -120,7 +120,9 @@ def test_the_server_vouches_for_one_device_only(tmp_path, keys, app):
     ks = keystore.load()
     reg.begin(ks.device_id, 1, pkeys.subkeys(root, ks.device_id), "esp32", False)
     reg.activate(ks.device_id)
-    bundle.build(tmp_path / "bound", keys[0], "99.0.0", 0, files=app, bound=True, log=lambda s: None)
+    other_id = "010203040506"
+    bundle.build(tmp_path / "bound", keys[0], "99.0.0", 0, files=app, bound=True,
+                 devices=[ks.device_id], log=lambda s: None)
     log = []
     srv, url = serve_in_thread(tmp_path / "bound", registry=tmp_path / "reg.sqlite", log=log.append)
     try:
@@ -128,11 +130,21 @@ def test_the_server_vouches_for_one_device_only(tmp_path, keys, app):
             ota.install(HttpSource(url), ks, _n(keys[1]))
         except OtaError:
             raise AssertionError(log)
-        other = simboard.new_board(uid=b"\x01\x02\x03\x04\x05\x06")
+        other = simboard.new_board(uid=bytes.fromhex(other_id))
         storage.use(other.fs)
-        keystore.install(pkeys.new_root().hex(), 1)
+        root2 = pkeys.new_root()
+        keystore.install(root2.hex(), 1)
+        # even registered and active, a node the manifest does not name gets no tag from the
+        # server, and refuses the bundle itself before asking
+        reg.begin(other_id, 1, pkeys.subkeys(root2, other_id), "esp32", False)
+        reg.activate(other_id)
         e = pytest.raises(OtaError, ota.install, HttpSource(url), keystore.load(), _n(keys[1]))
-        assert e.value.reason == "io"  # the server has no binding for an unknown node
+        assert e.value.reason == "binding"
+        from tools.ota.server import binding_tag
+        from tools.provision.registry import RegistryError
+        with pytest.raises(RegistryError, match="does not name"):
+            binding_tag(tmp_path / "reg.sqlite", other_id,
+                        (tmp_path / "bound" / "manifest.vnm").read_bytes())
     finally:
         srv.shutdown()
 

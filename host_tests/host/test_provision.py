@@ -149,6 +149,7 @@ def test_make_provision_provisions_a_fresh_node_end_to_end(node):
             assert reg.key(dev, purpose) == k
     cfg = json.loads((node.flash / "fs" / "config.json").read_text())
     assert cfg["device_id"] == dev and cfg["wifi"]["ssid"] == "vitalnode-dev"
+    assert (node.flash / "state.json").stat().st_mode & 0o777 == 0o600  # the emulated NVS: a key
     # after the reset the firmware boots provisioned
     assert node.wait_tap("vitalnode: provisioned, key generation 1"), node.tap.read_text()
     v = node.tool("verify", "--port", node.emu.pty)
@@ -321,3 +322,18 @@ def test_nothing_the_node_or_the_tools_emit_contains_a_key(node):
     for root in secrets[:2]:
         for f in _forms(root):
             assert f not in registry
+
+
+def test_a_board_whose_firmware_claims_a_service_identity_gets_nothing(node):
+    """Issue 19 §1 as it was found: a firmware reporting the id `gateway`."""
+    src = (ROOT / "firmware" / "keystore.py").read_text()
+    hostile = src.replace('def device_id():\n', 'def device_id():\n    return "gateway"\n', 1)
+    assert hostile != src
+    (node.flash / "fs" / "firmware" / "keystore.py").write_text(hostile)  # .py before .mpy
+    r = node.provision()
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "the board reports the device id 'gateway'" in r.stderr and "Traceback" not in r.stderr
+    assert "nothing was written" in r.stderr
+    assert not (node.flash / "fs" / "config.json").exists() and node.root_key() is None
+    with Registry(node.registry) as reg:
+        assert reg.devices() == []

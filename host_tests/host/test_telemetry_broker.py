@@ -49,7 +49,7 @@ def world(tmp_path_factory):
     b.add_user("gateway", "gw-secret")
     b.add_user("operator", "op-secret")
     b.start()
-    gw = Gateway(tmp / "reg.sqlite", tmp / "gw.sqlite")
+    gw = Gateway(tmp / "reg.sqlite", tmp / "gw.sqlite", clock=lambda: 1800000000 + 60)  # the nodes' time
     sub = Subscriber(gw, "localhost", b.port, site / "ca.pem", "gw-secret").start()
     yield {"tmp": tmp, "site": site, "broker": b, "gw": gw, "sub": sub, "roots": roots, "reg": reg}
     sub.stop()

@@ -122,3 +122,47 @@ def test_a_site_the_node_would_refuse_is_not_written(tmp_path):
     with pytest.raises(SiteError, match="wifi.password"):
         make_site(tmp_path / "site", "lab", "short", "10.0.0.2")
     assert json.loads((tmp_path / "site" / "site.json").read_text())["wifi"]["ssid"] != "lab"
+
+
+def test_a_revoked_device_loses_its_login_and_its_open_session_at_once(ward):
+    w, pw, reg, site_dir = ward
+    w.changed()  # the registry as it is now
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="t-open-session")
+    c.username_pw_set(A, pw[A])
+    c.tls_set(ca_certs=str(site_dir / "ca.pem"))
+    events = []
+    c.on_connect = lambda cl, u, f, rc, p=None: events.append("up" if not rc.is_failure else "refused")
+    c.on_disconnect = lambda cl, u, f, rc, p=None: events.append("down")
+    c.reconnect_delay_set(30, 60)  # no reconnect within this test
+    c.connect(w.site["broker"]["host"], w.site["broker"]["port"])
+    c.loop_start()
+    try:
+        _wait(lambda: events == ["up"])
+        assert not w.changed()  # nothing happened yet: the ward does nothing
+        with Registry(reg) as r:
+            r.revoke(A, "stolen")
+        assert w.changed()  # one PRAGMA sees the revocation (the ward checks every 0.25 s)
+        assert w.sync()
+        _wait(lambda: "down" in events)  # mosquitto ended the open session on the reload
+        assert A not in w.broker.users and not _login(w, site_dir, A, pw[A])
+        for f in ("passwd", "acl", "server.key"):  # the broker's secrets: owner-only
+            assert (w.dir / "broker" / f).stat().st_mode & 0o777 == 0o600, f
+        assert (w.dir / "broker").stat().st_mode & 0o777 == 0o700
+    finally:
+        c.loop_stop()
+        c.disconnect()
+
+
+def test_site_and_key_files_are_owner_only(tmp_path):
+    import stat
+    from tools.ota import bundle
+    site = make_site(tmp_path / "site", "ward-3", "correct horse", "10.0.0.2:8883")
+    d = site.parent
+    assert stat.S_IMODE(d.stat().st_mode) == 0o700
+    for name in ("site.json", "ca.key", "ota_private.pem"):
+        assert stat.S_IMODE((d / name).stat().st_mode) == 0o600, name
+    priv, _ = bundle.keygen(tmp_path / "otakey")
+    assert stat.S_IMODE(priv.parent.stat().st_mode) == 0o700
+    Registry(tmp_path / "newdir" / "registry.sqlite").close()
+    assert stat.S_IMODE((tmp_path / "newdir").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "newdir" / "registry.sqlite").stat().st_mode) == 0o600

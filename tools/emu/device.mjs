@@ -118,7 +118,9 @@ const emuhost = {
   save_state: (s) => {
     const st = JSON.parse(s);
     st.emu = { boots: bootCount, last_boot: lastKind };
-    fs.writeFileSync(STATE + ".tmp", JSON.stringify(st));
+    // the NVS holds the node's key: owner-only, as the registry is
+    fs.writeFileSync(STATE + ".tmp", JSON.stringify(st), { mode: 0o600 });
+    fs.chmodSync(STATE + ".tmp", 0o600);
     fs.renameSync(STATE + ".tmp", STATE);
   },
   reset: (cause) => { resetCause = cause; },

@@ -337,14 +337,24 @@ class Store:
                 out.append("stored" if cur.rowcount == 1 else "duplicate")
         return out
 
+    REFUSED_MAX = 20000  # rows the refusal log keeps; the oldest go (the gateway aggregates)
+
     def refuse(self, items):
-        """Log refusals: (at, outcome, device, seq, detail) tuples."""
+        """Log refusals: (at, outcome, device, seq, detail) tuples. The log
+        keeps the newest REFUSED_MAX rows: whatever arrives, it is bounded."""
         if not items:
             return
         with self.db.tx() as c:
             for it in items:
                 c.execute("INSERT INTO refused (at, outcome, device, seq, detail) VALUES "
                           "(?, ?, ?, ?, ?)", it)
+            c.execute("DELETE FROM refused WHERE id <= (SELECT MAX(id) FROM refused) - ?",
+                      (self.REFUSED_MAX,))
+
+    def max_seq(self, device):
+        """The newest stored seq of `device`, or None."""
+        r = self.db.one("SELECT MAX(seq) FROM frames WHERE device = ?", (device,))
+        return r[0] if r and r[0] is not None else None
 
     def refusals(self, outcome=None):
         q, args = "SELECT at, outcome, device, seq, detail FROM refused", ()

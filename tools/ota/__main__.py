@@ -2,10 +2,11 @@
 
     python -m tools.ota keygen --out DIR
     python -m tools.ota build --out DIR [--key PEM] [--version X.Y.Z] [--counter N]
-                              [--days 90] [--image FIRMWARE.bin] [--bound]
+                              [--days 90] [--image FIRMWARE.bin]
+                              [--bound --device ID [--device ID ...]]
     python -m tools.ota verify BUNDLE [--pubkey PEM]
     python -m tools.ota serve BUNDLE [--host 0.0.0.0] [--port 8070] [--registry DB]
-    python -m tools.ota push --port PORT --url URL [--no-reset]
+    python -m tools.ota push --port PORT --url URL [--no-reset] [--deadline 300]
 
 Without --key/--pubkey the development site's key pair (build/dev-site,
 made by `make provision` or `make sim`) is used, and the tool says so.
@@ -41,7 +42,10 @@ def main(argv=None):
     b.add_argument("--counter", type=int, default=0, help="security counter (anti-rollback)")
     b.add_argument("--days", type=float, default=90, help="valid for (days)")
     b.add_argument("--image", help="MicroPython firmware image for the next app partition")
-    b.add_argument("--bound", action="store_true", help="only nodes the server vouches for")
+    b.add_argument("--bound", action="store_true",
+                   help="only the --device nodes (named in the signed manifest) may install it")
+    b.add_argument("--device", action="append", default=[], metavar="ID",
+                   help="a device id a bound bundle is for (repeatable)")
     v = sub.add_parser("verify", help="check a bundle as a node would")
     v.add_argument("bundle")
     v.add_argument("--pubkey")
@@ -54,7 +58,17 @@ def main(argv=None):
     p.add_argument("--port", required=True, help="the node's serial port")
     p.add_argument("--url", required=True, help="the update server as the node reaches it")
     p.add_argument("--no-reset", action="store_true", help="stage only; the trial starts at the next reset")
+    p.add_argument("--deadline", type=float, default=300,
+                   help="seconds the node gives the whole download (default 300)")
     a = ap.parse_args(argv)
+    if a.cmd == "push" and not 1 <= a.deadline <= 3600:
+        print("ota: error: --deadline must be 1-3600 seconds", file=sys.stderr)
+        return 2
+    if a.cmd == "build" and bool(a.bound) != bool(a.device):
+        print("ota: error: %s" % ("a bound bundle names its devices: --device ID (repeatable)"
+                                  if a.bound else "--device is for a bound bundle: add --bound"),
+              file=sys.stderr)
+        return 2
     try:
         if a.cmd == "keygen":
             priv, pub = bundle.keygen(a.out)
@@ -62,12 +76,12 @@ def main(argv=None):
                   % (priv, pub))
         elif a.cmd == "build":
             bundle.build(a.out, a.key or _dev_key("ota_private.pem"), a.version, a.counter,
-                         days=a.days, bound=a.bound, image=a.image)
+                         days=a.days, bound=a.bound, image=a.image, devices=a.device)
         elif a.cmd == "verify":
             bundle.verify(a.bundle, a.pubkey or _dev_key("ota_public.pem"))
         elif a.cmd == "push":
             from tools.ota.push import push
-            push(a.port, a.url, reset=not a.no_reset)
+            push(a.port, a.url, reset=not a.no_reset, deadline_s=a.deadline)
         else:
             from tools.ota.server import make_server
             srv = make_server(a.bundle, a.host, a.port, a.registry)

@@ -38,7 +38,8 @@ def keygen(out_dir):
     """A new RSA-3072 signing key: ota_private.pem (0600) and ota_public.pem."""
     from tools.provision.site import write_private
     d = Path(out_dir)
-    d.mkdir(parents=True, exist_ok=True)
+    from tools.provision.site import _private_dir
+    _private_dir(d)  # the signing key's folder: owner-only
     priv = d / "ota_private.pem"
     if priv.exists():
         raise BundleError("%s exists: refusing to replace a signing key" % priv)
@@ -103,15 +104,30 @@ def check_image(img, name="image"):
 
 
 def build(out, key_path, version=None, counter=0, hw=None, days=90, bound=False,
-          image=None, files=None, now=None, log=print):
-    """Write a signed bundle to directory `out`; returns the manifest dict."""
+          image=None, files=None, now=None, log=print, devices=()):
+    """Write a signed bundle to directory `out`; returns the manifest dict.
+    bound: only `devices` (device ids, named inside the signed manifest)
+    may install it."""
     ota, otamanifest = _device()
+    devices = sorted(set(devices or ()))
+    if bound and not devices:
+        raise BundleError("a bound bundle names its devices (--device ID, repeatable; "
+                          "make ota-bundle BOUND=1 DEVICES='id ...')")
+    if devices and not bound:
+        raise BundleError("--device is for a bound bundle (--bound)")
+    from tools.provision.keys import check_device_id
+    for dev in devices:
+        try:
+            check_device_id(dev)
+        except ValueError as e:
+            raise BundleError("--device %r: %s" % (dev, e))
     key = load_private(key_path)
     files = app_files() if files is None else files
     now = int(time.time() if now is None else now)
     man = {"format": 1, "product": otamanifest.PRODUCT, "hw": hw or ota.HW_MODEL,
            "version": version or tree_version(), "counter": int(counter), "created": now,
            "expires": now + int(days * DAY), "bound": bool(bound),
+           **({"devices": devices} if bound else {}),
            "max_file": max(len(b) for b in files.values()),
            "max_total": sum(len(b) for b in files.values()),
            "files": [{"path": p, "size": len(b), "sha256": hashlib.sha256(b).hexdigest()}
@@ -176,5 +192,6 @@ def verify(bundle_dir, pubkey_path, log=print):
             raise BundleError("image.bin does not match its signed hash")
     log("bundle %s verifies: version %s, counter %d, hw %s, %d files, expires %s%s"
         % (d, m.version, m.counter, m.hw, len(m.files),
-           time.strftime("%Y-%m-%d", time.gmtime(m.expires)), ", device-bound" if m.bound else ""))
+           time.strftime("%Y-%m-%d", time.gmtime(m.expires)),
+           ", bound to %s" % " ".join(m.devices) if m.bound else ""))
     return m

@@ -17,7 +17,7 @@ _UPDATE = """
 from firmware import ota
 from firmware.otamanifest import OtaError
 try:
-    m = ota.update(%r)
+    m = ota.update(%r, deadline_ms=%d)
     print("OTA-OK", m.version, m.counter)
 except OtaError as e:
     print("OTA-REFUSED", e.reason, e.detail)
@@ -32,15 +32,17 @@ class Refused(Exception):
         self.reason = reason
 
 
-def push(port, url, reset=True, timeout=10, log=print):
-    """Install from `url` on the node at `port`; returns the version
+def push(port, url, reset=True, timeout=10, log=print, deadline_s=300):
+    """Install from `url` on the node at `port`; the node gives the whole
+    download deadline_s seconds (firmware/httpget). Returns the version
     installed. Raises Refused, or BoardError when the node cannot be used."""
     with Board(port, timeout=timeout) as b:
         b.enter()
         b.probe_esp32()
         log("ota: %s fetches %s ..." % (port, url))
         # a real node may be quiet for a while: RSA verify and flash writes
-        out = b.run(_UPDATE % url, timeout=300).strip().splitlines()
+        out = b.run(_UPDATE % (url, int(deadline_s * 1000)),
+                    timeout=max(300, deadline_s + 60)).strip().splitlines()
         last = out[-1].split(" ", 2) if out else [""]
         if last[0] == "OTA-REFUSED":
             raise Refused(last[1], last[2] if len(last) > 2 else "")

@@ -4,8 +4,9 @@ for confidentiality).
 
 Serves <bundle>/manifest.vnm, files/..., image.bin; for a device-bound
 bundle also binding/<device id> = HMAC-SHA256(the device's ota-bind
-sub-key from the registry, SHA-256 of the signed manifest), so only that
-node installs it. Logs every request with its size (progress).
+sub-key from the registry, SHA-256 of the signed manifest) - only for an
+active device the signed manifest names (the node checks that name itself,
+whatever the server says). Logs every request with its size (progress).
 """
 import hashlib
 import http.server
@@ -22,6 +23,13 @@ def binding_tag(registry_path, device_id, envelope):
     from tools.ota.bundle import _device
     _, otamanifest = _device()
     digest = otamanifest.signed_digest(envelope)
+    from firmware.sjson import JsonError, loads
+    try:  # the server's own bundle: its signed part names the devices it is for
+        named = loads(envelope[len(otamanifest.MAGIC) + otamanifest.SIG_LEN:]).get("devices") or ()
+    except (JsonError, AttributeError):
+        named = ()
+    if device_id not in named:
+        raise RegistryError("the bundle does not name device %s" % device_id)
     reg = Registry(registry_path)  # per request: sqlite objects stay in their thread
     if not reg.is_active(device_id):
         raise RegistryError("device %s is not active" % device_id)

@@ -43,18 +43,35 @@ def _connect(port, timeout):
     return b, info
 
 
+def _checked_id(dev):
+    """The board's reported device id if it has the one form (the chip's
+    MAC, 12 lower-case hex digits: firmware/config.check_device_id), else
+    Refused - before anything is written to the board or the registry."""
+    try:
+        return keys.check_device_id(dev)
+    except ValueError as e:
+        raise Refused("the board reports the device id %r, which is not a device id (%s); "
+                      "refusing it: nothing was written to the board or the registry"
+                      % (dev, e))
+
+
 def _attest(b, reg, device_id):
-    """Challenge-response: the node proves it holds the registry's key."""
+    """Challenge-response: the node proves it holds the registry's key for
+    `device_id`: it answers with the id it signed for and the tag, and both
+    must match (the id is inside the HMAC and the sub-key's derivation)."""
     nonce = secrets.token_bytes(32)
     out = b.run("import binascii\nfrom firmware import keystore\nks = keystore.load()\n"
-                "print(binascii.hexlify(ks.attest(binascii.unhexlify(%r))).decode() if ks "
-                "else 'NOKEY')" % nonce.hex())
+                "print(ks.device_id + ' ' + binascii.hexlify(ks.attest(binascii.unhexlify(%r)))"
+                ".decode() if ks else 'NOKEY')" % nonce.hex())
     got = out.strip()
     if got == "NOKEY":
         return False, "the node has no key"
+    who, _, tag = got.partition(" ")
+    if who != device_id:
+        return False, "the node answers for the device id %r, not %s" % (who, device_id)
     want = keys.attest_response(reg.key(device_id, "attest"), device_id, nonce)
     try:
-        ok = hmac.compare_digest(bytes.fromhex(got), want)
+        ok = hmac.compare_digest(bytes.fromhex(tag), want)
     except ValueError:
         ok = False
     return ok, "answer matches" if ok else "answer does not match the registry's key"
@@ -71,10 +88,10 @@ def cmd_provision(a, reg):
     s = site.load_site(site_path)
     lockdown = a.lockdown or s.get("lockdown", False)
     _step(1, total, "connecting to %s" % a.port)
-    b, info = _connect(a.port, a.timeout)
+    b, info = a.connect(a.port, a.timeout)
     with b:
         st = info["status"]
-        dev = st["device_id"]
+        dev = _checked_id(st.get("device_id"))
         print("      board: %s; device %s; %s" % (
             info["machine"], dev, "has a key (generation %d)" % st["gen"] if st["provisioned"]
             else "no key yet"))
@@ -124,9 +141,9 @@ def cmd_provision(a, reg):
 
 
 def cmd_verify(a, reg):
-    b, info = _connect(a.port, a.timeout)
+    b, info = a.connect(a.port, a.timeout)
     with b:
-        dev = info["status"]["device_id"]
+        dev = _checked_id(info["status"].get("device_id"))
         d = reg.device(dev)
         if d is None:
             raise Refused("device %s is not in the registry %s" % (dev, reg.path))
@@ -139,7 +156,8 @@ def cmd_verify(a, reg):
 
 def cmd_revoke(a, reg):
     reg.revoke(a.device_id, a.reason)
-    print("revoked %s: the gateway rejects its frames from now on" % a.device_id)
+    print("revoked %s: the gateway rejects its frames from now on; a running `make ward` "
+          "removes its login and ends its session within a second" % a.device_id)
     return 0
 
 
@@ -165,7 +183,10 @@ def cmd_site(a, reg):
     return 0
 
 
-def main(argv=None):
+def main(argv=None, connect=None):
+    """connect(port, timeout) -> (board, info): the board session (default:
+    mpremote over the serial port; the security campaign passes boards
+    that lie)."""
     ap = argparse.ArgumentParser(prog="python -m tools.provision",
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--registry", help="registry file (SQLite)")
@@ -191,6 +212,7 @@ def main(argv=None):
     p.add_argument("--wifi-password", default="")
     p.add_argument("--broker", required=True, help="HOST[:PORT] nodes connect to (8883)")
     a = ap.parse_args(argv)
+    a.connect = connect or _connect
     try:
         with Registry(a.registry) as reg:
             return {"provision": cmd_provision, "verify": cmd_verify, "revoke": cmd_revoke,

@@ -37,6 +37,24 @@ def _why_unopenable(port):
     return "cannot open %s" % port
 
 
+def _status(text):
+    """keystore.status() as the board printed it, checked for its shape
+    (a board's firmware may be anyone's): BoardError if it is not
+    {device_id: str, provisioned: bool, gen: int >= 0, lockdown: bool}.
+    The device id's form is the caller's check (it names the id)."""
+    import ast
+    try:
+        st = ast.literal_eval(text[:400])
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        st = None
+    if not (isinstance(st, dict) and set(st) == {"device_id", "provisioned", "gen", "lockdown"}
+            and isinstance(st["provisioned"], bool) and isinstance(st["lockdown"], bool)
+            and type(st["gen"]) is int and 0 <= st["gen"] < 2 ** 31):
+        raise BoardError("the board's firmware reports its status as %r, not as VitalNode "
+                         "does: refusing it (nothing was written)" % text[:120])
+    return st
+
+
 class Board:
     def __init__(self, port, timeout=10):
         self.port = port
@@ -106,8 +124,7 @@ class Board:
             info["firmware"] = False
             return info
         info["firmware"] = True
-        import ast
-        info["status"] = ast.literal_eval(out.strip())
+        info["status"] = _status(out.strip())
         return info
 
     def probe_esp32(self):

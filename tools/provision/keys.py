@@ -19,6 +19,27 @@ PURPOSES = ("telemetry", "broker", "ota-bind", "attest")
 KEY_BYTES = 32
 
 
+def check_device_id(device_id):
+    """`device_id` if it is a device id (12 lower-case hex digits, the
+    chip's MAC), else ValueError. The rule is the firmware's own
+    (firmware/config.check_device_id): one home for the form."""
+    from tools import hostshims
+    hostshims.install()
+    from firmware import config
+    try:
+        return config.check_device_id(device_id)
+    except config.ConfigError as e:
+        raise ValueError(str(e).split(": ", 2)[-1])
+
+
+def is_device_id(name):
+    try:
+        check_device_id(name)
+        return True
+    except ValueError:
+        return False
+
+
 def new_root():
     return secrets.token_bytes(KEY_BYTES)
 

@@ -90,7 +90,8 @@ def _aad(device_id, gen, purpose):
 class Registry:
     def __init__(self, path=None, ring=None):
         self.path = Path(path) if path else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.parent.exists():  # a folder made for it is owner-only
+            self.path.parent.mkdir(parents=True, mode=0o700)
         if not self.path.exists():  # it holds keys: owner-only from the start
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         self.db = sqlite3.connect(str(self.path))
@@ -207,7 +208,14 @@ class Registry:
     def begin(self, device_id, gen, subkeys, board, lockdown):
         """Record the sub-keys of a key about to be written to the node, so
         a host crash after the write never leaves a key nobody knows. The
-        device is 'pending' until activate()."""
+        device is 'pending' until activate(). Refuses anything but a
+        device id (12 lower-case hex digits): a service login name never
+        enters the registry."""
+        from tools.provision.keys import check_device_id
+        try:
+            check_device_id(device_id)
+        except ValueError as e:
+            raise RegistryError("refusing to register %r: %s" % (device_id, e))
         t = now()
         with self.db:
             old = self.device(device_id)

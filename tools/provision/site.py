@@ -122,8 +122,12 @@ def dev_site(directory):
     d = Path(directory)
     site = d / "site.json"
     if site.exists() and _rsa_ca(d / "ca.pem"):
+        _private_dir(d)  # a site made before these were owner-only becomes so
+        for name in ("site.json", "ca.key", "ota_private.pem"):
+            if (d / name).exists():
+                (d / name).chmod(0o600)
         return site  # (a development site from before the CA became RSA is made anew)
-    d.mkdir(parents=True, exist_ok=True)
+    _private_dir(d)
     # RSA: the node verifies the CA's signature inside the TLS handshake, in
     # one C call that lets no callback run (docs/timing.md)
     ca_key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
@@ -147,10 +151,10 @@ def dev_site(directory):
     (d / "ota_public.pem").write_bytes(ota.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     tmp = d / "site.json.tmp"
-    tmp.write_text(json.dumps({
+    write_private(tmp, (json.dumps({
         "wifi": {"ssid": "vitalnode-dev", "password": "vitalnode-dev-net"},
         "broker": {"host": "localhost", "port": 8883},
-        "ca_cert_file": "ca.pem", "ota_pubkey_file": "ota_public.pem"}, indent=2) + "\n")
+        "ca_cert_file": "ca.pem", "ota_pubkey_file": "ota_public.pem"}, indent=2) + "\n").encode())
     tmp.replace(site)
     return site
 
@@ -167,7 +171,7 @@ def make_site(directory, ssid, wifi_password, broker):
     s["wifi"] = {"ssid": ssid, "password": wifi_password}
     s["broker"] = {"host": host, "port": int(port)}
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(s, indent=2) + "\n")
+    write_private(tmp, (json.dumps(s, indent=2) + "\n").encode())  # the WiFi password
     try:
         device_config(load_site(tmp), "000000000000")  # the node's rules, before anything
     except SiteError:
@@ -175,6 +179,12 @@ def make_site(directory, ssid, wifi_password, broker):
         raise
     tmp.replace(path)
     return path
+
+
+def _private_dir(d):
+    """Make folder `d` (and parents) if needed; `d` itself owner-only (0700)."""
+    d.mkdir(parents=True, exist_ok=True)
+    d.chmod(0o700)
 
 
 def write_private(path, data):
