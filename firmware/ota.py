@@ -42,26 +42,31 @@ _CHUNK = const(1024)
 _Y2K = const(946684800)  # Unix seconds at 2000-01-01, the NVS time base
 
 
-def _read_all(src, name, cap):
-    """The whole of part `name` (at most cap bytes). When the source
-    knows its length (HttpSource does), one buffer of exactly that size is
-    filled in place: no growing copies, so the heap needs one hole of the
-    part's size, not two or three (the 112 KB heap after a soft reset)."""
+def _read_all(src, name, cap, into=None):
+    """The whole of part `name` (at most cap bytes): a bytearray, or with
+    into (a bytearray of at least cap bytes, which update() makes first,
+    while the heap still has large holes) a memoryview of it.
+    Otherwise, when the source knows its length (HttpSource does), one
+    buffer of exactly that size: no growing copies."""
     r = src.fetch(name, cap)
     try:
         n = getattr(r, "length", -1)
-        if 0 <= n <= cap:
-            out = bytearray(n)
-            mv = memoryview(out)
+        if into is None and 0 <= n <= cap:
+            into = bytearray(n)
+        if into is not None:
+            mv = memoryview(into)
+            lim = n if 0 <= n <= cap else cap
             got = 0
-            while got < n:
-                k = r.readinto(mv[got:])
+            while got < lim:
+                k = r.readinto(mv[got:lim])
                 if not k:
-                    raise OtaError("size", "%s shorter than %d bytes" % (name, n))
+                    if n >= 0:
+                        raise OtaError("size", "%s shorter than %d bytes" % (name, n))
+                    break
                 got += k
             if r.readinto(bytearray(1)):
-                raise OtaError("size", "%s longer than %d bytes" % (name, n))
-            return out
+                raise OtaError("size", "%s longer than %d bytes" % (name, lim))
+            return mv[:got]  # a view: MicroPython's bytearray cannot shrink in place
         out = bytearray()
         buf = bytearray(_CHUNK)
         while True:
@@ -106,15 +111,16 @@ def _hex(b):
     return binascii.hexlify(b).decode()
 
 
-def install(src, keystore, pubkey_n, hw=HW_MODEL, now_s=None):
+def install(src, keystore, pubkey_n, hw=HW_MODEL, now_s=None, buf=None):
     """Fetch, verify and stage a bundle as the trial slot; returns the
-    Manifest. Every refusal is recorded and raised as OtaError."""
+    Manifest. Every refusal is recorded and raised as OtaError. buf: a
+    bytearray of MAGIC + SIG_LEN + MANIFEST_MAX bytes for the manifest."""
     version = None
     try:
         st = stage0.state()
         if st["pend"] >= 0:
             raise OtaError("busy", "an update is on trial; confirm or revert it first")
-        env = _read_all(src, "manifest.vnm", len(MAGIC) + SIG_LEN + MANIFEST_MAX)
+        env = _read_all(src, "manifest.vnm", len(MAGIC) + SIG_LEN + MANIFEST_MAX, buf)
         m = open_signed(env, pubkey_n)
         version = m.version
         floor = st["floor"] + _Y2K if st["floor"] else 0
@@ -167,6 +173,9 @@ def update(url, timeout_ms=10000, deadline_ms=None):
     httpget.DEADLINE_MS: 5 min). Returns the Manifest;
     reset afterwards to try it. ConfigError if the node has no valid
     config (nothing is fetched then)."""
+    # the manifest's buffer first, while the heap (fresh after the push's soft
+    # reset) has a hole that size: the imports and config below leave small ones
+    buf = bytearray(len(MAGIC) + SIG_LEN + MANIFEST_MAX)
     from firmware import config, keystore
     from firmware.httpget import HttpSource
     from firmware.netguard import pem_to_der
@@ -175,7 +184,7 @@ def update(url, timeout_ms=10000, deadline_ms=None):
     from firmware.httpget import DEADLINE_MS
     src = HttpSource(url, pem_to_der(cfg["ca_cert"]), timeout_ms,  # HttpSource takes DER
                      deadline_ms or DEADLINE_MS)
-    return install(src, ks, int(cfg["ota_pubkey"]["n"], 16))
+    return install(src, ks, int(cfg["ota_pubkey"]["n"], 16), buf=buf)
 
 
 def _write_slot(src, m, root, env):

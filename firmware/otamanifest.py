@@ -109,13 +109,13 @@ def open_signed(envelope, n):
     """Verify the envelope's signature with the public modulus n; return
     the Manifest. Raises OtaError before parsing anything unsigned."""
     ml = len(MAGIC)
-    if len(envelope) < ml + SIG_LEN + 2 or envelope[:ml] != MAGIC:
+    if len(envelope) < ml + SIG_LEN + 2 or bytes(envelope[:ml]) != MAGIC:  # a view too
         raise OtaError("format", "not a VitalNode OTA manifest")
     if len(envelope) > ml + SIG_LEN + MANIFEST_MAX:
         raise OtaError("size", "manifest over %d bytes" % MANIFEST_MAX)
     body = memoryview(envelope)[ml + SIG_LEN:]  # parsed in place: no 5 KB copy
     digest = signed_digest(envelope)
-    if not rsapss.verify(n, envelope[ml:ml + SIG_LEN], digest):
+    if not rsapss.verify(n, bytes(envelope[ml:ml + SIG_LEN]), digest):
         raise OtaError("signature", "manifest signature does not verify")
     from firmware.sjson import JsonError, loads  # strict: the host tools parse with it too
     try:

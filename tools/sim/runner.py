@@ -20,6 +20,7 @@ from tools.paths import BUILD, ROOT, data_dir
 from tools.vm import launch
 
 SIM_DEVICE_ID = "240ac4000001"  # simboard.Board's default unique_id
+HARNESS_SLACK = 65536  # room for the harness's set-up garbage (filled by ballast afterwards)
 CHIP_HEAP = "112K"  # the ESP32 port's GC heap design point (README "Heap")
 LAYOUTS = ("deployed", "frozen")
 
@@ -149,7 +150,11 @@ class UnixNode:
             from tools.provision.site import write_private
             write_private(self.run.path("spec.json"), json.dumps(spec).encode())
             self.footprint = self._probe()
-            self.cap = heap_bytes(heap) + self.footprint
+            # the node's heap is reserved first, the harness built above it with
+            # room to spare; node.py fills what is left so the node gets exactly
+            # its heap, in one piece (node.py _carve)
+            self.node_heap = heap_bytes(heap)
+            self.cap = self.node_heap + self.footprint + HARNESS_SLACK
         except BaseException:
             self.run.close()
             raise
@@ -171,7 +176,8 @@ class UnixNode:
 
     def start(self):
         import subprocess
-        self.proc = self.run.popen(self._script, [self.duration, "spec.json"], heap=self.cap,
+        self.proc = self.run.popen(self._script, [self.duration, "spec.json", self.node_heap],
+                                   heap=self.cap,
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True)
         self.thread = threading.Thread(target=self._read, daemon=True)
@@ -207,7 +213,7 @@ class UnixNode:
         if self.summary is None:
             raise SystemExit("sim: the MicroPython node exited (%s) without a summary" % self.rc)
         self.summary["vm"] = launch.describe(self.vm)
-        self.summary["heap_cap_bytes"] = self.cap - self.footprint
+        self.summary["heap_cap_bytes"] = self.node_heap
         self.summary["harness_probe_bytes"] = self.footprint
         return self.summary
 

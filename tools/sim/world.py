@@ -19,6 +19,7 @@ from tools.paths import BUILD
 
 FIRST_UID = 0x240AC4000001  # simboard.Board's default unique_id, then +1 per node
 WIFI = ("vitalnode-sim", "sim-ward-password")
+SPEED_MAX = 200  # the fastest a simulated node runs, in simulated s per wall s
 
 
 def key_kind(pem):
@@ -105,7 +106,12 @@ class World:
                          "server": key_kind(self.broker.dir / "server.pem")}
         db = self.dir / "gateway.sqlite"
         db.unlink(missing_ok=True)
-        self.gw = _CountingGateway(Gateway(reg, db, log=self.log))
+        from tools.gateway.limits import RATE, RateLimiter
+        # the per-login rate limit counts wall time, and the simulated nodes run
+        # up to ~100x real time: scaled so that it passes a node's own pace (the
+        # limit itself: test_gateway_limits and make campaign's security part)
+        self.gw = _CountingGateway(Gateway(reg, db, log=self.log,
+                                           limiter=RateLimiter(rate=RATE * SPEED_MAX)))
         self.sub = Subscriber(self.gw, "localhost", self.broker.port, self.site_dir / "ca.pem",
                               gw_password).start()
         self.log("sim: mosquitto on localhost:%d (TLS, passwords, per-device ACL), gateway "

@@ -369,6 +369,9 @@ def _ota_push(url, log):
     except Exception as e:
         log("[sim] OTA push raised:")
         _print_exc(e)
+        if isinstance(e, MemoryError) and hasattr(gc, "mem_free"):
+            import micropython
+            micropython.mem_info()  # how much and how fragmented
         return None
 
 
@@ -413,6 +416,9 @@ def run(root, duration_s, board=None, log=print, sensor=None, image=None, world=
         heap = _Heap(clk, 0)
         step = world.get("heap_every_s", 1) * 1000000
         clk.call_at(clk.now_us + step, heap.sample, step)
+        if world_region[0] is not None:
+            _ballast[0] = _carve(world_region[0])
+            world_region[0] = None
         gc.collect()
         heap.harness = gc.mem_alloc()  # the harness's share, taken off every figure
         if probe:
@@ -557,8 +563,37 @@ def _board(spec):
     return b
 
 
+def _carve(region):
+    """Give the node the contiguous region reserved before the harness
+    was built, and nothing else: every other free byte (the harness's
+    slack, the holes its set-up left) is taken by ballast, counted as the
+    harness's. So the node's heap is one clean area of its size, as after
+    the chip's reset, not the leftovers between the harness's objects."""
+    gc.collect()
+    fill = [None] * 512
+    n = 0
+    size = 1 << 16
+    while size >= 16 and n < len(fill):
+        try:
+            fill[n] = bytearray(size)
+            n += 1
+        except MemoryError:
+            size >>= 1
+    region[0] = None
+    gc.collect()
+    return fill
+
+
+_ballast = [None]
+world_region = [None]  # [bytearray]: the node's heap while the harness is built
+
+
 def _main():
     duration = float(sys.argv[1])  # seconds (a run that goes on from a reset: any ms)
+    node_heap = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+    # the node's heap, reserved first: the harness is built above it
+    region = [bytearray(node_heap - 64)] if node_heap else None
+    world_region[0] = region
     with open(sys.argv[2]) as f:  # a file: the unix port dies on a long argv
         spec = json.load(f)
     sensor = spec.pop("sensor", None)
