@@ -4,7 +4,7 @@
         [--record 100] [--ppg 01] [--chip max86150|max30102] [--realtime]
         [--faults none|all|broker,wifi,finger,motion] [--nodes 1] [--heap 112K]
         [--frozen] [--vm unix|unix64] [--timing typical|worst] [--outage SECONDS]
-        [--ward [--ward-port 8443]]
+        [--ward [--ward-port 8443]] [--workdir build/sim] [--dev-site build/dev-site]
 
 Provisions each node (registry, key, config), starts mosquitto (TLS, ACL)
 and the gateway, boots the firmware on the chip's own MicroPython - 1.27.0,
@@ -14,6 +14,9 @@ shims and the virtual clock (tools/vm/node.py), feeds the simulated sensor
 from MIT-BIH (ECG) and BIDMC (PPG) recordings, prints the node's console
 and live progress, then scores and reports: build/sim/summary.json, the
 FHIR bundle and a PNG. Exit status 1 if a node crashed or lost data.
+Everything a run makes is under --workdir (default: the folder of --out,
+build/sim), so runs in different folders do not meet; the development site
+(CA, OTA key) is made once in --dev-site (default build/dev-site).
 """
 import argparse
 import json
@@ -22,6 +25,7 @@ import re
 import sys
 import threading
 import time
+from pathlib import Path
 
 from tools.paths import BUILD, ROOT
 from tools.sim import report, runner
@@ -78,11 +82,18 @@ def _args(argv):
     ap.add_argument("--progress", type=int, default=30, help="progress line every N simulated s")
     ap.add_argument("--unprovisioned", action="store_true",
                     help="boot nodes with no key and no config (their safe state)")
-    ap.add_argument("--out", default=str(BUILD / "sim" / "summary.json"))
+    ap.add_argument("--out", help="the summary (default WORKDIR/summary.json, build/sim/summary.json)")
+    ap.add_argument("--workdir", help="the run's broker, registry, store, PNG and FHIR bundle "
+                                      "(default: the folder of --out)")
+    ap.add_argument("--dev-site", help="the development site: CA and OTA key, made there once "
+                                       "(default build/dev-site)")
     ap.add_argument("--ward", action="store_true",
                     help="the ward web app up during the run (implies --realtime)")
     ap.add_argument("--ward-port", type=int, default=8443, help="its HTTPS port (default 8443)")
     a = ap.parse_args(argv)
+    if a.out is None:
+        a.out = str(Path(a.workdir) / "summary.json" if a.workdir else BUILD / "sim" / "summary.json")
+    a.workdir = Path(a.workdir) if a.workdir else Path(a.out).resolve().parent
     if a.ward:
         a.realtime = True
     names = [] if a.faults == "none" else list(FAULTS) if a.faults == "all" else a.faults.split(",")
@@ -220,12 +231,12 @@ def _node_report(a, world, live, dev, s, spec):
          "harness_heap_bytes": s.get("harness_heap_bytes"), "vm": s.get("vm"),
          "sensor_starts_ms": live.starts[dev]}
     r.update(sc)
-    png = BUILD / "sim" / ("waveforms-%s.png" % dev)
+    png = a.workdir / ("waveforms-%s.png" % dev)
     report.plot(png, dev, rows, live.starts[dev], spec["sensor"], peaks,
                 "MIT-BIH %s + BIDMC %s on node %s" % (a.record, a.ppg, dev),
                 fifo={"fill_max": s.get("fifo_fill_max"), "fill_max_ms": s.get("fifo_fill_max_ms"),
                       "lost_ms": s.get("first_sample_lost_ms")})
-    r["png"] = os.path.relpath(png, ROOT)
+    r["png"] = _shown(png)
     return r
 
 
@@ -267,7 +278,7 @@ def _main(argv=None):
     spec_base = {"sensor": runner.sensor_spec(a.chip, a.record, a.ppg, a.spo2),
                  "progress_s": a.progress, "pace": 1.0 if a.realtime else 0,
                  "timing": a.timing}
-    world = World(BUILD / "sim" / "world", a.nodes, log=print)
+    world = World(a.workdir / "world", a.nodes, log=print, site_dir=a.dev_site)
     demo = None
     try:
         world.start()
@@ -288,7 +299,7 @@ def _main(argv=None):
             print("sim: the gateway did not receive every frame the broker accepted", flush=True)
         per = [_node_report(a, world, live, d, results[d], spec_base) for d in world.devices]
         gaps = {d: _vitals_gap(world.gw.gw.rows(device=d, kind="vitals")) for d in world.devices}
-        bundle = BUILD / "sim" / "fhir-bundle.json"
+        bundle = a.workdir / "fhir-bundle.json"
         n_obs = report.fhir_bundle(world.gw.gw.rows(), bundle)
         if demo is not None:
             print("sim: done; the ward app stays up until Ctrl-C", flush=True)
@@ -314,20 +325,26 @@ def _main(argv=None):
          "firmware_layout": "frozen (manifest.py in the binary)" if a.frozen
          else "deployed .mpy files on the flash"}
     s.update(_total(per))
-    s.update({"fhir_bundle": os.path.relpath(bundle, ROOT), "fhir_observations": n_obs,
+    s.update({"fhir_bundle": _shown(bundle), "fhir_observations": n_obs,
               "png": per[0]["png"], "per_node": per})
     if a.outage:
         s.update(_outage(a, s, live, gaps))
-    os.makedirs(os.path.dirname(a.out), exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     with open(a.out, "w") as f:
         json.dump(s, f, indent=2)
     _print_summary(s)
-    print("written", os.path.relpath(a.out, ROOT))
+    print("written", _shown(a.out))
     if a.outage:  # frames dropped by the outbox's policy are the expected cost of it
         missed = [k for k, (ok, _) in s["outage_targets"].items() if not ok]
         return 1 if missed or s["samples_lost"] else 0
     lost = s["samples_lost"] + s["frames_dropped"] + s["alerts_lost"]
     return 1 if s["crashes"] or lost else 0
+
+
+def _shown(path):
+    """A path as reports name it: relative to the checkout when inside it."""
+    p = Path(path).resolve()
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
 
 
 def _vitals_gap(rows):
