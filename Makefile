@@ -104,7 +104,7 @@ test-compile: deps
 	@$(PY) -m tools.compile_check
 
 test-cpython: deps
-	@$(PY) -m pytest -q host_tests
+	@$(PY) -m pytest -q -n $(or $(VITALNODE_TEST_WORKERS),4) --dist loadfile host_tests
 
 test-unix: deps
 	@$(PY) -m tools.vmtest --vm unix $(T)
