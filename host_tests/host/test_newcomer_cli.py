@@ -138,3 +138,12 @@ def test_the_gateway_cli_refuses_a_mistyped_store_an_existing_out_and_a_file_not
     err = _one_line_refusal(_gateway("patients", "--db", text))
     assert "%s is not a gateway store" % text in err
     assert text.read_text() == "this is not a database\n" * 100
+
+
+def test_without_the_recordings_make_bench_says_what_is_missing(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "tools.bench", "all"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, VITALNODE_DATA=str(tmp_path / "none")))
+    err = _one_line_refusal(r)
+    assert err.startswith("bench: no recordings folder %s: " % (tmp_path / "none"))
+    assert "physionet.org" in err and "VITALNODE_DATA=" in err and r.stdout == ""
