@@ -36,7 +36,7 @@ help:
 	@echo "                     WARD=1: at real time with the ward web app up]"
 	@echo "                    -> build/sim/summary.json, PNG, FHIR"
 	@echo "make test           all four test layers: compile, then cpython (4 xdist workers;"
-	@echo "                    VITALNODE_TEST_WORKERS=n) beside unix and frozen; about 4 min"
+	@echo "                    VITALNODE_TEST_WORKERS=n) beside unix and frozen; 4-5 min"
 	@echo "make test-compile | test-cpython | test-unix | test-frozen   one layer"
 	@echo "make vmtest T=host_tests/device/test_x.py [VM=unix|frozen|all|wasm|unix64]  one file on a VM"
 	@echo "make micropython    build the chip's MicroPython 1.27.0 (32-bit unix port, plain and frozen)"
