@@ -26,7 +26,7 @@ REGISTRY_OPT = $(if $(REGISTRY),--registry $(REGISTRY))
 
 .PHONY: help apt deps micropython test test-compile test-cpython test-unix test-frozen vmtest sim emu bench \
         deploy provision verify revoke registry need-port clean ota-key ota-bundle ota-verify ota-serve \
-        ota-push campaign flash ward ward-user need-user ward-bench site loadtest soak
+        ota-push campaign flash ward ward-user need-user ward-bench site loadtest soak export
 
 help:
 	@echo "make sim            the whole node simulated: firmware on the unix port, mosquitto, gateway"
@@ -35,7 +35,8 @@ help:
 	@echo "                     NODES=1 REALTIME=1 HEAP=112K FROZEN=1 TIMING=typical|worst OUTAGE=s"
 	@echo "                     WARD=1: at real time with the ward web app up]"
 	@echo "                    -> build/sim/summary.json, PNG, FHIR"
-	@echo "make test           all four test layers: compile, cpython, unix, frozen"
+	@echo "make test           all four test layers: compile, then cpython (4 xdist workers;"
+	@echo "                    VITALNODE_TEST_WORKERS=n) beside unix and frozen; 4-5 min"
 	@echo "make test-compile | test-cpython | test-unix | test-frozen   one layer"
 	@echo "make vmtest T=host_tests/device/test_x.py [VM=unix|frozen|all|wasm|unix64]  one file on a VM"
 	@echo "make micropython    build the chip's MicroPython 1.27.0 (32-bit unix port, plain and frozen)"
@@ -55,11 +56,13 @@ help:
 	@echo "make verify PORT=p  challenge-response: the node still holds its registered key"
 	@echo "make revoke DEVICE=id [REASON=...]   the gateway rejects the device from now on"
 	@echo "make registry       list the registered devices"
-	@echo "make site OUT=dir SSID=s WIFI_PASSWORD=p BROKER=host[:port]  a site for your network"
+	@echo "make site OUT=dir SSID=s WIFI_PASSWORD=p BROKER=host[:port] [FORCE=1]  a site for your network"
 	@echo "                    (CA, OTA key, site.json; checked by the firmware's config rules)"
 	@echo "make ward [CONFIG=site.json LISTEN=0.0.0.0 REGISTRY=f]  mosquitto (TLS, ACL) and the"
 	@echo "                    gateway for real nodes on your network; logins follow the registry"
 	@echo "                    [APP_PORT=8443 ESCALATE=120 NOTIFY=url]  and the ward web app over HTTPS"
+	@echo "make export OUT=f.json [DB=build/ward/gateway.sqlite PATIENT=p FORCE=1 | FHIR_URL=u]"
+	@echo "                    the stored vitals as a FHIR R4 Bundle (a file, or POSTed to FHIR_URL)"
 	@echo "make ward-user NAME=n ROLE=clinician|technician|admin|auditor [WARDS=W3,W5]"
 	@echo "                    a ward app user; prints their one-time password"
 	@echo "make ward-bench [NODES=200 SECONDS=20]  the overview's responsiveness with many nodes"
@@ -107,7 +110,7 @@ test-compile: deps
 	@$(PY) -m tools.compile_check
 
 test-cpython: deps
-	@$(PY) -m pytest -q host_tests
+	@$(PY) -m pytest -q -n $(or $(VITALNODE_TEST_WORKERS),4) --dist loadfile host_tests
 
 test-unix: deps
 	@$(PY) -m tools.vmtest --vm unix $(T)
@@ -124,8 +127,12 @@ SIM_OPTS = $(if $(RECORD),--record $(RECORD)) $(if $(PPG),--ppg $(PPG)) $(if $(C
            $(if $(VM),--vm $(VM)) $(if $(TIMING),--timing $(TIMING)) $(if $(OUTAGE),--outage $(OUTAGE)) \
            $(if $(WARD),--ward)
 
+# Ctrl-C: the tool stops what it started and says so on one line (exit status 130);
+# make adds no "Error 130" line of its own
+QUIET_CTRL_C = || { rc=$$?; [ $$rc = 130 ] || exit $$rc; }
+
 sim: deps
-	@$(PY) -m tools.sim --runtime $(RUNTIME) --duration $(DURATION) $(SIM_OPTS)
+	@$(PY) -m tools.sim --runtime $(RUNTIME) --duration $(DURATION) $(SIM_OPTS) $(QUIET_CTRL_C)
 
 bench: deps
 	@$(PY) -m tools.bench all
@@ -159,12 +166,17 @@ registry: deps
 
 site: deps
 	@test -n "$(OUT)" -a -n "$(SSID)" -a -n "$(BROKER)" || { echo "set OUT, SSID and BROKER (WIFI_PASSWORD for WPA2)"; exit 2; }
-	@$(PY) -m tools.provision $(REGISTRY_OPT) site --out $(OUT) --ssid "$(SSID)" --wifi-password "$(WIFI_PASSWORD)" --broker $(BROKER)
+	@$(PY) -m tools.provision $(REGISTRY_OPT) site --out $(OUT) --ssid "$(SSID)" --wifi-password "$(WIFI_PASSWORD)" --broker $(BROKER) $(if $(FORCE),--force)
 
 ward: deps
 	@$(PY) -m tools.ward $(if $(CONFIG),--site $(CONFIG)) $(REGISTRY_OPT) $(if $(LISTEN),--listen $(LISTEN)) \
 	    $(if $(APP_PORT),--app-port $(APP_PORT)) $(if $(ESCALATE),--escalate-after $(ESCALATE)) \
-	    $(if $(NOTIFY),--notify-url $(NOTIFY))
+	    $(if $(NOTIFY),--notify-url $(NOTIFY)) $(QUIET_CTRL_C)
+
+export: deps
+	@test -n "$(OUT)$(FHIR_URL)" || { echo "set OUT=bundle.json (or FHIR_URL=https://ehr/fhir); DB= the store (default build/ward/gateway.sqlite)" >&2; exit 2; }
+	@$(PY) -m tools.gateway export --db "$(or $(DB),build/ward/gateway.sqlite)" $(if $(OUT),--out "$(OUT)") \
+	    $(if $(FHIR_URL),--fhir-url "$(FHIR_URL)") $(if $(PATIENT),--patient "$(PATIENT)") $(if $(FORCE),--force)
 
 need-user:
 	@test -n "$(NAME)" -a -n "$(ROLE)" || { echo "set NAME and ROLE (clinician|technician|admin|auditor; clinicians: WARDS=W3,W5)" >&2; exit 2; }

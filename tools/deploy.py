@@ -27,9 +27,10 @@ import hashlib
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-from tools.paths import BUILD, ROOT
+from tools.paths import ROOT
 from tools.provision.board import Board, BoardError
 
 _SOURCE = ("boot.py", "main.py")
@@ -123,7 +124,8 @@ def plan(local, remote):
 
 
 def deploy(port, dry_run=False, reset=True, log=print, frozen=False):
-    local = slot_tree(stage(BUILD / "deploy" / "root"))
+    with tempfile.TemporaryDirectory(prefix="vitalnode-deploy-") as d:  # a stage of its own
+        local = slot_tree(stage(Path(d) / "root"))
     if frozen:  # the app is in the image; a slot would shadow it
         local = {p: local[p] for p in _SOURCE}
     with Board(port) as b:

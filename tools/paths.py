@@ -17,6 +17,35 @@ def data_dir() -> Path:
     return Path(os.environ.get("VITALNODE_DATA", ROOT.parent / "shared" / "data")).resolve()
 
 
+# what a user without ../shared/data needs, in one line
+DATA_HELP = ("the recordings live in ../shared/data beside the checkout (mitdb/: PhysioNet's "
+             "MIT-BIH Arrhythmia Database 1.0.0, NNN.hea/.dat/.atr; bidmc/: the BIDMC PPG and "
+             "Respiration Dataset 1.0.0, bidmc_NN_Signals.csv.gz, its bidmc_csv files gzipped); "
+             "get them from physionet.org (mitdb: python -c \"import wfdb; "
+             "wfdb.dl_database('mitdb', 'DIR/mitdb')\") and set VITALNODE_DATA=DIR")
+
+
+def missing_data(kind, name):
+    """A one-line reason why recording `name` of `kind` ("mitdb" or
+    "bidmc") cannot be read, or None if its files are there."""
+    d = data_dir()
+    if not d.is_dir():
+        return "no recordings folder %s: %s" % (d, DATA_HELP)
+    if not (d / kind).is_dir():
+        return "no %s folder in %s: %s" % (kind, d, DATA_HELP)
+    if kind == "mitdb":
+        need = [d / kind / (name + ext) for ext in (".hea", ".dat", ".atr")]
+        have = sorted(p.stem for p in (d / kind).glob("*.hea"))
+    else:
+        need = [d / kind / ("bidmc_%s_Signals.csv.gz" % name)]
+        have = sorted(p.name[6:8] for p in (d / kind).glob("bidmc_*_Signals.csv.gz"))
+    gone = [p.name for p in need if not p.exists()]
+    if gone:
+        return "%s has no %s (records there: %s)" % (d / kind, ", ".join(gone),
+                                                       " ".join(have) or "none")
+    return None
+
+
 def device_files():
     """Every module that runs on the ESP32: firmware/, lib/, boot.py,
     main.py, and the stage 0 boot.py runs (stage0.py, nvsrec.py: compiled

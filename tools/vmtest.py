@@ -100,10 +100,19 @@ def _unix_one(vm, mod, only):
 
 
 def run_unix(vm, mods, only, verbose):
+    """Each module in a VM of its own, two at a time; a line as each ends
+    (progress), the outputs joined in module order (for the tally)."""
     launch.binary(vm)  # build it once, before the workers start
+    outs = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        outs = list(pool.map(lambda m: _unix_one(vm, m, only), mods))
-    return "\n".join(outs)
+        jobs = {pool.submit(_unix_one, vm, m, only): m for m in mods}
+        for i, job in enumerate(concurrent.futures.as_completed(jobs), 1):
+            m = jobs[job]
+            outs[m] = job.result()
+            res = re.search(r"^RESULT \S+ (\d+) (\d+) (\d+)", outs[m], re.M)
+            print("  %s: [%d/%d] %s %s" % (vm, i, len(mods), m, "%s passed, %s failed, %s skipped"
+                                          % res.groups() if res else "DIED"), flush=True)
+    return "\n".join(outs[m] for m in mods)
 
 
 def run(vm, mods, only, verbose):

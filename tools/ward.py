@@ -18,8 +18,8 @@ change every --poll seconds (0.25: one SQLite PRAGMA) and rebuilds the logins
 when there is one, so a device provisioned while the ward runs can log in,
 and a revoked one is locked out and its open session ended (mosquitto
 drops a client whose login a reload removed), within a second (the gateway
-refuses its frames from the moment of revocation anyway). Ctrl-C stops; the
-frames stay in --db for `python -m tools.gateway export`.
+refuses its frames from the moment of revocation anyway). Ctrl-C stops, quietly; the
+frames stay in --db for `make export DB=... OUT=bundle.json`.
 
 The store is --db, else $DATABASE_URL, else build/ward/gateway.sqlite
 (patient data sealed; docs/patient-data.md). With --retention-days (or
@@ -201,16 +201,27 @@ def main(argv=None):
                     help="escalations are POSTed here as JSON ($VITALNODE_NOTIFY_URL)")
     a = ap.parse_args(argv)
     registry = Path(a.registry) if a.registry else default_path()
+    signal.signal(signal.SIGINT, _interrupted)
+    ward = None
     try:
         if a.site is None:
             from tools.provision.site import dev_site
             a.site = dev_site(registry.parent / "dev-site")
         ward = Ward(a.site, registry, listen=a.listen, db=a.db,
                     app_port=a.app_port or None, escalate_after=a.escalate_after,
-                    notify_url=a.notify_url).start()
+                    notify_url=a.notify_url)
+        ward.start()
+    except KeyboardInterrupt:  # Ctrl-C while starting: what started is stopped
+        if ward is not None:
+            ward.stop()
+        print("ward: interrupted while starting; stopped", file=sys.stderr)
+        return 130
     except Exception as e:  # WardError, BrokerError, OSError: all end the same way
+        if ward is not None:
+            ward.stop()
         print("ward: error: %s" % e, file=sys.stderr)
         return 1
+
     def on_term(*_):
         raise KeyboardInterrupt  # SIGTERM stops the ward as Ctrl-C does
 
@@ -233,9 +244,15 @@ def main(argv=None):
         pass
     finally:
         ward.stop()
-    print("ward: stopped; %s; export with: python -m tools.gateway export --db %s --out "
-          "bundle.json" % (ward.gw.counts, ward.db))
+    print("ward: stopped; %s; export with: make export DB=%s OUT=bundle.json"
+          % (ward.gw.counts, ward.db))
     return 0
+
+
+def _interrupted(*_):
+    """Ctrl-C stops the ward; the clean-up after it is not interrupted again."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -162,7 +162,7 @@ def test_refuses_to_overwrite_then_rotates_on_request(node):
     root1 = node.root_key()
     r = node.provision()
     assert r.returncode == 1
-    assert "already provisioned" in r.stderr and "--rotate" in r.stderr
+    assert "already provisioned" in r.stderr and "--rotate (make provision ROTATE=1)" in r.stderr
     assert node.root_key() == root1
     with Registry(node.registry) as reg:
         assert reg.device(dev)["key_gen"] == 1
@@ -217,7 +217,8 @@ def test_a_revoked_device_needs_reinstate(node):
     with Registry(node.registry) as reg:
         assert reg.device(dev)["status"] == "revoked" and not reg.is_active(dev)
     r = node.provision("--rotate")
-    assert r.returncode == 1 and "revoked" in r.stderr and "--reinstate" in r.stderr
+    assert r.returncode == 1 and "revoked" in r.stderr
+    assert "--reinstate (make provision REINSTATE=1)" in r.stderr
     assert node.provision("--reinstate").returncode == 0
     with Registry(node.registry) as reg:
         assert reg.is_active(dev) and reg.device(dev)["key_gen"] == 2

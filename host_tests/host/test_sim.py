@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,16 +14,21 @@ KEYS = ("runtime", "sim_seconds", "wall_seconds", "record", "beats_reference", "
         "peak_heap_bytes")
 
 
-def _sim(tmp_path, *args, timeout=180):
-    out = tmp_path / "summary.json"
-    r = subprocess.run([sys.executable, "-m", "tools.sim", "--out", str(out)] + list(args),
-                       cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-    return r, (json.loads(out.read_text()) if out.exists() else None)
+@pytest.fixture
+def sim(tmp_path, sim_args):
+    """Run `python -m tools.sim` with its files in tmp_path: (result, summary or None)."""
+    def run(*args, timeout=180):
+        out = tmp_path / "summary.json"
+        r = subprocess.run([sys.executable, "-m", "tools.sim", "--out", str(out), *sim_args]
+                           + list(args), cwd=ROOT, capture_output=True, text=True,
+                           timeout=timeout)
+        return r, (json.loads(out.read_text()) if out.exists() else None)
+    return run
 
 
 @pytest.mark.parametrize("runtime", ["micropython", "cpython"])
-def test_sim_runs_the_firmware_end_to_end_and_writes_the_summary(tmp_path, runtime):
-    r, s = _sim(tmp_path, "--runtime", runtime, "--duration", "35")
+def test_sim_runs_the_firmware_end_to_end_and_writes_the_summary(sim, tmp_path, runtime):
+    r, s = sim("--runtime", runtime, "--duration", "35")
     assert r.returncode == 0, r.stdout + r.stderr
     lines = r.stdout.splitlines()
     assert "vitalnode boot: reset cause power-on" in lines
@@ -51,6 +57,7 @@ def test_sim_runs_the_firmware_end_to_end_and_writes_the_summary(tmp_path, runti
     assert s["beats_reference"] >= 25 and s["se"] >= 95 and s["ppv"] >= 95
     assert s["samples_lost"] == 0
     assert (ROOT / s["png"]).stat().st_size > 10000
+    assert Path(s["png"]).parent == (tmp_path / "sim").resolve()  # nothing of the run in build/
     bundle = json.loads((ROOT / s["fhir_bundle"]).read_text())
     assert bundle["resourceType"] == "Bundle" and len(bundle["entry"]) == s["fhir_observations"] > 0
     if runtime == "micropython":
@@ -60,8 +67,8 @@ def test_sim_runs_the_firmware_end_to_end_and_writes_the_summary(tmp_path, runti
         assert s["min_free_heap_bytes"] > 0
 
 
-def test_sim_fault_scenario_loses_nothing(tmp_path):
-    r, s = _sim(tmp_path, "--duration", "120", "--faults", "broker,wifi,finger")
+def test_sim_fault_scenario_loses_nothing(sim):
+    r, s = sim("--duration", "120", "--faults", "broker,wifi,finger")
     assert r.returncode == 0, r.stdout + r.stderr
     events = [l for l in r.stdout.splitlines() if " fault " in l]
     assert len(events) == 6  # start and end of each
@@ -73,8 +80,8 @@ def test_sim_fault_scenario_loses_nothing(tmp_path):
     assert s["alerts"] >= 1 and s["alerts_lost"] == 0
 
 
-def test_sim_nodes_share_the_broker_and_keep_their_data_apart(tmp_path):
-    r, s = _sim(tmp_path, "--duration", "30", "--nodes", "2")
+def test_sim_nodes_share_the_broker_and_keep_their_data_apart(sim):
+    r, s = sim("--duration", "30", "--nodes", "2")
     assert r.returncode == 0, r.stdout + r.stderr
     per = s["per_node"]
     assert len({p["device"] for p in per}) == 2
@@ -86,8 +93,8 @@ def test_sim_nodes_share_the_broker_and_keep_their_data_apart(tmp_path):
     assert set(ids) == {p["device"] for p in per}
 
 
-def test_sim_refuses_an_unknown_fault(tmp_path):
-    r, _ = _sim(tmp_path, "--faults", "meteor")
+def test_sim_refuses_an_unknown_fault(sim):
+    r, _ = sim("--faults", "meteor")
     assert r.returncode == 2 and "unknown fault meteor" in r.stderr
 
 
@@ -138,11 +145,11 @@ def test_firmware_exception_halts_at_the_repl_without_a_crash_loop(tmp_path):
     assert s["crashes"] == 1 and s["resets"] == [] and s["boots"] == 1
 
 
-def test_the_frozen_firmware_runs_within_its_heap_budget(tmp_path):
+def test_the_frozen_firmware_runs_within_its_heap_budget(sim):
     """manifest.py's build, frozen into the 32-bit 1.27 binary: the
     firmware's bytecode and names stay in flash, and the node, TLS uplink
     up, stays within 48 KB of the ESP32's 112 KB GC heap."""
-    r, s = _sim(tmp_path, "--duration", "35", "--frozen")
+    r, s = sim("--duration", "35", "--frozen")
     assert r.returncode == 0, r.stdout + r.stderr
     assert s["vm"] == "micropython 1.27.0 unix 32-bit frozen" and s["heap_cap"] == "112K"
     assert s["firmware_layout"].startswith("frozen")
@@ -151,8 +158,6 @@ def test_the_frozen_firmware_runs_within_its_heap_budget(tmp_path):
     assert s["crashes"] == 0 and s["samples_lost"] == 0
 
 
-def test_frozen_is_a_micropython_layout(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "tools.sim", "--runtime", "cpython", "--frozen",
-                        "--out", str(tmp_path / "s.json")], cwd=ROOT, capture_output=True,
-                       text=True, timeout=60)
+def test_frozen_is_a_micropython_layout(sim):
+    r, _ = sim("--runtime", "cpython", "--frozen", timeout=60)
     assert r.returncode == 2 and "--frozen" in r.stderr

@@ -15,7 +15,7 @@ from tools import hostshims
 from tools.broker import Broker
 from tools.gateway.core import Gateway
 from tools.gateway.mqtt import Subscriber
-from tools.paths import BUILD, ROOT
+from tools.paths import ROOT
 from tools.vm import launch
 from tools.provision import keys as pkeys
 from tools.provision.registry import Registry

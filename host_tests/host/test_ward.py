@@ -121,7 +121,10 @@ def test_a_site_for_a_lan_address_names_it_in_the_certificate(tmp_path):
 def test_a_site_the_node_would_refuse_is_not_written(tmp_path):
     with pytest.raises(SiteError, match="wifi.password"):
         make_site(tmp_path / "site", "lab", "short", "10.0.0.2")
-    assert json.loads((tmp_path / "site" / "site.json").read_text())["wifi"]["ssid"] != "lab"
+    assert not (tmp_path / "site" / "site.json").exists()
+    # corrected, it is made: the refused attempt does not count as a site to keep
+    path = make_site(tmp_path / "site", "lab", "long-enough-password", "10.0.0.2")
+    assert json.loads(path.read_text())["wifi"]["ssid"] == "lab"
 
 
 def test_a_revoked_device_loses_its_login_and_its_open_session_at_once(ward):
@@ -166,3 +169,19 @@ def test_site_and_key_files_are_owner_only(tmp_path):
     Registry(tmp_path / "newdir" / "registry.sqlite").close()
     assert stat.S_IMODE((tmp_path / "newdir").stat().st_mode) == 0o700
     assert stat.S_IMODE((tmp_path / "newdir" / "registry.sqlite").stat().st_mode) == 0o600
+
+
+def test_make_site_does_not_replace_a_site_json_without_force(tmp_path):
+    first = make_site(tmp_path / "site", "ward-3", "ward-3-password", "10.0.0.2")
+    with pytest.raises(SiteError, match=r"site.json exists: refusing.*FORCE=1"):
+        make_site(tmp_path / "site", "ward-4", "ward-4-password", "10.0.0.9")
+    assert json.loads(first.read_text())["wifi"]["ssid"] == "ward-3"
+    r = subprocess.run([sys.executable, "-m", "tools.provision", "--registry",
+                        str(tmp_path / "r.sqlite"), "site", "--out", str(tmp_path / "site"),
+                        "--ssid", "ward-4", "--wifi-password", "ward-4-password", "--broker",
+                        "10.0.0.9"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert len(r.stderr.splitlines()) == 1 and "FORCE=1" in r.stderr
+    assert json.loads(first.read_text())["wifi"]["ssid"] == "ward-3"
+    assert make_site(tmp_path / "site", "ward-4", "ward-4-password", "10.0.0.9", replace=True)
+    assert json.loads(first.read_text())["wifi"]["ssid"] == "ward-4"

@@ -6,7 +6,6 @@ printed); an alert is raised, acknowledged and escalated; a revoked
 device's tile says so. Screenshots of every page at 1280x800 and at tablet
 width go to build/wardapp-screens/ (test data stays in temporary dirs)."""
 import os
-import shutil
 import time
 
 import pytest
@@ -60,9 +59,7 @@ def browser():
         o.add_argument(a)
     d = webdriver.Chrome(service=Service(executable_path=DRIVER), options=o)
     d.set_page_load_timeout(20)
-    if SCREENS.exists():
-        shutil.rmtree(SCREENS)
-    SCREENS.mkdir(parents=True)
+    SCREENS.mkdir(parents=True, exist_ok=True)  # each file replaced; no rmtree another run meets
     yield d
     d.quit()
 

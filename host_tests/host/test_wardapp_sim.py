@@ -11,15 +11,15 @@ import requests
 
 from host_tests.host.wardhelp import wait
 from tools.broker import free_port
-from tools.paths import BUILD, ROOT
+from tools.paths import ROOT
 
 
-def test_sim_ward_shows_the_simulated_node_live(tmp_path):
+def test_sim_ward_shows_the_simulated_node_live(tmp_path, sim_args, dev_site_dir):
     port = free_port()
     p = subprocess.Popen([sys.executable, "-m", "tools.sim", "--runtime", "cpython", "--duration",
                           "12", "--ward", "--ward-port", str(port), "--out",
-                          str(tmp_path / "summary.json")], cwd=ROOT, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True)
+                          str(tmp_path / "summary.json"), *sim_args], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     threading.Thread(target=lambda: lines.extend(p.stdout), daemon=True).start()
     try:
@@ -29,7 +29,7 @@ def test_sim_ward_shows_the_simulated_node_live(tmp_path):
         who = wait(lambda: next((re.search(r"(sim\.nurse) / (\S+),", x) for x in lines
                                  if "sim.nurse" in x), None), 5)
         s = requests.Session()
-        s.trust_env, s.verify = False, str(BUILD / "dev-site" / "ca.pem")
+        s.trust_env, s.verify = False, str(dev_site_dir / "ca.pem")
         pre = re.search(r'name="pre" value="([^"]+)"', s.get(url + "login").text).group(1)
         r = s.post(url + "login", data={"name": who.group(1), "password": who.group(2),
                                         "pre": pre}, allow_redirects=False)

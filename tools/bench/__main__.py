@@ -32,7 +32,7 @@ import time
 
 from pathlib import Path
 
-from tools.paths import BUILD, ROOT, data_dir
+from tools.paths import BUILD, DATA_HELP, ROOT, data_dir
 from tools.vm import launch
 
 RESULTS = BUILD / "bench" / "results.json"
@@ -276,6 +276,8 @@ def bench_ota(a):
     return {k: v + (cmd,) for k, v in out.items()}
 
 
+# the benches that replay ../shared/data (the others make their own inputs)
+_NEEDS_DATA = {"qrs", "rhythm", "noise", "ppg", "detect"}
 BENCHES = {"sensor": lambda a: bench_sensor(), "qrs": bench_qrs, "rhythm": bench_rhythm, "noise": bench_noise,
            "ppg": bench_ppg, "detect": bench_detect, "ota": bench_ota}
 
@@ -303,6 +305,9 @@ def main(argv=None):
     ap.add_argument("--write", type=Path, help="noise: also write the noisy records as WFDB into this folder")
     a = ap.parse_args(argv)
     names = sorted(BENCHES) if a.what == "all" else [a.what]
+    if a.db is None and not data_dir().is_dir() and set(names) & _NEEDS_DATA:
+        print("bench: no recordings folder %s: %s" % (data_dir(), DATA_HELP), file=sys.stderr)
+        return 2
     wrote = False
     for name in names:
         res = BENCHES[name](a)

@@ -18,17 +18,18 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import tty
+from pathlib import Path
 
 from tools.paths import BUILD, ROOT, SHIMS
 
 
 def _runtime_dir():
-    """tools/emu's VM-side files plus the shims, as the VM will see them."""
-    rt = BUILD / "emu-rt"
-    if rt.exists():
-        shutil.rmtree(rt)
-    (rt / "shims").mkdir(parents=True)
+    """tools/emu's VM-side files plus the shims, as the VM will see them, in
+    a folder of this emulator's own (several emulators may run at once)."""
+    rt = Path(tempfile.mkdtemp(prefix="vitalnode-emu-rt-"))
+    (rt / "shims").mkdir()
     for f in ("_emu.py", "os.py", "socket.py"):
         shutil.copy(ROOT / "tools" / "emu" / f, rt / f)
     for f in SHIMS.glob("*.py"):
@@ -44,6 +45,13 @@ def main(argv=None):
     flash = os.path.abspath(a.flash)
     os.makedirs(flash, exist_ok=True)
     rt = _runtime_dir()
+    try:
+        return _serve(flash, rt)
+    finally:
+        shutil.rmtree(rt, ignore_errors=True)
+
+
+def _serve(flash, rt):
     master, slave = os.openpty()
     tty.setraw(slave)
     os.set_blocking(master, False)
@@ -53,6 +61,10 @@ def main(argv=None):
 
     def stop(*_):
         node.terminate()
+        try:
+            node.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            node.kill()
         sys.exit(0)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

@@ -24,12 +24,16 @@ build/gateway.sqlite (docs/patient-data.md).
 
 Every command that changes or reads a patient's record is audited with
 --by (default: the login name). Mistakes get one line on stderr and exit
-status 2; nothing is half-done.
+status 2; nothing is half-done. Only run, migrate, admit and token make a
+store that is not there yet (and say so); every other command refuses a
+--db path with no store (a typo must not read as an empty ward). A file
+that --out names is replaced only with --force.
 """
 import argparse
 import getpass
 import json
 import os
+import sqlite3
 import sys
 
 
@@ -83,17 +87,19 @@ def _parser():
     e = sub.add_parser("export", help="FHIR R4 transaction Bundle to a file or a FHIR server")
     _add_common(e, registry=True)
     g = e.add_mutually_exclusive_group(required=True)
-    g.add_argument("--out")
+    g.add_argument("--out", help="the JSON file to write (an existing one only with --force)")
     g.add_argument("--fhir-url", help="FHIR server base URL: the bundle is POSTed there (fhirpy)")
     e.add_argument("--token", help="bearer token for --fhir-url (or $VITALNODE_FHIR_TOKEN)")
     e.add_argument("--patient")
     e.add_argument("--device")
     e.add_argument("--patients-only", action="store_true",
                    help="leave out device-only Observations")
+    e.add_argument("--force", action="store_true", help="replace the --out file")
     x = sub.add_parser("access", help="right of access: one patient's data as FHIR")
     _add_common(x)
     x.add_argument("--patient", required=True)
     x.add_argument("--out", required=True)
+    x.add_argument("--force", action="store_true", help="replace the --out file")
     er = sub.add_parser("erase", help="right to erasure: delete a discharged patient's data")
     _add_common(er)
     er.add_argument("--patient", required=True)
@@ -127,6 +133,7 @@ def _parser():
     au.add_argument("--patient")
     au.add_argument("--out", help="export: the JSON file to write")
     au.add_argument("--anchor", help="verify: ID:HASH of a head kept from an earlier export")
+    au.add_argument("--force", action="store_true", help="export: replace the --out file")
     m = sub.add_parser("migrate", help="apply schema migrations")
     _add_common(m)
     return ap
@@ -300,6 +307,39 @@ def _audit(a, st, by):
     return 0
 
 
+# commands that may start a store where there is none (the first admission, a
+# first API token, the schema); the others read or change one that must exist
+_MAKES_STORE = ("migrate", "admit", "token")
+
+
+def _sqlite_file(where):
+    """The SQLite file a --db / DATABASE_URL names, or None (PostgreSQL, memory)."""
+    if where.startswith("sqlite://"):
+        where = where[len("sqlite:///"):] if where.startswith("sqlite:///") else \
+            where[len("sqlite://"):]
+    elif "://" in where:
+        return None
+    return None if where in ("", ":memory:") else where
+
+
+def _check_paths(a, StoreError):
+    """Refuse, before anything is opened or written: a store that is not
+    there (unless the command makes one), an --out file that is (unless
+    --force)."""
+    from tools.gateway.core import default_db
+    where = str(a.db or default_db())
+    f = _sqlite_file(where)
+    if f is not None and not os.path.exists(f):
+        if a.cmd not in _MAKES_STORE:
+            raise StoreError("no store at %s (check --db; `python -m tools.gateway migrate --db "
+                             "%s` makes a new one)" % (where, where))
+        print("gateway: no store at %s: making a new one" % where, file=sys.stderr)
+    out = getattr(a, "out", None)
+    if out and os.path.exists(out) and not getattr(a, "force", False):
+        raise StoreError("%s exists: refusing to overwrite it (--force; make export FORCE=1)"
+                         % out)
+
+
 def main(argv=None):
     a = _parser().parse_args(argv)
     from tools.gateway.crypto import KeyProblem
@@ -312,12 +352,12 @@ def main(argv=None):
     try:
         if a.cmd == "run":
             return _run(a)
-        if a.cmd == "audit":  # reading a trail: a mistyped path must not make an empty store
+        _check_paths(a, StoreError)
+        try:
+            st = _store(a)
+        except sqlite3.DatabaseError as e:  # a file that is not SQLite: one line, not a traceback
             from tools.gateway.core import default_db
-            where = str(a.db or default_db())
-            if "://" not in where and where != ":memory:" and not os.path.exists(where):
-                raise StoreError("no store at %s (check --db)" % where)
-        st = _store(a)
+            raise StoreError("%s is not a gateway store (%s)" % (a.db or default_db(), e))
         if a.cmd == "migrate":
             print("gateway: %s at schema version %s" % (st.url, st.db.schema_version()))
         elif a.cmd == "admit":

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from tools import hostshims
-from tools.paths import BUILD, ROOT
+from tools.paths import ROOT
 
 PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
 DAY = 86400
@@ -72,9 +72,14 @@ def tree_version():
 
 
 def app_files():
-    """The app slot's files from the current tree, compiled: {path: bytes}."""
+    """The app slot's files from the current tree, compiled: {path: bytes}.
+    Staged in a temporary folder of this call's own, so builds (make
+    ota-bundle, make sim, make test) may run at once in one checkout."""
+    import tempfile
+
     from tools.deploy import stage
-    tree = stage(BUILD / "ota" / "stage")
+    with tempfile.TemporaryDirectory(prefix="vitalnode-ota-stage-") as d:
+        tree = stage(Path(d) / "stage")
     return {p: b for p, b in tree.items() if p.split("/")[0] in ("firmware", "lib")}
 
 

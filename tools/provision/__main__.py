@@ -98,7 +98,8 @@ def cmd_provision(a, reg):
         _step(2, total, "checking the registry %s" % reg.path)
         known = reg.device(dev)
         if known and known["status"] == "revoked" and not a.reinstate:
-            raise Refused("device %s was revoked on %s (%s); re-provisioning it needs --reinstate"
+            raise Refused("device %s was revoked on %s (%s); re-provisioning it needs --reinstate "
+                          "(make provision REINSTATE=1)"
                           % (dev, known["revoked_at"], known["revoke_reason"] or "no reason"))
         if (st["provisioned"] or known) and not (a.rotate or a.reinstate):
             where = []
@@ -108,7 +109,7 @@ def cmd_provision(a, reg):
                 where.append("the registry lists it (%s, generation %d)"
                              % (known["status"], known["key_gen"]))
             raise Refused("device %s is already provisioned: %s. Refusing to overwrite; "
-                          "use --rotate to issue a new key" % (dev, " and ".join(where)))
+                          "use --rotate (make provision ROTATE=1) to issue a new key" % (dev, " and ".join(where)))
         gen = max(st["gen"], known["key_gen"] if known else 0) + 1
         _step(3, total, "building and validating the configuration")
         cfg = site.device_config(s, dev)
@@ -136,7 +137,8 @@ def cmd_provision(a, reg):
     print("provisioned %s" % dev)
     if lockdown:
         print("lock-down: after this reset the REPL is closed; recovery erases the key "
-              "(hold BOOT for 2 s right after reset), then provision with --rotate")
+              "(hold BOOT for 2 s right after reset), then provision with --rotate (make provision "
+              "ROTATE=1)")
     return 0
 
 
@@ -174,7 +176,7 @@ def cmd_list(a, reg):
 
 
 def cmd_site(a, reg):
-    path = site.make_site(a.out, a.ssid, a.wifi_password, a.broker)
+    path = site.make_site(a.out, a.ssid, a.wifi_password, a.broker, replace=a.force)
     s = site.load_site(path)
     print("site: %s (WiFi %r, broker %s:%d, CA %s, OTA key %s)"
           % (path, s["wifi"]["ssid"], s["broker"]["host"], s["broker"]["port"],
@@ -211,6 +213,7 @@ def main(argv=None, connect=None):
     p.add_argument("--ssid", required=True)
     p.add_argument("--wifi-password", default="")
     p.add_argument("--broker", required=True, help="HOST[:PORT] nodes connect to (8883)")
+    p.add_argument("--force", action="store_true", help="replace the folder's site.json")
     a = ap.parse_args(argv)
     a.connect = connect or _connect
     try:

@@ -159,13 +159,20 @@ def dev_site(directory):
     return site
 
 
-def make_site(directory, ssid, wifi_password, broker):
+def make_site(directory, ssid, wifi_password, broker, replace=False):
     """A site for a real network: dev_site()'s CA and OTA key (made once in
     `directory`, reused after), with this WiFi and broker ("host[:port]").
-    Checked with the firmware's own validator before it is written."""
+    Checked with the firmware's own validator before it is written. A
+    site.json already there is replaced only with `replace` (nodes
+    provisioned from it keep its WiFi and broker)."""
     host, _, port = broker.rpartition(":") if ":" in broker else (broker, "", "8883")
     if not port.isdigit():
         raise SiteError("broker: %r is not HOST[:PORT]" % broker)
+    existing = Path(directory) / "site.json"
+    if existing.exists() and not replace:
+        raise SiteError("%s exists: refusing to replace it (nodes provisioned from it keep its "
+                        "WiFi and broker); to replace it: make site ... FORCE=1 (--force)"
+                        % existing)
     path = dev_site(directory)
     s = json.loads(path.read_text())
     s["wifi"] = {"ssid": ssid, "password": wifi_password}
@@ -176,6 +183,7 @@ def make_site(directory, ssid, wifi_password, broker):
         device_config(load_site(tmp), "000000000000")  # the node's rules, before anything
     except SiteError:
         tmp.unlink()
+        path.unlink()  # no site.json left: a corrected `make site` is not refused as a replacement
         raise
     tmp.replace(path)
     return path

@@ -4,7 +4,7 @@
         [--record 100] [--ppg 01] [--chip max86150|max30102] [--realtime]
         [--faults none|all|broker,wifi,finger,motion] [--nodes 1] [--heap 112K]
         [--frozen] [--vm unix|unix64] [--timing typical|worst] [--outage SECONDS]
-        [--ward [--ward-port 8443]]
+        [--ward [--ward-port 8443]] [--workdir build/sim] [--dev-site build/dev-site]
 
 Provisions each node (registry, key, config), starts mosquitto (TLS, ACL)
 and the gateway, boots the firmware on the chip's own MicroPython - 1.27.0,
@@ -14,16 +14,21 @@ shims and the virtual clock (tools/vm/node.py), feeds the simulated sensor
 from MIT-BIH (ECG) and BIDMC (PPG) recordings, prints the node's console
 and live progress, then scores and reports: build/sim/summary.json, the
 FHIR bundle and a PNG. Exit status 1 if a node crashed or lost data.
+Everything a run makes is under --workdir (default: the folder of --out,
+build/sim), so runs in different folders do not meet; the development site
+(CA, OTA key) is made once in --dev-site (default build/dev-site).
 """
 import argparse
 import json
 import os
 import re
+import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
-from tools.paths import BUILD, ROOT
+from tools.paths import BUILD, ROOT, missing_data
 from tools.sim import report, runner
 from tools.sim.world import World, device_ids
 from tools.vm import launch
@@ -34,6 +39,11 @@ FAULTS = {"broker": (0.20, 45), "wifi": (0.40, 30), "finger": (0.55, 20), "motio
 
 
 OUTAGE_AT = 600  # a long outage (--outage) starts at minute 10
+# CHIP=max30102 has no ECG: its beats are the pulse peaks of the BIDMC record, whose
+# annotations are breaths, not beats; MIT-BIH's beats are another patient's
+NO_ECG_SCORE = ("the MAX30102 has no ECG: its beats are pulse peaks of the BIDMC PPG, and "
+                "the only beat annotations (MIT-BIH) are another patient's; the pulse rate is "
+                "in the trend, scored by make bench (ppg.bidmc)")
 
 
 def fault_plan(names, duration, outage=0):
@@ -48,8 +58,16 @@ def fault_plan(names, duration, outage=0):
     return plan
 
 
+class _Parser(argparse.ArgumentParser):
+    """A mistake is one line on stderr and exit status 2 (no usage block)."""
+
+    def error(self, message):
+        sys.stderr.write("sim: error: %s\n" % message)
+        sys.exit(2)
+
+
 def _args(argv):
-    ap = argparse.ArgumentParser(prog="python -m tools.sim", description=__doc__.split("\n\n")[0])
+    ap = _Parser(prog="python -m tools.sim", description=__doc__.split("\n\n")[0])
     ap.add_argument("--runtime", choices=["micropython", "cpython"], default="micropython")
     ap.add_argument("--duration", type=int, default=600, help="simulated seconds (default 600)")
     ap.add_argument("--record", default="100", help="MIT-BIH record for the ECG (default 100)")
@@ -78,11 +96,18 @@ def _args(argv):
     ap.add_argument("--progress", type=int, default=30, help="progress line every N simulated s")
     ap.add_argument("--unprovisioned", action="store_true",
                     help="boot nodes with no key and no config (their safe state)")
-    ap.add_argument("--out", default=str(BUILD / "sim" / "summary.json"))
+    ap.add_argument("--out", help="the summary (default WORKDIR/summary.json, build/sim/summary.json)")
+    ap.add_argument("--workdir", help="the run's broker, registry, store, PNG and FHIR bundle "
+                                      "(default: the folder of --out)")
+    ap.add_argument("--dev-site", help="the development site: CA and OTA key, made there once "
+                                       "(default build/dev-site)")
     ap.add_argument("--ward", action="store_true",
                     help="the ward web app up during the run (implies --realtime)")
     ap.add_argument("--ward-port", type=int, default=8443, help="its HTTPS port (default 8443)")
     a = ap.parse_args(argv)
+    if a.out is None:
+        a.out = str(Path(a.workdir) / "summary.json" if a.workdir else BUILD / "sim" / "summary.json")
+    a.workdir = Path(a.workdir) if a.workdir else Path(a.out).resolve().parent
     if a.ward:
         a.realtime = True
     names = [] if a.faults == "none" else list(FAULTS) if a.faults == "all" else a.faults.split(",")
@@ -91,6 +116,17 @@ def _args(argv):
         ap.error("unknown fault %s (choose from %s)" % (", ".join(bad), ", ".join(FAULTS)))
     if not 1 <= a.nodes <= 8:
         ap.error("--nodes: 1 to 8")
+    if a.duration < 1:
+        ap.error("--duration (DURATION=) %d: the simulated seconds to run, 1 or more" % a.duration)
+    # the recordings the sensor replays: refused when absent, never replaced by a
+    # synthetic signal under the record's name
+    for kind, name, opt in ((("mitdb", a.record, "--record (RECORD=)"),) * (a.chip != "max30102")
+                            + (("bidmc", a.ppg, "--ppg (PPG=)"),)):
+        why = missing_data(kind, name)
+        if why and why.startswith("no "):  # no folder at all: not this record's fault
+            ap.error(why)
+        if why:
+            ap.error("%s %s: %s" % (opt, name, why))
     if a.frozen and a.runtime != "micropython":
         ap.error("--frozen models a MicroPython build: only with --runtime micropython")
     if a.frozen and a.vm != "unix":
@@ -181,8 +217,13 @@ def _run_nodes(a, world, live, spec_base):
         raise
     for n in nodes:
         n.start()
-    for dev, n in zip(devs, nodes):
-        out[dev] = n.wait()
+    try:
+        for dev, n in zip(devs, nodes):
+            out[dev] = n.wait()
+    except BaseException:  # Ctrl-C, or a node that died: no VM is left running
+        for n in nodes:
+            n.stop()
+        raise
     return out
 
 
@@ -192,8 +233,11 @@ def _node_report(a, world, live, dev, s, spec):
     peaks = node.pop("peaks", {})
     counts = world.gw.counts(dev)
     end_ms = a.duration * 1000
-    sc = report.score([r for r in rows if r["kind"] == "vitals"], live.starts[dev], end_ms,
-                      a.record) if spec["sensor"].get("ecg") else {}
+    if a.chip == "max30102":
+        sc = {"beat_score_skipped": NO_ECG_SCORE}
+    else:
+        sc = report.score([r for r in rows if r["kind"] == "vitals"], live.starts[dev], end_ms,
+                          a.record) if spec["sensor"].get("ecg") else {}
     r = {"device": dev, "boots": s["boots"], "resets": s["resets"], "crashes": s["crashes"],
          "frames_sent": node.get("sent", 0),
          # distinct frames that passed the gateway's checks (a resend verifies again
@@ -220,12 +264,13 @@ def _node_report(a, world, live, dev, s, spec):
          "harness_heap_bytes": s.get("harness_heap_bytes"), "vm": s.get("vm"),
          "sensor_starts_ms": live.starts[dev]}
     r.update(sc)
-    png = BUILD / "sim" / ("waveforms-%s.png" % dev)
+    png = a.workdir / ("waveforms-%s.png" % dev)
     report.plot(png, dev, rows, live.starts[dev], spec["sensor"], peaks,
+                ("BIDMC %s on node %s" % (a.ppg, dev)) if a.chip == "max30102" else
                 "MIT-BIH %s + BIDMC %s on node %s" % (a.record, a.ppg, dev),
                 fifo={"fill_max": s.get("fifo_fill_max"), "fill_max_ms": s.get("fifo_fill_max_ms"),
                       "lost_ms": s.get("first_sample_lost_ms")})
-    r["png"] = os.path.relpath(png, ROOT)
+    r["png"] = _shown(png)
     return r
 
 
@@ -255,11 +300,22 @@ def _total(per):
 
 def main(argv=None):
     from tools.mpbuild import BuildError
+    signal.signal(signal.SIGINT, _interrupted)
     try:
         return _main(argv)
     except BuildError as e:
         print("sim: %s" % e, file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: the nodes, broker and gateway are stopped by now
+        print("sim: interrupted: nodes, broker and gateway stopped; no summary written",
+              file=sys.stderr)
+        return 130
+
+
+def _interrupted(*_):
+    """The first Ctrl-C stops the run; the clean-up after it is not interrupted again."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 def _main(argv=None):
@@ -267,7 +323,7 @@ def _main(argv=None):
     spec_base = {"sensor": runner.sensor_spec(a.chip, a.record, a.ppg, a.spo2),
                  "progress_s": a.progress, "pace": 1.0 if a.realtime else 0,
                  "timing": a.timing}
-    world = World(BUILD / "sim" / "world", a.nodes, log=print)
+    world = World(a.workdir / "world", a.nodes, log=print, site_dir=a.dev_site)
     demo = None
     try:
         world.start()
@@ -276,8 +332,9 @@ def _main(argv=None):
             demo = start_demo(world.gw.gw.store, world.dir / "registry.sqlite", world.site_dir,
                               world.devices, world.dir / "app", port=a.ward_port)
         live = Live(world.devices, world)
-        print("sim: %d simulated seconds on %s, %d node(s), MIT-BIH %s + BIDMC %s, faults: %s"
-              % (a.duration, a.runtime, a.nodes, a.record, a.ppg,
+        print("sim: %d simulated seconds on %s, %d node(s), %s, faults: %s"
+              % (a.duration, a.runtime, a.nodes, "BIDMC %s (MAX30102: PPG only)" % a.ppg
+                 if a.chip == "max30102" else "MIT-BIH %s + BIDMC %s" % (a.record, a.ppg),
                  ", ".join("%s %d-%d s" % (f["kind"], f["at"], f["until"])
                            for f in fault_plan(a.fault_names, a.duration)) or "none"), flush=True)
         t0 = time.monotonic()  # the nodes' run only: set-up and report are not simulation
@@ -288,11 +345,10 @@ def _main(argv=None):
             print("sim: the gateway did not receive every frame the broker accepted", flush=True)
         per = [_node_report(a, world, live, d, results[d], spec_base) for d in world.devices]
         gaps = {d: _vitals_gap(world.gw.gw.rows(device=d, kind="vitals")) for d in world.devices}
-        bundle = BUILD / "sim" / "fhir-bundle.json"
+        bundle = a.workdir / "fhir-bundle.json"
         n_obs = report.fhir_bundle(world.gw.gw.rows(), bundle)
         if demo is not None:
             print("sim: done; the ward app stays up until Ctrl-C", flush=True)
-            import signal
             signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
             try:
                 while True:
@@ -314,20 +370,30 @@ def _main(argv=None):
          "firmware_layout": "frozen (manifest.py in the binary)" if a.frozen
          else "deployed .mpy files on the flash"}
     s.update(_total(per))
-    s.update({"fhir_bundle": os.path.relpath(bundle, ROOT), "fhir_observations": n_obs,
+    if a.chip == "max30102":
+        s["beat_score_skipped"] = NO_ECG_SCORE
+        for k in ("beats_reference", "beats_detected", "se", "ppv"):
+            s[k] = None
+    s.update({"fhir_bundle": _shown(bundle), "fhir_observations": n_obs,
               "png": per[0]["png"], "per_node": per})
     if a.outage:
         s.update(_outage(a, s, live, gaps))
-    os.makedirs(os.path.dirname(a.out), exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     with open(a.out, "w") as f:
         json.dump(s, f, indent=2)
     _print_summary(s)
-    print("written", os.path.relpath(a.out, ROOT))
+    print("written", _shown(a.out))
     if a.outage:  # frames dropped by the outbox's policy are the expected cost of it
         missed = [k for k, (ok, _) in s["outage_targets"].items() if not ok]
         return 1 if missed or s["samples_lost"] else 0
     lost = s["samples_lost"] + s["frames_dropped"] + s["alerts_lost"]
     return 1 if s["crashes"] or lost else 0
+
+
+def _shown(path):
+    """A path as reports name it: relative to the checkout when inside it."""
+    p = Path(path).resolve()
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
 
 
 def _vitals_gap(rows):
@@ -361,8 +427,12 @@ def _print_summary(s):
     pct = lambda v: "--" if v is None else "%.2f %%" % v  # noqa: E731
     print("sim summary: %d simulated s in %.1f wall s (%.0fx real time, %s), %d node(s)"
           % (s["sim_seconds"], s["wall_seconds"], s["speed_x_realtime"], s["runtime"], s["nodes"]))
-    print("  beats: %d detected vs %d reference beats of MIT-BIH %s: Se %s, +P %s"
-          % (s["beats_detected"], s["beats_reference"], s["record"], pct(s["se"]), pct(s["ppv"])))
+    if s.get("beat_score_skipped"):
+        print("  beats: not scored (%s)" % s["beat_score_skipped"])
+    else:
+        print("  beats: %d detected vs %d reference beats of MIT-BIH %s: Se %s, +P %s"
+              % (s["beats_detected"], s["beats_reference"], s["record"], pct(s["se"]),
+                 pct(s["ppv"])))
     print("  frames: %d sent, %d verified, %d stored at the gateway; %d dropped, %d still queued"
           " (%d of them awaiting the gateway's acknowledgement); %d sent again for want of an"
           " acknowledgement (duplicates removed: %d)"

@@ -80,7 +80,8 @@ def plot(path, dev, rows, starts, spec, peaks, title, fifo=None):
     ppg_ms = peaks.get("ppg_ms", [])
     t_end = max(qrs_ms + ppg_ms) if qrs_ms or ppg_ms else 10000
     t0 = max(0, t_end - 8000)
-    ecg = spec.get("ecg") if spec else None
+    # the MAX30102 has no ECG: the panel says so rather than show another patient's
+    ecg = spec.get("ecg") if spec and spec.get("chip") != "max30102" else None
     if ecg:
         import wfdb
         # the simulated sensor replays the record from its top again once it
@@ -96,7 +97,10 @@ def plot(path, dev, rows, starts, spec, peaks, title, fifo=None):
         for t in qrs_ms:
             if t >= t0:
                 ax[0].axvline(t / 1000.0, color="tab:red", lw=0.8, alpha=0.7)
-    ax[0].set_title("%s - ECG with the node's QRS detections (red)" % title)
+    ax[0].set_title("%s - ECG with the node's QRS detections (red)" % title if ecg else
+                    "%s - no ECG (the MAX30102 senses PPG only)" % title)
+    if not ecg:
+        ax[0].axis("off")
     pleth = spec.get("pleth_i16") if spec else None
     if pleth:
         from array import array

@@ -3,7 +3,7 @@
 loopback with TLS, passwords and the per-device ACL, and the gateway
 subscribed to it (verifying, de-duplicating and storing every frame).
 
-    w = World(workdir, nodes=2).start()
+    w = World(workdir, nodes=2).start()    # site: build/dev-site unless site_dir=
     spec = w.node_spec(0)        # the node's key, config and WiFi for tools/vm/node.py
     ...
     w.wait_delivered({dev: n}, timeout_s=10)
@@ -14,6 +14,7 @@ import secrets
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 from tools.paths import BUILD
 
@@ -66,8 +67,12 @@ class _CountingGateway:
 
 
 class World:
-    def __init__(self, workdir, nodes=1, log=print):
-        self.dir = workdir
+    def __init__(self, workdir, nodes=1, log=print, site_dir=None):
+        """workdir: the broker, registry and store (made anew each start);
+        site_dir: the development site (made there once; default
+        build/dev-site)."""
+        self.dir = Path(workdir)
+        self.dev_site_dir = Path(site_dir) if site_dir else BUILD / "dev-site"
         self.devices = device_ids(nodes)
         self.log = log
         self.images = {}
@@ -84,7 +89,7 @@ class World:
         from tools.provision.image import simulated_node
         from tools.provision.site import dev_site
         self.dir.mkdir(parents=True, exist_ok=True)
-        site = dev_site(BUILD / "dev-site")
+        site = dev_site(self.dev_site_dir)
         self.site_dir = site.parent
         reg = self.dir / "registry.sqlite"
         reg.unlink(missing_ok=True)

@@ -504,7 +504,8 @@ def run(root, duration_s, board=None, log=print, sensor=None, image=None, world=
         _purge(baseline)
     if ended:  # this run ends at the reset; the host boots the next from its flash
         print("SIM-RESET %d %d" % (ended, clk.now_us // 1000))
-    print("SIM-SNAPSHOT " + json.dumps(_snapshot(b)))  # NVS, otadata, RTC, for a next run
+    if segment:  # NVS (the device key too), otadata, RTC, for the next run: soak only
+        print("SIM-SNAPSHOT " + json.dumps(_snapshot(b)))
     # the run is over: power the node off (its modules, timers and radio go)
     # so that building the report below does not compete with its RAM
     _purge(baseline)
