@@ -115,7 +115,10 @@ class Meter:
         and LED drive from now on, read from the chip's decoded register
         state (m_part, m_ppg, m_ecg, m_ir_ua, m_red_ua, m_pw_us, m_pps:
         plain ints and bools, so an unchanged configuration costs nothing)."""
-        ir, red, pw, pps = chip.m_ir_ua, chip.m_red_ua, chip.m_pw_us, chip.m_pps
+        ir = chip.m_ir_ua  # one by one: a 4-tuple unpack would allocate on MicroPython
+        red = chip.m_red_ua
+        pw = chip.m_pw_us
+        pps = chip.m_pps
         lit = (ir or red) and pps
         key = self.led_key
         if lit:
