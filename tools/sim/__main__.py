@@ -24,6 +24,7 @@ import threading
 import time
 
 from tools.paths import BUILD, ROOT
+from tools.power import model as power
 from tools.sim import report, runner
 from tools.sim.world import World, device_ids
 from tools.vm import launch
@@ -314,6 +315,7 @@ def _main(argv=None):
          "firmware_layout": "frozen (manifest.py in the binary)" if a.frozen
          else "deployed .mpy files on the flash"}
     s.update(_total(per))
+    s.update(power.sim_report(per, results, world.devices))  # avg_current_ma, battery_hours, shares
     s.update({"fhir_bundle": os.path.relpath(bundle, ROOT), "fhir_observations": n_obs,
               "png": per[0]["png"], "per_node": per})
     if a.outage:
@@ -322,6 +324,7 @@ def _main(argv=None):
     with open(a.out, "w") as f:
         json.dump(s, f, indent=2)
     _print_summary(s)
+    print(power.summary_line(s))
     print("written", os.path.relpath(a.out, ROOT))
     if a.outage:  # frames dropped by the outbox's policy are the expected cost of it
         missed = [k for k, (ok, _) in s["outage_targets"].items() if not ok]
