@@ -94,3 +94,10 @@ def test_sim_summary_keys_and_one_line():
     assert s["avg_current_ma"] == pytest.approx(44.0 + 3.94, abs=0.005)
     assert per[0]["power"]["avg_current_ma"] == s["avg_current_ma"]
     assert "mA average" in model.summary_line(s)
+
+
+def test_docs_print_every_figure_of_the_table():
+    from tools.paths import ROOT
+    text = (ROOT / "docs" / "power.md").read_text()
+    for name, ma, source, assumption, note in table.rows():
+        assert "| %s |" % ma in text, name
