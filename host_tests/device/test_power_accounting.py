@@ -10,7 +10,7 @@ import network
 import powerstate
 import simboard
 import simmax
-from devtest import alloc_bytes, raises
+from devtest import ON_MICROPYTHON, alloc_bytes, raises
 from max86150 import MAX86150
 
 
@@ -108,29 +108,33 @@ def test_led_drive_and_sensor_rails_follow_the_chip_registers():
     s.configure(sample_rate=200, ecg_rate=200, pulse_width=100, led_ir_ma=30.0, led_red_ma=10.0)
     m = b.power
     assert m.part == "max86150" and m.ppg_on and m.ecg_on
-    assert m.led_key == (30000, 10000, 100, 200)  # uA, uA, us, pulses per second
-    t = b.clock.now_us
+    assert m.led_config() == (30000, 10000, 100, 200)  # uA, uA, us, pulses per second
+    t0 = b.clock.now_us
     time.sleep_ms(1000)
     s.set_led_codes(50, 100)                # red 10 mA, IR 20 mA (0.2 mA steps)
-    assert m.led_key == (20000, 10000, 100, 200)
-    t2 = b.clock.now_us
+    assert m.led_config() == (20000, 10000, 100, 200)
+    t1 = b.clock.now_us
     time.sleep_ms(500)
     s.shutdown()
-    assert not m.ppg_on and not m.ecg_on and m.led_key is None
+    t2 = b.clock.now_us
+    assert not m.ppg_on and not m.ecg_on and m.led_config() is None
     time.sleep_ms(250)
     rep = m.report()
-    leds = {tuple(c[:4]): c[4] for c in rep["led"]}
-    assert leds[(30000, 10000, 100, 200)] == (t2 - t) / 1000
-    assert leds[(20000, 10000, 100, 200)] >= 500
+    assert len(rep["led"]) == 1             # one pulse width and rate
+    pw, pps, ua_ms, lit_ms = rep["led"][0]
+    assert (pw, pps) == (100, 200)
+    # 40 mA lit until the codes changed, then 30 mA until shutdown (uA x ms)
+    assert ua_ms == 40000 * (t1 - t0) / 1000 + 30000 * (t2 - t1) / 1000
     assert rep["sensor_off_ms"] >= 250
-    assert rep["ppg_on_ms"] == rep["ecg_on_ms"]
+    assert rep["ppg_on_ms"] == rep["ecg_on_ms"] >= lit_ms
     assert rep["ppg_on_ms"] + rep["sensor_off_ms"] == rep["run_ms"]  # attached at t=0
     # averaging keeps the LED rate (it pulses at the internal rate), ECG-only lights nothing
     s.configure(sample_rate=400, averaging=2, ecg_rate=200, pulse_width=100)
-    assert m.led_key == (10000, 10000, 100, 400)
+    assert m.led_config() == (10000, 10000, 100, 400)
     s.configure(channels=("ecg",), ecg_rate=200)
-    assert m.ecg_on and not m.ppg_on and m.led_key is None
+    assert m.ecg_on and not m.ppg_on and m.led_config() is None
     assert chip.m_pps == 0
+    assert [e[:2] for e in m.report()["led"]] == [[100, 200], [100, 400]]
 
 
 def test_max30102_hr_mode_lights_the_red_led_only():
@@ -140,9 +144,9 @@ def test_max30102_hr_mode_lights_the_red_led_only():
     s = MAX30102(machine.I2C(0, scl=machine.Pin(22), sda=machine.Pin(21)))
     s.configure(sample_rate=100, pulse_width=411, led_red_ma=12.0, led_ir_ma=20.0, mode="hr")
     assert b.power.part == "max30102" and not b.power.ecg_on
-    assert b.power.led_key == (0, 12000, 411, 100)  # (IR uA, red uA, us, pulses/s)
+    assert b.power.led_config() == (0, 12000, 411, 100)  # (IR uA, red uA, us, pulses/s)
     s.configure(sample_rate=100, pulse_width=411, led_red_ma=12.0, led_ir_ma=20.0)
-    assert b.power.led_key == (20000, 12000, 411, 100)
+    assert b.power.led_config() == (20000, 12000, 411, 100)
 
 
 def test_state_changes_allocate_nothing_when_nothing_changes():
@@ -158,3 +162,30 @@ def test_state_changes_allocate_nothing_when_nothing_changes():
     assert alloc_bytes(lambda: m.radio(powerstate.R_ON)) == 0
     assert alloc_bytes(lambda: m.radio(powerstate.R_CONNECTED_MIN)) == 0
     assert alloc_bytes(lambda: m.cpu_awake(80)) == 0
+
+
+def test_the_meter_holds_only_what_the_board_gave_it():
+    # its storage is made with the board (the harness's heap): a run's worth of
+    # state changes and LED settings leaves the retained heap where it was
+    b = simboard.board
+    chip = simmax.attach(simmax.SimMAX86150(int_pin=simmax.INT))
+    s = MAX86150(machine.I2C(0, scl=machine.Pin(22), sda=machine.Pin(21)))
+    s.configure(sample_rate=200, ecg_rate=200)
+    m = b.power
+
+    def churn():
+        for code in range(20, 60):
+            s.set_led_codes(code, code + 1)
+            m.radio(powerstate.R_CONNECTED_MIN if code & 1 else powerstate.R_ON)
+            m.cpu_awake(80 if code & 1 else 160)
+            time.sleep_ms(7)
+    churn()
+    if not ON_MICROPYTHON:
+        return  # the heap is measured on the VMs
+    import gc
+    gc.collect()
+    before = gc.mem_alloc()
+    churn()
+    gc.collect()
+    assert gc.mem_alloc() - before <= 0
+    assert m.led_merged == 0 and len(m.report()["led"]) == 1

@@ -22,7 +22,8 @@ def test_todays_node_configuration_gives_the_hand_computed_current():
     # 10 s at 160 MHz; Wi-Fi connecting 2 s then connected in modem sleep (min)
     # 8 s; a MAX86150 with PPG and ECG on, IR and red at 30 mA, 100 us, 200 pulses/s
     r = _report(10000, radio={"wifi_connecting": 2000, "wifi_connected_ps_min_modem": 8000},
-                part="max86150", ppg=10000, ecg=10000, led=[(30000, 30000, 100, 200, 10000)])
+                part="max86150", ppg=10000, ecg=10000,
+                led=[(100, 200, 60000 * 10000, 10000)])  # 60 mA lit for 10 s, in uA x ms
     cpu = 44.0                                    # ESP32 DS Table 6, 160 MHz, upper end
     radio = (31.12 - 27.18) * 0.8 + (110.0 - 27.0) * 0.2   # IDF DTIM1 share; RX over baseline
     sensor = 1.0 + 1.0                            # PPG core, ECG front end (placeholders)
@@ -62,6 +63,12 @@ def test_sleep_states_and_clock_rates():
 def test_led_current_is_amplitude_times_width_times_rate():
     assert model.led_ma(30000, 0, 411, 100) == pytest.approx(30 * 411e-6 * 100)   # 1.233 mA
     assert model.led_ma(10000, 10000, 50, 3200) == pytest.approx(20 * 50e-6 * 3200)  # 3.2 mA
+    # two register settings in one slot (same width and rate): 20 mA for 3 s, then
+    # 40 mA for 1 s, at 411 us x 100 /s, over a 4 s run -> (60 + 40) mA s x 0.0411 / 4 s
+    r = _report(4000, part="max30102", ppg=4000,
+                led=[(411, 100, 20000 * 3000 + 40000 * 1000, 4000)])
+    assert model.energy(r)["current_ma_by_state"]["sensor_leds"] == pytest.approx(
+        (20 * 3 + 40 * 1) * 411e-6 * 100 / 4)
     # a shut-down chip draws its shutdown current only
     r = _report(1000, part="max30102", off=1000)
     assert model.energy(r)["current_ma_by_state"]["sensor_shutdown"] == pytest.approx(0.0007)
@@ -71,7 +78,7 @@ def test_led_current_is_amplitude_times_width_times_rate():
     {"cpu": {"cpu_160mhz": 900}},                                     # CPU rail short of the run
     {"radio": {"wifi_off": 500, "wifi_connecting": 600}},             # radio rail over it
     {"part": "max86150", "ppg": 800, "off": 400},                     # sensor rail over it
-    {"part": "max86150", "ppg": 100, "off": 900, "led": [(1000, 0, 100, 100, 500)]},
+    {"part": "max86150", "ppg": 100, "off": 900, "led": [(100, 100, 1000 * 500, 500)]},
 ])
 def test_an_account_that_does_not_add_up_is_refused(bad):
     with pytest.raises(model.AccountingError):

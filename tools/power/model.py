@@ -43,13 +43,14 @@ def check(power):
         on = max(power["ppg_on_ms"], power["ecg_on_ms"])
         if on + power["sensor_off_ms"] > run + _TOL_MS:
             raise AccountingError("sensor states exceed the run")
-        for cfg in power["led"]:
-            if cfg[4] > power["ppg_on_ms"] + _TOL_MS:
-                raise AccountingError("LEDs lit longer than the PPG core was on")
+        if sum(slot[3] for slot in power["led"]) > power["ppg_on_ms"] + _TOL_MS:
+            raise AccountingError("LEDs lit longer than the PPG core was on")
 
 
 def led_ma(ir_ua, red_ua, pw_us, pulses_per_s):
-    """Average LED current (mA) of one register configuration."""
+    """Average LED current (mA) of one register configuration: amplitude x
+    pulse width x pulses per second, per lit LED. (With amplitudes in uA x ms
+    it is the charge in mA x ms.)"""
     return (ir_ua + red_ua) / 1000.0 * pw_us * 1e-6 * pulses_per_s
 
 
@@ -98,7 +99,8 @@ def energy(power, capacity_mah=CAPACITY_MAH):
         if "ecg" in chip:
             charge["sensor_ecg"] = chip["ecg"]["ma"] * power["ecg_on_ms"]
         charge["sensor_shutdown"] = chip["shutdown"]["ma"] * power["sensor_off_ms"]
-        charge["sensor_leds"] = sum(led_ma(*cfg[:4]) * cfg[4] for cfg in power["led"])
+        # per slot [pulse width us, pulses/s, lit amplitudes x time (uA x ms), lit ms]
+        charge["sensor_leds"] = sum(led_ma(ua_ms, 0, pw, pps) for pw, pps, ua_ms, _ in power["led"])
     total = sum(charge.values())
     avg = total / run
     by_state = {k: round(v / run, 4) for k, v in charge.items() if v}

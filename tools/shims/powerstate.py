@@ -5,7 +5,7 @@
     m.cpu_sleep(LIGHT)                # machine.lightsleep() ... m.cpu_awake(mhz) after
     m.radio(R_CONNECTED_MIN)          # network shim: the radio's state changed
     m.sensor(chip)                    # simmax: the chip's registers changed
-    m.report(now_us)                  # {"states_ms": ..., "led": ..., ...}
+    m.report()                        # {"states_ms": ..., "led": ..., ...}
 
 Only times are measured here; what each state draws is host data
 (tools/power/table.py) and Energy = sum of current x time is computed there
@@ -18,19 +18,23 @@ times add up to the run:
   (an attempt under way or being retried: scan, association, handshake, DHCP),
   connected with power save none / min modem (PM_PERFORMANCE) / max modem
   (PM_POWERSAVE);
-- sensor: the PPG core on or off, the ECG front end on or off, and the LED
-  drive: time per (IR uA, red uA, pulse width us, pulses per second) as the
-  chip's registers set it (its average current is amplitude x width x rate).
-Bytes sent and received are counted by simnet (tx_bytes, rx_bytes); the host
-turns them into airtime.
+- sensor (from the chip's attachment): the PPG core on or off, the ECG front
+  end on or off, and the LED drive - per (pulse width us, pulses per second)
+  the integral of the lit LEDs' pulse amplitudes over time (uA x ms) and the
+  lit time, as the chip's registers set them; the host multiplies by width
+  x rate (the LEDs' average current is amplitude x width x rate).
+Bytes sent and received are counted by simnet (tx_bytes, rx_bytes).
 
-Guarantees: a state change allocates nothing unless a sensor register write
-gives the LED drive a configuration it has not had before (a new dict key);
-nothing here runs per sample or per FIFO read (the chip calls sensor() only
-when its configuration is rewritten). Non-guarantees: after 2**30 us of
-virtual time the sums are long ints on 32-bit MicroPython (an allocation at
-a state change, never on a sampling path); Python code takes no virtual
-time, so CPU load above the awake state is not measured.
+Guarantees: the meter's storage is allocated when the board is made (the
+harness's heap, measured before the node boots) and only ever holds small
+ints, so the node's heap figures do not carry it; a state change that
+changes nothing allocates nothing, and nothing here runs per sample or per
+FIFO read (the chip calls sensor() only when its registers are written).
+Non-guarantees: a state change may make short-lived long ints (after 2**30
+us of virtual time, or amplitude x time), garbage at the next collection;
+more than LED_SLOTS distinct (pulse width, rate) pairs share the last slot,
+priced at the highest duty seen in it (`led_merged` counts them); Python
+code takes no virtual time, so CPU load above "awake" is not measured.
 """
 
 # cpu rail
@@ -42,6 +46,20 @@ _MHZ = (20, 40, 80, 160, 240)
 R_OFF, R_ON, R_CONNECTING, R_CONNECTED_NONE, R_CONNECTED_MIN, R_CONNECTED_MAX = 0, 1, 2, 3, 4, 5
 RADIO_STATES = ("wifi_off", "wifi_on_idle", "wifi_connecting", "wifi_connected_ps_none",
                 "wifi_connected_ps_min_modem", "wifi_connected_ps_max_modem")
+LED_SLOTS = 8
+# accumulator indices: two 24-bit limbs each, so every stored value is a small int
+_CPU = 0
+_RADIO = 7
+_PPG = 13
+_ECG = 14
+_OFF = 15
+_LED_AMP = 16  # LED_SLOTS of uA x us
+_LED_LIT = _LED_AMP + LED_SLOTS  # LED_SLOTS of us
+_N = _LED_LIT + LED_SLOTS
+_LIMB = 0x1000000
+_LOW = 0xFFFFFF
+# rails, for their "since" times
+_RC, _RR, _RS = 0, 1, 2
 
 
 def cpu_index(mhz):
@@ -54,29 +72,52 @@ def cpu_index(mhz):
 class Meter:
     def __init__(self, clock, mhz=160):
         self.clock = clock
+        self._hi = [0] * _N
+        self._lo = [0] * _N
+        self._sh = [0] * 3  # each rail's last accrual time, two limbs
+        self._sl = [0] * 3
+        for r in range(3):
+            self._dt(r)
         self.t0 = clock.now_us
-        self.cpu_us = [0] * 7
-        self.radio_us = [0] * 6
         self.cpu_state = cpu_index(mhz)
-        self.cpu_since = clock.now_us
         self.radio_state = R_OFF
-        self.radio_since = clock.now_us
         # sensor rail
         self.part = None  # "max86150" | "max30102" once a chip is attached
-        self.ppg_us = 0
-        self.ecg_us = 0
-        self.off_us = 0  # a chip attached, neither its PPG core nor its ECG front end on
         self.ppg_on = False
         self.ecg_on = False
-        self.led = {}  # (ir_ua, red_ua, pw_us, pulses_per_s) -> us
-        self.led_key = None
-        self.sensor_since = clock.now_us
+        self.led_ir = self.led_red = self.led_pw = self.led_pps = 0  # lit LEDs now (0: dark)
+        self.led_slot = -1
+        self._slot_pw = [0] * LED_SLOTS
+        self._slot_pps = [0] * LED_SLOTS
+        self._slots = 0
+        self.led_merged = 0
 
-    # -- cpu ---------------------------------------------------------------
-    def _cpu_to(self, state):
+    # -- storage (small ints only) -------------------------------------------
+    def _dt(self, r):
+        """us since rail r's last accrual; that time becomes now."""
         now = self.clock.now_us
-        self.cpu_us[self.cpu_state] += now - self.cpu_since
-        self.cpu_since = now
+        nh = now >> 24
+        nl = now & _LOW
+        dt = ((nh - self._sh[r]) << 24) + (nl - self._sl[r])
+        self._sh[r] = nh
+        self._sl[r] = nl
+        return dt
+
+    def _add(self, i, v):
+        lo = self._lo[i] + (v & _LOW)
+        hi = self._hi[i] + (v >> 24)
+        if lo >= _LIMB:
+            lo -= _LIMB
+            hi += 1
+        self._lo[i] = lo
+        self._hi[i] = hi
+
+    def _get(self, i):
+        return self._hi[i] * _LIMB + self._lo[i]
+
+    # -- cpu -----------------------------------------------------------------
+    def _cpu_to(self, state):
+        self._add(_CPU + self.cpu_state, self._dt(_RC))
         self.cpu_state = state
 
     def cpu_awake(self, mhz):
@@ -87,72 +128,93 @@ class Meter:
         """LIGHT or DEEP from now until the next cpu_awake()."""
         self._cpu_to(state)
 
-    # -- radio -------------------------------------------------------------
+    # -- radio ---------------------------------------------------------------
     def radio(self, state):
         if state == self.radio_state:
             return
-        now = self.clock.now_us
-        self.radio_us[self.radio_state] += now - self.radio_since
-        self.radio_since = now
+        self._add(_RADIO + self.radio_state, self._dt(_RR))
         self.radio_state = state
 
-    # -- sensor ------------------------------------------------------------
+    # -- sensor --------------------------------------------------------------
     def _sensor_acc(self):
-        now = self.clock.now_us
-        dt = now - self.sensor_since
-        self.sensor_since = now
+        dt = self._dt(_RS)
         if self.ppg_on:
-            self.ppg_us += dt
+            self._add(_PPG, dt)
         if self.ecg_on:
-            self.ecg_us += dt
+            self._add(_ECG, dt)
         if self.part is not None and not (self.ppg_on or self.ecg_on):
-            self.off_us += dt
-        if self.led_key is not None:
-            self.led[self.led_key] = self.led.get(self.led_key, 0) + dt
+            self._add(_OFF, dt)
+        s = self.led_slot
+        if s >= 0:
+            self._add(_LED_AMP + s, (self.led_ir + self.led_red) * dt)
+            self._add(_LED_LIT + s, dt)
+
+    def _slot(self, pw, pps):
+        n = self._slots
+        for i in range(n):
+            if self._slot_pw[i] == pw and self._slot_pps[i] == pps:
+                return i
+        if n < LED_SLOTS:
+            self._slot_pw[n] = pw
+            self._slot_pps[n] = pps
+            self._slots = n + 1
+            return n
+        self.led_merged += 1  # the last slot keeps the highest duty it has seen
+        last = LED_SLOTS - 1
+        if pw * pps > self._slot_pw[last] * self._slot_pps[last]:
+            self._slot_pw[last] = pw
+            self._slot_pps[last] = pps
+        return last
 
     def sensor(self, chip):
         """The chip's registers were written: its PPG core, ECG front end
         and LED drive from now on, read from the chip's decoded register
         state (m_part, m_ppg, m_ecg, m_ir_ua, m_red_ua, m_pw_us, m_pps:
-        plain ints and bools, so an unchanged configuration costs nothing)."""
-        ir = chip.m_ir_ua  # one by one: a 4-tuple unpack would allocate on MicroPython
+        plain ints and bools)."""
+        ir = chip.m_ir_ua
         red = chip.m_red_ua
         pw = chip.m_pw_us
         pps = chip.m_pps
-        lit = (ir or red) and pps
-        key = self.led_key
-        if lit:
-            same = (key is not None and key[0] == ir and key[1] == red and key[2] == pw
-                    and key[3] == pps)
-        else:
-            same = key is None
-        if (chip.m_part == self.part and chip.m_ppg == self.ppg_on
-                and chip.m_ecg == self.ecg_on and same):
+        if not ((ir or red) and pps):
+            ir = red = pw = pps = 0
+        if (chip.m_part == self.part and chip.m_ppg == self.ppg_on and chip.m_ecg == self.ecg_on
+                and ir == self.led_ir and red == self.led_red and pw == self.led_pw
+                and pps == self.led_pps):
             return
         self._sensor_acc()
         self.part = chip.m_part
         self.ppg_on = chip.m_ppg
         self.ecg_on = chip.m_ecg
-        if not same:
-            self.led_key = (ir, red, pw, pps) if lit else None
+        if pw != self.led_pw or pps != self.led_pps:
+            self.led_slot = self._slot(pw, pps) if pps else -1
+        self.led_ir = ir
+        self.led_red = red
+        self.led_pw = pw
+        self.led_pps = pps
 
-    # -- report (host side of the harness: allocation allowed) --------------
-    def report(self, now_us=None):
-        """State times in ms, up to now_us (default: now)."""
-        if now_us is not None and now_us != self.clock.now_us:
-            raise ValueError("report at the clock's time only")
+    def led_config(self):
+        """(IR uA, red uA, pulse width us, pulses/s) lit now, or None."""
+        if not self.led_pps:
+            return None
+        return (self.led_ir, self.led_red, self.led_pw, self.led_pps)
+
+    # -- report (host side of the harness: allocation allowed) ----------------
+    def report(self):
+        """State times in ms up to now; LED drive per slot as [pulse width us,
+        pulses/s, sum of lit amplitudes x time in uA x ms, lit ms]."""
         self._cpu_to(self.cpu_state)
-        now = self.clock.now_us
-        self.radio_us[self.radio_state] += now - self.radio_since
-        self.radio_since = now
+        self._add(_RADIO + self.radio_state, self._dt(_RR))
         self._sensor_acc()
-        run = now - self.t0
         states = {}
         for i in range(7):
-            states[CPU_STATES[i]] = self.cpu_us[i] / 1000
+            states[CPU_STATES[i]] = self._get(_CPU + i) / 1000
         for i in range(6):
-            states[RADIO_STATES[i]] = self.radio_us[i] / 1000
-        return {"run_ms": run / 1000, "states_ms": states, "sensor_part": self.part,
-                "ppg_on_ms": self.ppg_us / 1000, "ecg_on_ms": self.ecg_us / 1000,
-                "sensor_off_ms": self.off_us / 1000,
-                "led": [[k[0], k[1], k[2], k[3], v / 1000] for k, v in self.led.items()]}
+            states[RADIO_STATES[i]] = self._get(_RADIO + i) / 1000
+        led = []
+        for i in range(self._slots):
+            led.append([self._slot_pw[i], self._slot_pps[i], self._get(_LED_AMP + i) / 1000,
+                        self._get(_LED_LIT + i) / 1000])
+        return {"run_ms": (self.clock.now_us - self.t0) / 1000, "states_ms": states,
+                "sensor_part": self.part, "ppg_on_ms": self._get(_PPG) / 1000,
+                "ecg_on_ms": self._get(_ECG) / 1000, "sensor_off_ms": self._get(_OFF) / 1000,
+                "led": led, "led_merged": self.led_merged}
