@@ -152,7 +152,8 @@ class _Sock:
     def recv(self, *a):
         self._answer()
         d = self._s.recv(*a)
-        self._net.rx_bytes += len(d)
+        if d:
+            self._net.rx_bytes += len(d)
         return d
 
     def close(self):
