@@ -56,6 +56,14 @@ def test_sim_runs_the_firmware_end_to_end_and_writes_the_summary(sim, tmp_path, 
     # (scored up to 6 s before the last frame: a held beat may still be on its way)
     assert s["beats_reference"] >= 25 and s["se"] >= 95 and s["ppv"] >= 95
     assert s["samples_lost"] == 0
+    # the energy model (tools/power): today's node never sleeps, so the CPU at
+    # 160 MHz spans the whole run, and the radio's states add up to it too
+    p = s["per_node"][0]["power"]
+    assert p["states_ms"]["cpu_160mhz"] == p["run_ms"] == 35000
+    assert sum(v for k, v in p["states_ms"].items() if k.startswith("wifi_")) == pytest.approx(35000)
+    assert s["avg_current_ma"] > 44.0  # at least the CPU rail at 160 MHz (docs/power.md)
+    assert s["battery_hours"] == pytest.approx(500 / s["avg_current_ma"], abs=0.01)
+    assert any(l.startswith("  power: ") for l in lines)
     assert (ROOT / s["png"]).stat().st_size > 10000
     assert Path(s["png"]).parent == (tmp_path / "sim").resolve()  # nothing of the run in build/
     bundle = json.loads((ROOT / s["fhir_bundle"]).read_text())

@@ -8,6 +8,7 @@
     .venv/bin/python -m tools.bench ppg --db DIR --out OUT [--records bidmc_01]
     .venv/bin/python -m tools.bench detect       # pipeline cost + heap on the VMs
     .venv/bin/python -m tools.bench ota          # verify time, SHA-256, crash points, fuzz
+    .venv/bin/python -m tools.bench power        # energy model over a 600 s make sim run
 
 qrs/rhythm/ppg run the device detector modules on CPython over a database
 (any WFDB records; BIDMC CSV(.gz)), write OUT/<record>.txt (qrs, ppg: one
@@ -276,10 +277,32 @@ def bench_ota(a):
     return {k: v + (cmd,) for k, v in out.items()}
 
 
+def bench_power(a):
+    """The energy model (tools/power) over one `make sim` run of the node as
+    it is: 600 simulated s, MicroPython 1.27 32-bit, MIT-BIH 100 + BIDMC 01,
+    no faults. Today's firmware has no power saving, so the "always on"
+    figure is the same run, not a second one."""
+    out_json = BUILD / "bench" / "power-sim.json"
+    cmd = [sys.executable, "-m", "tools.sim", "--duration", "600", "--out", str(out_json)]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=3600)
+    if r.returncode != 0 or not out_json.exists():
+        raise SystemExit("power bench: make sim failed:\n%s%s" % (r.stdout[-4000:], r.stderr[-4000:]))
+    s = json.loads(out_json.read_text())
+    shown = ".venv/bin/python -m tools.sim --duration 600 (via tools.bench power)"
+    what = ("Energy = sum of current x time over the node's simulated state times (docs/power.md), "
+            "600 simulated s of `make sim`, %s, capacity 500 mAh, no derating" % s["vm"])
+    hours = s["battery_hours"]
+    return {"power.avg_current_ma": (s["avg_current_ma"], "mA", "average supply current, " + what, shown),
+            "power.battery_hours_500mah": (hours, "h", "500 mAh / average current, " + what, shown),
+            "power.battery_hours_500mah_always_on": (
+                hours, "h", "the same run: today's firmware has no power saving to turn off, so "
+                "'always on' is the run above, not a separate measurement; " + what, shown)}
+
+
 # the benches that replay ../shared/data (the others make their own inputs)
 _NEEDS_DATA = {"qrs", "rhythm", "noise", "ppg", "detect"}
 BENCHES = {"sensor": lambda a: bench_sensor(), "qrs": bench_qrs, "rhythm": bench_rhythm, "noise": bench_noise,
-           "ppg": bench_ppg, "detect": bench_detect, "ota": bench_ota}
+           "ppg": bench_ppg, "detect": bench_detect, "ota": bench_ota, "power": bench_power}
 
 
 def write(results):

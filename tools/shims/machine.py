@@ -4,6 +4,7 @@ Backed by simboard.board: every object here is a view of the current
 simulated node. Only what the ESP32 port documents is offered; names the
 port lacks are absent on purpose so device code cannot come to rely on them.
 """
+import powerstate
 import simboard
 import timing
 import vclock
@@ -343,6 +344,7 @@ def freq(hz=None):
         raise ValueError("frequency must be 20MHz, 40MHz, 80Mhz, 160MHz or 240MHz")
     simboard.board.freq = hz
     vclock.clock.set_cpu_mhz(hz // 1000000)
+    simboard.board.power.cpu_awake(hz // 1000000)
 
 
 def idle():
@@ -350,10 +352,16 @@ def idle():
 
 
 def lightsleep(ms=None):
-    vclock.clock.sleep_us((ms if ms is not None else 1000) * 1000)
+    b = simboard.board
+    b.power.cpu_sleep(powerstate.LIGHT)
+    try:
+        vclock.clock.sleep_us((ms if ms is not None else 1000) * 1000)
+    finally:
+        b.power.cpu_awake(b.freq // 1000000)
 
 
 def deepsleep(ms=None):
+    simboard.board.power.cpu_sleep(powerstate.DEEP)  # until the reset boots it
     if ms is not None:
         vclock.clock.advance_to(vclock.clock.now_us + ms * 1000)
     simboard.node_reset(DEEPSLEEP_RESET, "deepsleep")

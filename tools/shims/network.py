@@ -16,6 +16,7 @@ As on the chip:
   while retrying; STAT_IDLE after disconnect() or before any attempt.
 - isconnected() is True from GOT_IP until the next disconnection.
 """
+import powerstate
 import simboard
 
 STA_IF = 0
@@ -30,6 +31,9 @@ STAT_ASSOC_FAIL = 203
 STAT_HANDSHAKE_TIMEOUT = 204
 _ASSOC_LEAVE = 8  # WIFI_REASON_ASSOC_LEAVE: after disconnect()
 _CONNECTION_FAIL = 205
+# WLAN.config(pm=...): ESP-IDF wifi_ps_type_t (ports/esp32/network_wlan.c);
+# the port never sets it, so a station runs ESP-IDF's default, MIN_MODEM
+PM_NONE, PM_PERFORMANCE, PM_POWERSAVE = 0, 1, 2
 
 
 class _Radio:
@@ -48,6 +52,26 @@ class _Radio:
         self.reconnect_limit = 0  # config(reconnects=n) + 1; 0 = forever
         self.attempts = 0
         self.hostname = "esp32"
+        self.pm = PM_PERFORMANCE
+
+    def _meter(self):
+        """Tell the power meter the station's radio state (powerstate)."""
+        if self.iface != STA_IF:
+            return  # the access-point interface is not modelled
+        if not self.active:
+            st = powerstate.R_OFF
+        elif self.connected:
+            if self.pm == PM_NONE:
+                st = powerstate.R_CONNECTED_NONE
+            elif self.pm == PM_POWERSAVE:
+                st = powerstate.R_CONNECTED_MAX
+            else:
+                st = powerstate.R_CONNECTED_MIN
+        elif self.pending is not None or self.requested:
+            st = powerstate.R_CONNECTING
+        else:
+            st = powerstate.R_ON
+        simboard.board.power.radio(st)
 
     def _attempt(self):
         """esp_wifi_connect(): the result after the world's delay."""
@@ -64,12 +88,14 @@ class _Radio:
         else:
             result = STAT_GOT_IP
         self.pending = b.clock.call_later_us(w.connect_ms * 1000, lambda: self._done(result))
+        self._meter()
 
     def _done(self, result):
         self.pending = None
         if result == STAT_GOT_IP:
             self.connected = True
             self.reason = 0
+            self._meter()
             return
         self._disconnected(result)
 
@@ -81,8 +107,11 @@ class _Radio:
             self.reconnects += 1
             if self.reconnect_limit and self.reconnects >= self.reconnect_limit:
                 self.requested = False
+                self._meter()
                 return
             self._attempt()
+        else:
+            self._meter()
 
     def _dropped(self):
         if self.connected:
@@ -92,17 +121,22 @@ class _Radio:
         if self.pending is not None:
             simboard.board.clock.cancel(self.pending)
             self.pending = None
+        self._meter()
 
     def _power_off(self):
         self._cancel()
         self.connected = False
         self.requested = False
         self.active = False
+        self._meter()
 
 
 class WLAN:
     IF_STA = STA_IF
     IF_AP = AP_IF
+    PM_NONE = PM_NONE
+    PM_PERFORMANCE = PM_PERFORMANCE
+    PM_POWERSAVE = PM_POWERSAVE
 
     def __init__(self, interface_id=STA_IF):
         b = simboard.board
@@ -120,6 +154,7 @@ class WLAN:
             self._r._cancel()
             self._r.connected = False
         self._r.active = bool(is_active)
+        self._r._meter()
 
     def connect(self, ssid=None, key=None, *, bssid=None):
         r = self._r
@@ -144,6 +179,7 @@ class WLAN:
         r._cancel()
         r.connected = False
         r.reason = _ASSOC_LEAVE
+        r._meter()
 
     def isconnected(self):
         return self._r.connected
@@ -190,9 +226,18 @@ class WLAN:
                 return r.hostname
             if name == "reconnects":
                 return r.reconnect_limit - 1
+            if name == "pm":
+                return r.pm
             raise ValueError("unknown config param")
         if "hostname" in kw or "dhcp_hostname" in kw:
             r.hostname = kw.get("hostname", kw.get("dhcp_hostname"))
+        if "pm" in kw:
+            if kw["pm"] not in (PM_NONE, PM_PERFORMANCE, PM_POWERSAVE):
+                # esp_wifi_set_ps -> ESP_ERR_INVALID_ARG, which the port's
+                # esp_exceptions_helper (network_common.c) has no text for
+                raise RuntimeError("Wifi Unknown Error 0x0102")
+            r.pm = kw["pm"]
+            r._meter()
         if "reconnects" in kw:
             n = kw["reconnects"]
             r.reconnect_limit = 0 if n < 0 else (n + 1) & 0xFF

@@ -15,6 +15,7 @@ firmware again (NVS keys and the flash are durable: nothing written is lost).
 """
 import sys
 
+import powerstate
 import simflash
 import vclock
 from simflash import FlashFaults
@@ -316,6 +317,8 @@ class Board:
         self.timer_latency_max_us = {}  # timer id: the longest tick -> callback wait (machine.Timer)
         self.nvs_writes = 0
         self.freq = 160000000
+        # time per power state (tools/shims/powerstate.py): the harness's, as the clock
+        self.power = powerstate.Meter(self.clock, self.freq // 1000000)
         self.rtc_base = None  # (virtual us, seconds since 2000) when set
         self.rtc_mem = b""
         self.on_nvs_commit = None  # persistence hook (emulated device)
@@ -409,7 +412,9 @@ class Board:
           RTC time too (power_cycle() clears both);
         - every reset but a soft one restarts the chip through the ESP-IDF
           bootloader (otadata: the boot partition, rollback); a soft reset
-          only restarts MicroPython (ports/esp32/main.c soft_reset loop)."""
+          only restarts MicroPython (ports/esp32/main.c soft_reset loop);
+        - the CPU clock is back at 160 MHz but after a soft reset, and the
+          power meter (powerstate) sees the radio off and the CPU awake."""
         self.reset_cause = cause
         self.boots += 1
         if cause != SOFT_RESET:
@@ -423,6 +428,11 @@ class Board:
         for w in self.wlans:
             w._power_off()
         self.wlans = []
+        if cause != SOFT_RESET:  # the chip boots at the IDF default (160 MHz) again
+            self.freq = 160000000
+            self.clock.set_cpu_mhz(160)
+        self.power.radio(powerstate.R_OFF)
+        self.power.cpu_awake(self.freq // 1000000)  # booting (out of deep sleep too)
         for b in self.i2c_buses.values():
             b.stuck = False
         if self.fs is not None:

@@ -100,6 +100,8 @@ class _SimMaxim:
             self._power_on_reset()
             return
         self._decode_regs()
+        self._meter_fields()
+        simboard.board.power.sensor(self)  # powerstate: allocation-free if unchanged
         if (self.running, self.sr, self.avg, self.nslots, self.ecg_rate) != was:
             self._start_timing() if self.running else self._arm()
 
@@ -118,6 +120,31 @@ class _SimMaxim:
         if self.on_stream is not None:
             self.on_stream()
         self._arm()
+
+    def _meter_fields(self):
+        """What the power meter (powerstate.Meter.sensor) reads: the PPG core
+        and the ECG front end on or off, and the LED drive - each lit LED's
+        pulse amplitude (uA), the pulse width (us) and LED pulses per second
+        (the internal sample rate, before averaging; two pulses per sample
+        on the MAX86150's PPG_SR codes 11-15)."""
+        on = self.running
+        self.m_part = self.PART_NAME
+        self.m_ppg = on and self.has_ppg
+        self.m_ecg = on and self._ecg_in()
+        lit = self.m_ppg
+        self.m_ir_ua = self.led_ua_ir if lit and self._led_lit(1) else 0
+        self.m_red_ua = self.led_ua_red if lit and self._led_lit(2) else 0
+        self.m_pw_us = self.pw_us
+        self.m_pps = self.sr * self.pulses if lit else 0
+
+    def _led_lit(self, kind):
+        for j in range(self.nslots):
+            if self.kinds[j] == kind:
+                return True
+        return False
+
+    def _ecg_in(self):
+        return self._led_lit(9)
 
     # -- I2C device interface (see simboard.I2CBus) -------------------------
     def read_into(self, reg, buf):
@@ -306,11 +333,13 @@ class _SimMaxim:
 
 class SimMAX30102(_SimMaxim):
     PART_ID = 0x15
+    PART_NAME = "max30102"
     ADDRESS = 0x57
     CTRL_REG = 0x09  # MODE_CONFIG: RESET is bit 6
     RESET_BIT = 0x40
     _RATES = (50, 100, 200, 400, 800, 1000, 1600, 3200)
     _RANGES = (2048, 4096, 8192, 16384)
+    _PW_US = (69, 118, 215, 411)  # LED_PW codes (lib/max30102.py PULSE_WIDTHS)
 
     def _decode_regs(self):
         r = self.regs
@@ -330,6 +359,8 @@ class SimMAX30102(_SimMaxim):
         self.a_full_clr = False  # MAX30102: A_FULL clears only on status read
         self.sr = self._RATES[(r[0x0A] >> 2) & 7]
         bits = 15 + (r[0x0A] & 3)
+        self.pw_us = self._PW_US[r[0x0A] & 3]
+        self.pulses = 1
         self.full_scale = (1 << 18) - 1
         self.res_mask = ((1 << 18) - 1) & ~((1 << (18 - bits)) - 1)
         rng_na = self._RANGES[(r[0x0A] >> 5) & 3]
@@ -349,6 +380,7 @@ class SimMAX30102(_SimMaxim):
 
 class SimMAX86150(_SimMaxim):
     PART_ID = 0x1E
+    PART_NAME = "max86150"
     ADDRESS = 0x5E
     CTRL_REG = 0x0D  # SYS_CONTROL: RESET is bit 0
     RESET_BIT = 0x01
@@ -356,6 +388,7 @@ class SimMAX86150(_SimMaxim):
     _ECG_RATES = (1600, 800, 400, 200, 3200, 1600, 800, 400)
     _RANGES = (4096, 8192, 16384, 32768)
     _IA10 = (50, 95, 200, 500)  # IA gain x10
+    _PW_US = (50, 100, 200, 400)  # PPG_LED_PW codes (lib/max86150.py PULSE_WIDTHS)
 
     def _por_defaults(self):
         self.regs[0x3C] = 0x03  # ECG 200 sps
@@ -380,6 +413,8 @@ class SimMAX86150(_SimMaxim):
         self.ecg_rate = self._ECG_RATES[r[0x3C] & 7]
         self.avg = 1 << min(r[0x0F] & 7, 5)
         self.sr = self._RATES[(r[0x0E] >> 2) & 0x0F] if ppg else self.ecg_rate
+        self.pw_us = self._PW_US[r[0x0E] & 3]
+        self.pulses = 2 if (r[0x0E] >> 2) & 0x0F >= 11 else 1  # PPG_SR 11-15: two pulses
         if not ppg:
             self.avg = 1
         self.rollover = bool(r[0x08] & 0x10)

@@ -33,7 +33,8 @@ Non-guarantees: the real broker's own latency is not added (loopback), a
 read that finds data already there costs nothing, and TCP retransmission
 inside an established connection is not modelled (only black holes).
 `stalls_ms` adds up the virtual time spent waiting on the network,
-`crypto_us_max` the longest handshake computation.
+`crypto_us_max` the longest handshake computation, `tx_bytes`/`rx_bytes`
+what the node wrote and read (for the energy model's airtime).
 """
 import errno
 
@@ -118,27 +119,42 @@ class _Sock:
 
     def write(self, buf, *a):
         self._asked = True
-        return self._s.write(buf, *a)
+        n = self._s.write(buf, *a)
+        self._net.tx_bytes += len(buf) if n is None else n
+        return n
 
     def send(self, buf):
         self._asked = True
-        return self._s.send(buf)
+        n = self._s.send(buf)
+        self._net.tx_bytes += n
+        return n
 
     def sendall(self, buf):
         self._asked = True
-        return self._s.sendall(buf)
+        r = self._s.sendall(buf)
+        self._net.tx_bytes += len(buf)
+        return r
 
     def read(self, *a):
         self._answer()
-        return self._s.read(*a)
+        d = self._s.read(*a)
+        if d:
+            self._net.rx_bytes += len(d)
+        return d
 
     def readinto(self, *a):
         self._answer()
-        return self._s.readinto(*a)
+        n = self._s.readinto(*a)
+        if n:
+            self._net.rx_bytes += n
+        return n
 
     def recv(self, *a):
         self._answer()
-        return self._s.recv(*a)
+        d = self._s.recv(*a)
+        if d:
+            self._net.rx_bytes += len(d)
+        return d
 
     def close(self):
         return self._s.close()
@@ -209,6 +225,11 @@ class SimNet:
         self.handshakes = 0
         self.crypto_us_max = 0
         self.ciphers = {}
+        # bytes the node wrote and read on its sockets (TLS plaintext: record
+        # and handshake overhead, TCP/IP headers and retransmissions are not
+        # counted); tools/power turns them into airtime
+        self.tx_bytes = 0
+        self.rx_bytes = 0
         for name in ("AF_INET", "SOCK_STREAM", "SOL_SOCKET", "SO_REUSEADDR", "IPPROTO_TCP"):
             if hasattr(real_socket, name):
                 setattr(self, name, getattr(real_socket, name))

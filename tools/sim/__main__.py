@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from tools.paths import BUILD, ROOT, missing_data
+from tools.power import model as power
 from tools.sim import report, runner
 from tools.sim.world import World, device_ids
 from tools.vm import launch
@@ -370,6 +371,7 @@ def _main(argv=None):
          "firmware_layout": "frozen (manifest.py in the binary)" if a.frozen
          else "deployed .mpy files on the flash"}
     s.update(_total(per))
+    s.update(power.sim_report(per, results, world.devices))  # avg_current_ma, battery_hours, shares
     if a.chip == "max30102":
         s["beat_score_skipped"] = NO_ECG_SCORE
         for k in ("beats_reference", "beats_detected", "se", "ppv"):
@@ -382,6 +384,7 @@ def _main(argv=None):
     with open(a.out, "w") as f:
         json.dump(s, f, indent=2)
     _print_summary(s)
+    print(power.summary_line(s))
     print("written", _shown(a.out))
     if a.outage:  # frames dropped by the outbox's policy are the expected cost of it
         missed = [k for k, (ok, _) in s["outage_targets"].items() if not ok]

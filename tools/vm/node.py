@@ -532,7 +532,9 @@ def run(root, duration_s, board=None, log=print, sensor=None, image=None, world=
            # {kind: [count, longest ms, when (s)]}
            "long_calls": {k: [v[0], v[1] / 1000, v[2] // 1000000] for k, v in clk.long_calls.items()},
            "node": final}
+    out["power"] = b.power.report()  # time per power state (tools/power prices it)
     if net is not None:
+        out["power"].update(tx_bytes=net.tx_bytes, rx_bytes=net.rx_bytes)
         out["net"] = {"dns_lookups": net.dns_lookups, "handshakes": net.handshakes,
                       "ciphers": net.ciphers, "handshake_crypto_ms_max": net.crypto_us_max // 1000,
                       "wait_ms": net.stalls_ms}

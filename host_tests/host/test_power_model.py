@@ -1,0 +1,110 @@
+"""The energy model (tools/power): Energy = sum of current x time over a
+node's state times. Expected figures are worked out by hand here from the
+table's documented values (docs/power.md), not by the code under test."""
+import pytest
+
+from tools.power import model, table
+
+
+def _report(run_ms, cpu=None, radio=None, part=None, ppg=0, ecg=0, off=0, led=(), tx=0, rx=0):
+    states = {k: 0.0 for k in ("cpu_20mhz", "cpu_40mhz", "cpu_80mhz", "cpu_160mhz", "cpu_240mhz",
+                               "light_sleep", "deep_sleep", "wifi_off", "wifi_on_idle",
+                               "wifi_connecting", "wifi_connected_ps_none",
+                               "wifi_connected_ps_min_modem", "wifi_connected_ps_max_modem")}
+    states.update(cpu or {"cpu_160mhz": run_ms})
+    states.update(radio or {"wifi_off": run_ms})
+    return {"run_ms": run_ms, "states_ms": states, "sensor_part": part, "ppg_on_ms": ppg,
+            "ecg_on_ms": ecg, "sensor_off_ms": off, "led": [list(c) for c in led],
+            "tx_bytes": tx, "rx_bytes": rx}
+
+
+def test_todays_node_configuration_gives_the_hand_computed_current():
+    # 10 s at 160 MHz; Wi-Fi connecting 2 s then connected in modem sleep (min)
+    # 8 s; a MAX86150 with PPG and ECG on, IR and red at 30 mA, 100 us, 200 pulses/s
+    r = _report(10000, radio={"wifi_connecting": 2000, "wifi_connected_ps_min_modem": 8000},
+                part="max86150", ppg=10000, ecg=10000,
+                led=[(100, 200, 60000 * 10000, 10000)])  # 60 mA lit for 10 s, in uA x ms
+    cpu = 44.0                                    # ESP32 DS Table 6, 160 MHz, upper end
+    radio = (31.12 - 27.18) * 0.8 + (110.0 - 27.0) * 0.2   # IDF DTIM1 share; RX over baseline
+    sensor = 1.0 + 1.0                            # PPG core, ECG front end (placeholders)
+    leds = 60.0 * 100e-6 * 200                    # mA x s x 1/s = 1.2 mA
+    expected = cpu + radio + sensor + leds        # 66.952 mA
+    e = model.energy(r)
+    assert e["avg_current_ma"] == pytest.approx(expected, abs=0.005)
+    assert e["battery_hours"] == pytest.approx(500 / expected, abs=0.005)   # 7.47 h
+    assert e["current_ma_by_state"]["sensor_leds"] == pytest.approx(1.2)
+    assert e["current_ma_by_state"]["cpu_160mhz"] == pytest.approx(44.0)
+    assert sum(e["shares"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert e["shares"]["cpu_160mhz"] == pytest.approx(44.0 / expected, abs=1e-4)
+
+
+def test_power_save_off_costs_the_receiver_all_the_time():
+    r = _report(60000, radio={"wifi_connected_ps_none": 60000})
+    assert model.energy(r)["avg_current_ma"] == pytest.approx(44.0 + 83.0)  # 127 mA
+    assert model.energy(r, capacity_mah=1000)["battery_hours"] == pytest.approx(1000 / 127.0, abs=0.01)
+
+
+def test_airtime_at_54_mbit_s_is_priced_as_tx_and_rx_instead_of_connected():
+    # 675000 bytes x 8 / 54 Mbit/s = 100 ms of TX; 337500 bytes = 50 ms of RX
+    r = _report(1000, radio={"wifi_connected_ps_min_modem": 1000}, tx=675000, rx=337500)
+    e = model.energy(r)
+    assert e["airtime_ms"] == {"tx": 100.0, "rx": 50.0}
+    expected = 44.0 + ((31.12 - 27.18) * 850 + (181.0 - 27.0) * 100 + (110.0 - 27.0) * 50) / 1000
+    assert e["avg_current_ma"] == pytest.approx(expected, abs=0.005)
+
+
+def test_sleep_states_and_clock_rates():
+    r = _report(1000, cpu={"cpu_80mhz": 250, "cpu_240mhz": 250, "light_sleep": 400,
+                           "deep_sleep": 100})
+    expected = (31.0 * 250 + 68.0 * 250 + 0.8 * 400 + 0.010 * 100) / 1000
+    assert model.energy(r)["avg_current_ma"] == pytest.approx(expected, abs=0.005)
+
+
+def test_led_current_is_amplitude_times_width_times_rate():
+    assert model.led_ma(30000, 0, 411, 100) == pytest.approx(30 * 411e-6 * 100)   # 1.233 mA
+    assert model.led_ma(10000, 10000, 50, 3200) == pytest.approx(20 * 50e-6 * 3200)  # 3.2 mA
+    # two register settings in one slot (same width and rate): 20 mA for 3 s, then
+    # 40 mA for 1 s, at 411 us x 100 /s, over a 4 s run -> (60 + 40) mA s x 0.0411 / 4 s
+    r = _report(4000, part="max30102", ppg=4000,
+                led=[(411, 100, 20000 * 3000 + 40000 * 1000, 4000)])
+    assert model.energy(r)["current_ma_by_state"]["sensor_leds"] == pytest.approx(
+        (20 * 3 + 40 * 1) * 411e-6 * 100 / 4)
+    # a shut-down chip draws its shutdown current only
+    r = _report(1000, part="max30102", off=1000)
+    assert model.energy(r)["current_ma_by_state"]["sensor_shutdown"] == pytest.approx(0.0007)
+
+
+@pytest.mark.parametrize("bad", [
+    {"cpu": {"cpu_160mhz": 900}},                                     # CPU rail short of the run
+    {"radio": {"wifi_off": 500, "wifi_connecting": 600}},             # radio rail over it
+    {"part": "max86150", "ppg": 800, "off": 400},                     # sensor rail over it
+    {"part": "max86150", "ppg": 100, "off": 900, "led": [(100, 100, 1000 * 500, 500)]},
+])
+def test_an_account_that_does_not_add_up_is_refused(bad):
+    with pytest.raises(model.AccountingError):
+        model.energy(_report(1000, **bad))
+
+
+def test_every_figure_has_a_source_and_assumptions_say_so():
+    for name, ma, source, assumption, note in table.rows():
+        assert ma > 0 and source and note, name
+        if assumption:
+            assert "no " in note or "not found" in note or "taken" in note, name
+
+
+def test_sim_summary_keys_and_one_line():
+    r = _report(10000, radio={"wifi_connected_ps_min_modem": 10000})
+    per = [{"device": "a"}]
+    s = model.sim_report(per, {"a": {"power": r}}, ["a"])
+    assert set(s) >= {"avg_current_ma", "battery_hours", "capacity_mah", "current_shares"}
+    assert s["capacity_mah"] == 500
+    assert s["avg_current_ma"] == pytest.approx(44.0 + 3.94, abs=0.005)
+    assert per[0]["power"]["avg_current_ma"] == s["avg_current_ma"]
+    assert "mA average" in model.summary_line(s)
+
+
+def test_docs_print_every_figure_of_the_table():
+    from tools.paths import ROOT
+    text = (ROOT / "docs" / "power.md").read_text()
+    for name, ma, source, assumption, note in table.rows():
+        assert "| %s |" % ma in text, name

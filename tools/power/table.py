@@ -1,0 +1,144 @@
+"""Supply current per state, each with its source. Data only: the one home
+of these figures (docs/power.md prints them; tools/power/model.py uses them).
+
+Every row: the figure in mA, where it comes from (document, version,
+table/page) and `assumption` - True when no datasheet figure could be
+found and the value is a stated choice, not a measurement. Ranges are kept
+(lo, hi) where the source gives one, with the value the model uses.
+
+Model (tools/power/model.py): the battery current is the sum of the rails'
+currents (linear regulators: each rail's load current is drawn from the
+cell; regulator quiescent current and efficiency are not modelled):
+- ESP32 = CPU rail + radio add-on. The CPU rail is the datasheet's
+  "modem-sleep, CPU on" figure (radio off) at the clock rate; the radio
+  add-on is the radio's measured whole-chip current minus the CPU-idle
+  baseline it was measured over (the same table's lower bound at 160 MHz).
+- sensor = PPG core + ECG front end + LED drive (amplitude x pulse width x
+  pulses per second, from the chip's registers), or its shutdown current.
+"""
+
+# Sources (as retrieved with the project's `search` tool; URLs are where the
+# page was read).
+ESP32_DS = ("ESP32 Series Datasheet v3.5 (Espressif), section 3.7 'RTC and Low-Power "
+            "Management', Table 6 'Power Consumption by Power Modes', p. 30 "
+            "(read at 38.142.81.21:8001/manual/espressif/esp32-d0wd-v3/data-sheet-english/page-30)")
+ESP32_DS_80 = ("ESP32 Series Datasheet, Table 6, 80 MHz row (continued on p. 31, which was not "
+               "retrieved); figure as reproduced in the Deneyap Kart 1A 'Power Consumption (ESP32)' "
+               "page (docs.deneyapkart.org) - secondary source")
+WROOM_DS = ("ESP32-WROOM-32 Datasheet (Espressif module datasheet as published with Adafruit "
+            "product 3320), section 3.4, Table 4 'Power Consumption by Power Modes', p. 12; "
+            "version not shown on the retrieved page")
+RF_DS = ("Espressif ESP32 module datasheet (ESP32-PICO series), section 3.4 'Current Consumption "
+         "Characteristics', Table 6 'Current Consumption Depending on RF Modes', p. 10 "
+         "(3.3 V, 25 C, at the RF port, TX at 50 % duty cycle; RX with peripherals disabled and "
+         "the CPU idle; read at 38.142.81.21:8001/manual/espressif-systems/esp32picozero/"
+         "user-s-manual-english/page-10); version not shown on the retrieved page")
+IDF_MODEM = ("ESP-IDF Programming Guide, 'Introduction to Low Power Mode in Wi-Fi Scenarios', "
+             "ESP32 Modem-sleep table (docs/en/api-guides/sleep-current/esp32_modem_sleep.inc, "
+             "espressif/esp-idf commit 1929b27): 160 MHz, DFS off, station connected")
+MAX86150_DS = "MAX86150 data sheet 19-8402 Rev 2 (12/18), Maxim Integrated, p. 1 'Benefits and Features'"
+MAX30102_DS = "MAX30102 data sheet 19-7740 Rev 1 (10/18), Maxim Integrated, p. 1 'Benefits and Features'"
+
+ESP32_CPU = {
+    # mA while awake with the radio off ("Modem-sleep, the CPU is powered on"),
+    # dual-core ESP32: the range's upper end, so the CPU's work (not timed by
+    # the simulation: Python takes no virtual time) is not left out
+    20: {"ma": 31.0, "range": None, "source": ESP32_DS_80, "assumption": True,
+         "note": "no figure for 20 MHz: priced as 80 MHz (an upper bound)"},
+    40: {"ma": 31.0, "range": None, "source": ESP32_DS_80, "assumption": True,
+         "note": "no figure for 40 MHz: priced as 80 MHz (an upper bound)"},
+    80: {"ma": 31.0, "range": (20.0, 31.0), "source": ESP32_DS_80, "assumption": False,
+         "note": "upper end of the range"},
+    160: {"ma": 44.0, "range": (27.0, 44.0), "source": ESP32_DS, "assumption": False,
+          "note": "upper end of the range"},
+    240: {"ma": 68.0, "range": (30.0, 68.0), "source": ESP32_DS, "assumption": False,
+          "note": "upper end of the range"},
+}
+ESP32_LIGHT_SLEEP = {"ma": 0.8, "source": WROOM_DS, "assumption": False,
+                     "note": "Light-sleep, whole chip"}
+ESP32_DEEP_SLEEP = {"ma": 0.010, "source": WROOM_DS, "assumption": False,
+                    "note": "Deep-sleep, RTC timer + RTC memory (10 uA)"}
+# the CPU-idle baseline the radio figures were measured over: Table 6's lower
+# end at 160 MHz (27 mA; ESP-IDF's measurement below has 27.18 mA between beacons)
+CPU_IDLE_BASELINE_MA = 27.0
+
+# Wi-Fi: the stated PHY rate for airtime, and the figures at that rate
+PHY = "802.11g OFDM 54 Mbit/s, 20 MHz"
+PHY_MBIT_S = 54.0
+WIFI_TX = {"ma": 181.0, "source": RF_DS, "assumption": False,
+           "note": "TX 802.11g 20 MHz 54 Mbps, average (peak 258 mA)"}
+WIFI_RX = {"ma": 110.0, "source": RF_DS, "assumption": False,
+           "note": "RX 802.11b/g/n 20 MHz, average"}
+WIFI_CONNECT = {"ma": 110.0, "source": RF_DS, "assumption": True,
+                "note": "no datasheet figure for scan / association / DHCP: the radio is taken "
+                        "to listen (RX) for the whole attempt"}
+WIFI_ON_IDLE = {"ma": 110.0, "source": RF_DS, "assumption": True,
+                "note": "radio started, no connection asked: taken as listening (RX)"}
+WIFI_PS_NONE = {"ma": 110.0, "source": RF_DS, "assumption": False,
+                "note": "connected, power save off (WIFI_PS_NONE, WLAN.PM_NONE): the receiver "
+                        "listens all the time"}
+WIFI_PS_MIN = {"ma": 31.12, "min_ma": 27.18, "source": IDF_MODEM + ", DTIM 1: average 31.12 mA, "
+               "minimum 27.18 mA", "assumption": False,
+               "note": "connected, WIFI_PS_MIN_MODEM (WLAN.PM_PERFORMANCE, ESP-IDF's default, "
+                       "which MicroPython's port keeps): wakes for every DTIM beacon; the radio's "
+                       "share is average - minimum = 3.94 mA"}
+WIFI_PS_MAX = {"ma": 28.81, "min_ma": 27.77, "source": IDF_MODEM + ", DTIM 3: average 28.81 mA, "
+               "minimum 27.77 mA", "assumption": True,
+               "note": "connected, WIFI_PS_MAX_MODEM (WLAN.PM_POWERSAVE, listen interval 3): taken "
+                       "as the DTIM 3 measurement; radio share 1.04 mA"}
+
+# The sensor chips
+SENSOR = {
+    "max86150": {
+        "shutdown": {"ma": 0.0007, "source": MAX86150_DS, "assumption": False,
+                     "note": "ultra-low shutdown current 0.7 uA typical"},
+        "ppg": {"ma": 1.0, "source": MAX86150_DS, "assumption": True,
+                "note": "PPG core supply (VDD) not found in any retrieved page: 1 mA placeholder, "
+                        "high on purpose"},
+        "ecg": {"ma": 1.0, "source": MAX86150_DS, "assumption": True,
+                "note": "ECG front end supply not found in any retrieved page: 1 mA placeholder, "
+                        "high on purpose"},
+    },
+    "max30102": {
+        "shutdown": {"ma": 0.0007, "source": MAX30102_DS, "assumption": False,
+                     "note": "ultra-low shutdown current 0.7 uA typical"},
+        "ppg": {"ma": 1.0, "source": MAX30102_DS, "assumption": True,
+                "note": "supply current (VDD) not found in any retrieved page (p. 1 only bounds a "
+                        "heart-rate monitor below 1 mW): 1 mA placeholder, high on purpose"},
+    },
+}
+LED_SOURCE = ("average LED current = pulse amplitude x pulse width x pulses per second, per lit "
+              "LED, from the chip's registers: LEDx_PA x step (MAX86150 LED_RANGE 0.2/0.4 mA, "
+              "MAX30102 0.2 mA), PPG_LED_PW / LED_PW (MAX86150 50-400 us, MAX30102 69-411 us), "
+              "the internal sample rate before averaging (x2 on MAX86150 PPG_SR codes 11-15); "
+              "register meanings as lib/max86150.py and lib/max30102.py use them")
+
+
+def radio_addon_ma(row):
+    """A radio row's share on top of the CPU rail."""
+    if "min_ma" in row:
+        return row["ma"] - row["min_ma"]
+    return row["ma"] - CPU_IDLE_BASELINE_MA
+
+
+def rows():
+    """(state, mA used, source, assumption, note) for docs/power.md."""
+    out = []
+    for mhz in (80, 160, 240, 20, 40):
+        r = ESP32_CPU[mhz]
+        rng = " (range %g-%g)" % r["range"] if r["range"] else ""
+        out.append(("ESP32 CPU active, %d MHz, radio off" % mhz, r["ma"], r["source"],
+                    r["assumption"], r["note"] + rng))
+    for name, r in (("ESP32 light sleep", ESP32_LIGHT_SLEEP), ("ESP32 deep sleep", ESP32_DEEP_SLEEP),
+                    ("Wi-Fi TX (%s)" % PHY, WIFI_TX), ("Wi-Fi RX (%s)" % PHY, WIFI_RX),
+                    ("Wi-Fi connect / association", WIFI_CONNECT),
+                    ("Wi-Fi on, not connecting", WIFI_ON_IDLE),
+                    ("Wi-Fi connected, power save off", WIFI_PS_NONE),
+                    ("Wi-Fi connected, modem sleep (min)", WIFI_PS_MIN),
+                    ("Wi-Fi connected, modem sleep (max)", WIFI_PS_MAX)):
+        out.append((name, r["ma"], r["source"], r["assumption"], r["note"]))
+    for part, states in SENSOR.items():
+        for st, r in states.items():
+            out.append(("%s %s" % (part.upper(), st), r["ma"], r["source"], r["assumption"],
+                        r["note"]))
+    return out
