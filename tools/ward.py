@@ -227,9 +227,9 @@ def main(argv=None):
 
     signal.signal(signal.SIGTERM, on_term)
     next_purge = time.monotonic()
-    ward.changed()  # the registry as the ward started with it
-    ward._next_full = time.monotonic() + 30
     try:
+        ward.changed()  # the registry as the ward started with it (inside: Ctrl-C may come now)
+        ward._next_full = time.monotonic() + 30
         while True:
             if a.retention_days and time.monotonic() >= next_purge:
                 try:

@@ -613,4 +613,7 @@ def _main():
 
 
 if __name__ == "__main__":
-    _main()
+    try:
+        _main()
+    except KeyboardInterrupt:  # the host's Ctrl-C reached the VM too: it says so, quietly
+        sys.exit(130)
