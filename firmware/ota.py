@@ -111,16 +111,20 @@ def _hex(b):
     return binascii.hexlify(b).decode()
 
 
-def install(src, keystore, pubkey_n, hw=HW_MODEL, now_s=None, buf=None):
+def install(src, keystore, pubkey_n, hw=HW_MODEL, now_s=None, buf=None, spare=None):
     """Fetch, verify and stage a bundle as the trial slot; returns the
     Manifest. Every refusal is recorded and raised as OtaError. buf: a
-    bytearray of MAGIC + SIG_LEN + MANIFEST_MAX bytes for the manifest."""
+    bytearray of MAGIC + SIG_LEN + MANIFEST_MAX bytes for the manifest;
+    spare: [a bytearray of that size], emptied just before the manifest's
+    text is decoded, so that its copy finds a hole of that size."""
     version = None
     try:
         st = stage0.state()
         if st["pend"] >= 0:
             raise OtaError("busy", "an update is on trial; confirm or revert it first")
         env = _read_all(src, "manifest.vnm", len(MAGIC) + SIG_LEN + MANIFEST_MAX, buf)
+        if spare:
+            spare.clear()  # the hole the JSON text's copy goes into
         m = open_signed(env, pubkey_n)
         version = m.version
         floor = st["floor"] + _Y2K if st["floor"] else 0
@@ -173,9 +177,10 @@ def update(url, timeout_ms=10000, deadline_ms=None):
     httpget.DEADLINE_MS: 5 min). Returns the Manifest;
     reset afterwards to try it. ConfigError if the node has no valid
     config (nothing is fetched then)."""
-    # the manifest's buffer first, while the heap (fresh after the push's soft
-    # reset) has a hole that size: the imports and config below leave small ones
+    # the manifest's buffers first, while the heap (fresh after the push's soft
+    # reset) has holes that size: the imports and config below leave small ones
     buf = bytearray(len(MAGIC) + SIG_LEN + MANIFEST_MAX)
+    spare = [bytearray(len(MAGIC) + SIG_LEN + MANIFEST_MAX)]  # for the text's copy, later
     from firmware import config, keystore
     from firmware.httpget import HttpSource
     from firmware.netguard import pem_to_der
@@ -184,7 +189,7 @@ def update(url, timeout_ms=10000, deadline_ms=None):
     from firmware.httpget import DEADLINE_MS
     src = HttpSource(url, pem_to_der(cfg["ca_cert"]), timeout_ms,  # HttpSource takes DER
                      deadline_ms or DEADLINE_MS)
-    return install(src, ks, int(cfg["ota_pubkey"]["n"], 16), buf=buf)
+    return install(src, ks, int(cfg["ota_pubkey"]["n"], 16), buf=buf, spare=spare)
 
 
 def _write_slot(src, m, root, env):

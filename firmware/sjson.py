@@ -39,7 +39,7 @@ def loads(text):
     if not isinstance(text, str):
         try:
             text = str(text, "utf-8")  # one copy, from any buffer (a memoryview too)
-        except Exception:  # UnicodeError; TypeError for a non-buffer
+        except (UnicodeError, TypeError):  # not UTF-8; not a buffer (MemoryError goes on)
             raise JsonError("json: not UTF-8 text")
     v, i = _value(text, 0, MAX_DEPTH)
     i = _ws(text, i)

@@ -241,7 +241,10 @@ def test_a_manifest_of_announced_length_is_read_in_place_and_a_false_length_refu
         deployed()
         src = fx.bundle(version="1.2.0")
         src.announce = announce
-        assert ota.install(src, None, fx.N, now_s=NOW, buf=bytearray(cap)).version == "1.2.0"
+        spare = [bytearray(cap)]  # freed just before the text is decoded, for its copy
+        assert ota.install(src, None, fx.N, now_s=NOW, buf=bytearray(cap),
+                           spare=spare).version == "1.2.0"
+        assert spare == []
 
 
 def test_a_bound_bundle_installs_only_on_the_devices_its_signed_manifest_names():
