@@ -180,7 +180,6 @@ def update(url, timeout_ms=10000, deadline_ms=None):
     # the manifest's buffers first, while the heap (fresh after the push's soft
     # reset) has holes that size: the imports and config below leave small ones
     buf = bytearray(len(MAGIC) + SIG_LEN + MANIFEST_MAX)
-    spare = [bytearray(len(MAGIC) + SIG_LEN + MANIFEST_MAX)]  # for the text's copy, later
     from firmware import config, keystore
     from firmware.httpget import HttpSource
     from firmware.netguard import pem_to_der
@@ -189,7 +188,7 @@ def update(url, timeout_ms=10000, deadline_ms=None):
     from firmware.httpget import DEADLINE_MS
     src = HttpSource(url, pem_to_der(cfg["ca_cert"]), timeout_ms,  # HttpSource takes DER
                      deadline_ms or DEADLINE_MS)
-    return install(src, ks, int(cfg["ota_pubkey"]["n"], 16), buf=buf, spare=spare)
+    return install(src, ks, int(cfg["ota_pubkey"]["n"], 16), buf=buf)
 
 
 def _write_slot(src, m, root, env):
