@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import random
-import re
 import subprocess
 import sys
 import tempfile
@@ -400,7 +399,7 @@ def merge(parts):
 
 def _main(a):
     from tools.ota import server
-    from tools.sim import runner
+    from tools.sim import report, runner
     from tools.sim.world import World
     work = Path(a.workdir) if a.workdir else BUILD / "soak"
     work.mkdir(parents=True, exist_ok=True)
@@ -481,20 +480,13 @@ def _main(a):
             srv.shutdown()
         world.stop()
     s = summarise(a, ev, result, rows, counts, faults, wall)
-    s["gateway_gap_s_max"] = _gap(rows)
+    s["gateway_gap_s_max"] = report.vitals_gap(rows)
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     with open(a.out, "w") as f:
         json.dump(s, f, indent=2)
     _print(s)
     print("written", os.path.relpath(os.path.abspath(a.out), ROOT))
     return 0 if all(v[0] for v in s["targets"].values()) else 1
-
-
-def _gap(rows):
-    """The longest stretch without a vitals frame in the store (s), by the
-    frames' own measurement times."""
-    t = sorted(r["ms"] for r in rows if r["kind"] == "vitals")  # the node's ticks: virtual ms
-    return max(((b - a) / 1000.0 for a, b in zip(t, t[1:])), default=None)
 
 
 def _print(s):

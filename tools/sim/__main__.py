@@ -345,7 +345,7 @@ def _main(argv=None):
         if not world.wait_delivered(sent):
             print("sim: the gateway did not receive every frame the broker accepted", flush=True)
         per = [_node_report(a, world, live, d, results[d], spec_base) for d in world.devices]
-        gaps = {d: _vitals_gap(world.gw.gw.rows(device=d, kind="vitals")) for d in world.devices}
+        gaps = {d: report.vitals_gap(world.gw.gw.rows(device=d, kind="vitals")) for d in world.devices}
         bundle = a.workdir / "fhir-bundle.json"
         n_obs = report.fhir_bundle(world.gw.gw.rows(), bundle)
         if demo is not None:
@@ -397,13 +397,6 @@ def _shown(path):
     """A path as reports name it: relative to the checkout when inside it."""
     p = Path(path).resolve()
     return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
-
-
-def _vitals_gap(rows):
-    """The longest stretch (s) between stored vitals, by the node's own
-    clock (ticks_ms, which the simulation never wraps)."""
-    t = sorted(r["ms"] for r in rows)
-    return max(((b - a) / 1000.0 for a, b in zip(t, t[1:])), default=None)
 
 
 def _outage(a, s, live, gaps):

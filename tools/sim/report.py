@@ -55,6 +55,14 @@ def score(rows, starts, end_ms, record):
             "ppv": round(100.0 * tp / (tp + fp), 2) if tp + fp else None}
 
 
+def vitals_gap(rows):
+    """The longest stretch (s) between stored vitals frames, by the node's
+    own clock (ticks_ms, which the simulation never wraps); None for fewer
+    than two."""
+    t = sorted(r["ms"] for r in rows if r["kind"] == "vitals")
+    return max(((b - a) / 1000.0 for a, b in zip(t, t[1:])), default=None)
+
+
 def fhir_bundle(gw_rows, path):
     """Write the FHIR R4 transaction bundle of every stored vitals frame."""
     from tools.gateway import fhir
