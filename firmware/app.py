@@ -76,7 +76,7 @@ def main():
         from firmware import start
         ks, cfg = start.identity(wdt, HEARTBEAT_S)  # or the safe state
         sys.modules.pop("stage0", None)  # the boot is done
-        smp, det, pump = _sampling(wdt, cfg)
+        smp, det, pump = start.sampling(wdt, cfg, _detector)
         link, trial = start.link(ks, cfg)
         del ks, start
         _unload("start")
@@ -96,6 +96,7 @@ def _load_code():
     and their holes must not lie between the long-lived objects."""
     import alerts  # noqa: F401
     import max86150  # noqa: F401
+    import firmware.clock  # noqa: F401
     import firmware.detect  # noqa: F401
     import firmware.outbox  # noqa: F401
     import firmware.pump  # noqa: F401
@@ -152,20 +153,6 @@ def status():
                   broker_up=link.up.up, connects=link.up.connects,
                   alerts_lost=link.tm.alerts_lost)
     return st
-
-
-def _sampling(wdt, cfg):
-    """The sensor, the detector and the timer that drains one into the
-    other: the node's largest buffers, made while the heap has room."""
-    from firmware import sensor
-    from firmware.pump import Pump
-    gc.collect()
-    smp, what = sensor.start()
-    print("vitalnode: sensor", what if smp else "fault: " + what)
-    if smp is not None:
-        _unload("sensor")  # only a retry needs it again
-    det = _detector(smp, cfg)
-    return smp, det, Pump(smp, det, wdt)
 
 
 def _monitor(wdt, cfg, link, trial, smp, det, pump):

@@ -22,9 +22,9 @@ Alert frames also carry hr_valid and spo2_valid (version 1: False).
 """
 import struct
 
-from firmware.frames import (ALERT, ALERT_FMT, BEAT_FMT, HEAD, HEAD_LEN, KINDS, MAX_BEATS, SECURITY,
-                             STATUS, STATUS_FMT, T_WALL, TAG_LEN, VERSION, VITALS, VITALS_HEAD,
-                             FrameError)
+from firmware.frames import (ACK_TIMED, ALERT, ALERT_FMT, BEAT_FMT, HEAD, HEAD_LEN, KINDS,
+                             MAX_BEATS, SECURITY, STATUS, STATUS_FMT, T_WALL, TAG_LEN, VERSION,
+                             VITALS, VITALS_HEAD, FrameError, ack_body)
 
 VERSIONS = (1, 2)
 # version-2 bits and codes (firmware/frames.py's docstring has the layout)
@@ -57,7 +57,8 @@ def decode(frame):
     if n != len(p):
         raise FrameError("payload length field %d, but %d bytes follow" % (n, len(p)))
     d = {"version": v, "kind": KINDS[kind] if 0 < kind < len(KINDS) else kind, "device": dev,
-         "seq": seq, "time": time, "ms": ms, "wall": bool(flags & T_WALL), "tag": tag}
+         "seq": seq, "time": time, "ms": ms, "wall": bool(flags & T_WALL),
+         "acks_timed": bool(flags & ACK_TIMED), "tag": tag}
     if kind == VITALS:
         d.update(_vitals(p, n, v))
     elif kind == ALERT:
@@ -138,3 +139,11 @@ def _vitals(p, n, v):
                 beats=beats, hr_valid=bool(valid & HR_VALID), spo2_valid=bool(valid & SPO2_VALID),
                 hr_src=_SRC[src], hr_q=hq, spo2_q=sq, vf=bool(st & ST_VF), af=bool(st & ST_AF),
                 asystole=bool(st & ST_ASYS))
+
+
+def ack(device_id, seq, tag_fn, t=-1):
+    """The gateway's acknowledgement of frame `seq` (frames.py has the
+    layout; here because only the gateway builds one); with t (its clock,
+    Unix seconds, when it acknowledged) the version 2 form."""
+    head = struct.pack(">I", seq) if t < 0 else struct.pack(">II", seq, t)
+    return head + tag_fn(ack_body(device_id, seq, t))[:TAG_LEN]

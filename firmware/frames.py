@@ -12,9 +12,12 @@ Layout, version 2 (the reader also takes version 1), big-endian; header
 (23 bytes):
     u8 version | u8 kind | 6 bytes device id | u32 seq | u32 time | u32 ms |
     u8 flags | u16 payload length
-  time: Unix seconds when flags bit 0 (T_WALL) is set (RTC set by NTP),
+  time: Unix seconds when flags bit 0 (T_WALL) is set (the RTC set from the
+  gateway's authenticated acknowledgements: firmware/clock.py),
   otherwise the node's boot number; ms: milliseconds since that boot. So
-  every frame has an order (boot, ms) even without a clock.
+  every frame has an order (boot, ms) even without a clock. flags bit 1
+  (ACK_TIMED): the node reads version 2 acknowledgements (below); the
+  gateway sends version 1 to a node that does not set it.
 then the payload, then a 16-byte tag: HMAC-SHA256 with the device's
 telemetry sub-key over header + payload, cut to 128 bits (RFC 2104 allows
 half the hash length; 2**-128 forgery odds).
@@ -51,11 +54,17 @@ reports its values with hr_valid / spo2_valid False (version 1 nodes made
 no validity judgement). The reader is firmware/framedec.py (the gateway's;
 the node never loads it).
 Gateway acknowledgement (on vn/<id>/ack, once a frame is stored, or was
-already): u32 seq | 16-byte tag, HMAC-SHA256 with the same telemetry
-sub-key over ACK_PREFIX | 6 bytes device id | u32 seq (a frame body starts
-with the version byte, never with ACK_PREFIX), cut to 128 bits.
+already), version 2: u32 seq | u32 gateway time (Unix s) | 16-byte tag,
+HMAC-SHA256 with the same telemetry sub-key over ACK2_PREFIX | 6 bytes
+device id | u32 seq | u32 time, cut to 128 bits (the gateway builds it:
+framedec.ack) (a frame body starts with
+the version byte, never with an ACK prefix). Version 1 (older gateways):
+u32 seq | tag over ACK_PREFIX | device id | u32 seq. The node reads both;
+the time is its only source of wall time (firmware/clock.sync).
 Non-guarantee: the tag proves origin and integrity, not freshness: the
-gateway refuses a replay by (device, seq), which the node never reuses.
+gateway refuses a replay by (device, seq), which the node never reuses,
+and the node takes time only from the acknowledgement of a frame it
+published once, moments ago (firmware/uplink.py).
 """
 import struct
 
@@ -71,6 +80,7 @@ STATUS = const(3)
 SECURITY = const(4)
 KINDS = ("", "vitals", "alert", "status", "security")
 T_WALL = const(1)
+ACK_TIMED = const(2)  # header flag: this node reads timed (version 2) acknowledgements
 HEAD = ">BB6sIIIBH"
 HEAD_LEN = const(23)
 TAG_LEN = const(16)
@@ -127,27 +137,37 @@ def security(hdr, event_json):
 
 ACK_PREFIX = b"vn-ack1"
 ACK_LEN = const(20)
+ACK2_PREFIX = b"vn-ack2"
+ACK2_LEN = const(24)
 
 
-def ack_body(device_id, seq):
-    """What an acknowledgement's tag covers (device_id: the 6 id bytes)."""
-    return ACK_PREFIX + device_id + struct.pack(">I", seq)
-
-
-def ack(device_id, seq, tag_fn):
-    """The gateway's acknowledgement of frame `seq`."""
-    return struct.pack(">I", seq) + tag_fn(ack_body(device_id, seq))[:TAG_LEN]
+def ack_body(device_id, seq, t=-1):
+    """What an acknowledgement's tag covers (device_id: the 6 id bytes;
+    t: the gateway's time in a version 2 acknowledgement)."""
+    if t < 0:
+        return ACK_PREFIX + device_id + struct.pack(">I", seq)
+    return ACK2_PREFIX + device_id + struct.pack(">II", seq, t)
 
 
 def ack_seq(msg, device_id, tag_fn, equal):
     """The sequence number `msg` acknowledges, or -1 if it is not an
     authentic acknowledgement for this device (equal: constant-time)."""
-    if len(msg) != ACK_LEN:
+    n = len(msg)
+    if n == ACK_LEN:
+        seq, t = struct.unpack_from(">I", msg, 0)[0], -1
+    elif n == ACK2_LEN:
+        seq, t = struct.unpack_from(">II", msg, 0)
+    else:
         return -1
-    seq = struct.unpack(">I", msg[:4])[0]
-    if not equal(tag_fn(ack_body(device_id, seq))[:TAG_LEN], msg[4:]):
+    if not equal(tag_fn(ack_body(device_id, seq, t))[:TAG_LEN], msg[n - TAG_LEN:]):
         return -1
     return seq
+
+
+def ack_time(msg):
+    """The gateway's time in a version 2 acknowledgement, else 0. Read it
+    only from a message ack_seq() found authentic."""
+    return struct.unpack_from(">II", msg, 0)[1] if len(msg) == ACK2_LEN else 0
 
 
 def seal(body, tag_fn):

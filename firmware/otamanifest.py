@@ -22,13 +22,17 @@ inside the signed part), files [{path, size, sha256}], optional image
 
 Every rejection is OtaError(reason, detail): reason is one word that the
 security log and the host tools report.
-Non-guarantee: the wall-clock checks are only as good as the node's clock;
-with no clock the newest `created` ever verified is the time floor (TUF).
+Non-guarantee: the wall-clock checks are only as good as the node's clock
+(firmware/clock.py: set only from the gateway's authenticated
+acknowledgements); with no clock the newest `created` a confirmed update
+had, capped at trusted time + clock.SKEW_S, is the time floor (TUF).
 """
 import hashlib
 
 import rsapss
 from micropython import const
+
+from firmware.clock import SKEW_S
 
 MAGIC = b"VNOTA1\n"
 SIG_LEN = const(384)
@@ -243,7 +247,8 @@ def check(m, hw, version, counter, now_s, floor_s=0, reverted=0):
     than the newest trial that failed its health check (version code
     `reverted`: otatrial.reverted(), so that bundle is refused until a newer
     one comes), not expired by the clock (or by the time floor when the clock
-    is unset)."""
+    is unset), and with a clock not made more than clock.SKEW_S in the
+    future (such a `created` would drag the time floor past trusted time)."""
     if m.hw != hw:
         raise OtaError("hw", "bundle is for %r, this node is %r" % (m.hw, hw))
     if m.counter < counter:
@@ -255,6 +260,8 @@ def check(m, hw, version, counter, now_s, floor_s=0, reverted=0):
                        "trial" % m.version)
     if m.expires <= m.created:
         raise OtaError("expired", "manifest expires before it was created")
+    if now_s and m.created > now_s + SKEW_S:
+        raise OtaError("time", "manifest created %d s in the future" % (m.created - now_s))
     t = now_s if now_s > floor_s else floor_s
     if m.expires <= t:
         raise OtaError("expired", "manifest expired (expires %d, now %d)" % (m.expires, t))

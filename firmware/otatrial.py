@@ -12,13 +12,17 @@ Apart from ota.py (install, fetch, verify: large, needed only while
 updating), so a running node holds only this. The NVS layout is stage0's
 (namespace "vn_ota", the record in its header).
 Guarantees: confirm() advances the security counter and the time floor
-(to the trial's `created`, kept under "pfloor" by ota.install) in the same
-NVS commit that confirms the slot; a reverted trial moves neither; it is a
-no-op when nothing is on trial.
+(to the trial's `created`, kept under "pfloor" by ota.install, but never
+past trusted time + clock.SKEW_S, and not at all while the clock is
+unset) in the same NVS commit that confirms the slot; a reverted trial
+moves neither; it is a no-op when nothing is on trial.
 """
 import esp32
+from micropython import const
 
 from firmware import seclog
+
+_Y2K = const(946684800)  # Unix seconds at 2000-01-01, the NVS time base
 
 def flags():
     """(slot on trial or -1, stage0's last outcome code or 0)."""
@@ -46,8 +50,11 @@ def confirm():
         except OSError:
             pass  # firmware built without rollback support: nothing to cancel
     ctr = max(st["ctr"], st["pctr"])
+    from firmware.clock import SKEW_S, now_unix
+    now = now_unix()  # trusted, or 0: then the floor stays where it is
+    pf = min(_get(PFLOOR), now - _Y2K + SKEW_S) if now else 0
     stage0.commit({"act": st["pend"], "pend": -1, "tries": 0, "img": 0, "ver": st["pver"],
-                 "ctr": ctr, "last": 0, "floor": max(st["floor"], _get(PFLOOR))})
+                 "ctr": ctr, "last": 0, "floor": max(st["floor"], pf)})
     seclog.record("ota-confirm", version_code=st["pver"], counter=ctr, slot=stage0.SLOTS[st["pend"]])
     return True
 

@@ -5,7 +5,7 @@ leaves flash only when the gateway acknowledged it (firmware/uplink.py).
     box.put(VITALS, frame)           # persisted (or OutboxFull for an alert)
     name = box.oldest()              # next to publish, in order: box.read(name)
     box.sent(name, ms)               # published; kept until the gateway confirms
-    box.acked(seq)                   # the gateway's acknowledgement: delete it
+    box.acked(seq)                   # the gateway's acknowledgement: delete it (its name)
     box.resend()                     # new connection: publish all in flight again
     box.resend(now, wait_ms)         # no answer for wait_ms: publish those again
     box.ack(name)                    # delete now (no end-to-end acknowledgement)
@@ -185,13 +185,14 @@ class Outbox:
                 self._wsent[i] = _NOT_SENT
 
     def acked(self, seq):
-        """The gateway has frame `seq`: delete it. False if it is not here
-        (acknowledged before, or dropped)."""
+        """The gateway has frame `seq`: delete it; its name, or None if it
+        is not here (acknowledged before, or dropped)."""
         i = self._find(seq)
         if i < 0:
-            return False
-        self.ack(_name(seq, chr(self._wkind[i])))
-        return True
+            return None
+        name = _name(seq, chr(self._wkind[i]))
+        self.ack(name)
+        return name
 
     def read(self, name):
         with storage.fs().open(DIR + "/" + name, "rb") as f:

@@ -41,6 +41,23 @@ def identity(wdt, heartbeat_s):
     return ks, cfg
 
 
+def sampling(wdt, cfg, detector):
+    """The sensor, the detector (detector(smp, cfg): app's, which a sensor
+    retry uses again) and the timer that drains one into the other: the
+    node's largest buffers, made while the heap has room."""
+    import gc
+
+    from firmware import sensor
+    from firmware.pump import Pump
+    gc.collect()
+    smp, what = sensor.start()
+    print("vitalnode: sensor", what if smp else "fault: " + what)
+    if smp is not None:
+        _unload("sensor")  # only a retry needs it again
+    det = detector(smp, cfg)
+    return smp, det, Pump(smp, det, wdt)
+
+
 def link(ks, cfg):
     lk = _link(ks, cfg)  # before the OTA report, so its security events become frames
     return lk, _ota_report()
@@ -99,7 +116,7 @@ def _link(ks, cfg):
         _unload("version")
     link.wlan = network.WLAN(network.STA_IF)
     link.up = Uplink(ks.device_id, cfg["broker"], cfg.pop("ca_cert"), ks.broker_password(),
-                     wlan=link.wlan, wifi=cfg["wifi"], ack_check=link.tm.ack_seq)
+                     wlan=link.wlan, wifi=cfg["wifi"], ack_check=link.tm.ack_seq, on_time=link.tm.sync_clock)
     seclog.listener = link.tm.security
     print("vitalnode: outbox holds %d frame(s) from before this boot" % link.box.depth)
     return link

@@ -6,10 +6,11 @@
     tm.alert(kind, raised, at_ms, det)      # at once, on every alert change
     tm.status(smp, rssi, reset_cause)       # every STATUS_S
     tm.security(event_dict)                 # each security event
-    Uplink(..., ack_check=tm.ack_seq)       # the gateway's acknowledgements
+    Uplink(..., ack_check=tm.ack_seq,       # the gateway's acknowledgements,
+           on_time=tm.sync_clock)           # and the time they carry
 
-Each frame gets the next sequence number, the time (Unix seconds once NTP
-set the RTC, else the boot number) and the HMAC tag with the telemetry
+Each frame gets the next sequence number, the time (Unix seconds once the
+gateway's acknowledgements set the RTC: firmware/clock.py, else the boot number) and the HMAC tag with the telemetry
 sub-key, then is persisted (firmware/outbox) before anything publishes it.
 Guarantees: a frame is sealed and on flash when a call returns (or the
 drop is counted: `box.dropped`; an alert that finds even the reserve full
@@ -40,6 +41,7 @@ class Telemetry:
         self._beat_seen = -1
         self._last_beat_ms = -1
         self.alerts_lost = 0
+        self.ack_t = 0  # the time in the last authentic acknowledgement (0: none)
 
     def _now(self):
         if self._clock is not None:
@@ -50,7 +52,7 @@ class Telemetry:
     def _hdr(self):
         wall = self._now()
         return (self.dev, self.seq.take(), wall if wall else self.seq.boot,
-                time.ticks_ms() & 0x3FFFFFFF, frames.T_WALL if wall else 0)
+                time.ticks_ms() & 0x3FFFFFFF, (frames.T_WALL if wall else 0) | frames.ACK_TIMED)
 
     def _put(self, kind, hdr, body):
         frame = frames.seal(body, self._tag)
@@ -67,7 +69,17 @@ class Telemetry:
     def ack_seq(self, msg):
         """The frame an authentic gateway acknowledgement confirms, or -1."""
         from hmacsha import equal
-        return frames.ack_seq(msg, self.dev, self._tag, equal)
+        seq = frames.ack_seq(msg, self.dev, self._tag, equal)
+        if seq >= 0:
+            self.ack_t = frames.ack_time(msg)
+        return seq
+
+    def sync_clock(self, rtt_ms):
+        """The uplink's word that the last authentic acknowledgement
+        confirmed a frame first published rtt_ms ago: its time sets the
+        clock (firmware/clock.sync). True if the clock is now trusted."""
+        from firmware import clock
+        return clock.sync(self.ack_t, rtt_ms)
 
     def _beats(self, det):
         """(ms, RR ms, flags) of the beats published since the last vitals

@@ -61,9 +61,12 @@ def topics(device_id):
 class Uplink:
     def __init__(self, device_id, broker, ca_pem, password, wlan=None, wifi=None,
                  timeout_ms=5000, net_socket=None, net_ssl=None, on_command=None,
-                 ack_check=None):
+                 ack_check=None, on_time=None):
         """ack_check(msg) -> the sequence number an authentic gateway
-        acknowledgement confirms, or -1 (see Keystore-bound frames.ack_seq)."""
+        acknowledgement confirms, or -1 (see Keystore-bound frames.ack_seq).
+        on_time(rtt_ms): the acknowledgement ack_check just found authentic
+        confirms the newest frame, published once, rtt_ms ago (its time
+        may set the clock: Telemetry.sync_clock)."""
         from firmware.netguard import pem_to_der
         self.device_id = device_id
         self.host = broker["host"]  # the name in the broker's certificate
@@ -80,6 +83,8 @@ class Uplink:
         self.on_command = on_command
         self.t_tm, self.t_state, self.t_cmd, self.t_ack = topics(device_id)
         self.ack_check = ack_check
+        self.on_time = on_time
+        self._probe_ms = -1  # when the newest frame went out, while it went out once
         self._box = None
         self._ack_wait = ACK_WAIT_MS
         self.acked = 0  # frames the gateway confirmed
@@ -158,8 +163,15 @@ class Uplink:
             seq = self.ack_check(msg)
             if seq < 0:
                 self.bad_acks += 1  # forged or garbled: the frame stays queued
-            elif self._box is not None and self._box.acked(seq):
+            elif self._box is not None:
+                name = self._box.acked(seq)
+                if name is None:
+                    return
                 self.acked += 1
+                if name == self._newest and self._probe_ms >= 0:
+                    if self.on_time is not None:  # a round trip we can bound: a time to take
+                        self.on_time(time.ticks_diff(time.ticks_ms(), self._probe_ms))
+                    self._probe_ms = -1
                 if not self._box.in_flight:
                     self._ack_wait = ACK_WAIT_MS  # all confirmed: the gateway keeps up
         elif self.on_command is not None and topic == self.t_cmd:
@@ -213,8 +225,11 @@ class Uplink:
                 self._c.publish(self.t_tm, box.read(name), qos=1)
                 if name > self._newest:
                     self._newest = name
+                    self._probe_ms = now
                 else:
                     self.resent += 1
+                    if name == self._newest:  # twice: whose copy an ack stamped is unknown
+                        self._probe_ms = -1
                 if e2e:
                     box.sent(name, now)
                 else:

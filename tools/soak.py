@@ -105,8 +105,9 @@ def bundles(workdir, key, log):
 class Events:
     """The node's SIM-* lines, collected as they come."""
 
-    def __init__(self, echo):
+    def __init__(self, echo, world=None):
         self.echo = echo
+        self.world = world  # takes the SIM-CLOCK lines (the gateway's clock)
         self.lock = threading.Lock()
         self.recover = []  # (kind, end ms, recovered ms or -1)
         self.drained = []
@@ -121,6 +122,8 @@ class Events:
         self.reset = None  # (cause, ms) when the last run ended in a reset
 
     def line(self, text):
+        if self.world is not None and self.world.node_line(text):
+            return
         with self.lock:
             self.lines += 1
             head, _, rest = text.partition(" ")
@@ -406,7 +409,7 @@ def _main(a):
     log = (lambda s: None) if a.quiet else print
     world = World(work / "world", 1, log=log)
     servers = []
-    ev = Events(None if a.quiet else print)
+    ev = Events(None if a.quiet else print, world)
     total = int(a.hours * 3600)
     try:
         world.start()

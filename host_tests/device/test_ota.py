@@ -10,7 +10,7 @@ import rsapss
 import simboard
 from devtest import raises
 
-from firmware import keystore, ota, otamanifest, otatrial, seclog, storage
+from firmware import clock, keystore, ota, otamanifest, otatrial, seclog, storage
 from firmware.otamanifest import OtaError
 
 NOW = 1800000000
@@ -102,6 +102,9 @@ def test_policy_refuses_other_hardware_downgrade_rollback_and_expiry():
     assert raises(OtaError, otamanifest.check, m(counter=1), "vitalnode-esp32", 0, 2, NOW).reason == "rollback"
     exp = m(expires=NOW - 1)
     assert raises(OtaError, otamanifest.check, exp, "vitalnode-esp32", 0, 0, NOW).reason == "expired"
+    future = m(created=NOW + otamanifest.SKEW_S + 1, expires=NOW + 86400)
+    assert raises(OtaError, otamanifest.check, future, "vitalnode-esp32", 0, 0, NOW).reason == "time"
+    otamanifest.check(m(created=NOW + otamanifest.SKEW_S), "vitalnode-esp32", 0, 0, NOW)
     # no clock (0): the floor - the newest `created` ever accepted - decides
     otamanifest.check(m(), "vitalnode-esp32", 0, 0, 0, NOW)
     assert raises(OtaError, otamanifest.check, exp, "vitalnode-esp32", 0, 0, 0, NOW).reason == "expired"
@@ -381,5 +384,34 @@ def test_the_time_floor_moves_on_confirm_and_a_reverted_update_takes_it_back():
     later = NOW - 500
     ota.install(fx.bundle(version="1.2.0", counter=2, created=later), None, fx.N, now_s=NOW)
     simboard.board.reset(simboard.HARD_RESET)
+    assert clock.sync(NOW, 40)  # an acknowledgement's time: the clock is trusted
     assert stage0.choose() == (1, True) and otatrial.confirm()
     assert stage0.state()["floor"] == later - y2k  # confirmed: the floor is its created
+
+
+def test_the_time_floor_never_passes_trusted_time_and_a_future_manifest_is_refused():
+    deployed()
+    y2k = 946684800
+    year2037 = 2114380800
+    # the clock is trusted: a manifest made more than SKEW_S ahead of it is refused by name
+    src = fx.bundle(counter=2, created=NOW + clock.SKEW_S + 1, expires=year2037 + 86400)
+    assert raises(OtaError, ota.install, src, None, fx.N, now_s=NOW).reason == "time"
+    assert stage0.state()["pend"] < 0
+    # no clock when it came (0): installed on the floor's word; confirmed without a clock,
+    # the floor stays; it cannot be dragged to 2037 either way
+    ota.install(fx.bundle(counter=2, created=year2037, expires=year2037 + 86400), None, fx.N,
+                now_s=0)
+    simboard.board.reset(simboard.HARD_RESET)
+    assert clock.now_unix() == 0
+    assert stage0.choose() == (1, True) and otatrial.confirm()
+    assert stage0.state()["floor"] == 0
+    # a later update, confirmed with a trusted clock: the floor is capped at now + SKEW_S
+    ota.install(fx.bundle(version="1.2.0", counter=2, created=year2037 - 10,
+                          expires=year2037 + 86400), None, fx.N, now_s=0)
+    simboard.board.reset(simboard.HARD_RESET)
+    assert clock.sync(NOW, 0)
+    assert stage0.choose() == (0, True) and otatrial.confirm()
+    floor = stage0.state()["floor"] + y2k
+    assert NOW <= floor <= NOW + clock.SKEW_S + 2
+    # so a normal update made today still installs
+    ota.install(fx.bundle(version="1.3.0", counter=2, created=NOW - 60), None, fx.N, now_s=NOW)

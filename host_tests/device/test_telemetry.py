@@ -268,3 +268,18 @@ def test_the_outbox_ram_does_not_grow_with_the_queue():
         box.ack(n)
     assert seen == sorted(seen) and len(seen) == outbox.MAX_FRAMES and box.depth == 0
     assert [s for s in seen if s % 50 == 0] == [50, 100, 150, 200, 250]
+
+
+def test_the_gateway_acknowledgement_carries_its_time_byte_for_byte():
+    from hmacsha import equal
+    t = 1800000123
+    a = framedec.ack(DEV, 7, _tag, t)
+    assert a == struct.pack(">II", 7, t) + HMAC(KEY).digest(
+        b"vn-ack2" + DEV + struct.pack(">II", 7, t))[:16]
+    assert frames.ack_seq(a, DEV, _tag, equal) == 7 and frames.ack_time(a) == t
+    v1 = framedec.ack(DEV, 7, _tag)  # an older gateway's: no time
+    assert v1 == struct.pack(">I", 7) + HMAC(KEY).digest(b"vn-ack1" + DEV + struct.pack(">I", 7))[:16]
+    assert frames.ack_seq(v1, DEV, _tag, equal) == 7 and frames.ack_time(v1) == 0
+    moved = a[:4] + struct.pack(">I", t + 86400) + a[8:]  # another time under the tag
+    for bad in (a[:-1], a + b"\0", moved, a[:8] + v1[4:]):
+        assert frames.ack_seq(bad, DEV, _tag, equal) == -1

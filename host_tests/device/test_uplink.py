@@ -7,7 +7,7 @@ import time
 
 import simboard
 
-from firmware import frames, outbox, storage
+from firmware import clock, framedec, frames, outbox, storage
 from firmware.uplink import ACK_WAIT_MS, BACKOFF_MAX_MS, BACKOFF_MIN_MS, Uplink
 from hmacsha import HMAC, equal
 
@@ -220,7 +220,7 @@ E2E_HELLO = CONNACK + SUBACK + b"\x90\x03\x00\x02\x00" + _puback(3)  # cmd QoS 1
 
 
 def _ack_msg(seq, forged=False):
-    msg = bytearray(frames.ack(_DEV6, seq, _KEY.digest))
+    msg = bytearray(framedec.ack(_DEV6, seq, _KEY.digest))
     if forged:
         msg[-1] ^= 1
     return _packet(0x30, _s(ACK_TOPIC) + bytes(msg))  # QoS 0 PUBLISH to the node
@@ -280,13 +280,105 @@ def test_no_acknowledgement_in_time_sends_again_then_waits_longer():
 
 
 def test_an_acknowledgement_is_bound_to_the_device_the_seq_and_the_key():
-    good = frames.ack(_DEV6, 41, _KEY.digest)
+    good = framedec.ack(_DEV6, 41, _KEY.digest)
     assert _ack_check(good) == 41
-    other_dev = frames.ack(bytes([0x24, 0x0A, 0xC4, 0, 0, 2]), 41, _KEY.digest)
-    other_key = frames.ack(_DEV6, 41, HMAC(b"another-node-key-xxxxxxxxxxxxxxx").digest)
+    other_dev = framedec.ack(bytes([0x24, 0x0A, 0xC4, 0, 0, 2]), 41, _KEY.digest)
+    other_key = framedec.ack(_DEV6, 41, HMAC(b"another-node-key-xxxxxxxxxxxxxxx").digest)
     moved = bytes([0, 0, 0, 42]) + good[4:]  # the tag of 41 on seq 42
     for bad in (other_dev, other_key, moved, good[:-1], good + b"\0", b""):
         assert _ack_check(bad) == -1
+
+
+# trusted time: the gateway's acknowledgement carries its clock (frames.ack version 2)
+
+T_GW = 1800000000
+
+
+class _Keys:  # the keystore's two things Telemetry keeps
+    device_id = DEV
+
+    def mac(self, purpose):
+        return _KEY
+
+
+def _timed(replies=E2E_HELLO + _puback(4)):
+    """An uplink wired as firmware/start.py wires it: Telemetry checks the
+    acknowledgements with the node's key and sets the clock from them."""
+    import esp32
+
+    from firmware.seqno import SeqNo
+    from firmware.telemetry import Telemetry
+    b = simboard.new_board()
+    storage.use(b.fs)
+    w = World(replies)
+    net = FakeNet(w)
+    box = outbox.Outbox()
+    tm = Telemetry(_Keys(), box, SeqNo(esp32.NVS("vn_tel")), 6000)
+    up = Uplink(DEV, {"host": "broker.ward", "port": 8883}, CA, "pw", net_socket=net, net_ssl=net,
+                ack_check=tm.ack_seq, on_time=tm.sync_clock)
+    return w, up, box, tm
+
+
+def _ack2(seq, t, key=_KEY):
+    return _packet(0x30, _s(ACK_TOPIC) + framedec.ack(_DEV6, seq, key.digest, t))
+
+
+def test_the_clock_is_set_only_by_an_authentic_prompt_acknowledgement_and_frames_then_carry_it():
+    w, up, box, tm = _timed()
+    box.put(frames.VITALS, 5, b"F5")
+    up.service(box)
+    time.sleep_ms(300)
+    forged = bytearray(framedec.ack(_DEV6, 5, _KEY.digest, T_GW))
+    forged[4:8] = (T_GW + 86400).to_bytes(4, "big")  # another time under the tag
+    w.rx.extend(_packet(0x30, _s(ACK_TOPIC) + bytes(forged))
+                + _ack2(5, T_GW + 3600, HMAC(b"another-node-key-xxxxxxxxxxxxxxx")))
+    up.service(box)
+    assert up.bad_acks == 2 and box.depth == 1 and clock.now_unix() == 0
+    tm.security({"ev": "probe"})  # no trusted time: the frame carries the boot number
+    d = framedec.decode(box.read(box.oldest()))
+    assert d["wall"] is False
+    w.rx.extend(_ack2(5, T_GW))
+    up.service(box)
+    assert up.acked == 1 and abs(clock.now_unix() - T_GW) <= 1
+    tm.security({"ev": "probe"})
+    names = sorted(storage.fs().listdir("outbox"))
+    d = framedec.decode(box.read(names[-1]))
+    assert d["wall"] is True and abs(d["time"] - T_GW) <= 1
+
+
+def test_a_late_or_resent_frames_acknowledgement_frees_the_frame_but_sets_no_time():
+    w, up, box, tm = _timed()
+    box.put(frames.VITALS, 5, b"F5")
+    up.service(box)
+    time.sleep_ms(clock.RTT_MAX_MS + 1)  # the answer took longer than a round trip may
+    w.rx.extend(_ack2(5, T_GW))
+    up.service(box)
+    assert up.acked == 1 and box.depth == 0 and clock.now_unix() == 0
+    box.put(frames.VITALS, 6, b"F6")
+    w.rx.extend(_puback(5))
+    up.service(box)
+    time.sleep_ms(ACK_WAIT_MS + 1)
+    w.rx.extend(_puback(6))
+    up.service(box)  # sent again: whose copy the gateway stamped is unknown
+    assert up.resent == 1
+    w.rx.extend(_ack2(6, T_GW))
+    up.service(box)
+    assert up.acked == 2 and box.depth == 0 and clock.now_unix() == 0
+    box.put(frames.VITALS, 7, b"F7")  # a version 1 ack (an older gateway): no time in it
+    w.rx.extend(_puback(7))
+    up.service(box)
+    w.rx.extend(_ack_msg(7))
+    up.service(box)
+    assert up.acked == 3 and clock.now_unix() == 0
+
+
+def test_a_gateway_time_before_2024_is_no_time():
+    w, up, box, tm = _timed()
+    box.put(frames.VITALS, 5, b"F5")
+    up.service(box)
+    w.rx.extend(_ack2(5, 1000))
+    up.service(box)
+    assert up.acked == 1 and clock.now_unix() == 0
 
 
 def test_the_uplink_lets_the_wifi_driver_reconnect_and_never_connects_into_it():

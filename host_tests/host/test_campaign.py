@@ -33,7 +33,7 @@ def test_samples_survive_a_dead_broker_only_because_the_timer_drains_the_fifo(pu
     net = SimNet({"ca": "rsa3072", "server": "rsa2048"})
     net.blackhole = True
     node = campaign.Node(b, "240ac4000009", 9, "-----BEGIN CERTIFICATE-----\nAA==\n-----END "
-                         "CERTIFICATE-----\n", net, lambda: 0)
+                         "CERTIFICATE-----\n", net)
     if not pumped:
         node.pump.stop()  # the sampler would only run between network calls
     for _ in range(200):  # 10 s: WiFi comes up, then connects hang 5 s each

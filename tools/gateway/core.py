@@ -29,7 +29,9 @@ log) gets the first of each (login, outcome) per minute and then one row
 summing the rest (limits.RefusalLog), so a flood cannot grow it.
 For "stored", "duplicate" and "erased" (the gateway has settled the frame),
 ack() makes the acknowledgement the node waits for before it deletes the
-frame (firmware/frames.ack, published on vn/<id>/ack by tools/gateway/mqtt.py).
+frame (firmware/frames.ack, published on vn/<id>/ack by tools/gateway/mqtt.py);
+it carries the gateway's clock, which sets the node's (firmware/clock.py):
+keep the gateway's host on NTP.
 Guarantees: one row per (device, seq), ever, whatever the number of
 workers (the store's primary key, tools/gateway/store.py); handle() never
 raises for any payload (the fuzz test feeds it 10,000); fields and raw
@@ -238,7 +240,8 @@ class Gateway:
         d = framedec.decode(bytes(payload))
         dev = d["device"].hex()
         key = self._acks.get(dev) or self.registry.key(dev, "telemetry")
-        msg = frames.ack(d["device"], d["seq"], lambda b: hmac.new(key, b, hashlib.sha256).digest())
+        msg = framedec.ack(d["device"], d["seq"], lambda b: hmac.new(key, b, hashlib.sha256).digest(),
+                         int(self.clock()) if d["acks_timed"] else -1)  # the node's wall time
         return "vn/%s/ack" % dev, msg
 
     def rows(self, device=None, kind=None):

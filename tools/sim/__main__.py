@@ -156,6 +156,8 @@ class Live:
         self.recovery = {}  # dev: [("drained"|"recover", fault kind, end ms, ms or -1)]
 
     def line(self, dev, text):
+        if self.world is not None and self.world.node_line(text):
+            return
         if text.startswith("SIM-RECSTART "):
             self.starts[dev].append(int(text.split()[1]))
             return

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tools.paths import BUILD
 
+CLOCK_S = 1  # how often a node reports its virtual time (SIM-CLOCK)
 FIRST_UID = 0x240AC4000001  # simboard.Board's default unique_id, then +1 per node
 WIFI = ("vitalnode-sim", "sim-ward-password")
 SPEED_MAX = 200  # the fastest a simulated node runs, in simulated s per wall s
@@ -80,6 +81,11 @@ class World:
         self.sub = None
         self.outage = 0  # nodes inside a broker outage (the broker is shared)
         self.lock = threading.Lock()
+        # the gateway's clock follows the nodes' virtual time (they run up to
+        # ~100x real time): its acknowledgements set the nodes' RTCs, and it
+        # checks their frame times against arrival (tools/gateway/core.py)
+        self.epoch = int(time.time())
+        self.node_ms = 0  # the furthest virtual time a node reported (SIM-CLOCK)
 
     def start(self):
         from tools.broker import Broker
@@ -116,7 +122,8 @@ class World:
         # up to ~100x real time: scaled so that it passes a node's own pace (the
         # limit itself: test_gateway_limits and make campaign's security part)
         self.gw = _CountingGateway(Gateway(reg, db, log=self.log,
-                                           limiter=RateLimiter(rate=RATE * SPEED_MAX)))
+                                           limiter=RateLimiter(rate=RATE * SPEED_MAX),
+                                           clock=self.wall))
         self.sub = Subscriber(self.gw, "localhost", self.broker.port, self.site_dir / "ca.pem",
                               gw_password).start()
         self.log("sim: mosquitto on localhost:%d (TLS, passwords, per-device ACL), gateway "
@@ -127,7 +134,22 @@ class World:
     def node_spec(self, i):
         dev = self.devices[i]
         return {"uid": dev, "image": self.images[dev], "wifi": [[WIFI[0], WIFI[1], -58]],
-                "tls_keys": self.tls_keys}
+                "tls_keys": self.tls_keys, "clock_s": CLOCK_S}
+
+    def node_line(self, text):
+        """Take a node's SIM-CLOCK <virtual ms> line (True), else False."""
+        if not text.startswith("SIM-CLOCK "):
+            return False
+        ms = int(text[10:])
+        with self.lock:
+            if ms > self.node_ms:
+                self.node_ms = ms
+        return True
+
+    def wall(self):
+        """The simulated world's Unix time: when the run started, plus the
+        nodes' virtual time (behind a node by at most CLOCK_S)."""
+        return self.epoch + self.node_ms / 1000
 
     def broker_fault(self, what):
         """A node reached a broker outage ("broker down" / "broker up"):

@@ -36,6 +36,8 @@ SPEC_FILE (JSON, owner-only: it holds the node's key):
             fault began before this run (a reset ended the last one): its
             state is restored, the host is not asked again
   progress_s  print SIM-PROGRESS <json> (firmware.app.status()) this often
+  clock_s   print SIM-CLOCK <virtual ms> this often (the host's gateway
+            clock follows it: its acks set the node's RTC)
   heap_every_s  collect and sample the heap this often (default 1)
   pace      1.0: sleeps take real time too (a real-time run)
   timing    "typical" (default) or "worst": how long the chip's blocking
@@ -411,6 +413,10 @@ def run(root, duration_s, board=None, log=print, sensor=None, image=None, world=
             st["t"] = clk.now_us // 1000000
             print("SIM-PROGRESS " + json.dumps(st))
         clk.call_at(clk.now_us + every * 1000000, progress, every * 1000000)
+    every = world.get("clock_s", 0)
+    if every:  # the host's gateway clock follows ours (tools/sim/world.py)
+        clk.call_at(clk.now_us, lambda: print("SIM-CLOCK %d" % (clk.now_us // 1000)),
+                    every * 1000000)
     heap = None
     if _MP:
         heap = _Heap(clk, 0)
