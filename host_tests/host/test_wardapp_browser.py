@@ -3,14 +3,16 @@ Selenium through Debian's chromedriver (no browser download). Each role
 logs in through the login form and sees exactly its pages; a frame the
 gateway stores reaches the overview tile within 1 s (p95 measured and
 printed); an alert is raised, acknowledged and escalated; a revoked
-device's tile says so. Screenshots of every page at 1280x800 and at tablet
+device's tile says so; a patient is admitted, given a device (after a
+refused try, shown on the page), seen on the overview and discharged, the
+open overview dropping the tile. Screenshots of every page at 1280x800 and at tablet
 width go to build/wardapp-screens/ (test data stays in temporary dirs)."""
 import os
 import time
 
 import pytest
 
-from host_tests.host.wardhelp import DEV_A, DEV_B, DEV_C, PASSWORD, WardRig, wait
+from host_tests.host.wardhelp import DEV_A, DEV_B, DEV_C, DEV_X, PASSWORD, WardRig, wait
 from tools.paths import BUILD
 
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -19,9 +21,10 @@ pytestmark = pytest.mark.skipif(
     reason="Debian chromium and chromium-driver are not installed (make deps installs them)")
 SCREENS = BUILD / "wardapp-screens"
 SIZES = {"desktop": (1280, 800), "tablet": (820, 1180)}
-PAGES = {"overview": "Ward overview", "alerts": "Alerts", "devices": "Devices",
-         "admin": "Users", "audit": "Audit log"}
-SEES = {"clinician": {"overview", "alerts"}, "technician": {"devices"}, "admin": {"admin"},
+PAGES = {"overview": "Ward overview", "alerts": "Alerts", "patients": "Patients",
+         "devices": "Devices", "admin": "Users", "audit": "Audit log"}
+SEES = {"clinician": {"overview", "alerts", "patients"}, "technician": {"devices"},
+        "admin": {"admin"},
         "auditor": {"audit"}}
 
 
@@ -100,7 +103,8 @@ def test_each_role_sees_exactly_its_pages(ward, browser):
     for role, mine in SEES.items():
         _login(d, w, role)
         nav = {a.text for a in d.find_elements(By.CSS_SELECTOR, "header nav a")}
-        want = {{"overview": "Overview", "alerts": "Alerts", "devices": "Devices",
+        want = {{"overview": "Overview", "alerts": "Alerts", "patients": "Patients",
+                 "devices": "Devices",
                  "admin": "Users & wards", "audit": "Audit log"}[p] for p in mine}
         assert nav == want, (role, nav)
         for page, title in PAGES.items():
@@ -204,3 +208,67 @@ def test_a_revoked_device_tile_shows_revoked(ward, browser):
         % w.extra[5])
     assert "DEVICE REVOKED" in text and "revoked" in cls.split()
     assert DEV_C not in d.page_source  # W5's patient is not on this clinician's overview
+
+
+def test_a_patient_is_admitted_given_a_device_and_discharged(ward, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+    w, d = ward, browser
+    _login(d, w, "clinician")
+    d.get(w.url + "/patients")
+    f = d.find_element(By.CSS_SELECTOR, "form.admit")
+    for name, value in (("mrn", "MRN-77"), ("family", "Haddad"), ("given", "Leila"),
+                        ("bed", "31")):
+        f.find_element(By.NAME, name).send_keys(value)
+    d.execute_script("arguments[0].value = '1948-11-30'", f.find_element(By.NAME, "birth_date"))
+    Select(f.find_element(By.NAME, "gender")).select_by_value("female")
+    Select(f.find_element(By.NAME, "ward")).select_by_visible_text("W3")
+    f.find_element(By.TAG_NAME, "button").click()
+    pid = wait(lambda: (w.store.find_patient("MRN-77") or {}).get("id"), 5)
+    row = 'tr[data-patient="%s"]' % pid
+    wait(lambda: "HADDAD" in _text(d, row), 5)  # the page reloaded with her row
+    # a device already on another patient: refused, the reason on the page, the entry kept
+    form = d.find_element(By.CSS_SELECTOR, row + " form.assign")
+    form.find_element(By.NAME, "device").send_keys(DEV_A)
+    form.find_element(By.TAG_NAME, "button").click()
+    wait(lambda: "already assigned" in _text(d, row + " form.assign .result"), 5)
+    assert "(W3 bed 12, DOE, Jane)" in _text(d, row + " form.assign .result")
+    assert "error" in d.find_element(By.CSS_SELECTOR, row + " form.assign .result"
+                                     ).get_attribute("class").split()
+    assert form.find_element(By.NAME, "device").get_attribute("value") == DEV_A
+    _shot(d, "patients-refused")
+    form.find_element(By.NAME, "device").clear()
+    form.find_element(By.NAME, "device").send_keys(DEV_X)
+    form.find_element(By.TAG_NAME, "button").click()
+    wait(lambda: "ON NOW" in _text(d, row + ' li[data-device="%s"]' % DEV_X), 5)
+    _shot(d, "patients")
+    # the overview, in a second tab, shows her tile
+    patients_tab = d.current_window_handle
+    d.switch_to.new_window("tab")
+    d.get(w.url + "/overview")
+    wait(lambda: "HADDAD" in _text(d, "#tile-%s" % DEV_X) and d.execute_script(
+        "return document.getElementById('live').textContent") == "live", 5)
+    overview_tab = d.current_window_handle
+    # discharged from the patients page (after a confirmation): her tile goes from the overview
+    d.switch_to.window(patients_tab)
+    d.find_element(By.CSS_SELECTOR, row + " form.discharge button").click()
+    alert = wait(lambda: _alert(d), 5)
+    assert "Discharge HADDAD, Leila?" in alert.text
+    alert.accept()
+    wait(lambda: not d.find_elements(By.CSS_SELECTOR, row), 5)
+    assert w.store.patient(pid)["discharged_at"] is not None
+    d.switch_to.window(overview_tab)
+    wait(lambda: not d.find_elements(By.ID, "tile-%s" % DEV_X), 5)
+    d.close()
+    d.switch_to.window(patients_tab)
+    trail = [(e["actor"], e["action"]) for e in w.store.audit_log(subject=pid)]
+    assert [x for x in trail if x[1] != "view-patients" and not x[1].startswith("view-")] == [
+        ("nurse.kim", "admit"), ("nurse.kim", "assign"), ("nurse.kim", "discharge")]
+
+
+def _alert(d):
+    from selenium.common.exceptions import NoAlertPresentException
+    try:
+        return d.switch_to.alert
+    except NoAlertPresentException:
+        return None

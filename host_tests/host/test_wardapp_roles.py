@@ -1,7 +1,9 @@
 """Roles are enforced on the server for every page and every API call: the
 whole role x endpoint matrix, over HTTPS, as the issue states the policy
 (clinician: their own wards' patients and acknowledgements; technician:
-devices; admin: users, roles, wards; auditor: the audit log only). The
+devices; admin: users, roles, wards; auditor: the audit log only;
+admission, devices on patients and discharge: clinicians, for their own
+wards). The
 table below is the specification, written independently of the app's own
 permission table; a route the table does not cover fails the test."""
 import pytest
@@ -22,6 +24,7 @@ def _spec(w, alert_id):
         ("GET", "/overview", "/overview", None, {"clinician", "clinician-W5"}),
         ("GET", "/patient/{pid}", "/patient/%s" % pa, None, {"clinician"}),
         ("GET", "/alerts", "/alerts", None, {"clinician", "clinician-W5"}),
+        ("GET", "/patients", "/patients", None, {"clinician", "clinician-W5"}),
         ("GET", "/devices", "/devices", None, {"technician"}),
         ("GET", "/admin", "/admin", None, {"admin"}),
         ("GET", "/audit", "/audit", None, {"auditor"}),
@@ -35,6 +38,17 @@ def _spec(w, alert_id):
         ("GET", "/api/alerts", "/api/alerts", None, {"clinician", "clinician-W5"}),
         ("POST", "/api/alerts/{aid}/ack", "/api/alerts/%s/ack" % alert_id, {"note": "seen"},
          {"clinician"}),
+        ("GET", "/api/patients", "/api/patients", None, {"clinician", "clinician-W5"}),
+        # W3's clinician admits to W3, puts a device on, takes it off, discharges; the W5
+        # clinician is refused each (the ward check), everyone else by role
+        ("POST", "/api/admit", "/api/admit", {"mrn": "MRN-M", "family": "Matrix", "given": "Max",
+                                              "birth_date": "1960-06-06", "ward": "W3",
+                                              "bed": "60"}, {"clinician"}),
+        ("POST", "/api/assign", "/api/assign", {"patient": "MRN-M", "device": DEV_X},
+         {"clinician"}),
+        ("POST", "/api/unassign", "/api/unassign", {"patient": "MRN-M", "device": DEV_X},
+         {"clinician"}),
+        ("POST", "/api/discharge", "/api/discharge", {"patient": "MRN-M"}, {"clinician"}),
         ("GET", "/api/devices", "/api/devices", None, {"technician"}),
         ("POST", "/api/devices/{dev}/{action:str}", "/api/devices/%s/revoke" % DEV_X,
          {"reason": "matrix"}, {"technician"}),
@@ -135,12 +149,19 @@ def test_what_an_allowed_call_did(ward):
         assert reg.device(DEV_X)["status"] == "active"
         assert [e["what"] for e in reg.events(DEV_X)][-2:] == ["revoked", "reinstated"]
     assert w.app.users.get("new.nina")["must_change"]
+    m = w.store.find_patient("MRN-M")
+    assert m["ward"] == "W3" and m["discharged_at"] is not None
+    assert [(a["device"], a["end_time"] is not None) for a in w.store.assignments(pid=m["id"])] \
+        == [(DEV_X, True)]
+    assert not [e for e in w.store.audit_log(subject=m["id"]) if e["actor"] != "nurse.kim"]
     acts = {(e["actor"], e["action"]) for e in w.store.audit_log()}
     for who, what in (("nurse.kim", "alert-ack"), ("tech.tom", "device-revoke"),
                       ("tech.tom", "device-reinstate"), ("admin.ann", "user-create"),
                       ("admin.ann", "user-reset"), ("admin.ann", "ward-add"),
                       ("audit.abe", "audit-export"), ("nurse.kim", "view-trend"),
-                      ("nurse.kim", "view-overview"), ("nurse.kim", "logout")):
+                      ("nurse.kim", "view-overview"), ("nurse.kim", "view-patients"),
+                      ("nurse.kim", "admit"), ("nurse.kim", "assign"), ("nurse.kim", "unassign"),
+                      ("nurse.kim", "discharge"), ("nurse.kim", "logout")):
         assert (who, what) in acts, (who, what)
     # the W5 clinician saw no W3 patient: no view of theirs names one
     w3 = {w.pa["id"], w.pb["id"]}

@@ -6,9 +6,18 @@ device registry.
 
 Routes (ROUTES below is the one list; each names its permission from
 access.PERMISSIONS, None for public, "any" for any logged-in user):
-pages /login /overview /patient/{id} /alerts /devices /admin /audit
-/account/password; JSON under /api; live tiles as server-sent events
-on /api/events; the FHIR API (bearer tokens) under /fhir.
+pages /login /overview /patient/{id} /alerts /patients /devices /admin
+/audit /account/password; JSON under /api; live tiles as server-sent
+events on /api/events; the FHIR API (bearer tokens) under /fhir.
+
+Admission, devices and discharge (/patients; POST /api/admit, /api/assign,
+/api/unassign, /api/discharge, as the gateway's CLI commands of those
+names): each goes through the store, which audits it with the user as
+actor. The user's ward is checked first (403), then the request (400:
+bad date, unknown or inactive device, missing field; 404: unknown MRN or
+id), then the state (409: already admitted, overlap, no open assignment,
+discharged). The store's refusal comes back in its own words; nothing is
+half-done.
 
 Every request: the session cookie is looked up (401 for the API, a
 redirect to /login for a page, when there is none); a user still on a
@@ -19,13 +28,16 @@ from this origin (403 otherwise). Responses carry a strict
 Content-Security-Policy, no-store, and HSTS.
 
 Audit (the store's hash-chained trail): every view of patient data (one
-entry per patient shown: overview, live stream, trend, alerts), every
-acknowledgement, escalation, device and user action, every login, failed
-login, throttled login and logout.
+entry per patient shown: overview, live stream, trend, alerts, patient
+list), every admission, assignment, unassignment and discharge (by the
+store), every acknowledgement, escalation, device and user action, every
+login, failed login, throttled login and logout.
 """
 import asyncio
 import json
+import re
 import secrets
+import sqlite3
 import time
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -38,6 +50,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from tools.gateway.fhir import version_text
+from tools.gateway.store import StoreError, iso, parse_time
 from tools.wardapp import pages
 from tools.wardapp.access import HOME, allowed
 from tools.wardapp.auth import AuthError, Users
@@ -45,6 +58,9 @@ from tools.wardapp.live import Feed, connection
 from tools.wardapp.trend import chart, trend
 
 COOKIE = "__Host-vn_session"
+AT_SLACK_S = 60   # an unassign or discharge time may be this far ahead of the ward's clock
+EARLIEST = 946684800  # 2000-01-01: an earlier time is a typing mistake, not a stay
+_DEVICE_ID = re.compile(r"^[0-9a-f]{12}$")
 SESSION_CHECK_S = 10  # a live stream re-checks its session this often, busy or not
 PRE = "__Host-vn_pre"
 SPANS = {"6h": 6 * 3600, "24h": 24 * 3600}
@@ -93,6 +109,21 @@ def _short_name(p):
     return "%s, %s" % (p["family"].upper(), " ".join(p["given"]))
 
 
+def _covers(a, now):
+    """Does assignment `a` cover the instant `now`?"""
+    return a["start_time"] <= now and (a["end_time"] is None or now < a["end_time"])
+
+
+def _str(data, key):
+    """A text field of a request ('' when absent); 400 when it is not text."""
+    v = data.get(key)
+    if v is None:
+        return ""
+    if not isinstance(v, str):
+        raise Denied(400, "%s: give it as text" % key)
+    return v
+
+
 class WardApp:
     def __init__(self, store, registry_path, clock=time.time, escalate_after=120.0, notify=None,
                  idle_s=15 * 60, poll_s=0.1, log=None, hasher=None):
@@ -116,13 +147,15 @@ class WardApp:
 
     # -- what is where
     def census(self, fresh=False):
-        """{device: patient} of the open assignments of admitted patients."""
+        """{device: patient} of the assignments of admitted patients that
+        cover this instant (one per device: the store refuses overlaps)."""
         t, c = self._census
         if fresh or time.monotonic() - t > 1.0:
             pats = {p["id"]: p for p in self.store.patients()}
+            now = self.clock()
             c = {}
             for a in self.store.assignments():
-                if a["end_time"] is None and a["patient_id"] in pats:
+                if _covers(a, now) and a["patient_id"] in pats:
                     c[a["device"]] = pats[a["patient_id"]]
             self._census = (time.monotonic(), c)
         return c
@@ -269,6 +302,201 @@ class WardApp:
             raise Denied(403, "alert %s is not on your wards" % aid)
         done = self.feed.ack(aid, user["name"], data.get("note"), p["id"])
         return {"message": "acknowledged" if done else "already acknowledged", "id": aid}
+
+    # -- admission, devices, discharge
+    def _adt_patient(self, user, ref, admitted=True):
+        """The patient `ref` (MRN or id) a change by `user` is about: 400
+        none given, 404 unknown, 403 not on the user's wards, 409
+        discharged (with `admitted`)."""
+        ref = _str({"patient": ref}, "patient").strip()
+        if not ref:
+            raise Denied(400, "patient is required (MRN or patient id)")
+        p = self.store.find_patient(ref)
+        if p is None:
+            raise Denied(404, "no patient with MRN or id %r" % ref[:70])
+        if p["ward"] not in user["wards"]:
+            raise Denied(403, "patient %s is not on your wards" % ref[:70])
+        if admitted and p["discharged_at"] is not None:
+            raise Denied(409, "patient %s (MRN %s) was discharged at %s"
+                         % (_short_name(p), p["mrn"], iso(p["discharged_at"])))
+        return p
+
+    def _time(self, data, key, ahead=None):
+        """Unix seconds from field `key` (ISO date-time, no offset = UTC, or
+        Unix seconds), None when empty; 400 when it is not a time, before
+        2000, or more than `ahead` s after now."""
+        v = data.get(key)
+        if v is None or (isinstance(v, str) and not v.strip()):
+            return None
+        try:
+            t = parse_time(str(v), key)
+        except (StoreError, OverflowError, ValueError) as e:
+            raise Denied(400, str(e) if isinstance(e, StoreError) else
+                         "%s %r is not a time" % (key, str(v)[:40]))
+        if t < EARLIEST:
+            raise Denied(400, "%s %s is before 2000: not a time of this stay" % (key, iso(t)))
+        if ahead is not None and t > self.clock() + ahead:
+            raise Denied(400, "%s %s is in the future: record it when it happens" % (key, iso(t)))
+        return t
+
+    @staticmethod
+    def _device_id(v):
+        dev = _str({"device": v}, "device").strip().lower()
+        if not dev:
+            raise Denied(400, "device is required (12 hex digits)")
+        if not _DEVICE_ID.match(dev):
+            raise Denied(400, "device id %r: 12 hex digits" % dev[:40])
+        return dev
+
+    def _active_device(self, v):
+        """The device id `v` if the registry has it active: 400 unknown,
+        409 pending or revoked, 503 registry unreadable."""
+        from tools.provision.registry import Registry, RegistryError
+        dev = self._device_id(v)
+        try:
+            with Registry(self.registry_path) as reg:
+                info = reg.device(dev)
+        except (RegistryError, sqlite3.Error, OSError) as e:
+            raise Denied(503, "the device registry cannot be read: %s" % e)
+        if info is None:
+            raise Denied(400, "device %s is not in the registry" % dev)
+        if info["status"] != "active":
+            raise Denied(409, "device %s is %s in the registry: only an active device can be "
+                         "assigned" % (dev, info["status"]))
+        return dev
+
+    def _changed(self, *devices):
+        """After a change: the census now, open overviews told."""
+        self.census(fresh=True)
+        for d in devices:
+            self.feed.publish(d)
+
+    def _patient_rows(self, user):
+        """(patient, assignments) of the admitted patients on the user's
+        wards, by ward and bed; one audit entry per patient shown."""
+        pats = [p for p in self.store.patients() if p["ward"] in user["wards"]]
+        by = {}
+        for a in self.store.assignments():
+            by.setdefault(a["patient_id"], []).append(a)
+        self._audit_views(user, [p["id"] for p in pats], "view-patients",
+                          "patient list: demographics, devices")
+        return [(p, by.get(p["id"], [])) for p in pats]
+
+    def _free_devices(self):
+        """Ids of the registry's active devices on no patient now or later."""
+        now = self.clock()
+        busy = {a["device"] for a in self.store.assignments()
+                if a["end_time"] is None or a["end_time"] > now}
+        return sorted(d for d, r in self.registry(fresh=True).items()
+                      if r["status"] == "active" and d not in busy)
+
+    @staticmethod
+    def _patient_json(p, assignments):
+        return dict(p, gender=p.get("gender"), label=_patient_label(p), name=_short_name(p),
+                    assignments=[dict(a, start=iso(a["start_time"]),
+                                      end=iso(a["end_time"]) if a["end_time"] else None)
+                                 for a in assignments])
+
+    def patients_page(self, request, user, data):
+        return pages.patients(user, user["csrf"], self._patient_rows(user), self._free_devices(),
+                              self.clock())
+
+    def api_patients(self, request, user, data):
+        return {"patients": [self._patient_json(p, a) for p, a in self._patient_rows(user)],
+                "devices": self._free_devices(), "wards": user["wards"]}
+
+    def api_admit(self, request, user, data):
+        ward = _str(data, "ward").strip()
+        if not ward:
+            raise Denied(400, "ward is required")
+        if ward not in user["wards"]:
+            raise Denied(403, "ward %s is not one of your wards (%s)"
+                         % (ward[:40], ", ".join(user["wards"]) or "none"))
+        given = data.get("given")
+        if given is None or isinstance(given, str):
+            given = (given or "").split()
+        elif not (isinstance(given, list) and all(isinstance(g, str) for g in given)):
+            raise Denied(400, "given: a name, names separated by spaces, or a list of names")
+        mrn = _str(data, "mrn")
+        before = self.store.find_patient(mrn.strip()) if mrn.strip() else None
+        try:
+            p = self.store.admit(mrn, _str(data, "family"), given, _str(data, "birth_date"),
+                                 ward, _str(data, "bed"), actor=user["name"],
+                                 gender=_str(data, "gender").strip() or None)
+        except StoreError as e:
+            now = self.store.find_patient(mrn.strip()) if mrn.strip() else None
+            raise Denied(409 if now is not None and now["discharged_at"] is None else 400, str(e))
+        self._changed()
+        return {"message": "%s %s (MRN %s) to %s bed %s" % (
+            "re-admitted" if before else "admitted", _short_name(p), p["mrn"], p["ward"],
+            p["bed"]), "patient": self._patient_json(p, self.store.assignments(pid=p["id"]))}
+
+    def api_assign(self, request, user, data):
+        p = self._adt_patient(user, data.get("patient"))
+        dev = self._active_device(data.get("device"))
+        start = self._time(data, "from")
+        end = self._time(data, "to")
+        start = int(self.clock()) if start is None else start
+        if end is not None and end <= start:
+            raise Denied(400, "to %s is not after from %s" % (iso(end), iso(start)))
+        try:
+            x = self.store.assign(p["id"], dev, user["name"], start, end)
+        except StoreError as e:  # everything else was checked: the state is in the way
+            raise Denied(409, "%s%s" % (e, self._holder(user, dev, start, end)))
+        self._changed(dev)
+        return {"message": "device %s on %s (%s) from %s%s" % (
+            dev, _short_name(p), _patient_label(p), iso(x["start_time"]),
+            " to %s" % iso(end) if end is not None else ""), "assignment": x}
+
+    def _holder(self, user, dev, start, end):
+        """Who has `dev` in [start, end), in words the user may read: ward,
+        bed and name on the user's wards, else only that it is elsewhere."""
+        big = 2 ** 62
+        for a in self.store.assignments(device=dev):
+            if a["start_time"] < (big if end is None else end) and \
+                    start < (big if a["end_time"] is None else a["end_time"]):
+                q = self.store.patient(a["patient_id"])
+                if q is not None and q["ward"] in user["wards"]:
+                    return " (%s, %s)" % (_patient_label(q), _short_name(q))
+                return " (a patient not on your wards)"
+        return ""
+
+    def api_unassign(self, request, user, data):
+        p = self._adt_patient(user, data.get("patient"))
+        dev = self._device_id(data.get("device"))
+        at = self._time(data, "at", ahead=AT_SLACK_S)
+        held = [a for a in self.store.assignments(pid=p["id"], device=dev)
+                if a["end_time"] is None]
+        if not held:
+            raise Denied(409, "device %s is not on %s (no open assignment)"
+                         % (dev, _short_name(p)))
+        if at is None:  # now; in whole seconds, a stay started this second ends at the next
+            at = max(int(self.clock()), held[0]["start_time"] + 1)
+        try:
+            self.store.unassign(dev, user["name"], at)
+        except StoreError as e:  # a time before the start (400), or taken off meanwhile (409)
+            still = [a for a in self.store.assignments(pid=p["id"], device=dev)
+                     if a["end_time"] is None]
+            raise Denied(400 if still else 409, str(e))
+        self._changed(dev)
+        return {"message": "device %s taken off %s at %s" % (dev, _short_name(p), iso(at))}
+
+    def api_discharge(self, request, user, data):
+        p = self._adt_patient(user, data.get("patient"))
+        at = self._time(data, "at", ahead=AT_SLACK_S)
+        at = int(self.clock()) if at is None else at
+        if at < int(p["admitted_at"]):
+            raise Denied(400, "at %s is before the admission (%s)" % (iso(at),
+                                                                      iso(p["admitted_at"])))
+        devs = [a["device"] for a in self.store.assignments(pid=p["id"]) if a["end_time"] is None]
+        try:
+            self.store.discharge(p["id"], user["name"], at)
+        except StoreError as e:  # discharged meanwhile
+            raise Denied(409, str(e))
+        self._changed(*devs)
+        return {"message": "discharged %s (MRN %s) at %s%s" % (
+            _short_name(p), p["mrn"], iso(at), "; device %s taken off" % ", ".join(devs)
+            if devs else "")}
 
     def _device_rows(self):
         reg = self.registry()
@@ -440,11 +668,13 @@ class WardApp:
                     for d in sorted(devs):
                         p = vis2.get(d)
                         if p is None:
+                            if vis.pop(d, None) is not None:  # unassigned or discharged
+                                yield "event: gone\ndata: %s\n\n" % json.dumps({"device": d})
                             continue
                         if p["id"] not in {x["id"] for x in vis.values()}:
                             await run_in_threadpool(self._audit_views, user, [p["id"]],
                                                     "view-live", "live tiles")
-                            vis[d] = p
+                        vis[d] = p
                         t = await run_in_threadpool(self.tile, d, p)
                         yield "event: tile\ndata: %s\n\n" % json.dumps(t)
             finally:
@@ -540,7 +770,7 @@ class WardApp:
                     return JSONResponse({"error": e.text}, e.status)
                 return HTMLResponse(pages.denied(user, user["csrf"] if user else "", e.text),
                                     e.status)
-            except AuthError as e:
+            except (AuthError, StoreError) as e:  # a refusal in words, never a traceback
                 return JSONResponse({"error": str(e)}, 400) if api else HTMLResponse(
                     pages.denied(user, user["csrf"], str(e)), 400)
             if isinstance(out, Response):
@@ -580,6 +810,7 @@ class WardApp:
             ("GET", "/overview", "overview", self.overview_page, P),
             ("GET", "/patient/{pid}", "patient", self.patient_page, P),
             ("GET", "/alerts", "alerts", self.alerts_page, P),
+            ("GET", "/patients", "patients", self.patients_page, P),
             ("GET", "/devices", "devices", self.devices_page, P),
             ("GET", "/admin", "users", self.admin_page, P),
             ("GET", "/audit", "audit", self.audit_page, P),
@@ -591,6 +822,11 @@ class WardApp:
             ("GET", "/api/patient/{pid}/trend", "patient", self.api_trend, A),
             ("GET", "/api/alerts", "alerts", self.api_alerts, A),
             ("POST", "/api/alerts/{aid}/ack", "ack", self.api_ack, A),
+            ("GET", "/api/patients", "patients", self.api_patients, A),
+            ("POST", "/api/admit", "adt", self.api_admit, A),
+            ("POST", "/api/assign", "adt", self.api_assign, A),
+            ("POST", "/api/unassign", "adt", self.api_unassign, A),
+            ("POST", "/api/discharge", "adt", self.api_discharge, A),
             ("GET", "/api/devices", "devices", self.api_devices, A),
             ("POST", "/api/devices/{dev}/{action:str}", "device-action", self.api_device_action,
              A),

@@ -220,3 +220,77 @@ def audit(user, csrf, entries, problem, head, total, q):
                   'What</th><th>Patient</th><th>Detail</th></tr></thead><tbody>%s</tbody></table>'
                   % (chain, escape(q.get("actor", "")), escape(q.get("subject", "")), rows),
                   user, "audit", csrf)
+
+
+def _stay(a, now):
+    """An assignment's period in words, and whether it covers `now`."""
+    on = a["start_time"] <= now and (a["end_time"] is None or now < a["end_time"])
+    if a["end_time"] is None:
+        return "since %s" % when(a["start_time"]), on
+    return "%s to %s" % (when(a["start_time"]), when(a["end_time"])), on
+
+
+def _times(*fields):
+    """Optional date-time fields, folded away: empty means now."""
+    return ('<details class="times"><summary>%s</summary>%s</details>'
+            % ("other time" if len(fields) == 1 else "other times",
+               "".join('<label>%s <input type="datetime-local" name="%s"></label>' % (f, f)
+                       for f in fields)))
+
+
+def patients(user, csrf, rows, devices, now):
+    """rows: (patient, [assignments]) of the user's wards; devices: ids of
+    the active devices on no patient (offered, not imposed)."""
+    genders = "".join('<option value="%s">%s</option>' % (g, g or "gender (optional)")
+                      for g in ("", "female", "male", "other", "unknown"))
+    wards = "".join("<option>%s</option>" % escape(w) for w in user["wards"])
+    devlist = "".join('<option value="%s">' % escape(d) for d in devices)
+    out = []
+    for p, assigned in rows:
+        pid = escape(p["id"])
+        stays = []
+        for a in assigned:
+            period, on = _stay(a, now)
+            off = ""
+            if a["end_time"] is None:
+                off = ('<form data-api="/api/unassign" data-then="reload" class="row">'
+                       '<input type="hidden" name="patient" value="%s"><input type="hidden" '
+                       'name="device" value="%s"><button type="submit">Take off</button>%s'
+                       '<span class="result"></span></form>' % (pid, escape(a["device"]),
+                                                                _times("at")))
+            stays.append('<li data-device="%s"><span class="mono">%s</span> %s%s%s</li>'
+                         % (escape(a["device"]), escape(a["device"]), period,
+                            ' <span class="badge st-active">ON NOW</span>' if on else "", off))
+        out.append(
+            '<tr data-patient="%s"><td><strong>%s</strong> bed %s</td><td>%s, %s<br><small>MRN '
+            '<span class="mono">%s</span>, born %s%s, admitted %s</small></td><td><ul '
+            'class="stays">%s</ul></td><td><form data-api="/api/assign" data-then="reload" '
+            'class="row assign"><input type="hidden" name="patient" value="%s"><input '
+            'name="device" list="free-devices" placeholder="device id" required size="13">'
+            '<button type="submit">Assign</button>%s<span class="result"></span></form></td><td>'
+            '<form data-api="/api/discharge" data-then="reload" class="row discharge" '
+            'data-confirm="Discharge %s, %s? Their devices are taken off."><input type="hidden" '
+            'name="patient" value="%s"><button type="submit" class="danger">Discharge</button>%s'
+            '<span class="result"></span></form></td></tr>'
+            % (pid, escape(p["ward"]), escape(p["bed"]), escape(p["family"].upper()),
+               escape(" ".join(p["given"])), escape(p["mrn"]), escape(p["birth_date"]),
+               ", %s" % escape(p["gender"]) if p.get("gender") else "", when(p["admitted_at"]),
+               "".join(stays) or '<li class="calm">no device</li>', pid, _times("from", "to"),
+               escape(p["family"].upper()), escape(" ".join(p["given"])), pid, _times("at")))
+    body = "".join(out) or '<tr><td colspan="5">No admitted patients on your wards.</td></tr>'
+    return layout("Patients", '<h1>Patients <span class="sub">admission, devices and discharge, '
+                  'wards %s</span></h1><h2>Admit</h2><form data-api="/api/admit" '
+                  'data-then="reload" class="row admit"><input name="mrn" placeholder="MRN" '
+                  'required maxlength="64"><input name="family" placeholder="family name" '
+                  'required maxlength="64"><input name="given" placeholder="given name(s)" '
+                  'maxlength="200"><label>born <input type="date" name="birth_date" required>'
+                  '</label><select name="gender">%s</select><select name="ward" required>%s'
+                  '</select><input name="bed" placeholder="bed" required maxlength="64" size="5">'
+                  '<button type="submit">Admit</button><span class="result"></span></form>'
+                  '<h2>Admitted</h2><datalist id="free-devices">%s</datalist><p class="calm">'
+                  'Times are local time; an empty time means now. The devices offered are the '
+                  'active ones of the registry that are on no patient.</p>'
+                  '<table class="list patients"><thead><tr><th>Bed</th><th>Patient</th><th>'
+                  'Devices</th><th>Assign a device</th><th>Discharge</th></tr></thead><tbody>%s'
+                  '</tbody></table>' % (escape(", ".join(user["wards"])), genders, wards, devlist,
+                                        body), user, "patients", csrf)

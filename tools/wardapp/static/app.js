@@ -89,6 +89,19 @@ function putTile(t) {
   const old = document.getElementById("tile-" + t.device);
   const n = renderTile(t);
   if (old) box.replaceChild(n, old); else box.appendChild(n);
+  const none = box.querySelector("p.calm");
+  if (none) none.remove();
+}
+
+// A device taken off its patient (or the patient discharged): its tile goes.
+function dropTile(dev) {
+  const box = document.getElementById("tiles");
+  const old = document.getElementById("tile-" + dev);
+  if (old) old.remove();
+  if (!box.querySelector(".tile")) {
+    box.textContent = "";
+    box.appendChild(el("p", "calm", "No patients with a device on your wards."));
+  }
 }
 
 function refreshAges() {
@@ -116,6 +129,7 @@ async function overview() {
   es.onopen = () => { live.textContent = "live"; live.className = "live on"; };
   es.onerror = () => { live.textContent = "live updates interrupted: reconnecting ..."; live.className = "live off"; };
   es.addEventListener("tile", (ev) => putTile(JSON.parse(ev.data)));
+  es.addEventListener("gone", (ev) => dropTile(JSON.parse(ev.data).device));
   es.addEventListener("end", () => {
     es.close();
     live.textContent = "your session ended: log in again to see live data";
@@ -128,9 +142,14 @@ function wireForms() {
   for (const f of document.querySelectorAll("form[data-api]")) {
     f.addEventListener("submit", async (ev) => {
       ev.preventDefault();
+      if (f.dataset.confirm && !window.confirm(f.dataset.confirm)) return;
       const out = f.querySelector(".result");
       const body = {};
       new FormData(f).forEach((v, k) => { body[k] = v; });
+      // a date-time typed in this browser's local time goes to the server as UTC
+      for (const i of f.querySelectorAll('input[type="datetime-local"]')) {
+        if (i.value) body[i.name] = new Date(i.value).toISOString();
+      }
       const r = await fetch(f.dataset.api, {method: "POST", credentials: "same-origin",
         headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf()},
         body: JSON.stringify(body)});
