@@ -67,7 +67,19 @@ def test_sim_runs_the_firmware_end_to_end_and_writes_the_summary(sim, tmp_path, 
     assert (ROOT / s["png"]).stat().st_size > 10000
     assert Path(s["png"]).parent == (tmp_path / "sim").resolve()  # nothing of the run in build/
     bundle = json.loads((ROOT / s["fhir_bundle"]).read_text())
-    assert bundle["resourceType"] == "Bundle" and len(bundle["entry"]) == s["fhir_observations"] > 0
+    assert bundle["resourceType"] == "Bundle"
+    by = {}
+    for e in bundle["entry"]:
+        by.setdefault(e["resource"]["resourceType"], []).append(e)
+    assert len(by["Patient"]) == 1 and len(by["Device"]) == 1
+    assert len(by["Observation"]) == s["fhir_observations"] > 0
+    # the node's clock comes from the gateway's authenticated acks: after the first one
+    # every Observation has the node's measurement time and names the simulated patient
+    # (the world admits SIM-1 and puts the node on it)
+    assert by["Patient"][0]["resource"]["identifier"][0]["value"] == "SIM-1"
+    timed = [e["resource"] for e in by["Observation"] if "effectiveDateTime" in e["resource"]]
+    assert len(timed) >= len(by["Observation"]) - 2
+    assert all(o["subject"]["reference"] == by["Patient"][0]["fullUrl"] for o in timed)
     if runtime == "micropython":
         # the chip's own MicroPython, deployed .mpy files, under the ESP32's 112 KB GC heap
         assert s["vm"] == "micropython 1.27.0 unix 32-bit deployed" and s["heap_cap"] == "112K"

@@ -349,7 +349,7 @@ def _main(argv=None):
         per = [_node_report(a, world, live, d, results[d], spec_base) for d in world.devices]
         gaps = {d: report.vitals_gap(world.gw.gw.rows(device=d, kind="vitals")) for d in world.devices}
         bundle = a.workdir / "fhir-bundle.json"
-        n_obs = report.fhir_bundle(world.gw.gw.rows(), bundle)
+        n_obs = report.fhir_bundle(world.gw.gw.store, bundle)
         if demo is not None:
             print("sim: done; the ward app stays up until Ctrl-C", flush=True)
             signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))

@@ -63,12 +63,13 @@ def vitals_gap(rows):
     return max(((b - a) / 1000.0 for a, b in zip(t, t[1:])), default=None)
 
 
-def fhir_bundle(gw_rows, path):
-    """Write the FHIR R4 transaction bundle of every stored vitals frame."""
+def fhir_bundle(store, path):
+    """Write the FHIR R4 transaction bundle of every stored vitals frame
+    (the gateway's export: Patients, Devices, Observations; checked)."""
     from tools.gateway import fhir
-    bundle = fhir.to_bundle([r for r in gw_rows if r["kind"] == "vitals"])
+    bundle = fhir.export_bundle(store)
     path.write_text(json.dumps(bundle, indent=1))
-    return len(bundle.get("entry", []))
+    return sum(1 for e in bundle.get("entry", []) if e["resource"]["resourceType"] == "Observation")
 
 
 def plot(path, dev, rows, starts, spec, peaks, title, fifo=None):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tools.paths import BUILD
 
+PATIENTS = ("Garcia", "Okafor", "Lindqvist", "Tanaka", "Moreau", "Novak", "Haddad", "Walsh")
 CLOCK_S = 1  # how often a node reports its virtual time (SIM-CLOCK)
 FIRST_UID = 0x240AC4000001  # simboard.Board's default unique_id, then +1 per node
 WIFI = ("vitalnode-sim", "sim-ward-password")
@@ -124,6 +125,13 @@ class World:
         self.gw = _CountingGateway(Gateway(reg, db, log=self.log,
                                            limiter=RateLimiter(rate=RATE * SPEED_MAX),
                                            clock=self.wall))
+        # each node on a simulated patient from the start, as on a ward: the store
+        # attributes its frames by measurement time and the FHIR export names them
+        st = self.gw.gw.store
+        for i, dev in enumerate(self.devices):
+            p = st.admit("SIM-%d" % (i + 1), PATIENTS[i % len(PATIENTS)], ["Sim"], "1960-01-01",
+                         "SIM", str(i + 1), actor="sim")
+            st.assign(p["id"], dev, "sim", start=self.epoch - 60)
         self.sub = Subscriber(self.gw, "localhost", self.broker.port, self.site_dir / "ca.pem",
                               gw_password).start()
         self.log("sim: mosquitto on localhost:%d (TLS, passwords, per-device ACL), gateway "

@@ -1,5 +1,6 @@
 """The ward app beside a simulation (`make sim WARD=1`): each simulated node
-is put on a demo patient of ward SIM, and two users are made for the run
+is on a demo patient of ward SIM (tools/sim/world.py admits them), and two
+users are made for the run
 with random passwords printed once (a clinician and a technician; the
 store is the simulation's throw-away one under build/sim).
 
@@ -11,8 +12,6 @@ import secrets
 
 from tools.wardapp.app import WardApp
 from tools.wardapp.server import Server
-
-NAMES = ("Garcia", "Okafor", "Lindqvist", "Tanaka", "Moreau", "Novak", "Haddad", "Walsh")
 
 
 class Demo:
@@ -27,11 +26,6 @@ class Demo:
 def start_demo(store, registry_path, site_dir, devices, workdir, port=8443, log=print,
                escalate_after=120.0):
     import time
-    t0 = int(time.time()) - 60
-    for i, dev in enumerate(devices):
-        p = store.admit("SIM-%d" % (i + 1), NAMES[i % len(NAMES)], ["Sim"], "1960-01-01", "SIM",
-                        str(i + 1), actor="sim")
-        store.assign(p["id"], dev, "sim", start=t0)
     app = WardApp(store, registry_path, escalate_after=escalate_after, log=log)
     with store.db.tx() as c:
         c.execute("INSERT INTO ward_wards VALUES ('SIM', ?) ON CONFLICT (name) DO NOTHING",
