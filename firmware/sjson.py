@@ -14,16 +14,23 @@ strings, nesting deeper than MAX_DEPTH, text after the value, and bytes
 that are not UTF-8. It raises JsonError and nothing else.
 Non-guarantees: no schema - callers check fields, types and ranges; the
 whole text is held in memory (callers cap its size first).
-Costs: pure Python, a character at a time (an 8 KB manifest is parsed on
-the OTA path only; the running node never imports this module).
+Costs: pure Python, a byte at a time, over the caller's buffer in place
+(a memoryview of the OTA envelope: no copy of the text, so a fragmented
+heap needs no 5 KB hole for it); each string is decoded (and its UTF-8
+checked) on its own; offsets in errors are byte offsets. An 8 KB manifest
+is parsed on the OTA path only; the running node never imports this
+module.
 """
 from micropython import const
 
 MAX_DEPTH = const(16)
 INT_MAX = const(0x7FFFFFFF)
 _NUM_MAX = const(32)  # characters of one number
-_ESC = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
-_HEXD = "0123456789abcdefABCDEF"
+_QUOTE = const(0x22)
+_BSLASH = const(0x5C)
+_ESC = {0x22: '"', 0x5C: "\\", 0x2F: "/", 0x62: "\b", 0x66: "\f", 0x6E: "\n", 0x72: "\r",
+        0x74: "\t"}
+_HEXD = b"0123456789abcdefABCDEF"
 
 
 class JsonError(ValueError):
@@ -35,104 +42,114 @@ def _err(why, i):
 
 
 def loads(text):
-    """The value of the strict JSON `text` (str, or bytes as UTF-8)."""
-    if not isinstance(text, str):
-        try:
-            text = str(text, "utf-8")  # one copy, from any buffer (a memoryview too)
-        except (UnicodeError, TypeError):  # not UTF-8; not a buffer (MemoryError goes on)
-            raise JsonError("json: not UTF-8 text")
-    v, i = _value(text, 0, MAX_DEPTH)
-    i = _ws(text, i)
-    if i != len(text):
+    """The value of the strict JSON `text` (str, or any buffer of UTF-8
+    bytes, parsed in place)."""
+    if isinstance(text, str):
+        text = text.encode()
+    try:
+        b = memoryview(text)
+    except TypeError:  # not a buffer
+        raise JsonError("json: not UTF-8 text")
+    v, i = _value(b, 0, MAX_DEPTH)
+    i = _ws(b, i)
+    if i != len(b):
         _err("text after the value", i)
     return v
 
 
-def _ws(s, i):
-    n = len(s)
-    while i < n and s[i] in " \t\n\r":
+def _ws(b, i):
+    n = len(b)
+    while i < n and b[i] in (0x20, 0x09, 0x0A, 0x0D):
         i += 1
     return i
 
 
-def _value(s, i, depth):
-    i = _ws(s, i)
-    if i >= len(s):
+def _text(b, i, j):
+    """b[i:j] as str: the UTF-8 of one string or number, checked."""
+    try:
+        return str(b[i:j], "utf-8")
+    except UnicodeError:
+        _err("not UTF-8 text", i)
+
+
+def _value(b, i, depth):
+    i = _ws(b, i)
+    if i >= len(b):
         _err("unexpected end", i)
-    c = s[i]
-    if c == "{" or c == "[":
+    c = b[i]
+    if c == 0x7B or c == 0x5B:  # { [
         if depth <= 0:
             _err("nested deeper than %d" % MAX_DEPTH, i)
-        return (_object if c == "{" else _array)(s, i + 1, depth - 1)
-    if c == '"':
-        return _string(s, i + 1)
-    if c == "-" or "0" <= c <= "9":
-        return _number(s, i)
-    for word, val in (("true", True), ("false", False), ("null", None)):
-        if s[i:i + len(word)] == word:
+        return (_object if c == 0x7B else _array)(b, i + 1, depth - 1)
+    if c == _QUOTE:
+        return _string(b, i + 1)
+    if c == 0x2D or 0x30 <= c <= 0x39:
+        return _number(b, i)
+    for word, val in ((b"true", True), (b"false", False), (b"null", None)):
+        if bytes(b[i:i + len(word)]) == word:
             return val, i + len(word)
-    _err("unexpected %r" % c, i)
+    _err(("unexpected %r" % chr(c)) if c < 0x80 else "unexpected byte 0x%02x" % c, i)
 
 
-def _object(s, i, depth):
+def _object(b, i, depth):
     d = {}
-    i = _ws(s, i)
-    if i < len(s) and s[i] == "}":
+    i = _ws(b, i)
+    if i < len(b) and b[i] == 0x7D:  # }
         return d, i + 1
     while True:
-        i = _ws(s, i)
-        if i >= len(s) or s[i] != '"':
+        i = _ws(b, i)
+        if i >= len(b) or b[i] != _QUOTE:
             _err("expected a key", i)
         at = i
-        k, i = _string(s, i + 1)
+        k, i = _string(b, i + 1)
         if k in d:
             _err("duplicate key %r" % k, at)
-        i = _ws(s, i)
-        if i >= len(s) or s[i] != ":":
+        i = _ws(b, i)
+        if i >= len(b) or b[i] != 0x3A:  # :
             _err("expected ':'", i)
-        d[k], i = _value(s, i + 1, depth)
-        i = _ws(s, i)
-        if i < len(s) and s[i] == ",":
+        d[k], i = _value(b, i + 1, depth)
+        i = _ws(b, i)
+        if i < len(b) and b[i] == 0x2C:  # ,
             i += 1
-        elif i < len(s) and s[i] == "}":
+        elif i < len(b) and b[i] == 0x7D:
             return d, i + 1
         else:
             _err("expected ',' or '}'", i)
 
 
-def _array(s, i, depth):
+def _array(b, i, depth):
     a = []
-    i = _ws(s, i)
-    if i < len(s) and s[i] == "]":
+    i = _ws(b, i)
+    if i < len(b) and b[i] == 0x5D:  # ]
         return a, i + 1
     while True:
-        v, i = _value(s, i, depth)
+        v, i = _value(b, i, depth)
         a.append(v)
-        i = _ws(s, i)
-        if i < len(s) and s[i] == ",":
+        i = _ws(b, i)
+        if i < len(b) and b[i] == 0x2C:
             i += 1
-        elif i < len(s) and s[i] == "]":
+        elif i < len(b) and b[i] == 0x5D:
             return a, i + 1
         else:
             _err("expected ',' or ']'", i)
 
 
-def _string(s, i):
+def _string(b, i):
     parts = []
-    n = len(s)
+    n = len(b)
     j = i
     while True:
         if j >= n:
             _err("unterminated string", i)
-        c = s[j]
-        if c == '"':
-            parts.append(s[i:j])
+        c = b[j]
+        if c == _QUOTE:
+            parts.append(_text(b, i, j))
             return "".join(parts), j + 1
-        if c == "\\":
-            parts.append(s[i:j])
-            e = s[j + 1:j + 2]
-            if e == "u":
-                h = s[j + 2:j + 6]
+        if c == _BSLASH:
+            parts.append(_text(b, i, j))
+            e = b[j + 1] if j + 1 < n else -1
+            if e == 0x75:  # u
+                h = bytes(b[j + 2:j + 6])
                 if len(h) != 4 or not all(x in _HEXD for x in h):
                     _err("bad \\u escape", j)
                 cp = int(h, 16)
@@ -140,50 +157,51 @@ def _string(s, i):
                     _err("surrogate \\u escape", j)
                 parts.append(chr(cp))
                 j += 6
-            elif e and e in _ESC:
+            elif e in _ESC:
                 parts.append(_ESC[e])
                 j += 2
             else:
                 _err("bad escape", j)
             i = j
-        elif c < " ":
+        elif c < 0x20:
             _err("control character in a string", j)
         else:
             j += 1
 
 
-def _digits(s, j):
-    n = len(s)
+def _digits(b, j):
+    n = len(b)
     k = j
-    while k < n and "0" <= s[k] <= "9":
+    while k < n and 0x30 <= b[k] <= 0x39:
         k += 1
     return k
 
 
-def _number(s, i):
-    j = i + 1 if s[i] == "-" else i
-    k = _digits(s, j)
+def _number(b, i):
+    j = i + 1 if b[i] == 0x2D else i
+    k = _digits(b, j)
     if k == j:
         _err("a number needs ASCII digits", j)
-    if s[j] == "0" and k - j > 1:
+    if b[j] == 0x30 and k - j > 1:
         _err("leading zero", j)
     frac = False
-    if k < len(s) and s[k] == ".":
-        m = _digits(s, k + 1)
+    n = len(b)
+    if k < n and b[k] == 0x2E:  # .
+        m = _digits(b, k + 1)
         if m == k + 1:
             _err("digits needed after '.'", k)
         k, frac = m, True
-    if k < len(s) and s[k] in "eE":
+    if k < n and b[k] in (0x65, 0x45):  # e E
         m = k + 1
-        if m < len(s) and s[m] in "+-":
+        if m < n and b[m] in (0x2B, 0x2D):
             m += 1
-        e = _digits(s, m)
+        e = _digits(b, m)
         if e == m:
             _err("digits needed in the exponent", k)
         k, frac = e, True
-    tok = s[i:k]
-    if len(tok) > _NUM_MAX:
-        _err("number of %d characters" % len(tok), i)
+    if k - i > _NUM_MAX:
+        _err("number of %d characters" % (k - i), i)
+    tok = _text(b, i, k)
     if frac:
         v = float(tok)
         if v - v != 0:  # inf or nan
