@@ -39,10 +39,13 @@ P wave), judged every 4th RR: over the last 32 RRs between two non-wide
 beats - share of Lorenz-plot points (RR[i-1], RR[i]) with a neighbour
 within 8 % of the median RR, share of RRs within 8 % of the median,
 share of assessable beats with a P wave like the recent ones. All three
-low: AF. The state holds while the 32 RRs span too many excluded beats
-(ventricular bigeminy is not AF). af_start / af_end date an episode from
-the middle of the window that showed it to the middle of the one that
-ended it.
+low: AF. To enter AF the RR series must also look random: 25 or more
+turning points in 30 (a random series has 20 +- 2.3, Dash et al.) is a
+pattern, e.g. bigeminy. The state holds while the 32 RRs span too many
+excluded beats (ventricular bigeminy is not AF) or over 1/6 of them end
+in a NOISY beat (noise is not a rhythm). af_start / af_end date an
+episode from the middle of the window that showed it to the middle of
+the one that ended it.
 
 Guarantees: feed() allocates nothing; integers only (bit-exact across
 runtimes); ~1 KB of RAM beyond the QRS detector (32-bit). Non-guarantees:
@@ -85,6 +88,7 @@ _AF_P = const(65)
 _AF_DENS_STAY = const(45)
 _AF_NEAR_STAY = const(85)
 _AF_P_STAY = const(70)
+_AF_TPR = const(25)  # turning points (of 30) at or above: a pattern (random: 20 +- 2.3)
 # self.v (one array: few attributes keep the instance small):
 # [0:32] decimated history, [32:81] 7 blocks x 7 sums (abs, slope, leak
 # num, leak den, above 1/5 peak, flat, peak), then the scalars below
@@ -118,7 +122,7 @@ class Rhythm:
         self.bn = (fs // 2) // self.dk  # decimated samples per block (and baseline)
         self.v = zeros(_NV)
         self.bt = zeros(2 * _NBEATS)  # published R samples; R sample of each AF RR's end
-        self.fb = bytearray(2 * _NBEATS)  # published flags; AF P wave (0 no, 1 yes, 2 unknown)
+        self.fb = bytearray(2 * _NBEATS)  # published flags; AF P wave (0 no, 1 yes, 2 unknown, 3 noisy)
         self.af = zeros16(3 * _NAF)  # AF RRs, their beat numbers (mod 2**15), sort space
         self.rr8 = zeros(_NB)
         self.reset()
@@ -337,7 +341,7 @@ class Rhythm:
             k = v[_AI]
             self.af[k] = rr if rr < 32767 else 32767
             self.af[_NAF + k] = i & 0x7FFF
-            self.fb[_NBEATS + k] = 2 if f & _P_UNKNOWN else (1 if f & _P_WAVE else 0)
+            self.fb[_NBEATS + k] = 3 if f & _NOISY else (2 if f & _P_UNKNOWN else (1 if f & _P_WAVE else 0))
             self.bt[_NBEATS + k] = r
             k = (k + 1) % _NAF
             v[_AI] = k
@@ -359,7 +363,7 @@ class Rhythm:
             a[2 * n + j] = x
         med = (a[2 * n + (n >> 1) - 1] + a[2 * n + (n >> 1)]) >> 1
         tol = (med * 2) // 25  # 8 %
-        near = pw = known = 0
+        near = pw = known = noisy = tp = 0
         for k in range(n):
             d = a[k] - med
             if -tol <= d <= tol:
@@ -368,12 +372,18 @@ class Rhythm:
             if p < 2:
                 known += 1
                 pw += p
+            elif p > 2:
+                noisy += 1
         # Lorenz points (RR[k-1], RR[k]) of the window: pairs within tol
         pairs = 0
         for i in range(1, n):
             ka = (first + i) % n
             xa = a[(ka - 1) % n]
             ya = a[ka]
+            if i < n - 1:  # turning point
+                d = a[(ka + 1) % n]
+                if xa < ya > d or xa > ya < d:
+                    tp += 1
             for j in range(i + 1, n):
                 kb = (first + j) % n
                 d = a[(kb - 1) % n] - xa
@@ -386,12 +396,12 @@ class Rhythm:
         pw = (pw * 100) // known if known >= 8 else 0
         # the window's RRs against the beats they span
         span = ((a[n + (first - 1) % n] - a[n + first]) & 0x7FFF) + 1
-        if 10 * n < 6 * span:
-            return  # too many beats set aside (e.g. ventricular bigeminy): hold
+        if 10 * n < 6 * span or 6 * noisy > n:
+            return  # too many beats set aside (e.g. ventricular bigeminy) or noisy: hold
         if self.state & AF:
             af = dens < _AF_DENS_STAY and near < _AF_NEAR_STAY and pw < _AF_P_STAY
         else:
-            af = dens < _AF_DENS and near < _AF_NEAR and pw < _AF_P
+            af = dens < _AF_DENS and near < _AF_NEAR and pw < _AF_P and tp < _AF_TPR
         if af != bool(self.state & AF):
             mid = self.bt[_NBEATS + (first + (n >> 1)) % n]
             self.state ^= AF

@@ -2,7 +2,8 @@
 premature beat does not move it, as it moves the last-beat rate);
 ventricular flutter raises VF within 10 s, and while VF is judged no beat
 and no rate is published; an irregular rhythm without P waves is AF, a
-regular one and sinus rhythm are not; the per-beat flags; no heap
+regular one, sinus rhythm, a short-long alternation (bigeminy) and sinus
+rhythm seen through heavy noise are not; the per-beat flags; no heap
 allocation per sample on the MicroPython VMs."""
 import math
 from array import array
@@ -119,9 +120,19 @@ def _lcg_rrs(n, lo, hi, seed=12345):
     return out
 
 
+def _alternating_rrs(n):
+    """Short and long RRs in turn, each varying by up to 150 ms: a bigeminal
+    pattern (e.g. atrial or junctional ectopy with variable coupling)."""
+    short, long_ = _lcg_rrs(n, 450, 600, 99), _lcg_rrs(n, 850, 1000, 7)
+    return [short[k // 2] if k % 2 == 0 else long_[k // 2] for k in range(n)]
+
+
 def test_an_irregular_rhythm_without_p_waves_is_af_and_regular_rhythms_are_not():
     rate = 200
     cases = (("irregular, no P", _lcg_rrs(120, 450, 1000), False, True),
+             # irregular, scattered over a Lorenz plot, but every RR is a
+             # turning point: a pattern, not AF
+             ("short-long alternation, no P", _alternating_rrs(120), False, False),
              ("regular, no P", [800] * 120, False, False),
              ("regular sinus", [800] * 120, True, False),
              ("sinus arrhythmia", [700 + int(150 * math.sin(k / 4.0)) for k in range(120)], True, False))
@@ -136,6 +147,29 @@ def test_an_irregular_rhythm_without_p_waves_is_af_and_regular_rhythms_are_not()
         q = rh.qrs
         flags = [q.flags(i) for i in range(q.count - 32, q.count)]
         assert not any(f & (WIDE | NOISY) for f in flags), name
+
+
+def test_noise_that_makes_the_beats_irregular_does_not_raise_af():
+    """Over 1/6 of the window's beats NOISY: the rhythm is not judged
+    (the AF state holds), so noise alone never raises AF."""
+    rate = 200
+    x, _ = _ecg(rate, [800] * 120)
+    s = 7
+    for k in range(len(x)):  # uniform noise of +-0.75 mV (MIT-BIH's 5 uV units)
+        s = (s * 1103515245 + 12345) & 0x7FFFFFFF
+        x[k] += s % 301 - 150
+    rh = Rhythm(QRSDetector(rate, 50))
+    ever = []
+
+    def each(n):
+        if rh.state & AF:
+            ever.append(n)
+
+    _feed(rh, x, each)
+    q = rh.qrs
+    assert q.count > 130  # the noise brings false beats: an irregular series
+    assert sum(1 for i in range(q.count - 32, q.count) if q.flags(i) & NOISY) > 8
+    assert not ever, ever[0] / rate
 
 
 def test_rhythm_analysis_allocates_nothing_per_sample():

@@ -1,8 +1,8 @@
 # Runs unchanged on CPython (host_tests/host/test_detect_parity.py execs it)
 # and on both MicroPython VMs (tools.bench.run_vm): the detectors over a
 # full MIT-BIH record and a full BIDMC record, every output printed.
-# DATA holds ecg.bin (MIT-BIH, 360 sps) and ir.bin / red.bin / pleth.bin
-# (BIDMC, 125 sps), int32 little-endian. The ECG goes through lib/rhythm
+# DATA holds ecg.bin and ecg_af.bin (MIT-BIH, 360 sps) and ir.bin / red.bin /
+# pleth.bin (BIDMC, 125 sps), int32 little-endian. The ECG goes through lib/rhythm
 # (published beats, their flags, the rate at each, VF/AF state changes).
 import json
 from array import array
@@ -27,9 +27,9 @@ def collect(det, x, index_of, chunk):
     return out
 
 
-def rhythm_out():
+def rhythm_out(name):
     rh = Rhythm(QRSDetector(360, 60))
-    x = load("ecg.bin")
+    x = load(name)
     beats = []
     states = []
     state = 0
@@ -71,4 +71,5 @@ def spo2_per_beat():
     return out
 
 
-print("BENCH " + json.dumps({"qrs": rhythm_out(), "ppg": ppg_pulses(), "spo2": spo2_per_beat()}))
+print("BENCH " + json.dumps({"qrs": rhythm_out("ecg.bin"), "af": rhythm_out("ecg_af.bin"), "ppg": ppg_pulses(),
+                            "spo2": spo2_per_beat()}))

@@ -2,13 +2,14 @@
 qrs|rhythm|ppg` write OUT/<record>.txt (qrs, ppg: one sample index per line;
 rhythm: `start_sample end_sample LABEL`) and print their scoring, for any
 WFDB record name and channel count; the scorers count by hand-checked rules;
+the published AF detector the rhythm bench compares with follows its paper;
 the noise stress set has the SNR it claims, measured as NSTDB defines it."""
 import subprocess
 import sys
 
 import pytest
 
-from tools.bench import scoring
+from tools.bench import afref, scoring
 from tools.paths import ROOT, data_dir
 
 
@@ -34,6 +35,36 @@ def test_beat_hr_windows_use_the_mean_interval_of_the_beat_list():
     assert len(errs) == 7
     assert abs(errs[0] - (60.0 - 60.0 * 6 / 7)) < 1e-9  # 0..8 s: beats 0..7 without 5, 6 intervals over 7 s
     assert errs[-1] == 0.0  # 12..20 s: no gap
+
+
+def _lcg(n, lo, hi, seed=1):
+    out = []
+    for _ in range(n):
+        seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
+        out.append(lo + seed % (hi - lo))
+    return out
+
+
+def test_dash_2009_calls_random_rrs_af_and_regular_or_patterned_ones_not():
+    # features by hand: 1000 ms +- alternating 100 ms: every inner RR a turning point
+    alt = [900 if i % 2 else 1100 for i in range(128)]
+    rmssd, she, tpr = afref.dash_features(alt)
+    assert tpr == 1.0 and abs(rmssd - 0.2) < 1e-9 and she < 0.3  # two bins
+    rmssd, she, tpr = afref.dash_features(_lcg(128, 400, 1200))
+    assert rmssd > 0.1 and she > 0.9 and 0.54 <= tpr <= 0.77
+
+    def episodes(rrs):
+        beats = [0]
+        for rr in rrs:
+            beats.append(beats[-1] + rr)
+        return beats, afref.dash_af(beats)
+
+    beats, eps = episodes([800] * 150 + _lcg(400, 400, 1200) + [800] * 150)
+    assert len(eps) == 1
+    a, b = eps[0]
+    assert beats[150] <= a < beats[150 + 64] and beats[550 - 64] < b <= beats[550]  # middle of each window
+    assert episodes([800] * 600)[1] == []
+    assert episodes([900 if i % 2 else 1100 for i in range(600)])[1] == []  # bigeminy: TPR 1
 
 
 def test_rhythm_scoring_weights_by_duration_and_times_alarms():

@@ -1,6 +1,7 @@
 """The detectors are bit-exact across interpreters: a full MIT-BIH record
-(207: PVCs, bundle branch blocks, ventricular flutter) through the QRS
-detector and the rhythm analysis, and a full BIDMC record, give the same
+(207: PVCs, bundle branch blocks, ventricular flutter; 201: atrial
+fibrillation coming and going) through the QRS detector and the rhythm
+analysis, and a full BIDMC record, give the same
 published beats, flags, rates, VF/AF state changes, pulses and per-beat
 SpO2 on CPython, the 32-bit wasm VM and the unix VM (integer-only code; a
 float or a big-int slip would show here first)."""
@@ -29,6 +30,8 @@ def inputs(tmp_path_factory):
     ecg, _ = records.wfdb_signal(MITDB, "207", 0)  # PVCs, BBB, flutter: every rhythm path
     pleth, _ = records.bidmc_pleth(BIDMC, "bidmc_01")
     (d / "ecg.bin").write_bytes(ecg.tobytes())
+    ecg, _ = records.wfdb_signal(MITDB, "201", 0)  # AF episodes: the AF path's every feature
+    (d / "ecg_af.bin").write_bytes(ecg.tobytes())
     (d / "pleth.bin").write_bytes(pleth.tobytes())
     # the pleth as photodiode counts: IR PI 2 %, red for R = 0.52
     (d / "ir.bin").write_bytes(array("i", (90000 - (v * 1800) // 32768 for v in pleth)).tobytes())
@@ -58,11 +61,14 @@ def test_same_outputs_on_cpython_wasm_and_unix(inputs):
     assert fp < 60, fp  # flutter waves are not published (347 were before lib/rhythm)
     assert searchbacks > 0 and dropped > 200
     assert 6 <= sum(1 for st in states[0::2] if st & 1) and len(states) >= 12  # VF on and off
+    states = ref["af"][1][0::2]  # 201: AF raised and ended (bit 2), more than once
+    assert sum(1 for a, b in zip([0] + states, states) if b & 2 and not a & 2) >= 2
+    assert sum(1 for a, b in zip([0] + states, states) if a & 2 and not b & 2) >= 2
     pulses = ref["ppg"][0]
     assert 550 < len(pulses) < 900  # 8 min at 70-110 bpm
     spo2 = ref["spo2"][0::2]
     assert sum(1 for v in spo2 if abs(v - 970) <= 20) > 0.8 * len(spo2)
     for vm, heap in (("wasm", None), ("unix", "24M")):
         got = run_vm(vm, SCRIPT, heap=heap or "1M", data=inputs)
-        for key in ("qrs", "ppg", "spo2"):
+        for key in ("qrs", "af", "ppg", "spo2"):
             assert got[key] == ref[key], (vm, key)

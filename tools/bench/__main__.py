@@ -133,6 +133,11 @@ def bench_rhythm(a):
         "rhythm.af_ds1.sp": (round(res["ds1"]["af_sp"], 2), "%", "AF specificity, " + af % "DS1 (tuning set)"),
         "rhythm.af_ds2.se": (round(res["ds2"]["af_se"], 2), "%", "AF sensitivity, " + af % "DS2"),
         "rhythm.af_ds2.sp": (round(res["ds2"]["af_sp"], 2), "%", "AF specificity, " + af % "DS2"),
+        "rhythm.af_dash2009.se": (round(res["all"]["dash_se"], 2), "%", "for comparison: Dash et al. 2009 "
+                                  "(RMSSD, Shannon entropy, turning points; published thresholds) on the node's "
+                                  "beats, AF sensitivity, " + af % "all 48 records"),
+        "rhythm.af_dash2009.sp": (round(res["all"]["dash_sp"], 2), "%", "as rhythm.af_dash2009.se: AF "
+                                  "specificity"),
         "rhythm.vf.episodes": (vf["episodes"], "episodes", "(VFL / (VF rhythm episodes in MIT-BIH"),
         "rhythm.vf.episodes_detected": (vf["detected"], "episodes", "VF/VFL episodes whose VF alarm came "
                                         "within 10 s of the onset (of %d)" % vf["episodes"]),

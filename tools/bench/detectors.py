@@ -9,7 +9,7 @@ import sys
 from multiprocessing import Pool
 from pathlib import Path
 
-from tools.bench import records, scoring
+from tools.bench import afref, records, scoring
 
 CHUNK = 32  # samples per feed() call, as the node feeds a FIFO read
 
@@ -193,7 +193,8 @@ def _rhythm_one(job):
     res = run_ecg(x, fs)
     eps = res["episodes"]
     (Path(out) / (name + ".txt")).write_text("".join("%d %d %s\n" % e for e in eps))
-    row = {"name": name, "fs": fs, "n": len(x), "episodes": eps, "scored": False}
+    row = {"name": name, "fs": fs, "n": len(x), "episodes": eps, "scored": False,
+           "dash": afref.dash_af(res["beats"])}
     if not records.has_annotations(db, name):
         return row
     rh = records.wfdb_rhythms(db, name, len(x))
@@ -224,10 +225,13 @@ def run_rhythm(db, out, names=None, channel=0, jobs=2):
         if not sel:
             continue
         tot = [0, 0, 0, 0]
+        dash = [0, 0, 0, 0]
         for r in sel:
             det = [(a, b) for a, b, lab in r["episodes"] if lab == "AFIB"]
             sc = scoring.duration_scores(r["af_ref"], det, r["n"])
             tot = [t + v / r["fs"] for t, v in zip(tot, sc)]
+            ds = scoring.duration_scores(r["af_ref"], r["dash"], r["n"])
+            dash = [t + v / r["fs"] for t, v in zip(dash, ds)]
             if label == "all":
                 vf = [e for e in r["episodes"] if e[2] == "VF"]
                 asys = [e for e in r["episodes"] if e[2] == "ASYS"]
@@ -237,7 +241,9 @@ def run_rhythm(db, out, names=None, channel=0, jobs=2):
         tp, fn, fp, tn = tot
         res[label] = {"records": len(sel), "af_se": 100.0 * tp / (tp + fn) if tp + fn else None,
                       "af_sp": 100.0 * tn / (tn + fp) if tn + fp else None,
-                      "af_s": tp + fn, "af_fp_s": fp, "af_fn_s": fn}
+                      "af_s": tp + fn, "af_fp_s": fp, "af_fn_s": fn,
+                      "dash_se": 100.0 * dash[0] / (dash[0] + dash[1]) if dash[0] + dash[1] else None,
+                      "dash_sp": 100.0 * dash[3] / (dash[3] + dash[2]) if dash[3] + dash[2] else None}
     sel = [r for r in rows if r["scored"]]
     if sel:
         _vf_summary(sel, res)
@@ -248,6 +254,12 @@ def run_rhythm(db, out, names=None, channel=0, jobs=2):
                 print("AF %-3s %2d records: Se %s, Sp %.2f %% (duration-weighted; AF %.0f s, missed %.0f s, "
                       "false %.0f s)" % (label.upper(), r["records"], se, r["af_sp"], r["af_s"],
                                         r["af_fn_s"], r["af_fp_s"]))
+        for label in ("all", "ds1", "ds2"):
+            if label in res:
+                r = res[label]
+                se = "%.2f %%" % r["dash_se"] if r["dash_se"] is not None else "n/a (no AF)"
+                print("AF %-3s, Dash et al. 2009 on the same beats (published thresholds, for comparison): "
+                      "Se %s, Sp %.2f %%" % (label.upper(), se, r["dash_sp"]))
     print("episodes in %s/<record>.txt: start_sample end_sample LABEL (AFIB, VF, ASYS)" % out)
     return res
 
