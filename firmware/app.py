@@ -80,6 +80,8 @@ def main():
         link, trial = start.link(ks, cfg)
         del ks, start
         _unload("start")
+        if not trial:  # only a trial's confirm records a security event from here on
+            _unload("seclog")
         gc.collect()
         gc.threshold(-1)  # booted: the GC runs when the heap is full, as by default
         _monitor(wdt, cfg, link, trial, smp, det, pump)
@@ -130,29 +132,7 @@ def _healthy(smp, det):
     return smp is not None and smp.times.head > 0 and det.seen_qrs + det.seen_pulse >= HEALTH_BEATS
 
 
-_running = None  # (link, pump) of the monitor loop, for status()
-
-
-def status():
-    """The running node at a glance, for the REPL (and the simulator); {}
-    before the monitor loop starts. Allocates: call it now and then."""
-    if _running is None:
-        return {}
-    link, pump = _running
-    smp, det = pump.smp, pump.det
-    st = {"samples": smp.times.head if smp else 0,
-          "lost": smp.lost + smp.lost_estimated if smp else 0}
-    if det is not None:
-        st.update(hr_x10=det.hr_x10, spo2_x10=det.spo2_x10, hr_valid=det.hr_valid,
-                  spo2_valid=det.spo2_valid, alerts=det.alerts.active,
-                  alert_events=det.alerts.count, beats=det.seen_qrs + det.seen_pulse)
-    if link is not None:
-        st.update(sent=link.up.published - link.up.resent, acked=link.up.acked,
-                  resent=link.up.resent, queued=link.box.depth, in_flight=link.box.in_flight,
-                  dropped=link.box.dropped_total(),
-                  broker_up=link.up.up, connects=link.up.connects,
-                  alerts_lost=link.tm.alerts_lost)
-    return st
+_running = None  # (link, pump) of the monitor loop, for a debugger or the simulator
 
 
 def _monitor(wdt, cfg, link, trial, smp, det, pump):
