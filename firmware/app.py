@@ -12,7 +12,9 @@ the flash outbox (firmware/telemetry.py), lets the uplink publish them
 OTA: on a trial boot (stage0.py ran a new slot) the app confirms the update
 once it is healthy - the sensor delivers samples and at least
 HEALTH_BEATS beats were detected, no earlier than HEALTH_S after start -
-and otherwise leaves it unconfirmed, so stage0.py's deadline reverts it.
+and otherwise leaves it unconfirmed, so stage0.py's deadline reverts it;
+a trial with no sensor answering by HEALTH_S can never pass, and is
+abandoned at once (otatrial.abandon: stage0 reverts it at that reset).
 (The health check does not require the broker: an outage during a trial
 would otherwise revert a good update.)
 
@@ -179,12 +181,16 @@ def _monitor(wdt, cfg, link, trial, smp, det, pump):
                     det = _detector(smp, cfg)
                     pump.smp, pump.det = smp, det
                     seen_alerts = 0
-            if trial and up >= HEALTH_S and _healthy(smp, det):
+            if trial and up >= HEALTH_S:
                 from firmware import otatrial
-                otatrial.confirm()
-                _unload_trial()
-                trial = False
-                print("vitalnode: update confirmed after the health check")
+                if smp is None:  # no sensor on this slot: it can never pass; revert now
+                    print("vitalnode: update abandoned: no sensor answers")
+                    otatrial.abandon("no sensor")
+                if _healthy(smp, det):
+                    otatrial.confirm()
+                    _unload_trial()
+                    trial = False
+                    print("vitalnode: update confirmed after the health check")
             if smp is not None:
                 print("vitalnode: up %d s, heap free %d, samples %d, lost %d, finger %s, leads %s%s%s"
                       % (up, gc.mem_free(), smp.times.head, smp.lost + smp.lost_estimated,

@@ -39,6 +39,7 @@ from micropython import const
 
 HW_MODEL = "vitalnode-esp32"
 _CHUNK = const(1024)
+BUF_LEN = const(7 + 384 + 8192)  # len(MAGIC) + SIG_LEN + MANIFEST_MAX: the manifest's buffer
 _Y2K = const(946684800)  # Unix seconds at 2000-01-01, the NVS time base
 
 
@@ -111,20 +112,16 @@ def _hex(b):
     return binascii.hexlify(b).decode()
 
 
-def install(src, keystore, pubkey_n, hw=HW_MODEL, now_s=None, buf=None, spare=None):
+def install(src, keystore, pubkey_n, hw=HW_MODEL, now_s=None, buf=None):
     """Fetch, verify and stage a bundle as the trial slot; returns the
     Manifest. Every refusal is recorded and raised as OtaError. buf: a
-    bytearray of MAGIC + SIG_LEN + MANIFEST_MAX bytes for the manifest;
-    spare: [a bytearray of that size], emptied just before the manifest's
-    text is decoded, so that its copy finds a hole of that size."""
+    bytearray of BUF_LEN bytes for the manifest (sjson parses it in place)."""
     version = None
     try:
         st = stage0.state()
         if st["pend"] >= 0:
             raise OtaError("busy", "an update is on trial; confirm or revert it first")
         env = _read_all(src, "manifest.vnm", len(MAGIC) + SIG_LEN + MANIFEST_MAX, buf)
-        if spare:
-            spare.clear()  # the hole the JSON text's copy goes into
         m = open_signed(env, pubkey_n)
         version = m.version
         floor = st["floor"] + _Y2K if st["floor"] else 0
@@ -169,22 +166,25 @@ def install(src, keystore, pubkey_n, hw=HW_MODEL, now_s=None, buf=None, spare=No
     return m
 
 
-def update(url, timeout_ms=10000, deadline_ms=None):
+def update(url, timeout_ms=10000, deadline_ms=None, buf=None, ks=None, cfg=None):
     """install() from an update server with what the node was provisioned
     with: its key (for bound bundles), the OTA public key from config.json
     and, for https, the site CA (config ca_cert). timeout_ms bounds each
     socket call, deadline_ms the whole download (default
     httpget.DEADLINE_MS: 5 min). Returns the Manifest;
     reset afterwards to try it. ConfigError if the node has no valid
-    config (nothing is fetched then)."""
-    # the manifest's buffers first, while the heap (fresh after the push's soft
+    config (nothing is fetched then). buf (bytearray(BUF_LEN)), ks and cfg:
+    made by the caller already (firmware/otapush)."""
+    # the manifest's buffer first, while the heap (fresh after the push's soft
     # reset) has holes that size: the imports and config below leave small ones
-    buf = bytearray(len(MAGIC) + SIG_LEN + MANIFEST_MAX)
+    if buf is None:
+        buf = bytearray(BUF_LEN)
     from firmware import config, keystore
     from firmware.httpget import HttpSource
     from firmware.netguard import pem_to_der
-    ks = keystore.load()
-    cfg = config.load(ks.device_id if ks else None)
+    if cfg is None:
+        ks = keystore.load()
+        cfg = config.load(ks.device_id if ks else None)
     from firmware.httpget import DEADLINE_MS
     src = HttpSource(url, pem_to_der(cfg["ca_cert"]), timeout_ms,  # HttpSource takes DER
                      deadline_ms or DEADLINE_MS)

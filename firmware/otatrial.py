@@ -7,6 +7,8 @@
     ...
     if pend >= 0 and healthy:
         otatrial.confirm()           # the trial slot becomes the confirmed one
+    if pend >= 0 and no_sensor:
+        otatrial.abandon("no sensor")   # reverted at this reset, not at the deadline
 
 Apart from ota.py (install, fetch, verify: large, needed only while
 updating), so a running node holds only this. The NVS layout is stage0's
@@ -57,6 +59,18 @@ def confirm():
                  "ctr": ctr, "last": 0, "floor": max(st["floor"], pf)})
     seclog.record("ota-confirm", version_code=st["pver"], counter=ctr, slot=stage0.SLOTS[st["pend"]])
     return True
+
+
+def abandon(why):
+    """The trial can never pass its health check (no sensor answers on this
+    slot): use up its boots and reset now, so stage0 reverts it at this
+    boot's end instead of after MAX_TRIES confirm deadlines (a monitoring
+    gap of minutes). Does not return."""
+    import machine
+    import stage0
+    seclog.record("ota-abandon", reason=why, version_code=stage0.state()["pver"])
+    stage0.commit({"tries": stage0.MAX_TRIES})
+    machine.reset()
 
 
 REVERTED = "bad"  # NVS key (namespace vn_ota, beside stage0's record): i32 version code

@@ -49,6 +49,7 @@ class Pump:
         self.wdt = wdt
         self.ticks = 0
         self.alive_ms = time.ticks_ms()
+        self.stall_ms = STALL_MAX_MS  # firmware/otapush: the download's deadline
         self.period_ms = period_ms
         self._cb = self._tick  # one bound method, made once (no allocation per tick)
         self._timer = machine.Timer(TIMER_ID)
@@ -66,7 +67,7 @@ class Pump:
             smp.service()  # every tick, not only on INT: the FIFO never waits 160 ms
             if self.det is not None:
                 self.det.service()
-        if time.ticks_diff(time.ticks_ms(), self.alive_ms) < STALL_MAX_MS:
+        if time.ticks_diff(time.ticks_ms(), self.alive_ms) < self.stall_ms:
             self.wdt.feed()
         self.ticks += 1
 

@@ -119,18 +119,24 @@ def test_a_trial_boot_is_confirmed_once_the_node_is_healthy(tmp_path, site, caps
     assert [e["ev"] for e in events] == ["ota-confirm"]
 
 
-def test_a_trial_without_a_working_sensor_is_reverted_by_the_deadline(tmp_path, site, capsys):
+def test_a_trial_without_a_working_sensor_is_reverted_at_its_health_check(tmp_path, site, capsys):
+    """It can never pass: reverted at HEALTH_S, not after MAX_TRIES confirm
+    deadlines (minutes without monitoring)."""
     import stage0
     import simboard
 
+    from firmware import app
     from tools.vm import node
     b = simboard.new_board()
-    seconds = (stage0.MAX_TRIES + 1) * stage0.CONFIRM_MS // 1000 + 20
-    s = node.run(str(ROOT), seconds, board=b, sensor=None, image=_trial(_image(tmp_path, site)))
+    s = node.run(str(ROOT), app.HEALTH_S + 20, board=b, sensor=None,
+                 image=_trial(_image(tmp_path, site)))
     import stage0
     ota = stage0.state()
     assert (ota["act"], ota["pend"], ota["ctr"]) == (0, -1, 1)  # counter never advanced
-    assert len(s["resets"]) == stage0.MAX_TRIES  # one deadline reset per trial boot
+    assert len(s["resets"]) == 1  # the abandonment's: no confirm deadline ran out
     events = [json.loads(l) for l in b.fs.read_bytes("security.log").decode().splitlines()]
-    assert [e["ev"] for e in events] == ["ota-revert"]
+    assert [e["ev"] for e in events] == ["ota-abandon", "ota-revert"]
+    assert events[0]["reason"] == "no sensor" and events[1]["version_code"] == 7000
+    from firmware import otatrial
+    assert otatrial.reverted() == 7000  # and refused until a newer version comes
     capsys.readouterr()

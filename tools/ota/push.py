@@ -14,10 +14,13 @@ from tools.provision.board import Board, BoardError
 
 # runs on the node; prints one result line
 _UPDATE = """
-from firmware import ota
+try:
+    from firmware.otapush import run  # sampling and detection go on meanwhile
+except ImportError:  # a node from before otapush
+    from firmware.ota import update as run
 from firmware.otamanifest import OtaError
 try:
-    m = ota.update(%r, deadline_ms=%d)
+    m = run(%r, deadline_ms=%d)
     print("OTA-OK", m.version, m.counter)
 except OtaError as e:
     print("OTA-REFUSED", e.reason, e.detail)

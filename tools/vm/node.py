@@ -354,7 +354,7 @@ def _push_boot(b, root, url, log):
     """`make ota-push` on a running node (tools/ota/push.py): Ctrl-C, a soft
     reset into the raw REPL - RAM is wiped, boot.py runs and main.py does
     not, and the watchdog the app armed keeps running - then
-    ota.update(url). Returns the reset that follows: machine.reset()'s, a
+    otapush.run(url). Returns the reset that follows: machine.reset()'s, a
     watchdog's if the push outlived it, or None if the push crashed."""
     import machine
     b.reset(simboard.SOFT_RESET)
@@ -373,14 +373,17 @@ def _push_boot(b, root, url, log):
 
 
 def _ota_push(url, log):
-    """What tools/ota/push.py runs on the node: ota.update(url). Returns
-    the version installed, "" if the node refused it, None if it raised
-    something else (a crash)."""
+    """What tools/ota/push.py runs on the node: otapush.run(url) (ota.update
+    on a firmware from before it). Returns the version installed, "" if the
+    node refused it, None if it raised something else (a crash)."""
     try:
-        from firmware import ota
+        try:
+            from firmware.otapush import run
+        except ImportError:
+            from firmware.ota import update as run
         from firmware.otamanifest import OtaError
         try:
-            m = ota.update(url)
+            m = run(url)
             print("SIM-OTA %d installed %s" % (vclock.clock.now_us // 1000, m.version))
             return m.version
         except OtaError as e:
