@@ -37,7 +37,8 @@ help:
 	@echo "                    -> build/sim/summary.json, PNG, FHIR"
 	@echo "make test           all four test layers: compile, then cpython (4 xdist workers;"
 	@echo "                    VITALNODE_TEST_WORKERS=n) beside unix and frozen; 4-5 min"
-	@echo "make test-compile | test-cpython | test-unix | test-frozen   one layer"
+	@echo "make test-compile | test-cpython | test-unix | test-frozen   one layer (compile: mpy-cross,"
+	@echo "                    the ESP32 import rules, ruff over the tree, pyright over the device code)"
 	@echo "make vmtest T=host_tests/device/test_x.py [VM=unix|frozen|all|wasm|unix64]  one file on a VM"
 	@echo "make micropython    build the chip's MicroPython 1.27.0 (32-bit unix port, plain and frozen)"
 	@echo "make bench          benchmarks on the VMs -> build/bench/results.json"
@@ -79,7 +80,15 @@ help:
 	@echo "                    on SQLite and PostgreSQL -> build/loadtest/summary.json"
 	@echo "make clean          remove build/ (keeps .venv, tools/node_modules, .cache)"
 
-deps: apt .venv/.installed tools/node_modules/.installed lib/umqtt/.pinned micropython
+deps: apt .venv/.installed tools/node_modules/.installed lib/umqtt/.pinned .cache/mpstubs/.installed micropython
+
+# MicroPython 1.27's ESP32 type stubs for pyright (pinned by hash), kept off
+# CPython's path: make test's compile layer types the device code with them
+.cache/mpstubs/.installed: requirements/mpstubs.txt .venv/.installed
+	@rm -rf .cache/mpstubs
+	@set -o pipefail; .venv/bin/pip install -q --disable-pip-version-check --no-deps --require-hashes \
+	    --target .cache/mpstubs -r requirements/mpstubs.txt 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	@touch $@
 
 # the chip's MicroPython for this host (tools/mpbuild.py; cached in .cache,
 # rebuilt only when an input changes)
@@ -107,7 +116,7 @@ test: deps
 	@$(PY) -m tools.testall
 
 test-compile: deps
-	@$(PY) -m tools.compile_check
+	@$(PY) -m tools.compile_check --lint
 
 test-cpython: deps
 	@$(PY) -m pytest -q -n $(or $(VITALNODE_TEST_WORKERS),4) --dist loadfile host_tests

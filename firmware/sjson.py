@@ -31,7 +31,8 @@ class JsonError(ValueError):
 
 
 def _err(why, i):
-    raise JsonError("json: %s at offset %d" % (why, i))
+    """The JsonError for offset `i`; the caller raises it."""
+    return JsonError("json: %s at offset %d" % (why, i))
 
 
 def loads(text):
@@ -44,7 +45,7 @@ def loads(text):
     v, i = _value(text, 0, MAX_DEPTH)
     i = _ws(text, i)
     if i != len(text):
-        _err("text after the value", i)
+        raise _err("text after the value", i)
     return v
 
 
@@ -58,11 +59,11 @@ def _ws(s, i):
 def _value(s, i, depth):
     i = _ws(s, i)
     if i >= len(s):
-        _err("unexpected end", i)
+        raise _err("unexpected end", i)
     c = s[i]
     if c == "{" or c == "[":
         if depth <= 0:
-            _err("nested deeper than %d" % MAX_DEPTH, i)
+            raise _err("nested deeper than %d" % MAX_DEPTH, i)
         return (_object if c == "{" else _array)(s, i + 1, depth - 1)
     if c == '"':
         return _string(s, i + 1)
@@ -71,7 +72,7 @@ def _value(s, i, depth):
     for word, val in (("true", True), ("false", False), ("null", None)):
         if s[i:i + len(word)] == word:
             return val, i + len(word)
-    _err("unexpected %r" % c, i)
+    raise _err("unexpected %r" % c, i)
 
 
 def _object(s, i, depth):
@@ -82,14 +83,14 @@ def _object(s, i, depth):
     while True:
         i = _ws(s, i)
         if i >= len(s) or s[i] != '"':
-            _err("expected a key", i)
+            raise _err("expected a key", i)
         at = i
         k, i = _string(s, i + 1)
         if k in d:
-            _err("duplicate key %r" % k, at)
+            raise _err("duplicate key %r" % k, at)
         i = _ws(s, i)
         if i >= len(s) or s[i] != ":":
-            _err("expected ':'", i)
+            raise _err("expected ':'", i)
         d[k], i = _value(s, i + 1, depth)
         i = _ws(s, i)
         if i < len(s) and s[i] == ",":
@@ -97,7 +98,7 @@ def _object(s, i, depth):
         elif i < len(s) and s[i] == "}":
             return d, i + 1
         else:
-            _err("expected ',' or '}'", i)
+            raise _err("expected ',' or '}'", i)
 
 
 def _array(s, i, depth):
@@ -114,7 +115,7 @@ def _array(s, i, depth):
         elif i < len(s) and s[i] == "]":
             return a, i + 1
         else:
-            _err("expected ',' or ']'", i)
+            raise _err("expected ',' or ']'", i)
 
 
 def _string(s, i):
@@ -123,7 +124,7 @@ def _string(s, i):
     j = i
     while True:
         if j >= n:
-            _err("unterminated string", i)
+            raise _err("unterminated string", i)
         c = s[j]
         if c == '"':
             parts.append(s[i:j])
@@ -134,20 +135,20 @@ def _string(s, i):
             if e == "u":
                 h = s[j + 2:j + 6]
                 if len(h) != 4 or not all(x in _HEXD for x in h):
-                    _err("bad \\u escape", j)
+                    raise _err("bad \\u escape", j)
                 cp = int(h, 16)
                 if 0xD800 <= cp <= 0xDFFF:
-                    _err("surrogate \\u escape", j)
+                    raise _err("surrogate \\u escape", j)
                 parts.append(chr(cp))
                 j += 6
             elif e and e in _ESC:
                 parts.append(_ESC[e])
                 j += 2
             else:
-                _err("bad escape", j)
+                raise _err("bad escape", j)
             i = j
         elif c < " ":
-            _err("control character in a string", j)
+            raise _err("control character in a string", j)
         else:
             j += 1
 
@@ -164,14 +165,14 @@ def _number(s, i):
     j = i + 1 if s[i] == "-" else i
     k = _digits(s, j)
     if k == j:
-        _err("a number needs ASCII digits", j)
+        raise _err("a number needs ASCII digits", j)
     if s[j] == "0" and k - j > 1:
-        _err("leading zero", j)
+        raise _err("leading zero", j)
     frac = False
     if k < len(s) and s[k] == ".":
         m = _digits(s, k + 1)
         if m == k + 1:
-            _err("digits needed after '.'", k)
+            raise _err("digits needed after '.'", k)
         k, frac = m, True
     if k < len(s) and s[k] in "eE":
         m = k + 1
@@ -179,19 +180,19 @@ def _number(s, i):
             m += 1
         e = _digits(s, m)
         if e == m:
-            _err("digits needed in the exponent", k)
+            raise _err("digits needed in the exponent", k)
         k, frac = e, True
     tok = s[i:k]
     if len(tok) > _NUM_MAX:
-        _err("number of %d characters" % len(tok), i)
+        raise _err("number of %d characters" % len(tok), i)
     if frac:
         v = float(tok)
         if v - v != 0:  # inf or nan
-            _err("number %s is not finite" % tok, i)
+            raise _err("number %s is not finite" % tok, i)
         return v, k
     if len(tok) > 11:
-        _err("integer %s out of range" % tok[:20], i)
+        raise _err("integer %s out of range" % tok[:20], i)
     v = int(tok)
     if not -INT_MAX - 1 <= v <= INT_MAX:
-        _err("integer %s out of range" % tok, i)
+        raise _err("integer %s out of range" % tok, i)
     return v, k

@@ -94,7 +94,7 @@ def check_image(img, name="image"):
     from esptool.bin_image import LoadFirmwareImage
     try:
         im = LoadFirmwareImage("esp32", img)
-    except Exception as e:  # esptool's FatalError and struct errors on short input
+    except Exception as e:  # noqa: BLE001 - esptool's FatalError and struct errors on short input
         raise BundleError("%s is not an ESP32 app image (%s)" % (name, e))
     if getattr(im, "chip_id", 0) != 0:
         raise BundleError("%s is for another chip (chip id %d), not the ESP32" % (name, im.chip_id))
@@ -178,7 +178,7 @@ def verify(bundle_dir, pubkey_path, log=print):
     ml = len(otamanifest.MAGIC)
     try:
         pub.verify(env[ml:ml + 384], env[:ml] + env[ml + 384:], PSS, hashes.SHA256())
-    except Exception:
+    except Exception:  # noqa: BLE001 - whatever stops the check, the bundle is refused
         raise BundleError("signature does not verify with %s" % pubkey_path)
     try:
         m = otamanifest.open_signed(env, pub.public_numbers().n)

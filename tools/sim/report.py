@@ -163,9 +163,11 @@ def plot(path, dev, rows, starts, spec, peaks, title, fifo=None):
     q.plot(tt, [r.get("spo2_q") for r in vit], ".-", color="tab:blue", lw=0.8, label="SpO2 quality (% pulses passed)")
     q.plot(tt, [r.get("quality") for r in vit], ":", color="tab:green", lw=0.8, label="pulse SQI")
     for key, color, name in (("vf", "red", "VF"), ("af", "purple", "AF"), ("asystole", "black", "asystole")):
+        label = name  # one legend entry per kind that occurred
         for t, r in zip(tt, vit):
             if r.get(key):
-                q.axvspan(t - 5, t, color=color, alpha=0.15, lw=0)
+                q.axvspan(t - 5, t, color=color, alpha=0.15, lw=0, label=label)
+                label = None
     q.set_ylim(-5, 105)
     q.set_ylabel("quality (0-100)")
     q.set_title("Quality the node sent with each frame (shaded: VF red, AF purple, asystole black)")
