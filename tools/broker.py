@@ -39,8 +39,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 def _frame_max():
-    from tools import hostshims
-    hostshims.install()
+    from tools import devicecode
+    devicecode.install()
     from firmware import frames
     return frames.HEAD_LEN + frames.MAX_PAYLOAD + frames.TAG_LEN
 

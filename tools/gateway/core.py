@@ -44,9 +44,9 @@ import os
 import threading
 import time
 
-from tools import hostshims
+from tools import devicecode
 
-hostshims.install()
+devicecode.install()
 from firmware import framedec, frames  # noqa: E402  (device code, on CPython)
 from tools.provision.registry import Registry, RegistryError  # noqa: E402
 

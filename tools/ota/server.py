@@ -21,7 +21,7 @@ def binding_tag(registry_path, device_id, envelope):
 
     from tools.provision.registry import Registry, RegistryError
     from tools.ota.bundle import _device
-    _, otamanifest = _device()
+    otamanifest = _device()
     digest = otamanifest.signed_digest(envelope)
     from firmware.sjson import JsonError, loads
     try:  # the server's own bundle: its signed part names the devices it is for
