@@ -1,7 +1,9 @@
 # VitalNode - two commands on a fresh Linux machine: `make sim`, `make test`.
 # Everything they need is installed by the rules below: Debian packages (when
-# missing), a local .venv from requirements.txt, npm packages from
-# tools/package-lock.json (tools/node_modules; the root package.json is mip's).
+# missing), a local .venv from requirements/dev.txt (pinned by hash), npm
+# packages from tools/package-lock.json (tools/node_modules; the root
+# package.json is mip's). The ward, provisioning, flashing and OTA targets
+# install only what they run on (deps-run: requirements/run.txt, no node/npm).
 
 SHELL := /bin/bash
 PY    := .venv/bin/python
@@ -14,6 +16,8 @@ APT_NEEDS := python3:python3 node:nodejs npm:npm timeout:coreutils mosquitto:mos
              make:make gcc:gcc /usr/lib32/crt1.o:gcc-multilib \
              pg_ctlcluster:postgresql setpriv:util-linux \
              chromium:chromium chromedriver:chromium-driver
+# what the run-time targets need: Python and, for `make ward`, mosquitto
+APT_RUN := python3:python3 mosquitto:mosquitto
 VM    ?= unix
 T     ?=
 RUNTIME ?= micropython
@@ -24,7 +28,7 @@ PROVISION_OPTS = $(if $(CONFIG),--config $(CONFIG)) $(if $(ROTATE),--rotate) \
                  $(if $(REINSTATE),--reinstate) $(if $(LOCKDOWN),--lockdown)
 REGISTRY_OPT = $(if $(REGISTRY),--registry $(REGISTRY))
 
-.PHONY: help apt deps micropython test test-compile test-cpython test-unix test-frozen vmtest sim emu bench \
+.PHONY: help apt apt-run deps deps-run requirements micropython test test-compile test-cpython test-unix test-frozen vmtest sim emu bench \
         deploy provision verify revoke registry need-port clean ota-key ota-bundle ota-verify ota-serve \
         ota-push campaign flash ward ward-user need-user ward-bench site loadtest soak export
 
@@ -37,7 +41,8 @@ help:
 	@echo "                    -> build/sim/summary.json, PNG, FHIR"
 	@echo "make test           all four test layers: compile, then cpython (4 xdist workers;"
 	@echo "                    VITALNODE_TEST_WORKERS=n) beside unix and frozen; 4-5 min"
-	@echo "make test-compile | test-cpython | test-unix | test-frozen   one layer"
+	@echo "make test-compile | test-cpython | test-unix | test-frozen   one layer (compile: mpy-cross,"
+	@echo "                    the ESP32 import rules, ruff over the tree, pyright over the device code)"
 	@echo "make vmtest T=host_tests/device/test_x.py [VM=unix|frozen|all|wasm|unix64]  one file on a VM"
 	@echo "make micropython    build the chip's MicroPython 1.27.0 (32-bit unix port, plain and frozen)"
 	@echo "make bench          benchmarks on the VMs -> build/bench/results.json"
@@ -77,27 +82,64 @@ help:
 	@echo "                    at u; the whole download ends within DEADLINE seconds"
 	@echo "make loadtest [NODES=2000 LOADTEST_S=60]  simulated nodes over TLS MQTT, gateway workers"
 	@echo "                    on SQLite and PostgreSQL -> build/loadtest/summary.json"
+	@echo "make requirements   after editing requirements/*.in: pin and hash run.txt and dev.txt again"
 	@echo "make clean          remove build/ (keeps .venv, tools/node_modules, .cache)"
 
-deps: apt .venv/.installed tools/node_modules/.installed lib/umqtt/.pinned micropython
+deps: apt .venv/.installed tools/node_modules/.installed lib/umqtt/.pinned .cache/mpstubs/.installed micropython
+
+# MicroPython 1.27's ESP32 type stubs for pyright (pinned by hash), kept off
+# CPython's path: make test's compile layer types the device code with them
+.cache/mpstubs/.installed: requirements/mpstubs.txt .venv/.installed
+	@rm -rf .cache/mpstubs
+	@set -o pipefail; .venv/bin/pip install -q --disable-pip-version-check --no-deps --require-hashes \
+	    --target .cache/mpstubs -r requirements/mpstubs.txt 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	@touch $@
 
 # the chip's MicroPython for this host (tools/mpbuild.py; cached in .cache,
 # rebuilt only when an input changes)
 micropython: apt .venv/.installed lib/umqtt/.pinned
 	@$(PY) -m tools.mpbuild all >/dev/null
 
+# the run-time targets (ward, gateway, provisioning, flashing, OTA): their
+# Python packages only, no node/npm, no MicroPython build
+deps-run: apt-run .venv/.run-installed lib/umqtt/.pinned
+
 # device libraries fetched from PyPI, pinned by sha256 (tools/deps.py)
-lib/umqtt/.pinned: tools/deps.py .venv/.installed
+lib/umqtt/.pinned: tools/deps.py .venv/.run-installed
 	@$(PY) -m tools.deps
 
 apt:
 	@tools/ensure-apt.sh $(APT_NEEDS)
 
-.venv/.installed: requirements.txt
+apt-run:
+	@tools/ensure-apt.sh $(APT_RUN)
+
+# requirements/run.txt: what the run-time targets import; dev.txt: that and
+# what tests, benchmarks, the simulator and lint need. Both are compiled from
+# their .in files (the direct dependencies) with every package pinned by
+# hash, and installed with --require-hashes.
+PIP_INSTALL = set -o pipefail; .venv/bin/pip install -q --disable-pip-version-check --require-hashes
+PIP_QUIET = 2>&1 | { grep -v "is ignored: it is neither" || true; }
+
+.venv/.run-installed: requirements/run.txt
 	@test -x .venv/bin/python || python3 -m venv .venv
-	@echo "installing pinned host tools into .venv"
-	@set -o pipefail; .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	@echo "installing the pinned run-time packages into .venv"
+	@$(PIP_INSTALL) -r requirements/run.txt $(PIP_QUIET)
 	@touch $@
+
+.venv/.installed: requirements/dev.txt .venv/.run-installed
+	@echo "installing the pinned development packages into .venv"
+	@$(PIP_INSTALL) -r requirements/dev.txt $(PIP_QUIET)
+	@touch $@
+
+# after editing requirements/*.in: pin and hash again (pip-tools in a venv of
+# its own under .cache; versions already pinned stay unless the .in asks)
+PIP_TOOLS = .cache/piptools/bin/pip-compile -q --generate-hashes --strip-extras --no-header \
+            --no-emit-index-url --no-emit-find-links
+requirements:
+	@test -x .cache/piptools/bin/pip-compile || { python3 -m venv .cache/piptools && \
+	    .cache/piptools/bin/pip install -q --disable-pip-version-check pip-tools==7.7.0; }
+	@cd requirements && ../$(PIP_TOOLS) -o run.txt run.in && ../$(PIP_TOOLS) -o dev.txt dev.in
 
 tools/node_modules/.installed: tools/package.json tools/package-lock.json
 	@npm ci --prefix tools --no-audit --no-fund --loglevel=error
@@ -107,7 +149,7 @@ test: deps
 	@$(PY) -m tools.testall
 
 test-compile: deps
-	@$(PY) -m tools.compile_check
+	@$(PY) -m tools.compile_check --lint
 
 test-cpython: deps
 	@$(PY) -m pytest -q -n $(or $(VITALNODE_TEST_WORKERS),4) --dist loadfile host_tests
@@ -143,37 +185,37 @@ emu: deps
 need-port:
 	@test -n "$(PORT)" || { echo "set PORT: the node's serial port, e.g. PORT=/dev/ttyUSB0"; exit 2; }
 
-flash: deps
+flash: deps-run
 	@test -n "$(FIRMWARE)" || { echo "set FIRMWARE: the MicroPython .bin from https://micropython.org/download/ESP32_GENERIC/"; exit 2; }
 	@$(PY) -m tools.flash --firmware $(FIRMWARE) $(if $(PORT),--port $(PORT)) \
 	    $(if $(filter 0,$(ERASE)),--no-erase) $(if $(CHECK),--check) $(if $(BAUD),--baud $(BAUD))
 
-deploy: deps need-port
+deploy: deps-run need-port
 	@$(PY) -m tools.deploy --port $(PORT) $(if $(FROZEN),--frozen)
 
-provision: deps need-port
+provision: deps-run need-port
 	@$(PY) -m tools.provision $(REGISTRY_OPT) provision --port $(PORT) $(PROVISION_OPTS)
 
-verify: deps need-port
+verify: deps-run need-port
 	@$(PY) -m tools.provision $(REGISTRY_OPT) verify --port $(PORT)
 
-revoke: deps
+revoke: deps-run
 	@test -n "$(DEVICE)" || { echo "set DEVICE: the device id to revoke"; exit 2; }
 	@$(PY) -m tools.provision $(REGISTRY_OPT) revoke $(DEVICE) --reason "$(REASON)"
 
-registry: deps
+registry: deps-run
 	@$(PY) -m tools.provision $(REGISTRY_OPT) list
 
-site: deps
+site: deps-run
 	@test -n "$(OUT)" -a -n "$(SSID)" -a -n "$(BROKER)" || { echo "set OUT, SSID and BROKER (WIFI_PASSWORD for WPA2)"; exit 2; }
 	@$(PY) -m tools.provision $(REGISTRY_OPT) site --out $(OUT) --ssid "$(SSID)" --wifi-password "$(WIFI_PASSWORD)" --broker $(BROKER) $(if $(FORCE),--force)
 
-ward: deps
+ward: deps-run
 	@$(PY) -m tools.ward $(if $(CONFIG),--site $(CONFIG)) $(REGISTRY_OPT) $(if $(LISTEN),--listen $(LISTEN)) \
 	    $(if $(APP_PORT),--app-port $(APP_PORT)) $(if $(ESCALATE),--escalate-after $(ESCALATE)) \
 	    $(if $(NOTIFY),--notify-url $(NOTIFY)) $(QUIET_CTRL_C)
 
-export: deps
+export: deps-run
 	@test -n "$(OUT)$(FHIR_URL)" || { echo "set OUT=bundle.json (or FHIR_URL=https://ehr/fhir); DB= the store (default build/ward/gateway.sqlite)" >&2; exit 2; }
 	@$(PY) -m tools.gateway export --db "$(or $(DB),build/ward/gateway.sqlite)" $(if $(OUT),--out "$(OUT)") \
 	    $(if $(FHIR_URL),--fhir-url "$(FHIR_URL)") $(if $(PATIENT),--patient "$(PATIENT)") $(if $(FORCE),--force)
@@ -181,7 +223,7 @@ export: deps
 need-user:
 	@test -n "$(NAME)" -a -n "$(ROLE)" || { echo "set NAME and ROLE (clinician|technician|admin|auditor; clinicians: WARDS=W3,W5)" >&2; exit 2; }
 
-ward-user: need-user deps
+ward-user: need-user deps-run
 	@$(PY) -m tools.wardapp user add --name "$(NAME)" --role "$(ROLE)" $(if $(WARDS),--ward "$(WARDS)") $(if $(DB),--db $(DB))
 
 BUNDLE ?= build/ota/bundle
@@ -191,20 +233,20 @@ OTA_BUILD_OPTS = $(if $(KEY),--key $(KEY)) $(if $(VERSION),--version $(VERSION))
                  $(if $(DAYS),--days $(DAYS)) $(if $(BOUND),--bound) \
                  $(foreach d,$(DEVICES),--device $(d))
 
-ota-key: deps
+ota-key: deps-run
 	@test -n "$(OUT)" || { echo "set OUT: the folder for ota_private.pem / ota_public.pem"; exit 2; }
 	@$(PY) -m tools.ota keygen --out $(OUT)
 
-ota-bundle: deps
+ota-bundle: deps-run
 	@$(PY) -m tools.ota build --out $(BUNDLE) $(OTA_BUILD_OPTS)
 
-ota-verify: deps
+ota-verify: deps-run
 	@$(PY) -m tools.ota verify $(BUNDLE) $(if $(PUBKEY),--pubkey $(PUBKEY))
 
-ota-serve: deps
+ota-serve: deps-run
 	@$(PY) -m tools.ota serve $(BUNDLE) --port $(HTTP_PORT) $(REGISTRY_OPT)
 
-ota-push: deps need-port
+ota-push: deps-run need-port
 	@test -n "$(URL)" || { echo "set URL: the update server as the node reaches it"; exit 2; }
 	@$(PY) -m tools.ota push --port $(PORT) --url $(URL) $(if $(DEADLINE),--deadline $(DEADLINE))
 

@@ -98,7 +98,9 @@ def part_index(part):
 def running_part():
     """Index of the app partition the MicroPython image runs from."""
     import esp32
-    return part_index(esp32.Partition(esp32.Partition.RUNNING))
+    # the 1.27 stubs type Partition's id as a label (str); the int constants
+    # BOOT and RUNNING are the documented other form
+    return part_index(esp32.Partition(esp32.Partition.RUNNING))  # pyright: ignore[reportArgumentType]
 
 
 def choose(nvs=None, part=None):

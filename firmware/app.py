@@ -143,6 +143,7 @@ def _monitor(wdt, cfg, link, trial, smp, det, pump):
     t0 = time.ticks_ms()
     _running = (link, pump)
     tm = link.tm if link is not None else None
+    wlan = link.wlan if link is not None else None
     seen_alerts = 0
     next_beat = HEARTBEAT_S
     next_vitals = VITALS_S
@@ -169,7 +170,7 @@ def _monitor(wdt, cfg, link, trial, smp, det, pump):
                 tm.vitals(det)
         if tm is not None and up >= next_status:
             next_status += STATUS_S
-            tm.status(up, gc.mem_free(), machine.reset_cause(), _rssi(link.wlan),
+            tm.status(up, gc.mem_free(), machine.reset_cause(), _rssi(wlan),
                       smp.lost + smp.lost_estimated if smp is not None else 0)
         if up >= next_beat:
             next_beat += HEARTBEAT_S

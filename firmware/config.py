@@ -46,28 +46,30 @@ class ConfigError(Exception):
     pass
 
 
-def _fail(field, why):
-    raise ConfigError("config: %s: %s" % (field, why))
+def _bad(field, why):
+    """The ConfigError for `field`; the caller raises it (so a reader, and
+    the type checker, see that the path ends there)."""
+    return ConfigError("config: %s: %s" % (field, why))
 
 
 def _obj(d, field, keys):
     if not isinstance(d, dict):
-        _fail(field, "must be an object")
+        raise _bad(field, "must be an object")
     for k in d:
         if k not in keys:
-            _fail(field, "unknown field %r" % (k,))
+            raise _bad(field, "unknown field %r" % (k,))
     for k in keys:
         if k not in d:
-            _fail(field + "." + k, "missing")
+            raise _bad(field + "." + k, "missing")
     return d
 
 
 def _text(v, field, lo, hi):
     if not isinstance(v, str):
-        _fail(field, "must be a string")
+        raise _bad(field, "must be a string")
     n = len(v.encode())
     if not lo <= n <= hi:
-        _fail(field, "must be %d-%d bytes long, got %d" % (lo, hi, n))
+        raise _bad(field, "must be %d-%d bytes long, got %d" % (lo, hi, n))
     return v
 
 
@@ -82,11 +84,11 @@ def check_device_id(did, field="device_id"):
     upper-case twin can pass (the host's provisioning, registry and broker
     use this check too)."""
     if not isinstance(did, str) or len(did) != ID_LEN:
-        _fail(field, "must be the chip's MAC as %d lower-case hex digits, got %r" % (ID_LEN, did))
+        raise _bad(field, "must be the chip's MAC as %d lower-case hex digits, got %r" % (ID_LEN, did))
     for c in did:
         if c not in _HEX:
-            _fail(field, "must be the chip's MAC as %d lower-case hex digits, got %r"
-                  % (ID_LEN, did))
+            raise _bad(field, "must be the chip's MAC as %d lower-case hex digits, got %r"
+                        % (ID_LEN, did))
     return did
 
 
@@ -95,7 +97,7 @@ def _wifi(w):
     _text(w["ssid"], "wifi.ssid", 1, 32)
     pw = _text(w["password"], "wifi.password", 0, 63)
     if 0 < len(pw) < 8:
-        _fail("wifi.password", "must be empty (open network) or 8-63 characters (WPA2)")
+        raise _bad("wifi.password", "must be empty (open network) or 8-63 characters (WPA2)")
 
 
 def _ipv4(v):
@@ -108,17 +110,17 @@ def _broker(b):
         b = dict(b)
         addr = b.pop("addr")
         if not isinstance(addr, str) or not _ipv4(addr):
-            _fail("broker.addr", "must be an IPv4 address such as 10.0.0.5")
+            raise _bad("broker.addr", "must be an IPv4 address such as 10.0.0.5")
     _obj(b, "broker", ("host", "port"))
     host = _text(b["host"], "broker.host", 1, 253)
     for c in host:
         if c not in _HOST_CHARS:
-            _fail("broker.host", "%r is not a host name or IPv4 address" % (host,))
+            raise _bad("broker.host", "%r is not a host name or IPv4 address" % (host,))
     if host[0] in ".-" or host[-1] in ".-" or ".." in host:
-        _fail("broker.host", "%r is not a host name or IPv4 address" % (host,))
+        raise _bad("broker.host", "%r is not a host name or IPv4 address" % (host,))
     p = b["port"]
     if not isinstance(p, int) or isinstance(p, bool) or not 0 < p < 65536:
-        _fail("broker.port", "must be an integer 1-65535")
+        raise _bad("broker.port", "must be an integer 1-65535")
 
 
 def pem_der(pem, field="ca_cert"):
@@ -129,14 +131,14 @@ def pem_der(pem, field="ca_cert"):
     a = pem.find(head)
     b = pem.find(tail)
     if a < 0 or b < a or pem.find(head, a + 1) >= 0:
-        _fail(field, "must be one PEM certificate (BEGIN/END CERTIFICATE)")
+        raise _bad(field, "must be one PEM certificate (BEGIN/END CERTIFICATE)")
     try:
         der = binascii.a2b_base64(pem[a + len(head):b].replace("\n", "").replace("\r", "")
                                   .encode())
-    except Exception:  # ValueError on the chip; binascii.Error where it is pure Python
-        _fail(field, "certificate body is not base64")
+    except ValueError:  # on the chip; CPython's binascii.Error is a ValueError
+        raise _bad(field, "certificate body is not base64")
     if len(der) < 64 or der[0] != 0x30:
-        _fail(field, "certificate body is not DER")
+        raise _bad(field, "certificate body is not DER")
     return der
 
 
@@ -144,41 +146,41 @@ def _ota_key(k):
     _obj(k, "ota_pubkey", ("n", "e"))
     n = k["n"]
     if not isinstance(n, str) or len(n) != 768:
-        _fail("ota_pubkey.n", "must be the RSA-3072 modulus as 768 hex digits")
+        raise _bad("ota_pubkey.n", "must be the RSA-3072 modulus as 768 hex digits")
     try:
         top = int(n[:2], 16)
         low = int(n[-2:], 16)
         binascii.unhexlify(n)
     except ValueError:
-        _fail("ota_pubkey.n", "must be hex digits")
+        raise _bad("ota_pubkey.n", "must be hex digits")
     if top < 0x80 or not low & 1:
-        _fail("ota_pubkey.n", "is not a 3072-bit RSA modulus")
+        raise _bad("ota_pubkey.n", "is not a 3072-bit RSA modulus")
     if k["e"] != 65537:
-        _fail("ota_pubkey.e", "must be 65537")
+        raise _bad("ota_pubkey.e", "must be 65537")
 
 
 def validate(cfg, device_id=None):
     """Checked copy of `cfg` with optional fields filled in."""
     if not isinstance(cfg, dict):
-        _fail("(top)", "must be a JSON object")
+        raise _bad("(top)", "must be a JSON object")
     for k in cfg:
         if k not in _FIELDS:
-            _fail(k, "unknown field")
+            raise _bad(k, "unknown field")
     for k in _REQUIRED:
         if k not in cfg:
-            _fail(k, "missing")
+            raise _bad(k, "missing")
     if cfg["version"] != VERSION:
-        _fail("version", "must be %d (this firmware), got %r" % (VERSION, cfg["version"]))
+        raise _bad("version", "must be %d (this firmware), got %r" % (VERSION, cfg["version"]))
     did = check_device_id(cfg["device_id"])
     if device_id is not None and did != device_id:
-        _fail("device_id", "is %s but this node is %s (config of another node)" % (did, device_id))
+        raise _bad("device_id", "is %s but this node is %s (config of another node)" % (did, device_id))
     _wifi(cfg["wifi"])
     _broker(cfg["broker"])
     pem_der(cfg["ca_cert"])
     _ota_key(cfg["ota_pubkey"])
     out = dict(cfg)
     if not isinstance(cfg.get("alerts", {}), dict):
-        _fail("alerts", "must be an object")
+        raise _bad("alerts", "must be an object")
     import alertcfg  # lazily: only the boot path pays for it
     try:
         out["alerts"] = alertcfg.check(cfg.get("alerts"))
@@ -188,7 +190,7 @@ def validate(cfg, device_id=None):
         sys.modules.pop("alertcfg", None)  # the running node need not hold it
     mains = cfg.get("mains_hz", 50)
     if mains not in (50, 60) or isinstance(mains, bool):
-        _fail("mains_hz", "must be 50 or 60")
+        raise _bad("mains_hz", "must be 50 or 60")
     out["mains_hz"] = mains
     return out
 

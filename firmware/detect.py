@@ -119,27 +119,28 @@ class Detect:
             cur = head - ring.cap
         if head == cur:
             return
-        if self.qrs is not None:
-            q = self.qrs
+        q = self.qrs
+        rh = self.rhythm
+        if q is not None and rh is not None:  # (made together)
             n0 = q.n
-            self.rhythm.leads_on = not self.smp.lead_off
-            self.rhythm.feed(ring.buf, ring.mask, cur, head)
+            rh.feed(ring.buf, ring.mask, cur, head)
             if q.count != self.seen_qrs:
                 self.seen_qrs = q.count
                 # self.ms is the time of sample n0 (the clock moves below)
                 dt = ((q.beat(q.count - 1) - n0) * 1000) // self.rate
                 self.last_beat_ms = (self.ms + dt) & _MS_MASK
-        if self.pulse is not None:
+        p = self.pulse
+        if p is not None:
             a = cur
             while a < head:  # slices fit the decimated rings
                 b = a + self.slice if head - a > self.slice else head
-                self._ppg(a, b)
+                self._ppg(p, a, b)
                 a = b
         self._clock(head - cur)
         self.cur = head
         self._outputs()
 
-    def _ppg(self, a, b):
+    def _ppg(self, p, a, b):
         dec = self.dec
         # whole decimation groups only; a partial group waits for the next call
         a0 = self.ppg_cur
@@ -160,7 +161,6 @@ class Detect:
             if red is not None:
                 self.red_d.push(self._mean(red, i))
             i += dec
-        p = self.pulse
         p.feed(ird.buf, ird.mask, d0, ird.head)
         ox = self.spo2
         if ox is not None:
@@ -222,7 +222,7 @@ class Detect:
         self.hr_valid = valid
         self.rhythm_state = state
         ox = self.spo2
-        if ox is not None:
+        if ox is not None and p is not None:  # (SpO2 comes with the pulse)
             self.spo2_x10 = ox.spo2_x10
             self.spo2_q = ox.q
             self.spo2_valid = (ox.spo2_x10 > 0 and not smp.finger_off and p.sqi >= _VALID_Q)

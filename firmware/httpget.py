@@ -122,7 +122,7 @@ class HttpSource:
                 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
                 ctx.verify_mode = ssl.CERT_REQUIRED
                 ctx.load_verify_locations(cadata=self.ca)
-                s = self._call(raw, lambda: ctx.wrap_socket(s, server_hostname=self.host))
+                s = self._call(raw, lambda t=raw: ctx.wrap_socket(t, server_hostname=self.host))
         except BaseException:
             s.close()
             raise

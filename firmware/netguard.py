@@ -210,12 +210,14 @@ def install(timeout_ms, net_socket=None, net_ssl=None):
                 __import__(name)
             except ImportError:
                 sys.modules[name] = mod
-    sys.modules["usocket"] = net
+    # objects standing in for modules, and umqtt's module-level socket
+    # replaced, on purpose: the type checker's module types do not fit
+    sys.modules["usocket"] = net  # pyright: ignore[reportArgumentType]
     tls = sys.modules.get("ussl")
     if not isinstance(tls, Tls) or tls._ssl is not net_ssl:
-        sys.modules["ussl"] = Tls(net_ssl)  # else keep it: its SSLContext is made already
+        sys.modules["ussl"] = Tls(net_ssl)  # pyright: ignore[reportArgumentType] - else keep it: its SSLContext is made already
     from umqtt import simple
-    simple.socket = net
+    simple.socket = net  # pyright: ignore[reportAttributeAccessIssue]
     return simple
 
 

@@ -152,7 +152,7 @@ def install(src, keystore, pubkey_n, hw=HW_MODEL, now_s=None, buf=None):
             try:  # after the commit: stage0 abandons a trial whose image did not switch
                 part.set_boot()  # the bootloader's own image check (ESP_ERR_OTA_VALIDATE_FAILED)
             except OSError as e:
-                stage0.commit({k: st[k] for k in changes})  # the state before, whole
+                stage0.commit({k: st[k] for k in changes})  # the state before, whole  # pyright: ignore[reportArgumentType]  (keys of stage0's record)
                 raise OtaError("image", "the bootloader refused the image (%s)" % e)
     except OtaError as e:
         seclog.record("ota-reject", reason=e.reason, detail=e.detail, version=version)
@@ -205,8 +205,9 @@ def _write_slot(src, m, root, env):
 
 def _write_image(src, img):
     import esp32
-    part = esp32.Partition(esp32.Partition.RUNNING).get_next_update()
-    if img["size"] > min(IMAGE_MAX, part.ioctl(4, 0) * 4096):
+    # the 1.27 stubs type Partition's id as str (RUNNING is an int) and ioctl() as Optional
+    part = esp32.Partition(esp32.Partition.RUNNING).get_next_update()  # pyright: ignore[reportArgumentType]
+    if img["size"] > min(IMAGE_MAX, part.ioctl(4, 0) * 4096):  # pyright: ignore[reportOperatorIssue]
         raise OtaError("size", "image larger than the app partition")
     block = bytearray(4096)
     at = [0, 0]  # bytes in block, block number

@@ -208,11 +208,11 @@ class Sampler:
                 self.lead_off = True
             elif self._clean_run >= self._win_len:
                 self.lead_off = False
-        if self._ir is not None and n:
-            self._window(n)
-
-    def _window(self, n):
         ir = self._ir
+        if ir is not None and n:
+            self._window(ir, n)
+
+    def _window(self, ir, n):
         red = self._red
         si = sr = 0
         for k in range(n):

@@ -38,7 +38,8 @@ class JsonError(ValueError):
 
 
 def _err(why, i):
-    raise JsonError("json: %s at offset %d" % (why, i))
+    """The JsonError for offset `i`; the caller raises it."""
+    return JsonError("json: %s at offset %d" % (why, i))
 
 
 def loads(text):
@@ -53,7 +54,7 @@ def loads(text):
     v, i = _value(b, 0, MAX_DEPTH)
     i = _ws(b, i)
     if i != len(b):
-        _err("text after the value", i)
+        raise _err("text after the value", i)
     return v
 
 
@@ -69,17 +70,17 @@ def _text(b, i, j):
     try:
         return str(b[i:j], "utf-8")
     except UnicodeError:
-        _err("not UTF-8 text", i)
+        raise _err("not UTF-8 text", i)
 
 
 def _value(b, i, depth):
     i = _ws(b, i)
     if i >= len(b):
-        _err("unexpected end", i)
+        raise _err("unexpected end", i)
     c = b[i]
     if c == 0x7B or c == 0x5B:  # { [
         if depth <= 0:
-            _err("nested deeper than %d" % MAX_DEPTH, i)
+            raise _err("nested deeper than %d" % MAX_DEPTH, i)
         return (_object if c == 0x7B else _array)(b, i + 1, depth - 1)
     if c == _QUOTE:
         return _string(b, i + 1)
@@ -88,7 +89,7 @@ def _value(b, i, depth):
     for word, val in ((b"true", True), (b"false", False), (b"null", None)):
         if bytes(b[i:i + len(word)]) == word:
             return val, i + len(word)
-    _err(("unexpected %r" % chr(c)) if c < 0x80 else "unexpected byte 0x%02x" % c, i)
+    raise _err(("unexpected %r" % chr(c)) if c < 0x80 else "unexpected byte 0x%02x" % c, i)
 
 
 def _object(b, i, depth):
@@ -99,14 +100,14 @@ def _object(b, i, depth):
     while True:
         i = _ws(b, i)
         if i >= len(b) or b[i] != _QUOTE:
-            _err("expected a key", i)
+            raise _err("expected a key", i)
         at = i
         k, i = _string(b, i + 1)
         if k in d:
-            _err("duplicate key %r" % k, at)
+            raise _err("duplicate key %r" % k, at)
         i = _ws(b, i)
         if i >= len(b) or b[i] != 0x3A:  # :
-            _err("expected ':'", i)
+            raise _err("expected ':'", i)
         d[k], i = _value(b, i + 1, depth)
         i = _ws(b, i)
         if i < len(b) and b[i] == 0x2C:  # ,
@@ -114,7 +115,7 @@ def _object(b, i, depth):
         elif i < len(b) and b[i] == 0x7D:
             return d, i + 1
         else:
-            _err("expected ',' or '}'", i)
+            raise _err("expected ',' or '}'", i)
 
 
 def _array(b, i, depth):
@@ -131,7 +132,7 @@ def _array(b, i, depth):
         elif i < len(b) and b[i] == 0x5D:
             return a, i + 1
         else:
-            _err("expected ',' or ']'", i)
+            raise _err("expected ',' or ']'", i)
 
 
 def _string(b, i):
@@ -140,7 +141,7 @@ def _string(b, i):
     j = i
     while True:
         if j >= n:
-            _err("unterminated string", i)
+            raise _err("unterminated string", i)
         c = b[j]
         if c == _QUOTE:
             parts.append(_text(b, i, j))
@@ -151,20 +152,20 @@ def _string(b, i):
             if e == 0x75:  # u
                 h = bytes(b[j + 2:j + 6])
                 if len(h) != 4 or not all(x in _HEXD for x in h):
-                    _err("bad \\u escape", j)
+                    raise _err("bad \\u escape", j)
                 cp = int(h, 16)
                 if 0xD800 <= cp <= 0xDFFF:
-                    _err("surrogate \\u escape", j)
+                    raise _err("surrogate \\u escape", j)
                 parts.append(chr(cp))
                 j += 6
             elif e in _ESC:
                 parts.append(_ESC[e])
                 j += 2
             else:
-                _err("bad escape", j)
+                raise _err("bad escape", j)
             i = j
         elif c < 0x20:
-            _err("control character in a string", j)
+            raise _err("control character in a string", j)
         else:
             j += 1
 
@@ -181,15 +182,15 @@ def _number(b, i):
     j = i + 1 if b[i] == 0x2D else i
     k = _digits(b, j)
     if k == j:
-        _err("a number needs ASCII digits", j)
+        raise _err("a number needs ASCII digits", j)
     if b[j] == 0x30 and k - j > 1:
-        _err("leading zero", j)
+        raise _err("leading zero", j)
     frac = False
     n = len(b)
     if k < n and b[k] == 0x2E:  # .
         m = _digits(b, k + 1)
         if m == k + 1:
-            _err("digits needed after '.'", k)
+            raise _err("digits needed after '.'", k)
         k, frac = m, True
     if k < n and b[k] in (0x65, 0x45):  # e E
         m = k + 1
@@ -197,19 +198,19 @@ def _number(b, i):
             m += 1
         e = _digits(b, m)
         if e == m:
-            _err("digits needed in the exponent", k)
+            raise _err("digits needed in the exponent", k)
         k, frac = e, True
     if k - i > _NUM_MAX:
-        _err("number of %d characters" % (k - i), i)
+        raise _err("number of %d characters" % (k - i), i)
     tok = _text(b, i, k)
     if frac:
         v = float(tok)
         if v - v != 0:  # inf or nan
-            _err("number %s is not finite" % tok, i)
+            raise _err("number %s is not finite" % tok, i)
         return v, k
     if len(tok) > 11:
-        _err("integer %s out of range" % tok[:20], i)
+        raise _err("integer %s out of range" % tok[:20], i)
     v = int(tok)
     if not -INT_MAX - 1 <= v <= INT_MAX:
-        _err("integer %s out of range" % tok, i)
+        raise _err("integer %s out of range" % tok, i)
     return v, k

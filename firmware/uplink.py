@@ -124,8 +124,10 @@ class Uplink:
             return True
         if not self._wifi_started:
             try:
+                wifi = self._wifi
+                assert wifi is not None  # given with wlan (-O3 drops asserts on the node)
                 w.active(True)
-                w.connect(self._wifi["ssid"], self._wifi["password"])
+                w.connect(wifi["ssid"], wifi["password"])
                 self._wifi_started = True
             except OSError as e:
                 self._fail("wifi: %r" % (e,), now)
@@ -141,7 +143,8 @@ class Uplink:
         from firmware import netguard
         simple = netguard.install(self.timeout_ms, self._net[0], self._net[1])
         dev = self.device_id.encode()
-        c = simple.MQTTClient(dev, self.addr, self.port, user=dev, password=self._password.encode(), keepalive=KEEPALIVE_S, ssl=True,
+        c = simple.MQTTClient(dev, self.addr, self.port, user=dev, password=self._password.encode(),
+                              keepalive=KEEPALIVE_S, ssl=True,
                               ssl_params={"cadata": self._ca, "server_hostname": self.host})
         c.set_last_will(self.t_state, b"offline", retain=True, qos=1)
         c.set_callback(self._on_msg)
@@ -217,12 +220,14 @@ class Uplink:
             if since is not None and time.ticks_diff(now, since) > self._ack_wait:
                 box.resend(now, self._ack_wait)  # only those waiting that long
                 self._ack_wait = min(self._ack_wait * 2, ACK_WAIT_MAX_MS)
+        c = self._c
+        assert c is not None  # connected above (-O3 drops asserts on the node)
         try:
             for _ in range(BURST):
                 name = box.oldest()
                 if name is None:
                     break
-                self._c.publish(self.t_tm, box.read(name), qos=1)
+                c.publish(self.t_tm, box.read(name), qos=1)
                 if name > self._newest:
                     self._newest = name
                     self._probe_ms = now
@@ -238,11 +243,11 @@ class Uplink:
                 self._last_tx = now
             for _ in range(ACK_READS):  # umqtt.simple says None for "nothing" and "one message"
                 n = self.received
-                self._c.check_msg()
+                c.check_msg()
                 if self.received == n:
                     break
             if time.ticks_diff(now, self._last_tx) > KEEPALIVE_S * 500:
-                self._c.ping()
+                c.ping()
                 self._last_tx = now
         except Exception as e:  # noqa: BLE001 - the connection is gone either way
             self.close()

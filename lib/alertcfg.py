@@ -38,7 +38,9 @@ def check(thresholds):
         v = thresholds[k]
         lo = _LIMITS[i + 1]
         hi = _LIMITS[i + 2]
-        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        # _LIMITS is one flat tuple (name, lo, hi, ...) to keep the node's heap
+        # small: its element type mixes str and int, lo and hi are the ints
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:  # pyright: ignore[reportOperatorIssue]
             raise ValueError("alerts: %s must be an integer %d..%d, got %r" % (k, lo, hi, v))
         t[k] = v
     if t["hr_low"] + t["hr_hyst"] >= t["hr_high"] - t["hr_hyst"]:

@@ -16,8 +16,9 @@ service's place, and set_devices() replaces device logins only.
 ACL (README "Telemetry"), written per login by name: a node may publish only
 vn/<its id>/tm and vn/<its id>/state and read only vn/<its id>/cmd and
 vn/<its id>/ack; the gateway may only read vn/+/tm and vn/+/state and
-write vn/+/ack; the operator may only write vn/+/cmd. Anonymous clients are refused; a packet over MAX_PACKET bytes (the largest
-frame's PUBLISH) disconnects its client. Persistence is on and saved after
+write vn/+/ack; the operator may only write vn/+/cmd. Anonymous clients
+are refused; a packet over MAX_PACKET bytes (the largest frame's PUBLISH)
+disconnects its client. Persistence is on and saved after
 every change, so the gateway's queued messages survive a kill; what the
 broker acknowledged in the instant before a SIGKILL can still be lost
 (measured by `make campaign`).
@@ -38,8 +39,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 def _frame_max():
-    from tools import hostshims
-    hostshims.install()
+    from tools import devicecode
+    devicecode.install()
     from firmware import frames
     return frames.HEAD_LEN + frames.MAX_PAYLOAD + frames.TAG_LEN
 

@@ -10,17 +10,26 @@ through `mpy-cross -march=xtensawin`, plus static rules mpy-cross cannot see:
 - lib/ module names may not shadow a CPython standard module (lib/ sits on
   sys.path under pytest).
 
-    python -m tools.compile_check [--out build/mpy]
+With --lint (`make test`, `make test-compile`) two more checks follow, each
+counted as one: ruff over the whole tree (ruff.toml) and pyright over the
+device code, typed against MicroPython 1.27's ESP32 stubs
+(pyrightconfig.json); given files, both look at those files only. Both are
+development tools (ruff pinned with the Python requirements, pyright in
+tools/package.json), as are the stubs (requirements/mpstubs.txt): `make deploy`
+and the OTA tools compile without them.
+
+    python -m tools.compile_check [--out build/mpy] [--lint] [file ...]
 
 Prints `file:line: message` per problem and `compile: N passed, N failed`.
 """
 import argparse
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
 
-from tools.paths import BUILD, FIRMWARE, LIB, ROOT, device_files, venv_tool
+from tools.paths import BUILD, LIB, ROOT, device_files, venv_tool
 from tools.vm.esp32_modules import TIME_ATTRS, device_allowed
 
 
@@ -75,9 +84,50 @@ def rule_problems(path: Path, src: str, allowed):
     return out
 
 
+MPSTUBS = ROOT / ".cache" / "mpstubs"  # pyrightconfig.json's typeshedPath and stubPath
+PYRIGHT = ROOT / "tools" / "node_modules" / ".bin" / "pyright"
+
+
+def _rel(path):
+    p = Path(path).resolve()
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(path)
+
+
+def ruff_problems(files=()):
+    """`file:line: ruff CODE message` lines for the tree (or `files`)."""
+    r = subprocess.run([venv_tool("ruff"), "check", "--no-cache", "--output-format", "json",
+                        "--config", str(ROOT / "ruff.toml")] + ([str(f) for f in files] or ["."]),
+                       cwd=ROOT, capture_output=True, text=True)
+    try:
+        found = json.loads(r.stdout)
+    except ValueError:
+        return ["ruff: did not run (%s); `make deps` installs it"
+                % (r.stderr.strip().splitlines() or ["no output"])[-1]]
+    return ["%s:%d: ruff %s %s" % (_rel(d["filename"]), d["location"]["row"], d["code"], d["message"])
+            for d in found]
+
+
+def pyright_problems(files=()):
+    """`file:line: pyright message (rule)` lines for the device code (or
+    `files`), against the ESP32 stubs."""
+    if not PYRIGHT.exists() or not MPSTUBS.is_dir():
+        return ["pyright: %s is missing; `make deps` installs it"
+                % (_rel(PYRIGHT) if not PYRIGHT.exists() else _rel(MPSTUBS))]
+    r = subprocess.run([str(PYRIGHT), "--outputjson", "--project", str(ROOT / "pyrightconfig.json")]
+                       + [str(f) for f in files], cwd=ROOT, capture_output=True, text=True)
+    try:
+        found = json.loads(r.stdout)["generalDiagnostics"]
+    except (ValueError, KeyError):
+        return ["pyright: did not run (%s)" % (r.stderr or r.stdout).strip()[-300:]]
+    return ["%s:%d: pyright %s (%s)" % (_rel(d["file"]), d["range"]["start"]["line"] + 1,
+                                          d["message"].splitlines()[0], d.get("rule", d["severity"]))
+            for d in found if d["severity"] == "error"]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="mpy-cross + ESP32 rules over the device tree")
     ap.add_argument("--out", default=str(BUILD / "mpy"))
+    ap.add_argument("--lint", action="store_true", help="ruff and pyright too")
     ap.add_argument("files", nargs="*")
     a = ap.parse_args(argv)
     files = [Path(f).resolve() for f in a.files] or device_files()
@@ -122,6 +172,15 @@ def main(argv=None):
             failed += 1
         else:
             passed += 1
+    if a.lint:
+        for check in (ruff_problems, pyright_problems):
+            problems = check(a.files)
+            for line in problems:
+                print(line)
+            if problems:
+                failed += 1
+            else:
+                passed += 1
     print("compile: %d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 

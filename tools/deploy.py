@@ -101,7 +101,7 @@ def slot_tree(tree):
 def version_code():
     """firmware/version.py's VERSION as the OTA state stores it."""
     from tools.ota.bundle import _device, tree_version
-    return _device()[1].version_code(tree_version())
+    return _device().version_code(tree_version())
 
 
 def remote_hashes(board):

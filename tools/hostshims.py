@@ -22,6 +22,8 @@ def install():
         if p in sys.path:
             sys.path.remove(p)
         sys.path.insert(0, p)
+    if getattr(sys.modules.get("micropython"), "VITALNODE_MINIMAL", False):
+        del sys.modules["micropython"]  # tools/devicecode's const only: the shims' one from here on
     import vclock
     for name in vclock.MP_TIME_NAMES:
         setattr(time, name, getattr(vclock, name))

@@ -99,7 +99,7 @@ def id_injection(tmp, site):
         reg = tmp / ("idreg%d.sqlite" % i)
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             rc = prov.main(["--registry", str(reg), "provision", "--port", "/dev/null",
-                            "--config", str(site)], connect=lambda p, t: (board, info))
+                            "--config", str(site)], connect=lambda p, t, bi=(board, info): bi)
         with Registry(reg) as r:
             rows = len(r.devices())
         accepted += rc == 0 or board.touched > 0 or rows > 0
@@ -324,7 +324,7 @@ def broker_attacks(tmp, site, log):
         for size in (MAX_PACKET + 1, 16 * 1024 * 1024):
             c = _client(site_dir, "localhost", port, A, pw[A], "oversize-%d" % size)
             c.publish("vn/%s/tm" % A, b"\0" * size, qos=1)
-            _until(lambda: any(e[0] == "down" for e in c.events))
+            _until(lambda c=c: any(e[0] == "down" for e in c.events))
             c.disconnect()  # no reconnect; wakes the loop so it stops at once
             c.loop_stop()
         b_latency()  # anything the broker let through would be ahead of this

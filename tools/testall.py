@@ -1,13 +1,14 @@
 """`make test`: the four layers, each ending in `<layer>: N passed, N failed`.
 
-1. compile  - mpy-cross -march=xtensawin + ESP32 rules over the device tree
+1. compile  - mpy-cross -march=xtensawin + ESP32 rules over the device tree,
+              ruff over the tree, pyright over the device code (--lint)
 2. cpython  - pytest over host_tests/ (device tests with shims, host tests),
               on several pytest-xdist workers, a test file per worker
 3. unix     - device tests on MicroPython 1.27.0, 32-bit unix port (the
               chip's own version and object sizes), heap capped
 4. frozen   - the same on the build with the firmware frozen in by manifest.py
 
-compile runs first (a second); then the CPython layer and the two VM layers
+compile runs first (about 10 s); then the CPython layer and the two VM layers
 (unix, then frozen) run side by side: most of the CPython layer's time is
 spent waiting on brokers, emulated boards and subprocesses, so the VMs use
 the cores it leaves idle. Each layer's lines are printed as they come,
@@ -100,7 +101,7 @@ def main():
     console = _Console()
     results = {}
     workers = _workers()
-    _layer(console, "compile", [PY, "-m", "tools.compile_check"], results)
+    _layer(console, "compile", [PY, "-m", "tools.compile_check", "--lint"], results)
     lanes = [[("cpython", _cpython_cmd(workers))],
              [("unix", [PY, "-m", "tools.vmtest", "--vm", "unix"]),
               ("frozen", [PY, "-m", "tools.vmtest", "--vm", "frozen"])]]

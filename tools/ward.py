@@ -216,7 +216,7 @@ def main(argv=None):
             ward.stop()
         print("ward: interrupted while starting; stopped", file=sys.stderr)
         return 130
-    except Exception as e:  # WardError, BrokerError, OSError: all end the same way
+    except Exception as e:  # noqa: BLE001 - WardError, BrokerError, OSError: all end the same way
         if ward is not None:
             ward.stop()
         print("ward: error: %s" % e, file=sys.stderr)

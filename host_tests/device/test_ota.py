@@ -142,7 +142,7 @@ def test_install_stages_the_inactive_slot_and_confirm_advances_the_counter():
 def test_a_trial_that_never_confirms_is_reverted_after_max_tries():
     deployed()
     ota.install(fx.bundle(counter=9), None, fx.N, now_s=NOW)
-    for i in range(stage0.MAX_TRIES):
+    for _ in range(stage0.MAX_TRIES):
         simboard.board.reset(simboard.WDT_RESET)
         assert stage0.choose() == (1, True)
     simboard.board.reset(simboard.WDT_RESET)
@@ -379,7 +379,7 @@ def test_the_time_floor_moves_on_confirm_and_a_reverted_update_takes_it_back():
     created = NOW - 1000
     ota.install(fx.bundle(counter=2, created=created), None, fx.N, now_s=NOW)
     assert stage0.state()["floor"] == 0  # staged, on trial: the floor has not moved
-    for i in range(stage0.MAX_TRIES + 1):
+    for _ in range(stage0.MAX_TRIES + 1):
         simboard.board.reset(simboard.WDT_RESET)
         stage0.choose()
     otatrial.at_start()

@@ -168,7 +168,7 @@ def test_the_meter_holds_only_what_the_board_gave_it():
     # its storage is made with the board (the harness's heap): a run's worth of
     # state changes and LED settings leaves the retained heap where it was
     b = simboard.board
-    chip = simmax.attach(simmax.SimMAX86150(int_pin=simmax.INT))
+    simmax.attach(simmax.SimMAX86150(int_pin=simmax.INT))
     s = MAX86150(machine.I2C(0, scl=machine.Pin(22), sda=machine.Pin(21)))
     s.configure(sample_rate=200, ecg_rate=200)
     m = b.power

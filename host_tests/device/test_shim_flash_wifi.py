@@ -24,7 +24,7 @@ def test_files_roundtrip_and_listing():
     with fs.open("/q/t.txt", "w") as f:
         f.write("line1\nline2\n")
     with fs.open("/q/t.txt") as f:
-        assert [l for l in f] == ["line1\n", "line2\n"]
+        assert [ln for ln in f] == ["line1\n", "line2\n"]
     assert fs.listdir("/q") == ["a.bin", "t.txt"]
     assert fs.stat("/q/a.bin")[6] == 6
     assert raises(OSError, fs.open, "/q/nope", "rb").args[0] == 2

@@ -301,7 +301,10 @@ class _Keys:  # the keystore's two things Telemetry keeps
         return _KEY
 
 
-def _timed(replies=E2E_HELLO + _puback(4)):
+_TIMED_HELLO = E2E_HELLO + _puback(4)
+
+
+def _timed(replies=_TIMED_HELLO):
     """An uplink wired as firmware/start.py wires it: Telemetry checks the
     acknowledgements with the node's key and sets the clock from them."""
     import esp32

@@ -99,8 +99,8 @@ def test_tokens_scopes_and_compartments_decide_who_reads_what(ward):
         (jane, ("Device", "vn-" + DEV), True), (jane, ("Device", "vn-" + DEV2), False),
     ]
     for c, (rtype, arg), allowed in cases:
-        call = (lambda: c.get(rtype, arg)) if isinstance(arg, str) else \
-            (lambda: c.resources(rtype).search(**arg).fetch())
+        call = (lambda c=c, rtype=rtype, arg=arg: c.get(rtype, arg)) if isinstance(arg, str) else \
+            (lambda c=c, rtype=rtype, arg=arg: c.resources(rtype).search(**arg).fetch())
         if allowed:
             assert call() is not None
         else:

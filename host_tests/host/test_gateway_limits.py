@@ -167,7 +167,7 @@ def test_the_broker_drops_a_packet_larger_than_the_largest_frame(tmp_path):
         for size in (MAX_PACKET, 16 * 1024 * 1024):
             c = client(A, pkeys.broker_password(sub["broker"]))
             gone = []
-            c.on_disconnect = lambda cl, u, f, rc, p=None: gone.append(rc)
+            c.on_disconnect = lambda cl, u, f, rc, p=None, gone=gone: gone.append(rc)
             c.publish("vn/%s/tm" % A, b"\0" * size, qos=1)
             while not gone:  # the broker hangs up on the sender
                 assert time.monotonic() < deadline + 20, size

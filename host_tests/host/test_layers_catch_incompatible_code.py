@@ -20,9 +20,22 @@ BAD_MODULES = {
 }
 
 
-def _compile(path):
+# what only the lint half of the compile layer (--lint: ruff, pyright
+# against MicroPython 1.27's ESP32 stubs) finds; mpy-cross compiles both
+LINT_MODULES = {  # name: (source, line, what the finding says)
+    "undefined_name.py": ("def f():\n    return undefined_thing\n", 2, "ruff F821"),
+    # CPython's time has no sleep_ms: only the MicroPython stubs know its
+    # parameter, so this finding shows pyright reads them
+    "mp_types.py": ("import time\n\n\ndef f():\n    time.sleep_ms('5')\n", 5,
+                    'pyright Argument of type "Literal[\'5\']" cannot be assigned to parameter "ms"'),
+    "unbound.py": ("def f(x=None):\n    if x:\n        y = 1\n    return y\n", 4,
+                   'pyright "y" is possibly unbound'),
+}
+
+
+def _compile(path, *opts):
     return subprocess.run([sys.executable, "-m", "tools.compile_check", "--out",
-                           str(path.parent / "mpy"), str(path)],
+                           str(path.parent / "mpy"), *opts, str(path)],
                           cwd=ROOT, capture_output=True, text=True)
 
 
@@ -33,7 +46,7 @@ def test_compile_layer_rejects_with_file_and_line(tmp_path, name):
     f.write_text(src)
     r = _compile(f)
     assert r.returncode == 1, r.stdout
-    line = [l for l in r.stdout.splitlines() if l.startswith(name + ":")]
+    line = [ln for ln in r.stdout.splitlines() if ln.startswith(name + ":")]
     assert line and needle in line[0], r.stdout
     assert int(line[0].split(":")[1]) >= 1
     assert "compile: 0 passed, 1 failed" in r.stdout
@@ -46,6 +59,20 @@ def test_compile_layer_accepts_plain_micropython(tmp_path):
     r = _compile(f)
     assert r.returncode == 0 and "compile: 1 passed, 0 failed" in r.stdout
     assert (tmp_path / "mpy").exists()
+    r = _compile(f, "--lint")  # the file, ruff, pyright
+    assert r.returncode == 0 and "compile: 3 passed, 0 failed" in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("name", sorted(LINT_MODULES))
+def test_compile_layers_lint_rejects_with_file_and_line(tmp_path, name):
+    src, lineno, needle = LINT_MODULES[name]
+    f = tmp_path / name
+    f.write_text(src)
+    assert _compile(f).returncode == 0  # MicroPython compiles it
+    r = _compile(f, "--lint")
+    assert r.returncode == 1, r.stdout
+    assert "%s:%d: %s" % (f, lineno, needle) in r.stdout, r.stdout
+
 
 
 def test_vm_layers_fail_a_test_that_leans_on_a_cpython_only_module(tmp_path):

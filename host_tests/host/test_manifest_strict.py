@@ -17,7 +17,7 @@ def keys(tmp_path_factory):
 
 
 def _resign(out, key_path, body):
-    _, otamanifest = bundle._device()
+    otamanifest = bundle._device()
     key = bundle.load_private(key_path)
     sig = key.sign(otamanifest.MAGIC + body, bundle.PSS, hashes.SHA256())
     (out / "manifest.vnm").write_bytes(otamanifest.MAGIC + sig + body)
@@ -44,7 +44,7 @@ def test_ota_verify_refuses_ambiguous_manifests_as_the_node_does(tmp_path, keys)
 
 def test_reserved_names_cover_every_module_of_the_chips_firmware():
     from tools.vm import esp32_modules
-    _, otamanifest = bundle._device()
+    otamanifest = bundle._device()
     own = {"firmware"} | {p.stem for p in LIB.glob("*.py")} | {p.name for p in LIB.iterdir()
                                                                if p.is_dir()}
     chip = set(esp32_modules.builtin()) | set(esp32_modules.our_frozen())
@@ -63,7 +63,7 @@ def test_a_bound_bundle_names_its_devices_inside_the_signed_manifest(tmp_path, k
     app = {"firmware/app.py": b"print('v9')\n"}
     man = bundle.build(tmp_path / "b", keys[0], "9.0.0", 3, files=app, bound=True,
                        devices=["240ac4000abc"], log=lambda s: None)
-    _, otamanifest = bundle._device()
+    otamanifest = bundle._device()
     m = otamanifest.open_signed((tmp_path / "b" / "manifest.vnm").read_bytes(),
                                 bundle.load_public(keys[1]).public_numbers().n)
     assert man["devices"] == m.devices == ["240ac4000abc"]

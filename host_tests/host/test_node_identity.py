@@ -41,9 +41,9 @@ def _image(tmp_path, site, **cfg_changes):
 
 def test_an_unprovisioned_node_stays_safe_and_sends_nothing(capsys):
     s, b, lines = _run(None, 35, capsys)
-    safe = [l for l in lines if l.startswith("vitalnode: SAFE STATE (unprovisioned")]
+    safe = [ln for ln in lines if ln.startswith("vitalnode: SAFE STATE (unprovisioned")]
     assert len(safe) == 4  # at 0, 10, 20 and 30 s
-    assert not any(l.startswith("vitalnode: sensor") for l in lines)
+    assert not any(ln.startswith("vitalnode: sensor") for ln in lines)
     assert s["sensor_samples_produced"] == 0  # the chip was never started
     assert b.wlans == []  # no radio
     assert s["resets"] == [] and s["crashes"] == 0 and s["boots"] == 1  # no crash loop
@@ -52,7 +52,7 @@ def test_an_unprovisioned_node_stays_safe_and_sends_nothing(capsys):
 def test_a_bad_config_value_keeps_the_node_safe_and_names_the_field(tmp_path, site, capsys):
     image = _image(tmp_path, site, alerts={"hr_low": 5})
     s, b, lines = _run(image, 25, capsys)
-    safe = [l for l in lines if l.startswith("vitalnode: SAFE STATE (config: alerts: hr_low")]
+    safe = [ln for ln in lines if ln.startswith("vitalnode: SAFE STATE (config: alerts: hr_low")]
     assert len(safe) == 3, lines
     assert s["sensor_samples_produced"] == 0 and s["resets"] == [] and s["crashes"] == 0
 
@@ -61,7 +61,7 @@ def test_a_config_of_another_node_is_refused(tmp_path, site, capsys):
     image = _image(tmp_path, site, device_id="240ac4999999")
     _, _, lines = _run(image, 5, capsys)
     assert any("SAFE STATE (config: device_id: is 240ac4999999 but this node is 240ac4000001"
-               in l for l in lines), lines
+               in ln for ln in lines), lines
 
 
 def test_a_provisioned_node_uses_its_configured_alert_thresholds(tmp_path, site, capsys):
@@ -79,10 +79,10 @@ def test_nothing_a_running_node_prints_or_stores_contains_its_key(tmp_path, site
     image = _image(tmp_path, site)
     root = bytes.fromhex(image["root"])
     s, b, lines = _run(image, 30, capsys)
-    assert any(l.startswith("vitalnode: up 20 s") for l in lines)
+    assert any(ln.startswith("vitalnode: up 20 s") for ln in lines)
     # the console and the summary; the harness prints the simulated chip's NVS
     # (where the key is kept) only in the soak's one-boot runs, not here
-    assert not any(l.startswith("SIM-SNAPSHOT ") for l in lines)
+    assert not any(ln.startswith("SIM-SNAPSHOT ") for ln in lines)
     console = lines
     out = ("\n".join(console) + json.dumps(s)).encode()
     files = b"".join(b.fs.read_bytes(p) for p in _walk(b.fs, ""))
@@ -115,7 +115,7 @@ def test_a_trial_boot_is_confirmed_once_the_node_is_healthy(tmp_path, site, caps
     assert (ota["act"], ota["pend"], ota["ctr"], ota["ver"]) == (1, -1, 3, 7000)
     assert "vitalnode: update confirmed after the health check" in lines
     assert s["resets"] == []
-    events = [json.loads(l) for l in b.fs.read_bytes("security.log").decode().splitlines()]
+    events = [json.loads(ln) for ln in b.fs.read_bytes("security.log").decode().splitlines()]
     assert [e["ev"] for e in events] == ["ota-confirm"]
 
 
@@ -130,11 +130,10 @@ def test_a_trial_without_a_working_sensor_is_reverted_at_its_health_check(tmp_pa
     b = simboard.new_board()
     s = node.run(str(ROOT), app.HEALTH_S + 20, board=b, sensor=None,
                  image=_trial(_image(tmp_path, site)))
-    import stage0
     ota = stage0.state()
     assert (ota["act"], ota["pend"], ota["ctr"]) == (0, -1, 1)  # counter never advanced
     assert len(s["resets"]) == 1  # the abandonment's: no confirm deadline ran out
-    events = [json.loads(l) for l in b.fs.read_bytes("security.log").decode().splitlines()]
+    events = [json.loads(ln) for ln in b.fs.read_bytes("security.log").decode().splitlines()]
     assert [e["ev"] for e in events] == ["ota-abandon", "ota-revert"]
     assert events[0]["reason"] == "no sensor" and events[1]["version_code"] == 7000
     from firmware import otatrial

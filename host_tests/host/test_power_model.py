@@ -106,5 +106,5 @@ def test_sim_summary_keys_and_one_line():
 def test_docs_print_every_figure_of_the_table():
     from tools.paths import ROOT
     text = (ROOT / "docs" / "power.md").read_text()
-    for name, ma, source, assumption, note in table.rows():
+    for name, ma, _source, _assumption, _note in table.rows():
         assert "| %s |" % ma in text, name

@@ -32,7 +32,7 @@ def test_sim_runs_the_firmware_end_to_end_and_writes_the_summary(sim, tmp_path, 
     assert r.returncode == 0, r.stdout + r.stderr
     lines = r.stdout.splitlines()
     assert "vitalnode boot: reset cause power-on" in lines
-    beats = [l for l in lines if l.startswith("vitalnode: up ")]
+    beats = [ln for ln in lines if ln.startswith("vitalnode: up ")]
     assert len(beats) == 3  # at 10, 20, 30 s
     assert "vitalnode: sensor MAX86150" in lines
     n = int(beats[-1].split("samples ")[1].split(",")[0])
@@ -63,7 +63,7 @@ def test_sim_runs_the_firmware_end_to_end_and_writes_the_summary(sim, tmp_path, 
     assert sum(v for k, v in p["states_ms"].items() if k.startswith("wifi_")) == pytest.approx(35000)
     assert s["avg_current_ma"] > 44.0  # at least the CPU rail at 160 MHz (docs/power.md)
     assert s["battery_hours"] == pytest.approx(500 / s["avg_current_ma"], abs=0.01)
-    assert any(l.startswith("  power: ") for l in lines)
+    assert any(ln.startswith("  power: ") for ln in lines)
     assert (ROOT / s["png"]).stat().st_size > 10000
     assert Path(s["png"]).parent == (tmp_path / "sim").resolve()  # nothing of the run in build/
     bundle = json.loads((ROOT / s["fhir_bundle"]).read_text())
@@ -90,7 +90,7 @@ def test_sim_runs_the_firmware_end_to_end_and_writes_the_summary(sim, tmp_path, 
 def test_sim_fault_scenario_loses_nothing(sim):
     r, s = sim("--duration", "120", "--faults", "broker,wifi,finger")
     assert r.returncode == 0, r.stdout + r.stderr
-    events = [l for l in r.stdout.splitlines() if " fault " in l]
+    events = [ln for ln in r.stdout.splitlines() if " fault " in ln]
     assert len(events) == 6  # start and end of each
     assert "vitalnode: alert finger_off raised" in r.stdout
     assert s["crashes"] == 0 and s["samples_lost"] == 0 and s["frames_dropped"] == 0
@@ -109,7 +109,7 @@ def test_sim_nodes_share_the_broker_and_keep_their_data_apart(sim):
         assert p["frames_sent"] >= 6 and p["frames_stored"] == p["frames_sent"]
         assert p["frames_refused"] == {}
     assert s["frames_stored"] == sum(p["frames_stored"] for p in per)
-    ids = [l.split("]")[0][1:] for l in r.stdout.splitlines() if l.startswith("[")]
+    ids = [ln.split("]")[0][1:] for ln in r.stdout.splitlines() if ln.startswith("[")]
     assert set(ids) == {p["device"] for p in per}
 
 
@@ -149,7 +149,7 @@ def test_watchdog_recovers_a_hung_firmware_on_cpython(tmp_path):
     logs = []
     s = node.run(_node_root(tmp_path, HANGS_AFTER_FIRST_BOOT), 20, log=logs.append)
     assert s["resets"] == [3] and s["wdt_resets"] == 1 and s["boots"] == 2
-    assert any("reset (cause 3" in l for l in logs)
+    assert any("reset (cause 3" in ln for ln in logs)
 
 
 def test_watchdog_recovers_a_hung_firmware_on_micropython(tmp_path):

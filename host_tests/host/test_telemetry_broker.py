@@ -4,8 +4,6 @@ MicroPython unix port (real socket and ssl), the ACL walls, and the
 gateway's refusals of forged, replayed and revoked-device frames; FHIR R4
 output validates."""
 import json
-import os
-import subprocess
 import time
 
 import paho.mqtt.client as mqtt
@@ -15,7 +13,6 @@ from tools import hostshims
 from tools.broker import Broker
 from tools.gateway.core import Gateway
 from tools.gateway.mqtt import Subscriber
-from tools.paths import ROOT
 from tools.vm import launch
 from tools.provision import keys as pkeys
 from tools.provision.registry import Registry
@@ -190,10 +187,10 @@ def test_the_broker_acl_keeps_each_party_in_its_lane(world):
             c.username_pw_set(user, pw)
         c.tls_set(ca_certs=str(world["site"] / "ca.pem"))
         rc = []
-        c.on_connect = lambda cl, u, f, reason, p=None: rc.append(reason)
+        c.on_connect = lambda cl, u, f, reason, p=None, rc=rc: rc.append(reason)
         c.connect("localhost", b.port)
         c.loop_start()
-        _wait(lambda: rc)
+        _wait(lambda rc=rc: rc)
         c.loop_stop()
         assert rc[0].is_failure
 

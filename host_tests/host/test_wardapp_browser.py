@@ -149,7 +149,7 @@ def test_a_stored_frame_reaches_the_overview_within_a_second(ward, browser):
     for i in range(20):
         t0 = time.time()  # before the gateway judges and stores the frame
         seq = w.vitals(DEV_B, hr=100 + i, spo2=95)
-        drawn = wait(lambda: d.execute_script("return window.__drawn[%d]" % seq), 5, step=0.005)
+        drawn = wait(lambda seq=seq: d.execute_script("return window.__drawn[%d]" % seq), 5, step=0.005)
         lat.append(drawn / 1000.0 - t0)
         text = d.execute_script("return document.getElementById('tile-%s').innerText" % DEV_B)
         assert str(100 + i) in text

@@ -350,8 +350,9 @@ def run_noise(db, names=None, snrs=None, jobs=2, write=None):
         for snr in snrs:
             rs = [r for r in sel if r[1] == snr]
             tp, fn, fp, fpf, flg, nref, vff = (sum(r[k] for r in rs) for k in range(2, 9))
-            by[snr] = {"vf_false": vff, "der": 100.0 * (fn + fp) / nref if nref else 0.0, "se": 100.0 * tp / max(1, tp + fn),
-                       "ppv": 100.0 * tp / max(1, tp + fp), "fp": fp, "fn": fn, "fp_flagged": fpf,
+            by[snr] = {"vf_false": vff, "der": 100.0 * (fn + fp) / nref if nref else 0.0,
+                       "se": 100.0 * tp / max(1, tp + fn), "ppv": 100.0 * tp / max(1, tp + fp),
+                       "fp": fp, "fn": fn, "fp_flagged": fpf,
                        "flagged": flg, "det": tp + fp, "ref": nref}
         low = [by[s] for s in snrs if s <= 6]
         fp_low = sum(b["fp"] for b in low)

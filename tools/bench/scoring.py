@@ -162,7 +162,7 @@ def alarm_delays(ref, alarms, limit):
     from its onset to the first alarm raised within [onset, onset + limit]
     (0 if an alarm raised before the onset is still on at it), or None."""
     out = []
-    for a, b in ref:
+    for a, _ in ref:
         best = None
         for s, e in alarms:
             if s <= a < e:

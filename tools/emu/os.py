@@ -8,7 +8,7 @@ try:
     import os as _os
 finally:
     sys.path.extend(_p)
-from _emu import wrap
+from _emu import wrap  # noqa: E402 - after the built-in os, reached with sys.path emptied
 
 sep = "/"
 listdir = wrap(_os.listdir)

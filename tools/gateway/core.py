@@ -46,18 +46,18 @@ import os
 import threading
 import time
 
-from tools import hostshims
+from tools import devicecode
 
-hostshims.install()
+devicecode.install()
 from firmware import framedec, frames  # noqa: E402  (device code, on CPython)
 from tools.provision.registry import Registry, RegistryError  # noqa: E402
 
 OUTCOMES = ("stored", "duplicate", "erased", "limited", "malformed", "topic", "unknown", "revoked",
             "forged", "stale")
-SETTLED = ("stored", "duplicate", "erased")
+SETTLED = ("stored", "duplicate", "erased")  # the gateway has it (or refuses it for good): ack
 FRAME_MAX = frames.HEAD_LEN + frames.MAX_PAYLOAD + frames.TAG_LEN
 TIME_SKEW_S = 300  # a node's wall time may be this far ahead of arrival
-TIME_AGE_S = 7 * 86400  # and this far behind (queued on a node that was off)  # the gateway has it (or refuses it for good): ack
+TIME_AGE_S = 7 * 86400  # and this far behind (queued on a node that was off)
 
 
 def default_db():
@@ -158,7 +158,7 @@ class Gateway:
                 got = self.store.insert_frames([r for _, r in good])
             except Exception as e:  # noqa: BLE001 - the store is down: nothing acked, the node resends
                 self.log("gateway: store failed, %d frame(s) not stored: %s" % (len(good), e))
-                for i, r in good:
+                for i, _ in good:
                     out[i] = "unavailable"
                 got = None
             if got is not None:

@@ -335,8 +335,9 @@ def _measure(store, workers, env, nodes_spec, seconds, period, log, w, broker, p
              "frames_per_s": round(stored / span, 1) if span else 0.0,
              "p50_ms": round(1000 * _pct(run.latencies, 50), 1) if run.latencies else None,
              "p99_ms": round(1000 * _pct(run.latencies, 99), 1) if run.latencies else None}
-    detail = {"cpu_pct": cpu_pct, "loadavg_1min_before_after": [round(load0, 2),
-                                                                  round(os.getloadavg()[0], 2)], "seconds": seconds, "period_s": period, "resent": run.resent,
+    detail = {"cpu_pct": cpu_pct,
+              "loadavg_1min_before_after": [round(load0, 2), round(os.getloadavg()[0], 2)],
+              "seconds": seconds, "period_s": period, "resent": run.resent,
               "acked": acked, "bad_acks": run.bad_acks, "refused_other": dict(other),
               "max_ms": round(1000 * max(run.latencies), 1) if run.latencies else None,
               "offered_frames_per_s": round(len(nodes_spec) / period, 1),

@@ -8,8 +8,9 @@ a password login.
 
 As root (CI), initdb and postgres refuse to run: both run as the
 `postgres` system user (the Debian package makes it) through setpriv
-(util-linux; it execs, so the server is our child), with stdin closed; the data directory is handed to that user. workdir (default: a new
-temporary directory, removed by stop()) must be reachable by that user.
+(util-linux; it execs, so the server is our child), with stdin closed; the
+data directory is handed to that user. workdir (default: a new temporary
+directory, removed by stop()) must be reachable by that user.
 fast=True turns off fsync (tests); the load test keeps PostgreSQL's durable defaults.
 """
 import glob

@@ -557,7 +557,7 @@ class Store:
             raise StoreError("the assignment ends before it starts")
         big = 2 ** 62
         with self.db.tx() as c:
-            for aid, other, a, b in c.execute(
+            for _, other, a, b in c.execute(
                     "SELECT id, patient_id, start_time, end_time FROM assignments WHERE device = ?",
                     (device,)).fetchall():
                 if a < (big if end is None else int(end)) and start < (big if b is None else b):

@@ -8,6 +8,7 @@ The signature is RSASSA-PSS with SHA-256, MGF1-SHA256 and a 32-byte salt
 over magic + JSON - what espsecure's Secure Boot v2 signing uses, so the
 same RSA-3072 key pipeline (HSM, offline signer) can serve both.
 """
+import ast
 import hashlib
 import json
 import shutil
@@ -17,7 +18,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from tools import hostshims
+from tools import devicecode
 from tools.paths import ROOT
 
 PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
@@ -29,9 +30,21 @@ class BundleError(Exception):
 
 
 def _device():
-    hostshims.install()
-    from firmware import ota, otamanifest
-    return ota, otamanifest
+    """firmware/otamanifest.py, the OTA format's one home, on CPython (no
+    test shims: tools/devicecode.py)."""
+    devicecode.install()
+    from firmware import otamanifest
+    return otamanifest
+
+
+def hw_model():
+    """firmware/ota.HW_MODEL, read from its source: importing firmware.ota
+    would need the chip's esp32 module."""
+    tree = ast.parse((ROOT / "firmware" / "ota.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["HW_MODEL"]:
+            return ast.literal_eval(node.value)
+    raise BundleError("firmware/ota.py defines no HW_MODEL")
 
 
 def keygen(out_dir):
@@ -94,7 +107,7 @@ def check_image(img, name="image"):
     from esptool.bin_image import LoadFirmwareImage
     try:
         im = LoadFirmwareImage("esp32", img)
-    except Exception as e:  # esptool's FatalError and struct errors on short input
+    except Exception as e:  # noqa: BLE001 - esptool's FatalError and struct errors on short input
         raise BundleError("%s is not an ESP32 app image (%s)" % (name, e))
     if getattr(im, "chip_id", 0) != 0:
         raise BundleError("%s is for another chip (chip id %d), not the ESP32" % (name, im.chip_id))
@@ -113,7 +126,7 @@ def build(out, key_path, version=None, counter=0, hw=None, days=90, bound=False,
     """Write a signed bundle to directory `out`; returns the manifest dict.
     bound: only `devices` (device ids, named inside the signed manifest)
     may install it."""
-    ota, otamanifest = _device()
+    otamanifest = _device()
     devices = sorted(set(devices or ()))
     if bound and not devices:
         raise BundleError("a bound bundle names its devices (--device ID, repeatable; "
@@ -129,7 +142,7 @@ def build(out, key_path, version=None, counter=0, hw=None, days=90, bound=False,
     key = load_private(key_path)
     files = app_files() if files is None else files
     now = int(time.time() if now is None else now)
-    man = {"format": 1, "product": otamanifest.PRODUCT, "hw": hw or ota.HW_MODEL,
+    man = {"format": 1, "product": otamanifest.PRODUCT, "hw": hw or hw_model(),
            "version": version or tree_version(), "counter": int(counter), "created": now,
            "expires": now + int(days * DAY), "bound": bool(bound),
            **({"devices": devices} if bound else {}),
@@ -171,14 +184,14 @@ def build(out, key_path, version=None, counter=0, hw=None, days=90, bound=False,
 def verify(bundle_dir, pubkey_path, log=print):
     """Check a bundle as a node would: signature (with cryptography and with
     the device code), the manifest rules, every file's size and hash."""
-    ota, otamanifest = _device()
+    otamanifest = _device()
     d = Path(bundle_dir)
     env = (d / "manifest.vnm").read_bytes()
     pub = load_public(pubkey_path)
     ml = len(otamanifest.MAGIC)
     try:
         pub.verify(env[ml:ml + 384], env[:ml] + env[ml + 384:], PSS, hashes.SHA256())
-    except Exception:
+    except Exception:  # noqa: BLE001 - whatever stops the check, the bundle is refused
         raise BundleError("signature does not verify with %s" % pubkey_path)
     try:
         m = otamanifest.open_signed(env, pub.public_numbers().n)

@@ -21,7 +21,7 @@ def binding_tag(registry_path, device_id, envelope):
 
     from tools.provision.registry import Registry, RegistryError
     from tools.ota.bundle import _device
-    _, otamanifest = _device()
+    otamanifest = _device()
     digest = otamanifest.signed_digest(envelope)
     from firmware.sjson import JsonError, loads
     try:  # the server's own bundle: its signed part names the devices it is for
@@ -49,7 +49,7 @@ def make_server(bundle_dir, host="127.0.0.1", port=8070, registry=None, log=prin
             if name.startswith("binding/") and registry is not None:
                 try:
                     body = binding_tag(registry, name[8:], (root / "manifest.vnm").read_bytes())
-                except Exception as e:  # unknown device, revoked, no key: no binding
+                except Exception as e:  # noqa: BLE001 - unknown device, revoked, no key: no binding
                     log("ota-serve: no binding for %s: %s" % (name[8:], e))
                     body = None
             else:

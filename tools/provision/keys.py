@@ -23,8 +23,8 @@ def check_device_id(device_id):
     """`device_id` if it is a device id (12 lower-case hex digits, the
     chip's MAC), else ValueError. The rule is the firmware's own
     (firmware/config.check_device_id): one home for the form."""
-    from tools import hostshims
-    hostshims.install()
+    from tools import devicecode
+    devicecode.install()
     from firmware import config
     try:
         return config.check_device_id(device_id)

@@ -32,8 +32,8 @@ class SiteError(Exception):
 
 
 def _firmware_config():
-    from tools import hostshims
-    hostshims.install()
+    from tools import devicecode
+    devicecode.install()
     from firmware import config
     return config
 

@@ -33,7 +33,7 @@ _ENOTEMPTY = 39
 _EINVAL = 22
 
 
-from simflash import FlashFaults, PowerLoss  # noqa: F401 (one of each, shared)
+from simflash import FlashFaults, PowerLoss  # noqa: E402, F401 (one of each, shared)
 
 
 def _norm(path):

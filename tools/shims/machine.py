@@ -8,8 +8,9 @@ import powerstate
 import simboard
 import timing
 import vclock
-from simboard import PWRON_RESET, HARD_RESET, WDT_RESET, DEEPSLEEP_RESET, SOFT_RESET
-from simboard import NodeReset
+# machine's reset causes and the reset the board raises, re-exported
+from simboard import PWRON_RESET, HARD_RESET, WDT_RESET, DEEPSLEEP_RESET, SOFT_RESET  # noqa: F401
+from simboard import NodeReset  # noqa: F401
 
 # wake_reason() values
 PIN_WAKE = EXT0_WAKE = 2

@@ -31,7 +31,7 @@ from pathlib import Path
 from tools.paths import BUILD, ROOT, missing_data
 from tools.power import model as power
 from tools.sim import report, runner
-from tools.sim.world import World, device_ids
+from tools.sim.world import World
 from tools.vm import launch
 
 # fault scenarios: (kind, start as a fraction of the run, length in s);
@@ -191,7 +191,7 @@ def _run_nodes(a, world, live, spec_base):
     out = {}
     devs = world.devices
     specs = []
-    for i, dev in enumerate(devs):
+    for i in range(len(devs)):
         s = dict(spec_base, **world.node_spec(i))
         s["faults"] = fault_plan(a.fault_names, a.duration, a.outage)
         if a.unprovisioned:
@@ -280,8 +280,8 @@ def _node_report(a, world, live, dev, s, spec):
 def _total(per):
     t = {}
     for k in ("beats_reference", "beats_detected", "tp", "fn", "fp", "frames_sent", "frames_verified",
-              "frames_stored", "frames_resent", "duplicates_removed", "frames_dropped", "alerts", "alerts_lost", "samples_lost",
-              "samples_lost_node", "crashes"):
+              "frames_stored", "frames_resent", "duplicates_removed", "frames_dropped", "alerts", "alerts_lost",
+              "samples_lost", "samples_lost_node", "crashes"):
         t[k] = sum((p.get(k) or 0) for p in per)
     tp, fn, fp = t.pop("tp"), t.pop("fn"), t.pop("fp")
     t["se"] = round(100.0 * tp / (tp + fn), 2) if tp + fn else None

@@ -7,7 +7,10 @@ Time base: the simulated sensor restarts its recordings from the top
 whenever it is configured (once per boot); the harness reports each start
 (SIM-RECSTART, virtual ms). A frame belongs to the last start before it
 (its header carries the node's ticks_ms), and its beats are in ms since
-the detector's first sample, which is the recording's first sample.
+the detector's first sample, which is the recording's first sample. A
+recording that ends before the next start plays again from its top
+(tools/shims/waveforms.py; MIT-BIH 100 every 1805.6 s, BIDMC 01 every
+480 s): the reference beats and the plotted waveforms follow that loop.
 """
 import json
 
@@ -34,18 +37,31 @@ def _segments(rows, starts, end_ms):
     return segs
 
 
-def score(rows, starts, end_ms, record):
-    """EC57 figures of the beats a node sent, against MIT-BIH `record`."""
-    ref, vf = records.wfdb_reference(data_dir() / "mitdb", record)
-    fs = 360
-    ref_ms = [s * 1000 // fs for s in ref]
-    vf_ms = [(a * 1000 // fs, b * 1000 // fs) for a, b in vf]
+def looped(ref, vf, n, fs, until_ms):
+    """The reference of a record of `n` samples at `fs` Hz (beat sample
+    indices `ref`, VF episodes `vf` as (start, end) samples) as the sensor
+    plays it: from the top again each time it ends. Returns (beat ms, VF
+    (start ms, end ms)) from the start up to `until_ms`."""
+    beats, spans = [], []
+    k = 0
+    while k * n * 1000 // fs <= until_ms:
+        base = k * n
+        beats += [(base + s) * 1000 // fs for s in ref if (base + s) * 1000 // fs <= until_ms]
+        spans += [((base + a) * 1000 // fs, (base + min(b, n)) * 1000 // fs) for a, b in vf]
+        k += 1
+    return beats, spans
+
+
+def score_beats(rows, starts, end_ms, ref, vf, n, fs):
+    """EC57 figures (+-150 ms, one to one) of the beats in the vitals
+    `rows` against a reference annotated on a record of `n` samples at `fs`
+    Hz, per sensor start in `starts`, each following the record's loop."""
     total = [0, 0, 0]
     n_ref = n_det = 0
     for covered, beats in _segments(rows, starts, end_ms):
-        r = [t for t in ref_ms if t <= covered]
+        r, spans = looped(ref, vf, n, fs, covered)
         d = [t for t in beats if t <= covered]
-        tp, fn, fp = scoring.score_record(r, d, 1000, vf_ms)
+        tp, fn, fp = scoring.score_record(r, d, 1000, spans)
         total = [total[0] + tp, total[1] + fn, total[2] + fp]
         n_ref += len(r)
         n_det += len(d)
@@ -53,6 +69,28 @@ def score(rows, starts, end_ms, record):
     return {"beats_reference": n_ref, "beats_detected": n_det, "tp": tp, "fn": fn, "fp": fp,
             "se": round(100.0 * tp / (tp + fn), 2) if tp + fn else None,
             "ppv": round(100.0 * tp / (tp + fp), 2) if tp + fp else None}
+
+
+def score(rows, starts, end_ms, record):
+    """EC57 figures of the beats a node sent, against MIT-BIH `record`."""
+    import wfdb
+    path = data_dir() / "mitdb" / record
+    ref, vf = records.wfdb_reference(path.parent, record)
+    h = wfdb.rdheader(str(path))
+    return score_beats(rows, starts, end_ms, ref, vf, h.sig_len, int(h.fs))
+
+
+def pieces(i0, i1, n):
+    """Samples i0 .. i1-1 of a record of `n` samples played in a loop, as
+    [(from, to)] index ranges of the record, in order."""
+    out = []
+    i = i0
+    while i < i1:
+        a = i % n
+        b = min(n, a + i1 - i)
+        out.append((a, b))
+        i += b - a
+    return out
 
 
 def vitals_gap(rows):
@@ -72,43 +110,56 @@ def fhir_bundle(store, path):
     return sum(1 for e in bundle.get("entry", []) if e["resource"]["resourceType"] == "Observation")
 
 
+PLETH_HZ = 125  # BIDMC's rate (tools/sim/runner.pleth_cache keeps it)
+_WINDOW_MS = 8000  # the waveform panels: the last 8 s the node judged
+
+
 def plot(path, dev, rows, starts, spec, peaks, title, fifo=None):
-    """PNG: the last seconds of the run (ECG with the node's QRS marks, PPG
-    with its pulse peaks), the HR/SpO2 trend with alert events (a value the
-    node did not vouch for: a grey cross, not a point of the line) and the
-    quality the node sent with each frame (HR / SpO2 quality, pulse SQI,
-    its VF / AF / asystole judgement shaded). fifo: {"fill_max": n,
-    "fill_max_ms": t, "lost_ms": t or None}: where the sensor's FIFO came
-    closest to full (and where it first lost a sample) is marked on the
-    trend."""
+    """PNG of figure(...): see there."""
+    fig = figure(dev, rows, starts, spec, peaks, title, fifo)
+    fig.savefig(path, dpi=90)
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
+def figure(dev, rows, starts, spec, peaks, title, fifo=None):
+    """The last seconds of the run (ECG with the node's QRS marks, PPG
+    with its pulse peaks, both in s since the sensor's last start, the
+    recordings followed through their loops), the HR/SpO2 trend with alert
+    events (a value the node did not vouch for: a grey cross, not a point
+    of the line) and the quality the node sent with each frame (HR / SpO2
+    quality, pulse SQI, its VF / AF / asystole judgement shaded). fifo:
+    {"fill_max": n, "fill_max_ms": t, "lost_ms": t or None}: where the
+    sensor's FIFO came closest to full (and where it first lost a sample)
+    is marked on the trend. Every axis names its quantity and unit."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(4, 1, figsize=(11, 10.5), gridspec_kw={"height_ratios": [1, 1, 1.2, 0.9]})
+    fig, ax = plt.subplots(4, 1, figsize=(11, 11), gridspec_kw={"height_ratios": [1, 1, 1.2, 0.9]})
     qrs_ms = peaks.get("qrs_ms", [])
     ppg_ms = peaks.get("ppg_ms", [])
-    t_end = max(qrs_ms + ppg_ms) if qrs_ms or ppg_ms else 10000
-    t0 = max(0, t_end - 8000)
+    t_end = max(qrs_ms + ppg_ms) + 500 if qrs_ms or ppg_ms else _WINDOW_MS
+    t0 = max(0, t_end - _WINDOW_MS)
+    since = "time since the sensor's last start (s)"
     # the MAX30102 has no ECG: the panel says so rather than show another patient's
     ecg = spec.get("ecg") if spec and spec.get("chip") != "max30102" else None
     if ecg:
         import wfdb
-        # the simulated sensor replays the record from its top again once it
-        # ends: a long run's last seconds lie in its n-th pass
-        n = wfdb.rdheader(ecg).sig_len
-        s0, s1 = t0 * 360 // 1000, (t_end + 500) * 360 // 1000
-        shift = (s0 // n) * n
-        s1 = min(s1 - shift, n)
-        r = wfdb.rdrecord(ecg, channels=[0], sampfrom=s0 - shift, sampto=s1)
-        x = [(s0 + i) / 360.0 for i in range(len(r.p_signal))]
-        ax[0].plot(x, r.p_signal[:, 0], lw=0.8, color="tab:blue")
-        ax[0].set_ylabel("ECG (mV)")
+        h = wfdb.rdheader(ecg)
+        fs, n = int(h.fs), h.sig_len
+        s0, s1 = t0 * fs // 1000, t_end * fs // 1000
+        y = []
+        for a, b in pieces(s0, s1, n):  # a long run's last seconds lie in the record's k-th pass
+            y += list(wfdb.rdrecord(ecg, channels=[0], sampfrom=a, sampto=b).p_signal[:, 0])
+        ax[0].plot([(s0 + i) / fs for i in range(len(y))], y, lw=0.8, color="tab:blue")
         for t in qrs_ms:
             if t >= t0:
                 ax[0].axvline(t / 1000.0, color="tab:red", lw=0.8, alpha=0.7)
-    ax[0].set_title("%s - ECG with the node's QRS detections (red)" % title if ecg else
-                    "%s - no ECG (the MAX30102 senses PPG only)" % title)
-    if not ecg:
+        ax[0].set_ylabel("ECG (mV)")
+        ax[0].set_xlabel(since + "; the record from %s (pass %d)" % (_mmss(s0 % n / fs), s0 // n + 1))
+        ax[0].set_title("%s - ECG with the node's QRS detections (red)" % title)
+    else:
+        ax[0].set_title("%s - no ECG (the MAX30102 senses PPG only)" % title)
         ax[0].axis("off")
     pleth = spec.get("pleth_i16") if spec else None
     if pleth:
@@ -116,16 +167,25 @@ def plot(path, dev, rows, starts, spec, peaks, title, fifo=None):
         a = array("h")
         with open(pleth, "rb") as f:
             a.frombytes(f.read())
-        i0, i1 = t0 * 125 // 1000, (t_end + 500) * 125 // 1000
-        shift = (i0 // len(a)) * len(a) if a else 0  # replayed from the top (as the ECG)
-        i1 = min(i1, shift + len(a))
-        ax[1].plot([i / 125.0 for i in range(i0, i1)], a[i0 - shift:i1 - shift], lw=0.8,
-                   color="tab:green")
+        i0, i1 = t0 * PLETH_HZ // 1000, t_end * PLETH_HZ // 1000
+        y = [v for lo, hi in pieces(i0, i1, len(a)) for v in a[lo:hi]]  # replayed from the top too
+        ax[1].plot([(i0 + i) / PLETH_HZ for i in range(len(y))], y, lw=0.8, color="tab:green")
         for t in ppg_ms:
             if t >= t0:
                 ax[1].axvline(t / 1000.0, color="tab:purple", lw=0.8, alpha=0.7)
-    ax[1].set_title("PPG (BIDMC pleth fed to the chip) with the node's pulse peaks (purple)")
-    ax[1].set_xlabel("recording time (s)")
+        ax[1].set_xlabel(since + "; the record from %s (pass %d)"
+                         % (_mmss(i0 % len(a) / PLETH_HZ), i0 // len(a) + 1))
+        ax[1].set_title("PPG (BIDMC pleth fed to the chip) with the node's pulse peaks (purple)")
+    else:
+        ax[1].set_xlabel(since)
+        ax[1].set_title("PPG: the sensor's synthetic pulse (no BIDMC record), the node's pulse peaks (purple)")
+        for t in ppg_ms:
+            if t >= t0:
+                ax[1].axvline(t / 1000.0, color="tab:purple", lw=0.8, alpha=0.7)
+    ax[1].set_ylabel("pleth (a.u., 0-1024)")
+    for a in ax[:2]:  # hours into a run: whole seconds on the axis, not an offset
+        a.set_xlim(t0 / 1000.0, t_end / 1000.0)
+        a.ticklabel_format(axis="x", useOffset=False, style="plain")
     vit = [r for r in rows if r["kind"] == "vitals"]
     tt = [r["ms"] / 1000.0 for r in vit]
 
@@ -156,22 +216,29 @@ def plot(path, dev, rows, starts, spec, peaks, title, fifo=None):
     if fifo and fifo.get("lost_ms") is not None:
         ax[2].axvline(fifo["lost_ms"] / 1000.0, color="magenta", lw=2.5,
                       label="first sample lost (FIFO overflow)")
-    ax[2].set_title("Trend from the gateway's verified frames of %s (alerts: orange raised, "
-                    "grey cleared; dotted: boots%s)" % (dev, fifo_note))
+    ax[2].set_title("Trend: the gateway's verified frames of %s\n(alerts: orange raised, grey cleared; "
+                    "dotted: sensor starts%s)" % (dev, fifo_note), fontsize=10)
+    ax[2].set_ylabel("HR (/min), SpO2 (%)")
+    ax[2].set_xlabel("simulated time (s)")
     ax[2].legend(loc="lower left", fontsize=8)
     q = ax[3]
     q.plot(tt, [r.get("hr_q") for r in vit], ".-", color="tab:red", lw=0.8, label="HR quality (% clean beats / SQI)")
     q.plot(tt, [r.get("spo2_q") for r in vit], ".-", color="tab:blue", lw=0.8, label="SpO2 quality (% pulses passed)")
     q.plot(tt, [r.get("quality") for r in vit], ":", color="tab:green", lw=0.8, label="pulse SQI")
     for key, color, name in (("vf", "red", "VF"), ("af", "purple", "AF"), ("asystole", "black", "asystole")):
+        label = name  # one legend entry per kind that occurred
         for t, r in zip(tt, vit):
             if r.get(key):
-                q.axvspan(t - 5, t, color=color, alpha=0.15, lw=0)
+                q.axvspan(t - 5, t, color=color, alpha=0.15, lw=0, label=label)
+                label = None
     q.set_ylim(-5, 105)
     q.set_ylabel("quality (0-100)")
     q.set_title("Quality the node sent with each frame (shaded: VF red, AF purple, asystole black)")
     q.set_xlabel("simulated time (s)")
     q.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    return fig
+
+
+def _mmss(s):
+    return "%d:%02d" % (int(s) // 60, int(s) % 60)

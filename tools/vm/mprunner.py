@@ -16,7 +16,7 @@ def run_module(modname, only=None):
     passed = failed = skipped = 0
     try:
         mod = __import__(modname)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - a module that fails to import is one failed test
         print("FAIL %s::<import>" % modname)
         sys.print_exception(e)
         print("RESULT %s 0 1 0" % modname)
@@ -36,7 +36,7 @@ def run_module(modname, only=None):
             print("SKIP %s::%s %s" % (modname, name, e.args[0] if e.args else ""))
         except KeyboardInterrupt:
             raise
-        except BaseException as e:  # NodeReset / PowerLoss escaping a test too
+        except BaseException as e:  # noqa: BLE001 - NodeReset / PowerLoss escaping a test fail it too
             failed += 1
             print("FAIL %s::%s" % (modname, name))
             sys.print_exception(e)

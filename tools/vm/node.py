@@ -276,7 +276,7 @@ def _faults(b, chip, clk, faults, on_fault, net=None):
             _watch(clk, kind)
     for f in faults:
         clk.call_at(clk.now_us + int(f["at"] * 1000000),
-                    lambda k=f["kind"], c=f.get("cont", False): edge(k, True, c))
+                    lambda k=f["kind"], c=f.get("cont", False): edge(k, True, c))  # noqa: B008 - binds this fault's values
         if f["kind"] != "power":
             clk.call_at(clk.now_us + int(f["until"] * 1000000), lambda k=f["kind"]: edge(k, False))
 
@@ -356,7 +356,6 @@ def _push_boot(b, root, url, log):
     not, and the watchdog the app armed keeps running - then
     otapush.run(url). Returns the reset that follows: machine.reset()'s, a
     watchdog's if the push outlived it, or None if the push crashed."""
-    import machine
     b.reset(simboard.SOFT_RESET)
     machine.WDT(timeout=10000)  # the app's (firmware/app.py WDT_TIMEOUT_MS), still running
     try:
@@ -389,7 +388,7 @@ def _ota_push(url, log):
         except OtaError as e:
             print("SIM-OTA %d refused %s %s" % (vclock.clock.now_us // 1000, e.reason, e.detail))
             return ""
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - a crash of the push is counted, not raised
         log("[sim] OTA push raised:")
         _print_exc(e)
         if isinstance(e, MemoryError) and hasattr(gc, "mem_free"):
@@ -513,7 +512,7 @@ def run(root, duration_s, board=None, log=print, sensor=None, image=None, world=
                 break
             b.power_cycle()
             _watch(clk, "power")
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - the firmware's crash is counted, as at the REPL
             crashes += 1
             log("[sim] t=%.1f s firmware raised, node halted at the REPL:" % (clk.now_us / 1e6))
             _print_exc(e)

@@ -1,9 +1,9 @@
 """A simulated node fetching an OTA bundle over the network on MicroPython
 (unix port: real socket): `micropython tools/vm/ota_node.py URL N_FILE NOW
 [URL2]` (N_FILE holds the public modulus in hex: an argument of 768
-characters kills this unix-port build with "uncaught NLR"). The node starts with slot a confirmed at firmware/version.py's
-version; it installs from URL, boots the trial, confirms; with URL2 it then
-tries that bundle too. Prints `OTA-RESULT <json>` (the OTA state, the
+characters kills this unix-port build with "uncaught NLR"). The node starts
+with slot a confirmed at firmware/version.py's version; it installs from
+URL, boots the trial, confirms; with URL2 it then tries that bundle too. Prints `OTA-RESULT <json>` (the OTA state, the
 security events, the files of slot b)."""
 import json
 import sys
