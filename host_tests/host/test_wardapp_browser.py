@@ -112,7 +112,7 @@ def test_each_role_sees_exactly_its_pages(ward, browser):
             # the new page's heading (a script of the page before may still be finishing)
             want_h1 = title if page in mine else "Not allowed"
             try:
-                wait(lambda: _text(d, "h1").startswith(want_h1), 5)
+                wait(lambda want=want_h1: _text(d, "h1").startswith(want), 5)
             except AssertionError:
                 pass  # the assertion below names role, page and heading
             h1 = d.find_element(By.TAG_NAME, "h1").text
