@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from tools.devicetree import otamanifest as _device  # the OTA format's one home, on CPython
 from tools.devicetree import stage, tree_version
+from tools.flash import APP_DESC_MAGIC  # the ESP image format's one home on the host
 from tools.paths import ROOT
 
 PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
@@ -81,9 +82,6 @@ def app_files():
     with tempfile.TemporaryDirectory(prefix="vitalnode-ota-stage-") as d:
         tree = stage(Path(d) / "stage")
     return {p: b for p, b in tree.items() if p.split("/")[0] in ("firmware", "lib")}
-
-
-APP_DESC_MAGIC = 0xABCD5432  # esp_app_desc_t.magic_word, first in an app's first segment
 
 
 def check_image(img, name="image"):
