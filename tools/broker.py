@@ -38,6 +38,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tools.provision.site import rsa_cert_file
+
 def _frame_max():
     from tools import devicecode
     devicecode.install()
@@ -120,14 +122,6 @@ def server_cert(site_dir, out_dir, host="localhost"):
     (out_dir / "server.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
-def _rsa_cert(pem):
-    try:
-        return isinstance(x509.load_pem_x509_certificate(pem.read_bytes()).public_key(),
-                          rsa.RSAPublicKey)
-    except (OSError, ValueError):
-        return False
-
-
 class Broker:
     def __init__(self, workdir, site_dir, port=None, listen="127.0.0.1", host="localhost"):
         """listen: the address mosquitto binds; host: the name nodes use
@@ -207,7 +201,7 @@ class Broker:
                                                         if n not in SERVICES]))
 
     def _config(self):
-        if not _rsa_cert(self.dir / "server.pem"):  # missing, or an EC one from before
+        if not rsa_cert_file(self.dir / "server.pem"):  # missing, or an EC one from before
             server_cert(self.site, self.dir, self.host)
         self._write_passwords()
         self._write_acl()

@@ -24,18 +24,18 @@ tree's: deploy from the checkout the image was built from.
 """
 import argparse
 import hashlib
-import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from tools.paths import ROOT
+# the tree's one home (also the OTA builder's); stage, slot_tree and
+# version_code stay importable from here for the simulator
+from tools.devicetree import SLOT as _SLOT
+from tools.devicetree import SOURCE as _SOURCE
+from tools.devicetree import slot_tree, stage, version_code
 from tools.provision.board import Board, BoardError
 
-_SOURCE = ("boot.py", "main.py")
 _STAGE0 = ("stage0.mpy", "nvsrec.mpy")  # compiled at the root; frozen in a FROZEN=1 image
-_SLOT = "a"
 _TREES = ("a/firmware", "a/lib", "firmware", "lib")  # walked on the node; the last two are pre-slot
 
 # runs on the node after the files: slot a is the confirmed app, its version
@@ -74,34 +74,6 @@ for name in ("/boot.py", "/main.py", "/stage0.mpy", "/nvsrec.mpy"):
 for d in %r:
     walk("/" + d)
 """
-
-
-def stage(out):
-    """The device tree as it goes on a board, in directory `out`; returns
-    {relative path: bytes}."""
-    out = Path(out)
-    shutil.rmtree(out, ignore_errors=True)
-    r = subprocess.run([sys.executable, "-m", "tools.compile_check", "--out", str(out)],
-                       cwd=ROOT, capture_output=True, text=True)
-    if r.returncode:
-        raise SystemExit("deploy: the device tree does not compile:\n" + r.stdout + r.stderr)
-    for name in _SOURCE:
-        (out / name).with_suffix(".mpy").unlink()
-        shutil.copy(ROOT / name, out / name)
-    return {p.relative_to(out).as_posix(): p.read_bytes()
-            for p in sorted(out.rglob("*")) if p.is_file()}
-
-
-def slot_tree(tree):
-    """A staged tree as it lies on the node: firmware/ and lib/ in slot a."""
-    return {(_SLOT + "/" + p if p.split("/")[0] in ("firmware", "lib") else p): data
-            for p, data in tree.items()}
-
-
-def version_code():
-    """firmware/version.py's VERSION as the OTA state stores it."""
-    from tools.ota.bundle import _device, tree_version
-    return _device().version_code(tree_version())
 
 
 def remote_hashes(board):

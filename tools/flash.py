@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 _IMAGE_MAGIC = 0xE9
-_APP_DESC_MAGIC = 0xABCD5432
+APP_DESC_MAGIC = 0xABCD5432  # esp_app_desc_t.magic_word, first in an app's first segment
 _PT_FLASH_OFFSET = 0x8000     # where ESP-IDF's partition table lies in flash
 _PT_ENTRY = struct.Struct("<2sBBII16sI")
 _PT_MAGIC = b"\xaa\x50"
@@ -104,7 +104,7 @@ def inspect(path):
                          % (path, apps[0]["offset"], len(data)))
     magic, _, _, version, project = struct.unpack_from("<II8s32s32s", data, app_at + 32)
     app = {"project": _cstr(project), "version": _cstr(version)} \
-        if magic == _APP_DESC_MAGIC else {"project": "?", "version": "?"}
+        if magic == APP_DESC_MAGIC else {"project": "?", "version": "?"}
     return {"path": str(p), "bytes": len(data), "chip": chip, "offset": boot_offset,
             "partitions": parts, "app": app,
             "ota_slots": sum(q["subtype"].startswith("ota_") for q in apps),

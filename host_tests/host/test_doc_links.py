@@ -14,7 +14,8 @@ PENDING = {"docs/soak.md": "make soak and the long outage (issue 18), on main"}
 
 
 def _pages():
-    return [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md"))
+    return ([ROOT / "README.md", ROOT / "firmware" / "README.md", ROOT / "lib" / "README.md"]
+            + sorted((ROOT / "docs").glob("*.md")))
 
 
 def _relative_links(page):
@@ -51,3 +52,15 @@ def test_the_readme_is_short_and_links_every_docs_page():
     linked = set(re.findall(r"\]\(docs/([\w.-]+\.md)\)", readme))
     pages = {p.name for p in (ROOT / "docs").glob("*.md")}
     assert pages <= linked, sorted(pages - linked)
+
+
+def test_the_firmware_map_names_only_files_that_exist():
+    """firmware/README.md draws the boot, data, OTA and keystore paths by file
+    name: each name resolves (in firmware/, lib/, the root or as a path), so a
+    renamed module cannot leave the map behind."""
+    text = (ROOT / "firmware" / "README.md").read_text()
+    names = set(re.findall(r"[\w/]+\.py\b", text))
+    assert {"app.py", "pump.py", "outbox.py", "stage0.py", "keystore.py", "clock.py"} <= names
+    missing = [n for n in sorted(names)
+               if not any((d / n).is_file() for d in (ROOT / "firmware", ROOT / "lib", ROOT))]
+    assert missing == []

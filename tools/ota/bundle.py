@@ -18,7 +18,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from tools import devicecode
+from tools.devicetree import otamanifest as _device  # the OTA format's one home, on CPython
+from tools.devicetree import stage, tree_version
+from tools.flash import APP_DESC_MAGIC  # the ESP image format's one home on the host
 from tools.paths import ROOT
 
 PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
@@ -27,14 +29,6 @@ DAY = 86400
 
 class BundleError(Exception):
     pass
-
-
-def _device():
-    """firmware/otamanifest.py, the OTA format's one home, on CPython (no
-    test shims: tools/devicecode.py)."""
-    devicecode.install()
-    from firmware import otamanifest
-    return otamanifest
 
 
 def hw_model():
@@ -79,24 +73,15 @@ def load_public(path):
     return key
 
 
-def tree_version():
-    import re
-    return re.search(r'VERSION = "([\d.]+)"', (ROOT / "firmware" / "version.py").read_text()).group(1)
-
-
 def app_files():
     """The app slot's files from the current tree, compiled: {path: bytes}.
     Staged in a temporary folder of this call's own, so builds (make
     ota-bundle, make sim, make test) may run at once in one checkout."""
     import tempfile
 
-    from tools.deploy import stage
     with tempfile.TemporaryDirectory(prefix="vitalnode-ota-stage-") as d:
         tree = stage(Path(d) / "stage")
     return {p: b for p, b in tree.items() if p.split("/")[0] in ("firmware", "lib")}
-
-
-APP_DESC_MAGIC = 0xABCD5432  # esp_app_desc_t.magic_word, first in an app's first segment
 
 
 def check_image(img, name="image"):

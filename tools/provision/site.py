@@ -108,7 +108,11 @@ def device_config(site, device_id):
     return cfg
 
 
-def _rsa_ca(pem):
+def rsa_cert_file(pem):
+    """True if file `pem` holds a PEM certificate with an RSA key; False if
+    it is missing, unreadable, not a certificate or an EC one (a site or a
+    broker certificate from before the nodes' TLS became RSA-only: made anew).
+    One home for the check (tools/broker.py uses it for its server cert)."""
     try:
         return isinstance(x509.load_pem_x509_certificate(pem.read_bytes()).public_key(),
                           rsa.RSAPublicKey)
@@ -121,7 +125,7 @@ def dev_site(directory):
     and site.json pointing at them. Returns the site.json path."""
     d = Path(directory)
     site = d / "site.json"
-    if site.exists() and _rsa_ca(d / "ca.pem"):
+    if site.exists() and rsa_cert_file(d / "ca.pem"):
         _private_dir(d)  # a site made before these were owner-only becomes so
         for name in ("site.json", "ca.key", "ota_private.pem"):
             if (d / name).exists():
