@@ -147,3 +147,21 @@ def test_without_the_recordings_make_bench_says_what_is_missing(tmp_path):
     err = _one_line_refusal(r)
     assert err.startswith("bench: no recordings folder %s: " % (tmp_path / "none"))
     assert "physionet.org" in err and "VITALNODE_DATA=" in err and r.stdout == ""
+
+
+def test_provisioning_and_the_ota_tools_share_one_development_site(tmp_path, monkeypatch):
+    """make provision (and make ward) make the development site beside the
+    registry; make ota-bundle without KEY signs with that site's key, so a
+    node provisioned there accepts the bundle (it once used build/dev-site)."""
+    reg = tmp_path / "data" / "registry.sqlite"
+    env = dict(os.environ, VITALNODE_REGISTRY=str(reg))
+    r = subprocess.run([sys.executable, "-m", "tools.ota", "build", "--out", str(tmp_path / "b")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    key = reg.parent / "dev-site" / "ota_private.pem"
+    assert ("development key %s" % key) in r.stdout and key.exists()
+    # provisioning's own choice, as tools/provision/__main__.py makes it
+    from tools.provision.registry import Registry
+    from tools.provision.site import default_dev_site_dir
+    monkeypatch.setenv("VITALNODE_REGISTRY", str(reg))
+    assert default_dev_site_dir() == Registry(reg).path.parent / "dev-site" == key.parent

@@ -8,25 +8,24 @@
     python -m tools.ota serve BUNDLE [--host 0.0.0.0] [--port 8070] [--registry DB]
     python -m tools.ota push --port PORT --url URL [--no-reset] [--deadline 300]
 
-Without --key/--pubkey the development site's key pair (build/dev-site,
-made by `make provision` or `make sim`) is used, and the tool says so.
+Without --key/--pubkey the development site's key pair is used, and the
+tool says so: the one `make provision` and `make ward` use, beside the
+default registry (tools/provision/site.default_dev_site_dir).
 """
 import argparse
 import sys
 
 from tools.ota.push import Refused
-from tools.paths import BUILD
 from tools.provision.board import BoardError
-
-DEV = BUILD / "dev-site"
 
 
 def _dev_key(name):
-    from tools.provision.site import dev_site
-    if not (DEV / name).exists():
-        dev_site(DEV)
-    print("ota: using the development key %s (not for real patients)" % (DEV / name))
-    return DEV / name
+    from tools.provision.site import default_dev_site_dir, dev_site
+    dev = default_dev_site_dir()
+    if not (dev / name).exists():
+        dev_site(dev)
+    print("ota: using the development key %s (not for real patients)" % (dev / name))
+    return dev / name
 
 
 def main(argv=None):

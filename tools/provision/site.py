@@ -120,6 +120,15 @@ def rsa_cert_file(pem):
         return False
 
 
+def default_dev_site_dir():
+    """The one development site of a user's set-up: beside the default
+    registry (the folder of $VITALNODE_REGISTRY, else the user's data
+    folder), where `make provision` and `make ward` make it; the OTA tools
+    sign with its key, so a provisioned node accepts their bundles."""
+    from tools.provision.registry import default_path
+    return default_path().parent / "dev-site"
+
+
 def dev_site(directory):
     """A development site in `directory` (made once): a CA, an OTA key pair
     and site.json pointing at them. Returns the site.json path."""
