@@ -120,3 +120,21 @@ def test_without_an_ecg_the_panel_says_so(records):
     fig = report.figure("dev", _frames([500]), [0], spec, {"ppg_ms": [1000]}, "test")
     assert "no ECG" in fig.axes[0].get_title() and not fig.axes[0].lines
     assert fig.axes[1].lines[0].get_ydata().size > 0
+
+
+def test_latency_is_from_the_nodes_measurement_to_the_gateways_storing():
+    from tools.sim import report
+    epoch = 1800000000
+    rows = [  # ms: the node's clock at the frame; received_at: the world's clock at storing
+        {"kind": "alert", "raised": True, "ms": 10000, "received_at": epoch + 10.4},
+        {"kind": "alert", "raised": False, "ms": 20000, "received_at": epoch + 90.0},  # a clear
+        {"kind": "alert", "raised": True, "ms": 30000, "received_at": epoch + 32.0},
+        {"kind": "vitals", "ms": 5000, "received_at": epoch + 5.5},
+        {"kind": "vitals", "ms": 150000, "received_at": epoch + 210.0},  # queued in an outage
+        {"kind": "status", "ms": 60000, "received_at": epoch + 999.0},
+    ]
+    alerts, vitals = report.latencies(rows, epoch)
+    assert [round(x) for x in alerts] == [400, 2000]
+    assert [round(x, 1) for x in vitals] == [0.5, 60.0]
+    assert report.p95([]) is None and report.p95([5.0]) == 5.0
+    assert report.p95(list(range(1, 101))) == 95 and report.p95(list(range(1, 21))) == 19

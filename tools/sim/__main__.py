@@ -267,6 +267,10 @@ def _node_report(a, world, live, dev, s, spec):
          "harness_heap_bytes": s.get("harness_heap_bytes"), "vm": s.get("vm"),
          "sensor_starts_ms": live.starts[dev]}
     r.update(sc)
+    if not s["resets"]:  # the node's clock restarts at a reset: one boot only
+        al, vi = report.latencies(rows, world.epoch)
+        r["alert_latency_ms_p95"] = round(report.p95(al)) if al else None
+        r["vitals_latency_s_max"] = round(max(vi), 1) if vi else None
     png = a.workdir / ("waveforms-%s.png" % dev)
     report.plot(png, dev, rows, live.starts[dev], spec["sensor"], peaks,
                 ("BIDMC %s on node %s" % (a.ppg, dev)) if a.chip == "max30102" else
@@ -298,6 +302,9 @@ def _total(per):
     t["peak_heap_bytes"] = max(heaps) if heaps else None
     free = [p["min_free_heap_bytes"] for p in per if p.get("min_free_heap_bytes") is not None]
     t["min_free_heap_bytes"] = min(free) if free else None
+    for k, f in (("alert_latency_ms_p95", max), ("vitals_latency_s_max", max)):
+        v = [p[k] for p in per if p.get(k) is not None]
+        t[k] = f(v) if v else None
     return t
 
 
@@ -439,6 +446,11 @@ def _print_summary(s):
              s["duplicates_removed"]))
     print("  alerts raised: %d (lost %d); samples lost: %d; crashes: %d"
           % (s["alerts"], s["alerts_lost"], s["samples_lost"], s["crashes"]))
+    if s.get("vitals_latency_s_max") is not None:
+        print("  measured -> stored at the gateway: alerts p95 %s ms, vitals at most %.1f s "
+              "(to about 1 s: the gateway's clock follows the node's)"
+              % (s["alert_latency_ms_p95"] if s.get("alert_latency_ms_p95") is not None else "-",
+                 s["vitals_latency_s_max"]))
     if s.get("fifo_fill_max") is not None:
         print("  timing (%s): sampler timer latency max %.1f ms; FIFO fullest %d of 32"
               % (s["timing"], s["pump_latency_ms_max"] or 0, s["fifo_fill_max"]))

@@ -101,6 +101,32 @@ def vitals_gap(rows):
     return max(((b - a) / 1000.0 for a, b in zip(t, t[1:])), default=None)
 
 
+def latencies(rows, epoch):
+    """Measurement to storage (issue 20's reports), on the simulated
+    world's clock: (alert latencies in ms, one per raised alert; vitals
+    latencies in s, one per vitals frame). A frame's `ms` is the node's
+    clock when it was made (an alert's frame is made as it is raised), its
+    `received_at` the gateway's clock at storing, which follows the node's
+    SIM-CLOCK lines (World.wall): each figure is good to about a second.
+    For one boot only: the node's ms restarts at a reset."""
+    alerts, vitals = [], []
+    for r in rows:
+        lat_ms = (r["received_at"] - epoch) * 1000.0 - r["ms"]
+        if r["kind"] == "alert" and r.get("raised"):
+            alerts.append(lat_ms)
+        elif r["kind"] == "vitals":
+            vitals.append(lat_ms / 1000.0)
+    return alerts, vitals
+
+
+def p95(values):
+    """The 95th percentile (nearest rank), or None for no values."""
+    if not values:
+        return None
+    v = sorted(values)
+    return v[max(0, -(-95 * len(v) // 100) - 1)]
+
+
 def fhir_bundle(store, path):
     """Write the FHIR R4 transaction bundle of every stored vitals frame
     (the gateway's export: Patients, Devices, Observations; checked)."""
