@@ -1,6 +1,10 @@
 """A figure must not depend on where the repository was cloned: the same
-tree at a 200-character path gives the same simulated node - its heap to
-the byte, its beats and frames - and the same compiled device code."""
+tree at a 200-character path gives the same simulated node - its beats and
+frames exactly, its heap within HEAP_NOISE - and the same compiled device
+code. The heap is the same to the byte on a quiet machine; under load the
+real broker's acknowledgements reach the node at other virtual instants
+and the peak moves by a few hundred bytes (628 B seen in CI). A path held
+in the heap would cost every module its length: KBs at 200 characters."""
 import json
 import os
 import shutil
@@ -38,10 +42,13 @@ def _sim(root, out, site, *args):
     return json.loads(out.read_text())
 
 
+HEAP_NOISE = 1024
+_HEAP = ("peak_heap_bytes", "min_free_heap_bytes")
+
+
 def _figures(s):
     node = s["per_node"][0]
-    return {k: s[k] for k in ("peak_heap_bytes", "min_free_heap_bytes", "frames_stored",
-                              "beats_detected", "se", "ppv", "vm")} | {
+    return {k: s[k] for k in _HEAP + ("frames_stored", "beats_detected", "se", "ppv", "vm")} | {
         "harness_heap_bytes": node["harness_heap_bytes"]}
 
 
@@ -56,7 +63,9 @@ def test_a_checkout_at_a_200_character_path_gives_the_same_node(tmp_path, dev_si
     for layout in ([], ["--frozen"]):
         here = _figures(_sim(ROOT, tmp_path / "here.json", dev_site_dir, *layout))
         there = _figures(_sim(deep, tmp_path / "there.json", dev_site_dir, *layout))
-        assert here == there, (layout, here, there)
+        exact = [k for k in here if k not in _HEAP]
+        assert [here[k] for k in exact] == [there[k] for k in exact], (layout, here, there)
+        assert all(abs(here[k] - there[k]) < HEAP_NOISE for k in _HEAP), (layout, here, there)
         assert here["frames_stored"] >= 6 and here["peak_heap_bytes"] > 0
     # the device code compiles to the same bytes: no path in a .mpy
     for root in (ROOT, deep):
