@@ -8,13 +8,11 @@ overlap, bad date, unknown or inactive device. Open overviews follow: a new
 assignment brings a tile, an unassignment or discharge takes it away."""
 import datetime
 import json
-import queue
-import threading
 import time
 
 import pytest
 
-from host_tests.host.wardhelp import DEV_A, DEV_C, DEV_X, WardRig, wait
+from host_tests.host.wardhelp import DEV_A, DEV_C, DEV_X, Events, WardRig, wait
 from tools.provision import keys
 from tools.provision.registry import Registry
 
@@ -247,41 +245,6 @@ def test_an_assignment_shows_on_the_overview_only_while_it_covers_now(ward, kim)
     assert r.status_code == 200, r.text
     assert _tiles(w, s)[DEV_X]["patient_id"] == pid
     assert _post(w, s, "/api/discharge", {"patient": pid}).status_code == 200
-
-
-class Events:
-    """Every event of one user's /api/events stream, read in a thread."""
-
-    def __init__(self, w, s):
-        self.r = s.get(w.url + "/api/events", stream=True, timeout=30)
-        assert self.r.status_code == 200
-        self.q = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        event = None
-        try:
-            for line in self.r.iter_lines(decode_unicode=True):
-                if line.startswith("event: "):
-                    event = line[7:]
-                elif line.startswith("data: "):
-                    self.q.put((event, json.loads(line[6:])))
-        except Exception:  # noqa: BLE001 - closed by the test
-            pass
-
-    def next(self, kind, dev, timeout=5):
-        deadline = time.monotonic() + timeout
-        while True:
-            ev, d = self.q.get(timeout=max(0.01, deadline - time.monotonic()))
-            if ev == kind and d.get("device") == dev:
-                return d
-
-    def close(self):
-        import socket
-        conn = self.r.raw.connection
-        if conn is not None and conn.sock is not None:
-            conn.sock.shutdown(socket.SHUT_RDWR)
-        self.r.close()
 
 
 def test_open_overviews_gain_and_lose_the_tile(ward, kim):

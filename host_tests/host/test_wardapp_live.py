@@ -4,12 +4,11 @@ cleared, acknowledged and escalated to the notification hook, and trends
 whose gaps stay gaps."""
 import json
 import queue
-import threading
 import time
 
 import pytest
 
-from host_tests.host.wardhelp import DEV_A, DEV_B, DEV_C, WardRig, wait
+from host_tests.host.wardhelp import DEV_A, DEV_B, DEV_C, Events, WardRig, wait
 
 
 @pytest.fixture(scope="module")
@@ -19,48 +18,23 @@ def ward(tmp_path_factory):
     w.close()
 
 
-class Stream:
-    """The tiles one user's /api/events stream delivers, read in a thread."""
+class Stream(Events):
+    """The tiles one user's /api/events stream delivers."""
 
     def __init__(self, w, role):
         self.s = w.login(role)
-        self.r = self.s.get(w.url + "/api/events", stream=True, timeout=30)
-        assert self.r.status_code == 200
-        self.q = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        event = None
-        try:
-            for line in self.r.iter_lines(decode_unicode=True):
-                if line.startswith("event: "):
-                    event = line[7:]
-                elif line.startswith("data: ") and event == "tile":
-                    self.q.put(json.loads(line[6:]))
-                elif line.startswith("data: ") and event == "end":
-                    self.q.put({"device": None, "end": True})
-        except Exception:  # noqa: BLE001 - closed by the test
-            pass
+        super().__init__(w, self.s)
 
     def tile(self, dev, seq, timeout=5):
-        deadline = time.monotonic() + timeout
-        while True:
-            t = self.q.get(timeout=max(0.01, deadline - time.monotonic()))
-            if t["device"] == dev and (t["seq"] or 0) >= seq:
-                return t
+        return self.next("tile", dev, timeout, seq)
 
     def devices(self):
         out = set()
         while not self.q.empty():
-            out.add(self.q.get_nowait()["device"])
+            ev, d = self.q.get_nowait()
+            if ev == "tile":
+                out.add(d["device"])
         return out
-
-    def close(self):
-        import socket
-        conn = self.r.raw.connection  # unblock the reader: closing alone waits for its read
-        if conn is not None and conn.sock is not None:
-            conn.sock.shutdown(socket.SHUT_RDWR)
-        self.r.close()
 
 
 def test_live_tiles_reach_only_the_wards_clinicians(ward):
@@ -197,7 +171,7 @@ def test_a_busy_stream_ends_with_its_session(ward, monkeypatch):
         while not ended and time.monotonic() < deadline:
             w.vitals(DEV_A)  # busy: a tile every 0.1 s
             try:
-                ended = st.q.get(timeout=0.1).get("end", False)
+                ended = st.q.get(timeout=0.1)[0] == "end"
             except queue.Empty:
                 pass
         assert ended

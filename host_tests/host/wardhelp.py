@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import http.server
 import json
+import queue
 import re
 import shutil
 import threading
@@ -56,6 +57,43 @@ def wait(cond, timeout=10, step=0.01):
             return v
         assert time.monotonic() < deadline, "timed out waiting"
         time.sleep(step)
+
+
+class Events:
+    """Every event of one user's /api/events stream as (event, data),
+    read in a thread."""
+
+    def __init__(self, w, s):
+        self.r = s.get(w.url + "/api/events", stream=True, timeout=30)
+        assert self.r.status_code == 200
+        self.q = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        event = None
+        try:
+            for line in self.r.iter_lines(decode_unicode=True):
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    self.q.put((event, json.loads(line[6:])))
+        except Exception:  # noqa: BLE001 - closed by the test
+            pass
+
+    def next(self, kind, dev, timeout=5, seq=0):
+        """The next `kind` event about `dev` (a tile: of seq or newer)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            ev, d = self.q.get(timeout=max(0.01, deadline - time.monotonic()))
+            if ev == kind and d.get("device") == dev and (d.get("seq") or 0) >= seq:
+                return d
+
+    def close(self):
+        import socket
+        conn = self.r.raw.connection  # unblock the reader: closing alone waits for its read
+        if conn is not None and conn.sock is not None:
+            conn.sock.shutdown(socket.SHUT_RDWR)
+        self.r.close()
 
 
 class Sink:
