@@ -59,8 +59,9 @@ def run(url, deadline_ms=None, timeout_ms=10000):
     from firmware.pump import Pump
     deadline_ms = deadline_ms or DEADLINE_MS
     det = None
-    if sample:
-        det, pump = _sampling(cfg, wdt)
+    if sample:  # as the app starts them (start.sampling, app's detector)
+        from firmware import app, start
+        _, det, pump = start.sampling(wdt, cfg, app._detector)
     else:
         print("vitalnode: not sampling during the update: its code is not frozen (no heap for both)")
         pump = Pump(None, None, wdt)
@@ -79,16 +80,6 @@ def run(url, deadline_ms=None, timeout_ms=10000):
 def _update(url, timeout_ms, deadline_ms, buf, ks, cfg):
     from firmware import ota  # the update's code last: it leaves once the node resets
     return ota.update(url, timeout_ms, deadline_ms, buf, ks, cfg)
-
-
-def _sampling(cfg, wdt):
-    from firmware import sensor
-    from firmware.detect import Detect
-    from firmware.pump import Pump
-    smp, what = sensor.start()
-    print("vitalnode: sensor", what if smp else "fault: " + what, "(sampling during the update)")
-    det = Detect(smp, mains=cfg["mains_hz"], thresholds=cfg["alerts"]) if smp else None
-    return det, Pump(smp, det, wdt)
 
 
 def _record(ks, det):
