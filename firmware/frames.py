@@ -56,9 +56,9 @@ the node never loads it).
 Gateway acknowledgement (on vn/<id>/ack, once a frame is stored, or was
 already), version 2: u32 seq | u32 gateway time (Unix s) | 16-byte tag,
 HMAC-SHA256 with the same telemetry sub-key over ACK2_PREFIX | 6 bytes
-device id | u32 seq | u32 time, cut to 128 bits (the gateway builds it:
-framedec.ack) (a frame body starts with
-the version byte, never with an ACK prefix). Version 1 (older gateways):
+device id | u32 seq | u32 time, cut to 128 bits; the gateway builds it
+(framedec.ack). A frame body starts with the version byte, never with an
+ACK prefix. Version 1 (older gateways):
 u32 seq | tag over ACK_PREFIX | device id | u32 seq. The node reads both;
 the time is its only source of wall time (firmware/clock.sync).
 Non-guarantee: the tag proves origin and integrity, not freshness: the

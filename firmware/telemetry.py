@@ -4,14 +4,15 @@
                                             # ks.device_id and ks.mac("telemetry") only
     tm.vitals(det)                          # every VITALS_S
     tm.alert(kind, raised, at_ms, det)      # at once, on every alert change
-    tm.status(smp, rssi, reset_cause)       # every STATUS_S
+    tm.status(uptime_s, heap_free, reset_cause, rssi, lost)   # every STATUS_S
     tm.security(event_dict)                 # each security event
     Uplink(..., ack_check=tm.ack_seq,       # the gateway's acknowledgements,
            on_time=tm.sync_clock)           # and the time they carry
 
 Each frame gets the next sequence number, the time (Unix seconds once the
-gateway's acknowledgements set the RTC: firmware/clock.py, else the boot number) and the HMAC tag with the telemetry
-sub-key, then is persisted (firmware/outbox) before anything publishes it.
+gateway's acknowledgements set the RTC: firmware/clock.py; else the boot
+number) and the HMAC tag with the telemetry sub-key, then is persisted
+(firmware/outbox) before anything publishes it.
 Guarantees: a frame is sealed and on flash when a call returns (or the
 drop is counted: `box.dropped`; an alert that finds even the reserve full
 is counted in `alerts_lost`); every HR and SpO2 goes out with its
