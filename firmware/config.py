@@ -22,6 +22,12 @@ so a misspelt optional field cannot silently fall back to a default):
     ota_pubkey  {"n": 768 hex digits (RSA-3072 modulus), "e": 65537}
     alerts      optional: thresholds by name (lib/alertcfg.py DEFAULTS)
     mains_hz    optional: 50 (default) or 60, the ECG mains notch
+    power       optional: {"save": true, "uplink_s": 60, "cpu_mhz": 80}
+                (docs/power.md): save - light sleep between FIFO drains and
+                the radio off between uplink batches; uplink_s - vitals are
+                sent every uplink_s (10-60 s; alerts at once); cpu_mhz - the
+                clock while sampling (80, 160 or 240; a TLS handshake runs
+                at 160)
 
 Guarantee: load() returns a config that passed every check, or raises
 ConfigError whose text names the field; it never raises anything else.
@@ -37,7 +43,7 @@ PATH = "config.json"
 VERSION = const(1)
 MAX_BYTES = const(16384)  # a real config is ~2 KB; refuse to parse junk
 _FIELDS = ("version", "device_id", "wifi", "broker", "ca_cert", "ota_pubkey", "alerts",
-           "mains_hz")
+           "mains_hz", "power")
 _REQUIRED = ("version", "device_id", "wifi", "broker", "ca_cert", "ota_pubkey")
 _HOST_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-"
 
@@ -159,6 +165,28 @@ def _ota_key(k):
         raise _bad("ota_pubkey.e", "must be 65537")
 
 
+POWER = {"save": True, "uplink_s": 60, "cpu_mhz": 80}  # the defaults (docs/power.md)
+
+
+def _power(p):
+    """The power block with its defaults filled in."""
+    if not isinstance(p, dict):
+        raise _bad("power", "must be an object")
+    out = dict(POWER)
+    for k in p:
+        if k not in out:
+            raise _bad("power", "unknown field %r" % (k,))
+        out[k] = p[k]
+    if not isinstance(out["save"], bool):
+        raise _bad("power.save", "must be true or false")
+    u = out["uplink_s"]
+    if not isinstance(u, int) or isinstance(u, bool) or not 10 <= u <= 60:
+        raise _bad("power.uplink_s", "must be an integer 10-60 (vitals reach the ward within a minute)")
+    if out["cpu_mhz"] not in (80, 160, 240) or isinstance(out["cpu_mhz"], bool):
+        raise _bad("power.cpu_mhz", "must be 80, 160 or 240")
+    return out
+
+
 def validate(cfg, device_id=None):
     """Checked copy of `cfg` with optional fields filled in."""
     if not isinstance(cfg, dict):
@@ -192,6 +220,7 @@ def validate(cfg, device_id=None):
     if mains not in (50, 60) or isinstance(mains, bool):
         raise _bad("mains_hz", "must be 50 or 60")
     out["mains_hz"] = mains
+    out["power"] = _power(cfg.get("power", {}))
     return out
 
 

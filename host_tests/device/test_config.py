@@ -48,6 +48,15 @@ def test_a_valid_config_loads_with_defaults_filled_in():
     assert c["alerts"]["hr_low"] == 45 and c["alerts"]["hr_high"] == 150 and c["mains_hz"] == 60
 
 
+def test_power_defaults_save_power_and_send_vitals_every_minute():
+    write(good())
+    assert config.load(keystore.device_id())["power"] == {"save": True, "uplink_s": 60, "cpu_mhz": 80}
+    cfg = good()
+    cfg["power"] = {"save": False, "uplink_s": 20}
+    write(cfg)
+    assert config.load(keystore.device_id())["power"] == {"save": False, "uplink_s": 20, "cpu_mhz": 80}
+
+
 def test_the_broker_may_carry_its_address_so_the_node_never_resolves():
     cfg = good()
     cfg["broker"]["addr"] = "10.0.0.5"
@@ -69,7 +78,7 @@ def _mutated(path, value):
     cfg = good()
     d = cfg
     for k in path[:-1]:
-        d = d[k]
+        d = d.setdefault(k, {})  # an optional block starts empty
     if value is KeyError:
         del d[path[-1]]
     else:
@@ -106,6 +115,14 @@ def test_every_bad_value_names_its_field():
         (("alerts",), {"hr_lo": 40}, "hr_lo"),
         (("alerts",), [40], "alerts"),
         (("mains_hz",), 55, "mains_hz"),
+        (("power",), [], "power"),
+        (("power",), {"sleep": True}, "sleep"),
+        (("power", "save"), 1, "power.save"),
+        (("power", "uplink_s"), 61, "power.uplink_s"),
+        (("power", "uplink_s"), 9, "power.uplink_s"),
+        (("power", "uplink_s"), 30.0, "power.uplink_s"),
+        (("power", "cpu_mhz"), 40, "power.cpu_mhz"),
+        (("power", "cpu_mhz"), True, "power.cpu_mhz"),
         (("brokr",), {}, "brokr"),
     ]
     for path, value, field in cases:
