@@ -42,6 +42,8 @@ HEARTBEAT_S = const(10)
 SENSOR_RETRY_S = const(10)
 HEALTH_S = const(30)
 HEALTH_BEATS = const(10)
+SLEEP_MS = const(150)  # a light sleep's limit: the FIFO (32 samples, 160 ms) never overflows
+SESSION_MAX_MS = const(15000)  # a radio batch that cannot deliver gives up until the next one
 _BOOT_GC_BYTES = const(2048)
 
 
@@ -80,13 +82,14 @@ def main():
         sys.modules.pop("stage0", None)  # the boot is done
         smp, det, pump = start.sampling(wdt, cfg, _detector)
         link, trial = start.link(ks, cfg)
+        power = start.power(cfg)
         del ks, start
         _unload("start")
         if not trial:  # only a trial's confirm records a security event from here on
             _unload("seclog")
         gc.collect()
         gc.threshold(-1)  # booted: the GC runs when the heap is full, as by default
-        _monitor(wdt, cfg, link, trial, smp, det, pump)
+        _monitor(wdt, cfg, link, trial, smp, det, pump, power)
     except Exception as e:
         if not locked:
             raise  # a developer's node: show it at the REPL
@@ -137,13 +140,25 @@ def _healthy(smp, det):
 _running = None  # (link, pump) of the monitor loop, for a debugger or the simulator
 
 
-def _monitor(wdt, cfg, link, trial, smp, det, pump):
+def _monitor(wdt, cfg, link, trial, smp, det, pump, power):
+    """Power saving (config power.save, docs/power.md): between radio
+    batches the loop light-sleeps (pump.sleep: the sensor's INT wakes it),
+    with the radio off; a batch - every uplink_s, or at once when an alert
+    is queued - turns the radio on, delivers the outbox (every frame
+    confirmed) and turns it off again, or gives up after SESSION_MAX_MS
+    and tries at the next batch. Without it the radio stays on and the
+    loop ticks every TICK_MS. Vitals are made every VITALS_S either way."""
     global _running
     from alerts import NAMES
     t0 = time.ticks_ms()
     _running = (link, pump)
     tm = link.tm if link is not None else None
     wlan = link.wlan if link is not None else None
+    intp, uplink_s, mhz = power  # start.power()
+    save = intp is not None
+    radio = link is not None  # the boot's batch: connect, report, take the time
+    since = t0
+    next_batch = uplink_s
     seen_alerts = 0
     next_beat = HEARTBEAT_S
     next_vitals = VITALS_S
@@ -159,11 +174,30 @@ def _monitor(wdt, cfg, link, trial, smp, det, pump):
                 print("vitalnode: alert", NAMES[kind], "raised" if raised else "cleared")
                 if tm is not None:
                     tm.alert(kind, raised, at, det)
-        if link is not None:
+                    if not radio:
+                        radio = True  # an alert wakes the radio at once
+                        since = time.ticks_ms()
+        if radio and link is not None:
+            if save and mhz < 160 and machine.freq() < 160000000:
+                machine.freq(160000000)  # TLS and the radio at 160 MHz at least
             link.up.service(link.box)
             pump.alive()
-        time.sleep_ms(TICK_MS)
+            if save and (link.box.depth == 0 and link.up.up
+                         or time.ticks_diff(time.ticks_ms(), since) > SESSION_MAX_MS):
+                link.up.radio_off()
+                radio = False
+                if mhz < 160:
+                    machine.freq(mhz * 1000000)
+        if radio or intp is None or not intp.value():  # (INT held low: it would not sleep)
+            time.sleep_ms(TICK_MS)
+        else:
+            pump.sleep(SLEEP_MS)
         up = time.ticks_diff(time.ticks_ms(), t0) // 1000
+        if link is not None and up >= next_batch:
+            next_batch += uplink_s
+            if not radio:
+                radio = True
+                since = time.ticks_ms()
         if tm is not None and up >= next_vitals:
             next_vitals += VITALS_S
             if det is not None:
@@ -212,5 +246,6 @@ def _net(link):
     if link is None:
         return ""
     u = link.up
-    return ", broker %s, queued %d, sent %d, confirmed %d" % ("up" if u.up else "down", link.box.depth,
-                                                             u.published - u.resent, u.acked)
+    return ", broker %s, queued %d, sent %d, confirmed %d" % (
+        "up" if u.up else "down" if link.wlan.active() else "between batches", link.box.depth,
+        u.published - u.resent, u.acked)

@@ -22,12 +22,11 @@ so a misspelt optional field cannot silently fall back to a default):
     ota_pubkey  {"n": 768 hex digits (RSA-3072 modulus), "e": 65537}
     alerts      optional: thresholds by name (lib/alertcfg.py DEFAULTS)
     mains_hz    optional: 50 (default) or 60, the ECG mains notch
-    power       optional: {"save": true, "uplink_s": 60, "cpu_mhz": 80}
+    power       optional: {"save": true, "uplink_s": 60, "cpu_mhz": 160}
                 (docs/power.md): save - light sleep between FIFO drains and
                 the radio off between uplink batches; uplink_s - vitals are
                 sent every uplink_s (10-60 s; alerts at once); cpu_mhz - the
-                clock while sampling (80, 160 or 240; a TLS handshake runs
-                at 160)
+                clock (80, 160 or 240; a radio session runs at 160 or more)
 
 Guarantee: load() returns a config that passed every check, or raises
 ConfigError whose text names the field; it never raises anything else.
@@ -165,7 +164,7 @@ def _ota_key(k):
         raise _bad("ota_pubkey.e", "must be 65537")
 
 
-POWER = {"save": True, "uplink_s": 60, "cpu_mhz": 80}  # the defaults (docs/power.md)
+POWER = {"save": True, "uplink_s": 60, "cpu_mhz": 160}  # the defaults (docs/power.md)
 
 
 def _power(p):

@@ -22,6 +22,11 @@ after the drain, so the sampler's rings only bridge a few ticks.
 The watchdog: the timer feeds it only while the main loop called alive()
 within STALL_MAX_MS, so a network stall does not reset the node but a
 hung main loop still does.
+Power saving (sleep()): the main loop light-sleeps with the timer
+stopped; the sensor's INT (FIFO almost full, 17 samples) or the sleep's
+own limit wakes the CPU, and the main loop drains at once. The timer
+groups stop in light sleep, so the timer could not drain meanwhile
+anyway; the watchdog stops too, and the main loop feeds it at each wake.
 Guarantees: the timer callback allocates nothing (sampler and detector
 are allocation-free; the bound method is made once) and is the only
 caller of smp.service()/det.service(), so they never run re-entrantly.
@@ -52,6 +57,7 @@ class Pump:
         self.stall_ms = STALL_MAX_MS  # firmware/otapush: the download's deadline
         self.period_ms = period_ms
         self._cb = self._tick  # one bound method, made once (no allocation per tick)
+        self._busy = False
         self._timer = machine.Timer(TIMER_ID)
         self._arm()
 
@@ -59,17 +65,30 @@ class Pump:
         self._timer.init(mode=machine.Timer.ONE_SHOT, period=self.period_ms, callback=self._cb)
 
     def _tick(self, _t):
-        if self._cb is None:
-            return  # stopped while this tick waited in the queue
-        self._arm()  # the next tick, PERIOD_MS from now: never more than one queued
-        smp = self.smp
-        if smp is not None:
-            smp.service()  # every tick, not only on INT: the FIFO never waits 160 ms
-            if self.det is not None:
-                self.det.service()
-        if time.ticks_diff(time.ticks_ms(), self.alive_ms) < self.stall_ms:
-            self.wdt.feed()
-        self.ticks += 1
+        if self._cb is None or self._busy:
+            return  # stopped while this tick waited in the queue, or a drain runs
+        self._busy = True
+        try:
+            self._arm()  # the next tick, PERIOD_MS from now: never more than one queued
+            smp = self.smp
+            if smp is not None:
+                smp.service()  # every tick, not only on INT: the FIFO never waits 160 ms
+                if self.det is not None:
+                    self.det.service()
+            if time.ticks_diff(time.ticks_ms(), self.alive_ms) < self.stall_ms:
+                self.wdt.feed()
+            self.ticks += 1
+        finally:
+            self._busy = False
+
+    def sleep(self, ms):
+        """Light-sleep up to ms - the sensor's INT ends it sooner (the
+        caller set esp32.wake_on_ext0) - with the timer stopped, then drain
+        at once and re-arm the timer. A drain the scheduler runs meanwhile
+        returns at once (_busy), so service() never runs re-entrantly."""
+        self._timer.deinit()
+        machine.lightsleep(ms)
+        self._tick(None)
 
     def alive(self):
         self.alive_ms = time.ticks_ms()

@@ -4,6 +4,7 @@ then forgets this module, so the running node holds none of its code.
 
     ks, cfg = start.identity(wdt, heartbeat_s)
     link, trial = start.link(ks, cfg)
+    power = start.power(cfg)   # (INT pin or None, uplink_s, cpu_mhz)
 
 identity() returns the keystore and the validated config (without its
 large fields); with no device key or a configuration that fails validation
@@ -22,6 +23,7 @@ import time
 from micropython import const
 
 _SAFE_TICK_MS = const(500)
+_INT_PIN = const(4)  # the sensor's INT (firmware/sensor.py wiring)
 
 
 class _Link:
@@ -57,6 +59,22 @@ def sampling(wdt, cfg, detector):
         _unload("sensor")  # only a retry needs it again
     det = detector(smp, cfg)
     return smp, det, Pump(smp, det, wdt)
+
+
+def power(cfg):
+    """(INT pin or None, uplink_s, cpu_mhz) of the config's power block.
+    With power saving: the sensor's INT (FIFO almost full, active low; the
+    pull-up holds it high without a sensor) ends a light sleep, and the
+    CPU runs at cpu_mhz."""
+    import machine
+    pw = cfg["power"]
+    pin = None
+    if pw["save"]:
+        import esp32
+        pin = machine.Pin(_INT_PIN, machine.Pin.IN, machine.Pin.PULL_UP)
+        esp32.wake_on_ext0(pin, esp32.WAKEUP_ALL_LOW)
+        machine.freq(pw["cpu_mhz"] * 1000000)
+    return pin, pw["uplink_s"], pw["cpu_mhz"]
 
 
 def link(ks, cfg):

@@ -194,6 +194,25 @@ class Uplink:
                 self._c.sock.close()
             self._c = None
 
+    def radio_off(self):
+        """End a batch (power saving): an MQTT DISCONNECT - the broker keeps
+        the retained "online", a planned absence, not the last will - then
+        the radio off. The next service() turns it on and connects at once
+        (no back-off carried over: a batch is not a failure)."""
+        if self._c is not None:
+            try:
+                self._c.disconnect()
+                self._c = None
+            except Exception:  # noqa: BLE001 - going away either way
+                self.close()
+        w = self._wlan
+        if w is not None:
+            w.active(False)
+        self._wifi_started = False
+        self._wifi_since = None
+        self._backoff = BACKOFF_MIN_MS
+        self._next_ms = time.ticks_ms()
+
     def service(self, box):
         """Connect when due, publish up to BURST queued frames, read commands."""
         now = time.ticks_ms()

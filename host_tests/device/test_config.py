@@ -50,11 +50,11 @@ def test_a_valid_config_loads_with_defaults_filled_in():
 
 def test_power_defaults_save_power_and_send_vitals_every_minute():
     write(good())
-    assert config.load(keystore.device_id())["power"] == {"save": True, "uplink_s": 60, "cpu_mhz": 80}
+    assert config.load(keystore.device_id())["power"] == {"save": True, "uplink_s": 60, "cpu_mhz": 160}
     cfg = good()
     cfg["power"] = {"save": False, "uplink_s": 20}
     write(cfg)
-    assert config.load(keystore.device_id())["power"] == {"save": False, "uplink_s": 20, "cpu_mhz": 80}
+    assert config.load(keystore.device_id())["power"] == {"save": False, "uplink_s": 20, "cpu_mhz": 160}
 
 
 def test_the_broker_may_carry_its_address_so_the_node_never_resolves():

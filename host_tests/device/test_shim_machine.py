@@ -232,3 +232,55 @@ def test_isrs_are_held_back_during_a_flash_operation():
     time.sleep_ms(20)
     t.deinit()
     assert ran == [45, 50, 60]  # back on its 10 ms grid
+
+
+def test_lightsleep_wakes_on_the_ext0_pin_level_or_its_time():
+    # ports/esp32/modmachine.c machine_sleep_helper: timer wake-up after ms,
+    # ext0 (esp32.wake_on_ext0) on the pin's level
+    import esp32
+    clk = simboard.board.clock
+    pin = machine.Pin(4, machine.Pin.IN, machine.Pin.PULL_UP)
+    esp32.wake_on_ext0(pin, esp32.WAKEUP_ALL_LOW)
+    st = simboard.board.pin(4)
+    clk.call_later_us(30000, lambda: st.drive(0))  # the sensor pulls INT low at 30 ms
+    t0 = clk.now_us
+    machine.lightsleep(150)
+    assert clk.now_us - t0 == 30000
+    st.drive(1)
+    t0 = clk.now_us
+    machine.lightsleep(150)  # nothing pulls it: the timer ends it
+    assert clk.now_us - t0 == 150000
+    raises(ValueError, esp32.wake_on_ext0, machine.Pin(5), esp32.WAKEUP_ALL_LOW)  # not an RTC GPIO
+
+
+def test_in_lightsleep_timers_and_the_watchdog_stop_and_no_callback_runs():
+    # the timer groups are clock-gated: machine.Timer's and the task WDT's
+    # counters stop, and Python callbacks wait for the wake
+    clk = simboard.board.clock
+    calls = []
+    t = machine.Timer(0)
+    t.init(mode=machine.Timer.ONE_SHOT, period=30, callback=lambda _t: calls.append(clk.now_us))
+    wdt = machine.WDT(timeout=100)
+    t0 = clk.now_us
+    machine.lightsleep(80)   # would miss the watchdog's 100 ms if it kept counting
+    assert calls == []
+    machine.lightsleep(80)
+    assert calls == [] and clk.now_us - t0 == 160000
+    time.sleep_ms(40)        # awake: the timer's 30 ms run on from where they stopped
+    assert calls == [t0 + 190000]
+    wdt.feed()
+    e = raises(simboard.NodeReset, time.sleep_ms, 101)
+    assert e.cause == machine.WDT_RESET
+    simboard.board.reset(e.cause)
+
+
+def test_lightsleep_does_not_keep_a_wifi_connection():
+    import network
+    simboard.board.wifi.add_ap("ward", "pw")
+    w = network.WLAN(network.STA_IF)
+    w.active(True)
+    w.connect("ward", "pw")
+    time.sleep_ms(3000)
+    assert w.isconnected()
+    machine.lightsleep(100)
+    assert not w.isconnected()

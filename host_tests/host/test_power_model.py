@@ -108,3 +108,20 @@ def test_docs_print_every_figure_of_the_table():
     text = (ROOT / "docs" / "power.md").read_text()
     for name, ma, _source, _assumption, _note in table.rows():
         assert "| %s |" % ma in text, name
+
+
+def test_the_cpus_work_is_priced_out_of_light_sleep():
+    # 10 s: 1 s awake at 160 MHz, 9 s in light sleep; 2000 samples read at 160 MHz.
+    # Work per sample (table): (11.7 + 13.2 + 4.2) us on wasm x 45 (ESP32 at 240 MHz,
+    # the middle of 30-60) x 240/160 = 1964.25 us -> 3928.5 ms awake, out of light sleep
+    r = _report(10000, cpu={"cpu_160mhz": 1000, "light_sleep": 9000})
+    r["work_samples"] = {"cpu_160mhz": 2000}
+    work_ms = 2000 * 29.1 * 45 * 1.5 / 1000
+    expected = (44.0 * (1000 + work_ms) + 0.8 * (9000 - work_ms)) / 10000
+    e = model.energy(r)
+    assert e["cpu_work_ms"] == pytest.approx(work_ms, abs=0.1)
+    assert e["avg_current_ma"] == pytest.approx(expected, abs=0.005)
+    # an always-awake CPU did its work within its awake time: nothing to add
+    r = _report(10000)
+    r["work_samples"] = {"cpu_160mhz": 2000}
+    assert model.energy(r)["avg_current_ma"] == pytest.approx(44.0)

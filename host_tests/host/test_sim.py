@@ -28,7 +28,7 @@ def sim(tmp_path, sim_args):
 
 @pytest.mark.parametrize("runtime", ["micropython", "cpython"])
 def test_sim_runs_the_firmware_end_to_end_and_writes_the_summary(sim, tmp_path, runtime):
-    r, s = sim("--runtime", runtime, "--duration", "35")
+    r, s = sim("--runtime", runtime, "--duration", "35", "--power-save", "off")
     assert r.returncode == 0, r.stdout + r.stderr
     lines = r.stdout.splitlines()
     assert "vitalnode boot: reset cause power-on" in lines
@@ -88,7 +88,7 @@ def test_sim_runs_the_firmware_end_to_end_and_writes_the_summary(sim, tmp_path, 
 
 
 def test_sim_fault_scenario_loses_nothing(sim):
-    r, s = sim("--duration", "120", "--faults", "broker,wifi,finger")
+    r, s = sim("--duration", "120", "--faults", "broker,wifi,finger", "--power-save", "off")
     assert r.returncode == 0, r.stdout + r.stderr
     events = [ln for ln in r.stdout.splitlines() if " fault " in ln]
     assert len(events) == 6  # start and end of each
@@ -101,7 +101,7 @@ def test_sim_fault_scenario_loses_nothing(sim):
 
 
 def test_sim_nodes_share_the_broker_and_keep_their_data_apart(sim):
-    r, s = sim("--duration", "30", "--nodes", "2")
+    r, s = sim("--duration", "30", "--nodes", "2", "--power-save", "off")
     assert r.returncode == 0, r.stdout + r.stderr
     per = s["per_node"]
     assert len({p["device"] for p in per}) == 2
@@ -169,7 +169,7 @@ def test_the_frozen_firmware_runs_within_its_heap_budget(sim):
     """manifest.py's build, frozen into the 32-bit 1.27 binary: the
     firmware's bytecode and names stay in flash, and the node, TLS uplink
     up, stays within 48 KB of the ESP32's 112 KB GC heap."""
-    r, s = sim("--duration", "35", "--frozen")
+    r, s = sim("--duration", "35", "--frozen", "--power-save", "off")
     assert r.returncode == 0, r.stdout + r.stderr
     assert s["vm"] == "micropython 1.27.0 unix 32-bit frozen" and s["heap_cap"] == "112K"
     assert s["firmware_layout"].startswith("frozen")

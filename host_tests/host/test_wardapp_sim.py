@@ -17,7 +17,7 @@ from tools.paths import ROOT
 def test_sim_ward_shows_the_simulated_node_live(tmp_path, sim_args, dev_site_dir):
     port = free_port()
     p = subprocess.Popen([sys.executable, "-m", "tools.sim", "--runtime", "cpython", "--duration",
-                          "12", "--ward", "--ward-port", str(port), "--out",
+                          "12", "--ward", "--ward-port", str(port), "--power-save", "off", "--out",
                           str(tmp_path / "summary.json"), *sim_args], cwd=ROOT,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []

@@ -58,7 +58,7 @@ def airtime_ms(nbytes, mbit_s=table.PHY_MBIT_S):
     return nbytes * 8 / (mbit_s * 1000.0)
 
 
-def energy(power, capacity_mah=CAPACITY_MAH):
+def energy(power, capacity_mah=CAPACITY_MAH, factor="mid"):
     """{avg_current_ma, battery_hours, current_ma_by_state, shares, ...} of
     one node's power report (node summary["power"])."""
     check(power)
@@ -66,6 +66,16 @@ def energy(power, capacity_mah=CAPACITY_MAH):
     run = power["run_ms"]
     if run <= 0:
         raise AccountingError("an empty run")
+    st = dict(st)
+    # the CPU's work (no virtual time in the simulation): awake for it, out of
+    # light sleep; an always-awake CPU did it within its awake time
+    work_ms = 0.0
+    for k, n in power.get("work_samples", {}).items():
+        w = n * table.work_us_per_sample(int(k[4:-3]), factor) / 1000.0
+        w = min(w, st["light_sleep"])
+        st["light_sleep"] -= w
+        st[k] += w
+        work_ms += w
     charge = {}  # state -> mA x ms
     for mhz, row in table.ESP32_CPU.items():
         charge["cpu_%dmhz" % mhz] = row["ma"] * st["cpu_%dmhz" % mhz]
@@ -109,7 +119,8 @@ def energy(power, capacity_mah=CAPACITY_MAH):
             "battery_hours": round(capacity_mah / avg, 2) if avg else None,
             "capacity_mah": capacity_mah, "current_ma_by_state": by_state, "shares": shares,
             "airtime_ms": {"tx": round(tx, 1), "rx": round(rx, 1)}, "phy": table.PHY,
-            "states_ms": st, "run_ms": run}
+            "states_ms": st, "run_ms": run, "cpu_work_ms": round(work_ms, 1),
+            "esp32_factor": table.ESP32_FACTOR[factor]}
 
 
 def sim_report(per, results, devices, capacity_mah=CAPACITY_MAH):

@@ -17,6 +17,9 @@ import simboard
 import simflash
 import timing
 
+WAKEUP_ALL_LOW = False  # ports/esp32/modesp32.c: the level arguments
+WAKEUP_ANY_HIGH = True
+
 _NOT_FOUND = 0x1102
 _KEY_TOO_LONG = 0x1109
 _INVALID_NAME = 0x1106
@@ -223,6 +226,21 @@ class Partition:
         p = self._p
         return "<Partition type=%d, subtype=%d, address=%d, size=%d, label=%s, encrypted=0>" % (
             p.type, p.subtype, p.addr, p.size, p.label)
+
+
+def wake_on_ext0(pin, level):
+    """The GPIO whose level ends a light or deep sleep (ports/esp32/
+    modesp32.c: machine_rtc_config.ext0_pin/ext0_level, for both kinds of
+    sleep; pin None clears it). Only RTC GPIOs can (0, 2, 4, 12-15, 25-27,
+    32-39 on the ESP32)."""
+    b = simboard.board
+    if pin is None:
+        b.ext0 = None
+        return
+    n = pin if isinstance(pin, int) else pin._id
+    if n not in (0, 2, 4, 12, 13, 14, 15, 25, 26, 27, 32, 33, 34, 35, 36, 37, 38, 39):
+        raise ValueError("invalid pin")
+    b.ext0 = (n, 1 if level else 0)
 
 
 def mcu_temperature():

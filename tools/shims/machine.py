@@ -206,6 +206,7 @@ class Timer:
         self._dues = [0] * 8  # due times of this timer's queued ticks, oldest first
         self._dh = 0
         self._dn = 0
+        self._paused = False  # its event waits out a light sleep
         self.latency_max_us = 0
         self.ticks = 0
         self.lost = 0
@@ -353,12 +354,55 @@ def idle():
 
 
 def lightsleep(ms=None):
+    """esp_light_sleep_start() as ports/esp32/modmachine.c's
+    machine_sleep_helper sets it up: wake on the RTC timer after `ms` and on
+    the esp32.wake_on_ext0 pin's level (sooner if it already has it).
+    Meanwhile no Python callback runs, and the timer groups are clock-gated
+    (ESP-IDF "Sleep Modes": peripherals are clock-gated in light sleep): the
+    machine.Timer counters and the watchdog (the task WDT runs on timer
+    group 0) stop, so their events come later by the time slept. The
+    station's Wi-Fi connection is not kept (ESP-IDF: connections are not
+    maintained in light sleep): it is dropped. Time advances to the wake."""
     b = simboard.board
+    clk = vclock.clock
+    if ms is None and b.ext0 is None:
+        raise ValueError("no wake source: the node would never wake")
+    for w in b.wlans:
+        w._dropped()
+    for t in b.timers:  # (no list made: a node sleeps ~12 times a second)
+        t._paused = t._ev is not None and t._ev in clk._events  # (a fired one-shot is not)
+        if t._paused:
+            clk.cancel(t._ev)
+    if b.wdt is not None:
+        clk.cancel(b.wdt[0])
+    t0 = clk.now_us
+    end = t0 + ms * 1000 if ms is not None else None
     b.power.cpu_sleep(powerstate.LIGHT)
     try:
-        vclock.clock.sleep_us((ms if ms is not None else 1000) * 1000)
+        while not _ext0_level(b):
+            nxt = end
+            evs = clk._events
+            if evs and (nxt is None or evs[0][0] < nxt):
+                nxt = evs[0][0]
+            if nxt is None:
+                raise ValueError("nothing left to wake the node")
+            clk.advance_to(max(nxt, clk.now_us))
+            if end is not None and clk.now_us >= end:
+                break
     finally:
+        slept = clk.now_us - t0
+        for t in b.timers:
+            if t._paused:
+                clk.rearm(t._ev, t._ev[0] + slept)
+        if b.wdt is not None:
+            clk.rearm(b.wdt[0], b.wdt[0][0] + slept)
+        b.wakes += 1
         b.power.cpu_awake(b.freq // 1000000)
+    clk.run_all()
+
+
+def _ext0_level(b):
+    return b.ext0 is not None and b.pin(b.ext0[0]).value() == b.ext0[1]
 
 
 def deepsleep(ms=None):

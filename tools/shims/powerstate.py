@@ -5,6 +5,7 @@
     m.cpu_sleep(LIGHT)                # machine.lightsleep() ... m.cpu_awake(mhz) after
     m.radio(R_CONNECTED_MIN)          # network shim: the radio's state changed
     m.sensor(chip)                    # simmax: the chip's registers changed
+    m.sample()                        # simmax: the node read one sample out of the FIFO
     m.report()                        # {"states_ms": ..., "led": ..., ...}
 
 Only times are measured here; what each state draws is host data
@@ -24,6 +25,10 @@ times add up to the run:
   lit time, as the chip's registers set them; the host multiplies by width
   x rate (the LEDs' average current is amplitude x width x rate).
 Bytes sent and received are counted by simnet (tx_bytes, rx_bytes).
+The CPU's work, which takes no virtual time (Python code runs between
+clock events), is counted as samples read out of the FIFO, per clock
+rate at the read (`work_samples`); the host prices it
+(tools/power/model.py: per-sample cost x count, taken out of light sleep).
 
 Guarantees: the meter's storage is allocated when the board is made (the
 harness's heap, measured before the node boots) and only ever holds small
@@ -91,6 +96,7 @@ class Meter:
         self._slot_pps = [0] * LED_SLOTS
         self._slots = 0
         self.led_merged = 0
+        self._work = [0] * 5  # samples read out of the FIFO, per CPU clock (small ints)
 
     # -- storage (small ints only) -------------------------------------------
     def _dt(self, r):
@@ -127,6 +133,13 @@ class Meter:
     def cpu_sleep(self, state):
         """LIGHT or DEEP from now until the next cpu_awake()."""
         self._cpu_to(state)
+
+    def sample(self):
+        """One sample read out of the sensor's FIFO (the work it starts -
+        sampler, detection - is priced by the host per sample)."""
+        c = self.cpu_state
+        if c < 5:
+            self._work[c] += 1
 
     # -- radio ---------------------------------------------------------------
     def radio(self, state):
@@ -217,4 +230,5 @@ class Meter:
         return {"run_ms": (self.clock.now_us - self.t0) / 1000, "states_ms": states,
                 "sensor_part": self.part, "ppg_on_ms": self._get(_PPG) / 1000,
                 "ecg_on_ms": self._get(_ECG) / 1000, "sensor_off_ms": self._get(_OFF) / 1000,
-                "led": led, "led_merged": self.led_merged}
+                "led": led, "led_merged": self.led_merged,
+                "work_samples": {CPU_STATES[i]: self._work[i] for i in range(5) if self._work[i]}}

@@ -321,6 +321,8 @@ class Board:
         self.power = powerstate.Meter(self.clock, self.freq // 1000000)
         self.rtc_base = None  # (virtual us, seconds since 2000) when set
         self.rtc_mem = b""
+        self.ext0 = None  # esp32.wake_on_ext0: (gpio, level) that wakes a light sleep
+        self.wakes = 0  # light sleeps ended (by the pin or the timer)
         self.on_nvs_commit = None  # persistence hook (emulated device)
 
     # -- persistence (emulated device keeps its flash across restarts) ----
@@ -422,6 +424,7 @@ class Board:
                 self.clock.cancel(self.wdt[0])
             self.wdt = None
         self.clock.clear_python()
+        self.ext0 = None  # machine_rtc_config lives in RAM (ports/esp32/machine_rtc.c)
         for t in self.timers:
             t.deinit()
         self.timers = []

@@ -194,6 +194,7 @@ class _SimMaxim:
             self._byte = 0
             r[0x06] = (r[0x06] + 1) & 0x1F
             self.count -= 1
+            simboard.board.power.sample()  # the CPU's work for it (powerstate)
             r[0x05] = 0  # OVF_COUNTER resets when a whole sample is popped
             if self.a_full_clr and self.count < self.threshold:
                 r[0] &= 0x7F

@@ -94,6 +94,10 @@ def _args(argv):
     ap.add_argument("--outage", type=int, default=0, metavar="SECONDS",
                     help="the broker unreachable from minute 10 for SECONDS (a long outage: "
                          "summary gains outage_seconds, frames_dropped_by_policy, drain_seconds)")
+    ap.add_argument("--power-save", choices=["on", "off"], default="on",
+                    help="the nodes' config power.save (docs/power.md): on (the default, as a "
+                         "node provisioned without a power block) - light sleep and uplink "
+                         "batches; off - awake, the radio always connected")
     ap.add_argument("--progress", type=int, default=30, help="progress line every N simulated s")
     ap.add_argument("--unprovisioned", action="store_true",
                     help="boot nodes with no key and no config (their safe state)")
@@ -265,7 +269,9 @@ def _node_report(a, world, live, dev, s, spec):
          "peak_heap_bytes": s.get("peak_heap_bytes"), "peak_heap_at_s": s.get("peak_heap_at_s"),
          "min_free_heap_bytes": s.get("min_free_heap_bytes"),
          "harness_heap_bytes": s.get("harness_heap_bytes"), "vm": s.get("vm"),
-         "sensor_starts_ms": live.starts[dev]}
+         "sensor_starts_ms": live.starts[dev],
+         # every beat the gateway stored, in the node's ms (a save on/off comparison)
+         "beats_ms": sorted(b[0] for x in rows if x["kind"] == "vitals" for b in x["beats"])}
     r.update(sc)
     if not s["resets"]:  # the node's clock restarts at a reset: one boot only
         al, vi = report.latencies(rows, world.epoch)
@@ -333,7 +339,8 @@ def _main(argv=None):
     spec_base = {"sensor": runner.sensor_spec(a.chip, a.record, a.ppg, a.spo2),
                  "progress_s": a.progress, "pace": 1.0 if a.realtime else 0,
                  "timing": a.timing}
-    world = World(a.workdir / "world", a.nodes, log=print, site_dir=a.dev_site)
+    world = World(a.workdir / "world", a.nodes, log=print, site_dir=a.dev_site,
+                  power_save=a.power_save == "on")
     demo = None
     try:
         world.start()
@@ -376,7 +383,7 @@ def _main(argv=None):
          "vm": per[0]["vm"] if a.runtime == "cpython" else "%s%s" % (
              launch.describe("frozen" if a.frozen else a.vm), "" if a.frozen else " deployed"),
          "heap_cap": a.heap if a.runtime == "micropython" else None,
-         "timing": a.timing,
+         "timing": a.timing, "power_save": a.power_save == "on",
          "firmware_layout": "frozen (manifest.py in the binary)" if a.frozen
          else "deployed .mpy files on the flash"}
     s.update(_total(per))

@@ -69,10 +69,12 @@ class _CountingGateway:
 
 
 class World:
-    def __init__(self, workdir, nodes=1, log=print, site_dir=None):
+    def __init__(self, workdir, nodes=1, log=print, site_dir=None, power_save=True):
         """workdir: the broker, registry and store (made anew each start);
         site_dir: the development site (made there once; default
-        build/dev-site)."""
+        build/dev-site); power_save: the nodes' config power.save (without
+        a power block in their config when True, its default)."""
+        self.power_save = power_save
         self.dir = Path(workdir)
         self.dev_site_dir = Path(site_dir) if site_dir else BUILD / "dev-site"
         self.devices = device_ids(nodes)
@@ -108,6 +110,8 @@ class World:
             # an address as well as the name: the node never resolves (docs/timing.md)
             cfg["broker"] = {"host": "localhost", "addr": "127.0.0.1", "port": self.broker.port}
             cfg["wifi"] = {"ssid": WIFI[0], "password": WIFI[1]}
+            if not self.power_save:
+                cfg["power"] = {"save": False}
             image["files"]["config.json"] = json.dumps(cfg)
             self.images[dev] = image
             self.broker.add_user(dev, keys.broker_password(keys.subkeys(root, dev)["broker"]))
