@@ -224,6 +224,12 @@ def bench_detect(a):
     cmd = ".venv/bin/python -m tools.bench detect"
     w = run_vm("wasm", script, data=data)
     u = run_vm("unix", script, data=data)
+    nw = run_vm("wasm", ROOT / "tools/bench/node_vm.py")
+    nu = run_vm("unix", ROOT / "tools/bench/node_vm.py")
+    what_node = ("the node's own work per FIFO sample (ECG + IR + red at 200 sps): firmware.sampler "
+                 "service() + firmware.detect service(), drained every 85 ms from the simulated "
+                 "MAX86150 (synthetic 72/min), the chip simulation's own time subtracted, %d samples "
+                 "(tools/bench/node_vm.py); tools/power/table.py prices the CPU's work with it")
     what = ("whole detection pipeline: QRS and rhythm analysis (lib/rhythm: published beats, monitor "
             "rate, VF, AF) on ECG at 360 sps + pulse and SpO2 on IR/red at 100 sps + alerts, per second "
             "of signal (MIT-BIH 100 + BIDMC 01), warmed up, %d s timed")
@@ -236,6 +242,10 @@ def bench_detect(a):
                                      "ESP32 CPU share estimate: wasm time x 30 (notes: ESP32 = wasm x 30-60)"),
         "detect.esp32_cpu_pct_high": (round(w["ms_per_signal_second"] * 60 / 10, 1), "%",
                                       "ESP32 CPU share estimate: wasm time x 60"),
+        "detect.node_us_per_fifo_sample_wasm": (round(nw["us_per_sample"], 1), "us",
+                                                what_node % nw["samples"] + ", 32-bit wasm VM under Node"),
+        "detect.node_us_per_fifo_sample_unix": (round(nu["us_per_sample"], 1), "us",
+                                                what_node % nu["samples"] + ", unix port"),
         "detect.heap_bytes_per_sample": (math.ceil(max(w["heap_bytes_per_sample"], u["heap_bytes_per_sample"])),
                                          "bytes", "gc.mem_alloc() delta over 90 s of the pipeline (50400 "
                                          "samples) after warm-up, per sample, worst of both VMs"),

@@ -65,17 +65,14 @@ CPU_IDLE_BASELINE_MA = 27.0
 # The CPU's work per sample. Python takes no virtual time in the simulation,
 # so the time the CPU is awake to process what it read is priced here:
 # samples read x this cost, at the clock rate of the read, moved out of light
-# sleep (tools/power/model.py). Per FIFO sample (ECG + IR + red, 200 sps):
-# the 32-bit wasm VM's measured cost of each part, times the ESP32 factor.
-WORK_WASM_US = {
-    "ecg": 11.7,  # QRS + rhythm (lib/qrs, lib/rhythm) per ECG sample
-    "ppg": 13.2,  # pulse + SpO2 (lib/ppg, lib/spo2) per IR/red pair
-    "fifo": 4.2,  # MAX86150 FIFO decode: 135 us per 32-sample read
-}
-WORK_SOURCE = ("measured on the 32-bit wasm VM, 2026-12-05: ecg and ppg by the detect bench's "
-               "pipeline split by stage (tools/bench/detect_vm.py's parts, MIT-BIH 100 + BIDMC 01), "
-               "fifo = sensor.fifo_read_us_wasm / 32 (`python -m tools.bench sensor`); the sampler's "
-               "ring and quality bookkeeping is not in it")
+# sleep (tools/power/model.py). Per FIFO sample (ECG + IR + red at 200 sps):
+# the node's sampler + detection as `make bench` measures it on the 32-bit
+# wasm VM, times the ESP32 factor.
+WORK_WASM_US = 27.0
+WORK_SOURCE = ("make bench: detect.node_us_per_fifo_sample_wasm, 24.4-30.3 us over four runs on a "
+               "loaded 2-core host, 2026-12-05 (the middle used; firmware.sampler + firmware.detect "
+               "per FIFO sample, tools/bench/node_vm.py); the unix port's 6.7-6.9 us x 110-220 "
+               "gives the same ESP32 range")
 # ESP32 time = wasm time x 30-60 at 240 MHz (../shared/notes/micropython-runtimes.md:
 # pystones, +-2x); x (240 / MHz) at a lower clock. The model uses the middle.
 ESP32_FACTOR = {"lo": 30.0, "mid": 45.0, "hi": 60.0}
@@ -83,7 +80,7 @@ ESP32_FACTOR = {"lo": 30.0, "mid": 45.0, "hi": 60.0}
 
 def work_us_per_sample(mhz, factor="mid"):
     """ESP32 CPU time (us) to process one FIFO sample at `mhz`."""
-    return sum(WORK_WASM_US.values()) * ESP32_FACTOR[factor] * 240.0 / mhz
+    return WORK_WASM_US * ESP32_FACTOR[factor] * 240.0 / mhz
 
 
 # Wi-Fi: the stated PHY rate for airtime, and the figures at that rate
