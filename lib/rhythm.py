@@ -41,11 +41,15 @@ within 8 % of the median RR, share of RRs within 8 % of the median,
 share of assessable beats with a P wave like the recent ones. All three
 low: AF. To enter AF the RR series must also look random: 25 or more
 turning points in 30 (a random series has 20 +- 2.3, Dash et al.) is a
-pattern, e.g. bigeminy. The state holds while the 32 RRs span too many
-excluded beats (ventricular bigeminy is not AF) or over 1/6 of them end
-in a NOISY beat (noise is not a rhythm). af_start / af_end date an
-episode from the middle of the window that showed it to the middle of
-the one that ended it.
+pattern, e.g. bigeminy. Ectopy: the more of the window's beats are set
+aside (wide), the more scatter AF needs (the density and near limits fall
+linearly to 10 % and 50 % at 40 % set aside): the RRs left between
+frequent ectopics are perturbed by them (post-ectopic pauses, ectopics
+not seen as wide). Over 40 % set aside: no entry (ventricular bigeminy is
+not AF), and AF stays only on that scatter. The state holds while over
+1/6 of the RRs end in a NOISY beat (noise is not a rhythm). af_start /
+af_end date an episode from the middle of the window that showed it to
+the middle of the one that ended it.
 
 Guarantees: feed() allocates nothing; integers only (bit-exact across
 runtimes); ~1 KB of RAM beyond the QRS detector (32-bit). Non-guarantees:
@@ -88,6 +92,11 @@ _AF_P = const(65)
 _AF_DENS_STAY = const(45)
 _AF_NEAR_STAY = const(85)
 _AF_P_STAY = const(70)
+# the density and near limits at 40 % (and over) of the window's beats set
+# aside as ectopic, reached linearly from the limits above at none (DS1's
+# AF: 95 % of its windows are at or under 6 % and 46 %)
+_AF_DENS_ECT = const(10)
+_AF_NEAR_ECT = const(50)
 _AF_TPR = const(25)  # turning points (of 30) at or above: a pattern (random: 20 +- 2.3)
 # self.v (one array: few attributes keep the instance small):
 # [0:32] decimated history, [32:81] 7 blocks x 7 sums (abs, slope, leak
@@ -396,12 +405,21 @@ class Rhythm:
         pw = (pw * 100) // known if known >= 8 else 0
         # the window's RRs against the beats they span
         span = ((a[n + (first - 1) % n] - a[n + first]) & 0x7FFF) + 1
-        if 10 * n < 6 * span or 6 * noisy > n:
-            return  # too many beats set aside (e.g. ventricular bigeminy) or noisy: hold
+        if 6 * noisy > n:
+            return  # noise is not a rhythm: hold
+        # ectopy: % of the window's beats set aside (wide); the scatter asked
+        # for grows with it, from the plain limits (none) to _AF_*_ECT (40 %)
+        e = ((span - n) * 100) // span
+        if 10 * n < 6 * span:  # over 40 %
+            if not self.state & AF:
+                return  # ventricular bigeminy / trigeminy is not AF: no entry
+            e = 40
         if self.state & AF:
-            af = dens < _AF_DENS_STAY and near < _AF_NEAR_STAY and pw < _AF_P_STAY
+            af = (40 * dens < 40 * _AF_DENS_STAY - (_AF_DENS_STAY - _AF_DENS_ECT) * e
+                  and 40 * near < 40 * _AF_NEAR_STAY - (_AF_NEAR_STAY - _AF_NEAR_ECT) * e and pw < _AF_P_STAY)
         else:
-            af = dens < _AF_DENS and near < _AF_NEAR and pw < _AF_P and tp < _AF_TPR
+            af = (40 * dens < 40 * _AF_DENS - (_AF_DENS - _AF_DENS_ECT) * e
+                  and 40 * near < 40 * _AF_NEAR - (_AF_NEAR - _AF_NEAR_ECT) * e and pw < _AF_P and tp < _AF_TPR)
         if af != bool(self.state & AF):
             mid = self.bt[_NBEATS + (first + (n >> 1)) % n]
             self.state ^= AF
