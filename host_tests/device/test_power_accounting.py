@@ -240,8 +240,8 @@ def test_timeline_led_charge_and_sensor_time_per_bin():
     time.sleep_ms(1000)
     m.report()
     c = _cols(m)
-    # 40 mA lit x 100 us x 200 pulses/s = 0.8 mA average: 800 uA x 1000 ms per bin
-    assert c["led_ua_ms"][:2] == [800000, 800000]
+    # 40 mA lit x 100 us x 200 pulses/s = 0.8 mA average: 800 uA x 1 s per bin
+    assert c["led_ua_s"][:2] == [800, 800]
     assert c["ppg_on_us"][:2] == c["ecg_on_us"][:2] == [1000000, 1000000]
     # the I2C writes of shutdown() take time in bin 2; from then the chip is off
     assert 0 < c["sensor_off_us"][2] <= 1000000

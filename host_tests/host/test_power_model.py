@@ -116,14 +116,14 @@ def _with_timeline(report, cols, bins, t0_ms=0, bin_ms=1000):
     return report
 
 
-# three bins as the meter records them (us; LED charge in uA x ms): 1 s at 160 MHz
+# three bins as the meter records them (us; LED charge in uA x s): 1 s at 160 MHz
 # connecting; 1 s half at 160 MHz, half in light sleep, connected in modem sleep;
 # a last, short 0.5 s at 80 MHz with the radio off and the sensor on, its LEDs
-# drawing 1.2 mA on average (1200 uA x 500 ms)
+# drawing 1.2 mA on average (1200 uA x 0.5 s)
 BINS = {"cpu_160mhz": [1000000, 500000, 0], "light_sleep": [0, 500000, 0],
         "cpu_80mhz": [0, 0, 500000], "wifi_connecting": [1000000, 0, 0],
         "wifi_connected_ps_min_modem": [0, 1000000, 0], "wifi_off": [0, 0, 500000],
-        "ppg_on_us": [0, 0, 500000], "ecg_on_us": [0, 0, 500000], "led_ua_ms": [0, 0, 600000]}
+        "ppg_on_us": [0, 0, 500000], "ecg_on_us": [0, 0, 500000], "led_ua_s": [0, 0, 600]}
 # by hand, from the table's values (docs/power.md): CPU 44 / 31 / 0.8 mA; radio
 # add-on connecting 110 - 27 = 83 mA, modem sleep 31.12 - 27.18 = 3.94 mA;
 # PPG core and ECG front end 1 mA each

@@ -56,6 +56,7 @@ def test_the_sites_other_power_fields_stay_and_the_firmwares_rules_check_them(de
     (600, [601, 1]),
     (601, [302, 2]),        # past 600 s: as wide as keeps about 600 bins
     (86400, [601, 144]),    # a day: 144 s bins
+    (700000, [601, 1000]),  # past 600,000 s: 1000 s bins at most, the first 601,000 s
 ])
 def test_timeline_bins_fit_the_run(duration, spec):
     assert sim.timeline_spec(duration) == spec

@@ -161,6 +161,13 @@ def test_the_png_ends_with_the_supply_current_and_its_average():
     assert ax.get_xlabel() == "simulated time (s)" and "dev" in ax.get_title()
 
 
+def test_a_timeline_that_filled_up_says_what_it_covers():
+    fig = report.figure("dev", _frames([500]), [0], {}, {}, "test",
+                        current={"points": [(0.0, 1000.0, 50.0), (1000.0, 1000.0, 40.0)],
+                                 "full": True})
+    assert "the first 2000 s of the run" in fig.axes[4].get_title()
+
+
 def test_without_a_timeline_the_panel_says_so():
     fig = report.figure("dev", _frames([500]), [0], {}, {}, "test", current={"points": None})
     assert "no power timeline" in fig.axes[4].get_title() and not fig.axes[4].patches

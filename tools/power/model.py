@@ -156,7 +156,7 @@ def timeline(power):
             continue
         charge, _, _ = _charges(st, col("tx_bytes")[i], col("rx_bytes")[i], part,
                                 col("ppg_on_us")[i] / 1000.0, col("ecg_on_us")[i] / 1000.0,
-                                col("sensor_off_us")[i] / 1000.0, col("led_ua_ms")[i] / 1000.0)
+                                col("sensor_off_us")[i] / 1000.0, col("led_ua_s")[i])  # uA s = mA ms
         out.append((round(t, 3), span / 1000.0, round(sum(charge.values()) / span, 3)))
         t += span / 1000.0
     return out

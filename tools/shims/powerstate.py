@@ -33,12 +33,12 @@ boots, so the harness's heap carries it); tick(), a clock event at each
 bin's end, accrues every rail up to that instant, so every state time
 falls in one bin, and moves to the next bin. Per bin: us in each CPU and
 radio state, us with the PPG core on / the ECG front end on / the chip
-shut down, the LEDs' charge in uA x ms (their average current, amplitude
-x width x rate as tools/power/model.led_ma, times the time), and the
-bytes simnet sent and received. The host prices each bin as it prices the
+shut down, the LEDs' charge in uA x s (their average current, amplitude
+x width x rate as tools/power/model.led_ma, times the time; rounded to
+1 uA x ms at each accrual), and the bytes simnet sent and received. The host prices each bin as it prices the
 run (tools/power/model.timeline). A run longer than the table stops
-recording (timeline_full); bins of more than 1000 s would exceed a small
-int on the 32-bit port - the host sizes them from the run (tools/sim).
+recording (timeline_full); bins are at most 1000 s, so every value stays
+a small int on the 32-bit port (tools/sim sizes them from the run).
 
 Guarantees: the meter's storage is allocated when the board is made (the
 harness's heap, measured before the node boots) and only ever holds small
@@ -63,8 +63,8 @@ RADIO_STATES = ("wifi_off", "wifi_on_idle", "wifi_connecting", "wifi_connected_p
                 "wifi_connected_ps_min_modem", "wifi_connected_ps_max_modem")
 LED_SLOTS = 8
 # timeline columns (per bin): the CPU and radio states at their rail indices,
-# then PPG on, ECG on, chip shut down (us), LED charge (uA x ms), bytes
-TL_SENSOR = ("ppg_on_us", "ecg_on_us", "sensor_off_us", "led_ua_ms", "tx_bytes", "rx_bytes")
+# then PPG on, ECG on, chip shut down (us), LED charge (uA x s = mA x ms), bytes
+TL_SENSOR = ("ppg_on_us", "ecg_on_us", "sensor_off_us", "led_ua_s", "tx_bytes", "rx_bytes")
 TL_COLS = 13 + len(TL_SENSOR)
 _TL_LED = 16
 _TL_TX = 17
@@ -196,7 +196,9 @@ class Meter:
         if s >= 0:
             self._add(_LED_AMP + s, (self.led_ir + self.led_red) * dt)
             self._add(_LED_LIT + s, dt)
-            self._bin(_TL_LED, self.led_ua * ((dt + 500) // 1000))
+            ua = self.led_ua  # x dt in uA x s, kept below 2**30 for dt up to 1000 s
+            whole = dt // 1000000
+            self._bin(_TL_LED, ua * whole + (ua * ((dt - whole * 1000000) // 1000) + 500) // 1000)
 
     def _slot(self, pw, pps):
         n = self._slots
@@ -254,6 +256,8 @@ class Meter:
         """Record `bins` bins of `bin_us` from now (the harness calls tick()
         at each bin's end). net: simnet's SimNet, whose byte counts are
         binned too (None: no bytes). Allocates the table: before the boot."""
+        if bin_us > 1000000000:
+            raise ValueError("timeline bins of at most 1000 s")
         from array import array
         # a column per array: no allocation as large as the table (the
         # harness's heap has little room beyond what it holds)

@@ -50,12 +50,16 @@ OUTAGE_AT = 600  # a long outage (--outage) starts at minute 10
 TIMELINE_BINS = 600  # the current-over-time panel: at most this many bins a run
 
 
+TIMELINE_BIN_MAX_S = 1000  # the meter's bins stay small ints (tools/shims/powerstate.py)
+
+
 def timeline_spec(duration):
     """[bins, bin s] for the power meter's timeline: 1 s bins up to 600 s,
     then as wide as keeps 600 bins (whole seconds), plus one for a short
-    last bin."""
-    bin_s = max(1, -(-duration // TIMELINE_BINS))
-    return [-(-duration // bin_s) + 1, bin_s]
+    last bin; at most 1000 s wide, so a run past 600,000 s is recorded for
+    its first 601,000 s (the summary's current_timeline says "full")."""
+    bin_s = min(TIMELINE_BIN_MAX_S, max(1, -(-duration // TIMELINE_BINS)))
+    return [min(TIMELINE_BINS + 1, -(-duration // bin_s) + 1), bin_s]
 # CHIP=max30102 has no ECG: its beats are the pulse peaks of the BIDMC record, whose
 # annotations are breaths, not beats; MIT-BIH's beats are another patient's
 NO_ECG_SCORE = ("the MAX30102 has no ECG: its beats are pulse peaks of the BIDMC PPG, and "
@@ -307,7 +311,8 @@ def _node_report(a, world, live, dev, s, spec):
                 "MIT-BIH %s + BIDMC %s on node %s" % (a.record, a.ppg, dev),
                 fifo={"fill_max": s.get("fifo_fill_max"), "fill_max_ms": s.get("fifo_fill_max_ms"),
                       "lost_ms": s.get("first_sample_lost_ms")},
-                current={"points": points, "capacity_mah": power.CAPACITY_MAH})
+                current={"points": points, "capacity_mah": power.CAPACITY_MAH,
+                         "full": bool(points) and s["power"]["timeline"]["full"]})
     r["png"] = _shown(png)
     return r
 

@@ -267,17 +267,20 @@ def figure(dev, rows, starts, spec, peaks, title, fifo=None, current=None):
     q.set_xlabel("simulated time (s)")
     q.legend(loc="lower left", fontsize=8)
     if current is not None:
-        current_panel(ax[4], dev, current.get("points"), current.get("capacity_mah", 500))
+        current_panel(ax[4], dev, current.get("points"), current.get("capacity_mah", 500),
+                      current.get("full", False))
     fig.tight_layout()
     return fig
 
 
-def current_panel(ax, dev, points, capacity_mah=500):
+def current_panel(ax, dev, points, capacity_mah=500, full=False):
     """Supply current of node `dev` against simulated time: one step per
     bin of the power meter's timeline (points: [(start s, length s, mA)],
     tools/power/model.timeline), and the run's average as a dashed line
     (the time-weighted mean of the bins, labelled with what it gives on a
-    `capacity_mah` cell). Returns that average (None without points)."""
+    `capacity_mah` cell). full: the meter's table filled up before the run
+    ended (the title says the panel covers the start only). Returns that
+    average (None without points)."""
     from tools.power import model
     ax.set_xlabel("simulated time (s)")
     ax.set_ylabel("supply current (mA)")
@@ -294,8 +297,9 @@ def current_panel(ax, dev, points, capacity_mah=500):
                if avg else "average 0 mA")
     ax.set_xlim(edges[0], edges[-1])
     ax.set_ylim(0, max(p[2] for p in points) * 1.1 or 1)
-    ax.set_title("Supply current of %s over the run (energy model, docs/power.md)" % dev,
-                 fontsize=10)
+    ax.set_title("Supply current of %s over %s (energy model, docs/power.md)"
+                 % (dev, "the first %g s of the run: the timeline was full" % edges[-1] if full
+                     else "the run"), fontsize=10)
     ax.legend(loc="upper right", fontsize=8)
     return avg
 
