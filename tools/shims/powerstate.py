@@ -35,16 +35,18 @@ falls in one bin, and moves to the next bin. Per bin: us in each CPU and
 radio state, us with the PPG core on / the ECG front end on / the chip
 shut down, the LEDs' charge in uA x s (their average current, amplitude
 x width x rate as tools/power/model.led_ma, times the time; rounded to
-1 uA x ms at each accrual), and the bytes simnet sent and received. The host prices each bin as it prices the
-run (tools/power/model.timeline). A run longer than the table stops
+1 uA x ms at each accrual), and the bytes simnet sent and received. The
+host prices each bin as it prices the run (tools/power/model.timeline). A run longer than the table stops
 recording (timeline_full); bins are at most 1000 s, so every value stays
 a small int on the 32-bit port (tools/sim sizes them from the run).
 
-Guarantees: the meter's storage is allocated when the board is made (the
-harness's heap, measured before the node boots) and only ever holds small
-ints, so the node's heap figures do not carry it; a state change that
-changes nothing allocates nothing, and nothing here runs per sample or per
-FIFO read (the chip calls sensor() only when its registers are written).
+Guarantees: the meter's storage is allocated when the board is made, and
+the timeline's table when timeline() is called (both the harness's heap,
+measured before the node boots), and only ever holds small ints, so the
+node's heap figures do not carry it; a state change that changes nothing
+allocates nothing (nor does closing a timeline bin), and nothing here
+runs per sample or per FIFO read (the chip calls sensor() only when its
+registers are written).
 Non-guarantees: a state change may make short-lived long ints (after 2**30
 us of virtual time, or amplitude x time), garbage at the next collection;
 more than LED_SLOTS distinct (pulse width, rate) pairs share the last slot,
