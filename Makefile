@@ -145,9 +145,10 @@ QUIET_CTRL_C = || { rc=$$?; [ $$rc = 130 ] || exit $$rc; }
 ## the whole node simulated: firmware on the unix port, mosquitto, gateway
 ## [DURATION=600 RUNTIME=micropython|cpython RECORD=100 PPG=01
 ##  CHIP=max86150|max30102 FAULTS=none|all|broker,wifi,finger,motion
-##  NODES=1 REALTIME=1 HEAP=112K FROZEN=1 TIMING=typical|worst OUTAGE=s POWER_SAVE=on|off
-##  WARD=1: at real time with the ward web app up]
-## -> build/sim/summary.json, PNG, FHIR
+##  NODES=1 REALTIME=1 HEAP=112K FROZEN=1 TIMING=typical|worst OUTAGE=s
+##  WARD=1: at real time with the ward web app up
+##  POWER_SAVE=on|off: the nodes' config power.save, default on]
+## -> build/sim/summary.json, PNG (with supply current over time), FHIR
 sim: deps
 	@$(PY) -m tools.sim --runtime $(RUNTIME) --duration $(DURATION) $(SIM_OPTS) $(QUIET_CTRL_C)
 

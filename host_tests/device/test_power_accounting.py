@@ -189,3 +189,104 @@ def test_the_meter_holds_only_what_the_board_gave_it():
     gc.collect()
     assert gc.mem_alloc() - before <= 0
     assert m.led_merged == 0 and len(m.report()["led"]) == 1
+
+
+# -- the timeline: per-bin state times for make sim's current-over-time panel --
+
+def _timeline(m, bins, bin_ms):
+    """What tools/vm/node.py does before the boot: the table, and a clock
+    event at each bin's end."""
+    b = simboard.board
+    m.timeline(bins, bin_ms * 1000)
+    b.clock.call_at(b.clock.now_us + bin_ms * 1000, m.tick, bin_ms * 1000)
+
+
+def _cols(m):
+    """The timeline's non-zero columns as lists, after report() closed the
+    bin under way (as tools/vm/node.py streams them)."""
+    return {name: [col[i] for i in range(n)] for name, col, n in m.timeline_columns()}
+
+
+def test_timeline_bins_hold_each_states_time_within_the_bin():
+    b = simboard.board
+    m = b.power
+    time.sleep_ms(250)                      # before the timeline: in no bin
+    _timeline(m, 4, 1000)
+    time.sleep_ms(300)                      # bin 0: 300 ms at 160 MHz
+    machine.freq(80000000)
+    time.sleep_ms(500)                      # bin 0: 500 ms at 80 MHz
+    machine.lightsleep(1200)                # 200 ms in bin 0, 1000 ms in bin 1
+    time.sleep_ms(500)                      # bin 2 (under way): 500 ms at 80 MHz
+    tl = m.report()["timeline"]
+    assert tl["bins"] == 3 and tl["bin_ms"] == 1000 and not tl["full"]
+    assert tl["t0_ms"] == 250
+    c = _cols(m)
+    assert c["cpu_160mhz"] == [300000, 0, 0]            # us
+    assert c["cpu_80mhz"] == [500000, 0, 500000]
+    assert c["light_sleep"] == [200000, 1000000, 0]
+    assert c["wifi_off"] == [1000000, 1000000, 500000]   # the radio rail covers each bin too
+    assert "deep_sleep" not in c and "cpu_240mhz" not in c  # all-zero columns left out
+
+
+def test_timeline_led_charge_and_sensor_time_per_bin():
+    b = simboard.board
+    simmax.attach(simmax.SimMAX86150(int_pin=simmax.INT))
+    s = MAX86150(machine.I2C(0, scl=machine.Pin(22), sda=machine.Pin(21)))
+    s.configure(sample_rate=200, ecg_rate=200, pulse_width=100, led_ir_ma=30.0, led_red_ma=10.0)
+    m = b.power
+    _timeline(m, 4, 1000)
+    time.sleep_ms(2000)
+    s.shutdown()
+    time.sleep_ms(1000)
+    m.report()
+    c = _cols(m)
+    # 40 mA lit x 100 us x 200 pulses/s = 0.8 mA average: 800 uA x 1 s per bin
+    assert c["led_ua_s"][:2] == [800, 800]
+    assert c["ppg_on_us"][:2] == c["ecg_on_us"][:2] == [1000000, 1000000]
+    # the I2C writes of shutdown() take time in bin 2; from then the chip is off
+    assert 0 < c["sensor_off_us"][2] <= 1000000
+    assert c["sensor_off_us"][2] + c["ppg_on_us"][2] == 1000000
+
+
+class _Net:
+    tx_bytes = 0
+    rx_bytes = 0
+
+
+def test_timeline_counts_the_bytes_of_each_bin():
+    b = simboard.board
+    m = b.power
+    net = _Net()
+    m.timeline(3, 1000000, net)
+    b.clock.call_at(b.clock.now_us + 1000000, m.tick, 1000000)
+    net.tx_bytes += 300
+    net.rx_bytes += 40
+    time.sleep_ms(1500)
+    net.tx_bytes += 1000
+    time.sleep_ms(100)
+    m.report()
+    c = _cols(m)
+    assert c["tx_bytes"] == [300, 1000] and c["rx_bytes"] == [40, 0]
+
+
+def test_a_full_timeline_stops_recording_and_says_so():
+    b = simboard.board
+    m = b.power
+    _timeline(m, 2, 100)
+    time.sleep_ms(450)
+    tl = m.report()["timeline"]
+    assert tl["full"] and tl["bins"] == 2
+    assert _cols(m)["cpu_160mhz"] == [100000, 100000]
+    assert m.report()["states_ms"]["cpu_160mhz"] == 450   # the run's totals go on
+
+
+def test_closing_a_bin_allocates_nothing():
+    b = simboard.board
+    m = b.power
+    _timeline(m, 8, 1000)
+    time.sleep_ms(10)
+    m.tick()
+    machine.freq(80000000)
+    time.sleep_ms(10)
+    assert alloc_bytes(m.tick) == 0
+    assert alloc_bytes(lambda: m.cpu_awake(160)) == 0

@@ -125,3 +125,65 @@ def test_the_cpus_work_is_priced_out_of_light_sleep():
     r = _report(10000)
     r["work_samples"] = {"cpu_160mhz": 2000}
     assert model.energy(r)["avg_current_ma"] == pytest.approx(44.0)
+
+
+def _with_timeline(report, cols, bins, t0_ms=0, bin_ms=1000):
+    report["timeline"] = {"t0_ms": t0_ms, "bin_ms": bin_ms, "bins": bins, "full": False,
+                          "cols": cols}
+    return report
+
+
+# three bins as the meter records them (us; LED charge in uA x s): 1 s at 160 MHz
+# connecting; 1 s half at 160 MHz, half in light sleep, connected in modem sleep;
+# a last, short 0.5 s at 80 MHz with the radio off and the sensor on, its LEDs
+# drawing 1.2 mA on average (1200 uA x 0.5 s)
+BINS = {"cpu_160mhz": [1000000, 500000, 0], "light_sleep": [0, 500000, 0],
+        "cpu_80mhz": [0, 0, 500000], "wifi_connecting": [1000000, 0, 0],
+        "wifi_connected_ps_min_modem": [0, 1000000, 0], "wifi_off": [0, 0, 500000],
+        "ppg_on_us": [0, 0, 500000], "ecg_on_us": [0, 0, 500000], "led_ua_s": [0, 0, 600]}
+# by hand, from the table's values (docs/power.md): CPU 44 / 31 / 0.8 mA; radio
+# add-on connecting 110 - 27 = 83 mA, modem sleep 31.12 - 27.18 = 3.94 mA;
+# PPG core and ECG front end 1 mA each
+BIN_MA = [44.0 + 83.0, 0.5 * 44.0 + 0.5 * 0.8 + 3.94, 31.0 + 1.0 + 1.0 + 1.2]  # 127, 26.34, 34.2
+
+
+def test_the_timeline_prices_each_bin_by_hand():
+    r = _with_timeline(_report(2500, part="max86150"), BINS, 3)
+    pts = model.timeline(r)
+    assert [p[0] for p in pts] == [0.0, 1.0, 2.0]          # start s
+    assert [p[1] for p in pts] == [1.0, 1.0, 0.5]          # length s
+    assert [p[2] for p in pts] == pytest.approx(BIN_MA, abs=1e-3)
+    # the time-weighted mean: (127 + 26.34 + 34.2 x 0.5) / 2.5 s = 68.176 mA
+    assert model.mean_ma(pts) == pytest.approx(68.176, abs=1e-3)
+
+
+def test_the_timelines_mean_is_the_runs_average_current():
+    r = _report(2500, cpu={"cpu_160mhz": 1500, "light_sleep": 500, "cpu_80mhz": 500},
+                radio={"wifi_connecting": 1000, "wifi_connected_ps_min_modem": 1000, "wifi_off": 500},
+                part="max86150", ppg=500, ecg=500,
+                led=[(100, 200, 60000 * 500, 500)])      # 60 mA lit x 100 us x 200/s = 1.2 mA
+    _with_timeline(r, BINS, 3)
+    assert model.energy(r)["avg_current_ma"] == pytest.approx(model.mean_ma(model.timeline(r)),
+                                                              abs=0.005)
+
+
+def test_a_bin_whose_rails_disagree_is_not_priced():
+    cols = dict(BINS, wifi_off=[0, 0, 400000])              # the radio rail 100 ms short in bin 2
+    with pytest.raises(model.AccountingError, match="bin 2"):
+        model.timeline(_with_timeline(_report(2500, part="max86150"), cols, 3))
+
+
+def test_no_timeline_no_points():
+    assert model.timeline(_report(1000)) is None
+
+
+def test_the_cpus_work_in_a_bin_is_priced_as_in_the_run():
+    # the same work in the run and in its one bin: the panel's mean is the run's average
+    r = _report(1000, cpu={"cpu_160mhz": 100, "light_sleep": 900})
+    r["work_samples"] = {"cpu_160mhz": 200}
+    _with_timeline(r, {"cpu_160mhz": [100000], "light_sleep": [900000], "wifi_off": [1000000],
+                       "work_samples": [200]}, 1)
+    work_ms = 200 * 27.0 * 45 * 1.5 / 1000  # 364.5 ms awake instead of asleep
+    expected = (44.0 * (100 + work_ms) + 0.8 * (900 - work_ms)) / 1000
+    assert model.timeline(r)[0][2] == pytest.approx(expected, abs=1e-3)
+    assert model.energy(r)["avg_current_ma"] == pytest.approx(expected, abs=0.005)

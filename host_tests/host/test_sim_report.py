@@ -138,3 +138,45 @@ def test_latency_is_from_the_nodes_measurement_to_the_gateways_storing():
     assert [round(x, 1) for x in vitals] == [0.5, 60.0]
     assert report.p95([]) is None and report.p95([5.0]) == 5.0
     assert report.p95(list(range(1, 101))) == 95 and report.p95(list(range(1, 21))) == 19
+
+
+def _panel(fig):
+    return next(a for a in fig.axes if a.get_ylabel() == "supply current (mA)")
+
+
+def test_the_png_ends_with_the_supply_current_and_its_average():
+    # 1 s at 100 mA, 1 s at 20 mA, a last half second at 40 mA: the average over
+    # the 2.5 s is (100 + 20 + 40 x 0.5) / 2.5 = 56 mA, 500 mAh / 56 mA = 8.9 h
+    points = [(0.0, 1.0, 100.0), (1.0, 1.0, 20.0), (2.0, 0.5, 40.0)]
+    fig = report.figure("dev", _frames([500]), [0], {}, {}, "test",
+                        current={"points": points, "capacity_mah": 500})
+    assert len(fig.axes) == 5 and _panel(fig) is fig.axes[4]
+    ax = fig.axes[4]
+    step = ax.patches[0]                                   # one step per bin
+    values, edges = step.get_data()[:2]
+    assert list(values) == [100.0, 20.0, 40.0] and list(edges) == [0.0, 1.0, 2.0, 2.5]
+    avg = [ln for ln in ax.lines if ln.get_linestyle() == "--"]
+    assert len(avg) == 1 and list(avg[0].get_ydata()) == [pytest.approx(56.0)] * 2
+    assert "56.0 mA" in avg[0].get_label() and "8.9 h on 500 mAh" in avg[0].get_label()
+    assert ax.get_xlabel() == "simulated time (s)" and "dev" in ax.get_title()
+
+
+def test_a_timeline_that_filled_up_says_what_it_covers():
+    fig = report.figure("dev", _frames([500]), [0], {}, {}, "test",
+                        current={"points": [(0.0, 1000.0, 50.0), (1000.0, 1000.0, 40.0)],
+                                 "full": True})
+    assert "the first 2000 s of the run" in fig.axes[4].get_title()
+
+
+def test_without_a_timeline_the_panel_says_so():
+    fig = report.figure("dev", _frames([500]), [0], {}, {}, "test", current={"points": None})
+    assert "no power timeline" in fig.axes[4].get_title() and not fig.axes[4].patches
+
+
+def test_the_png_is_written_with_the_panel(tmp_path):
+    png = tmp_path / "w.png"
+    report.plot(png, "dev", _frames([500]), [0], {}, {}, "test",
+                current={"points": [(0.0, 1.0, 50.0)]})
+    from PIL import Image
+    with Image.open(png) as im:
+        assert im.size[1] > 11 * 90   # taller than the four-panel figure (11 in at 90 dpi)

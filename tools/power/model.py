@@ -58,25 +58,10 @@ def airtime_ms(nbytes, mbit_s=table.PHY_MBIT_S):
     return nbytes * 8 / (mbit_s * 1000.0)
 
 
-def energy(power, capacity_mah=CAPACITY_MAH, factor="mid"):
-    """{avg_current_ma, battery_hours, current_ma_by_state, shares, ...} of
-    one node's power report (node summary["power"])."""
-    check(power)
-    st = power["states_ms"]
-    run = power["run_ms"]
-    if run <= 0:
-        raise AccountingError("an empty run")
-    st = dict(st)
-    # the CPU's work (no virtual time in the simulation): awake for it, out of
-    # light sleep; an always-awake CPU did it within its awake time
-    work_ms = 0.0
-    for k, n in power.get("work_samples", {}).items():
-        w = n * table.work_us_per_sample(int(k[4:-3]), factor) / 1000.0
-        w = min(w, st["light_sleep"])
-        st["light_sleep"] -= w
-        st[k] += w
-        work_ms += w
-    charge = {}  # state -> mA x ms
+def _charges(st, tx_bytes, rx_bytes, part, ppg_ms, ecg_ms, off_ms, led_ma_ms):
+    """{state: charge in mA x ms} of state times `st` (ms), the bytes sent
+    and received, the sensor's on/off times and the LEDs' charge."""
+    charge = {}
     for mhz, row in table.ESP32_CPU.items():
         charge["cpu_%dmhz" % mhz] = row["ma"] * st["cpu_%dmhz" % mhz]
     charge["light_sleep"] = table.ESP32_LIGHT_SLEEP["ma"] * st["light_sleep"]
@@ -85,8 +70,8 @@ def energy(power, capacity_mah=CAPACITY_MAH, factor="mid"):
     connected = ("wifi_connected_ps_none", "wifi_connected_ps_min_modem",
                  "wifi_connected_ps_max_modem")
     t_conn = sum(st[k] for k in connected)
-    tx = airtime_ms(power.get("tx_bytes", 0))
-    rx = airtime_ms(power.get("rx_bytes", 0))
+    tx = airtime_ms(tx_bytes)
+    rx = airtime_ms(rx_bytes)
     air = tx + rx
     if air > t_conn:  # cannot happen on the wire; keep the account whole
         tx, rx = (tx * t_conn / air, rx * t_conn / air) if air else (0.0, 0.0)
@@ -102,15 +87,46 @@ def energy(power, capacity_mah=CAPACITY_MAH, factor="mid"):
     charge["wifi_tx"] = table.radio_addon_ma(table.WIFI_TX) * tx
     charge["wifi_rx"] = table.radio_addon_ma(table.WIFI_RX) * rx
     # the sensor
-    part = power.get("sensor_part")
     if part:
         chip = table.SENSOR[part]
-        charge["sensor_ppg"] = chip["ppg"]["ma"] * power["ppg_on_ms"]
+        charge["sensor_ppg"] = chip["ppg"]["ma"] * ppg_ms
         if "ecg" in chip:
-            charge["sensor_ecg"] = chip["ecg"]["ma"] * power["ecg_on_ms"]
-        charge["sensor_shutdown"] = chip["shutdown"]["ma"] * power["sensor_off_ms"]
-        # per slot [pulse width us, pulses/s, lit amplitudes x time (uA x ms), lit ms]
-        charge["sensor_leds"] = sum(led_ma(ua_ms, 0, pw, pps) for pw, pps, ua_ms, _ in power["led"])
+            charge["sensor_ecg"] = chip["ecg"]["ma"] * ecg_ms
+        charge["sensor_shutdown"] = chip["shutdown"]["ma"] * off_ms
+        charge["sensor_leds"] = led_ma_ms
+    return charge, tx, rx
+
+
+def _work(st, samples, factor="mid"):
+    """State times with the CPU's work (no virtual time in the simulation)
+    moved out of light sleep into the awake state at the clock of the reads:
+    samples {cpu state: count} x table.work_us_per_sample; an always-awake
+    CPU did it within its awake time. Returns (state times, work ms)."""
+    st = dict(st)
+    work_ms = 0.0
+    for k, n in samples.items():
+        w = min(n * table.work_us_per_sample(int(k[4:-3]), factor) / 1000.0, st["light_sleep"])
+        st["light_sleep"] -= w
+        st[k] += w
+        work_ms += w
+    return st, work_ms
+
+
+def energy(power, capacity_mah=CAPACITY_MAH, factor="mid"):
+    """{avg_current_ma, battery_hours, current_ma_by_state, shares, ...} of
+    one node's power report (node summary["power"]); factor: the ESP32 speed
+    estimate the CPU's work is priced at (table.ESP32_FACTOR)."""
+    check(power)
+    run = power["run_ms"]
+    if run <= 0:
+        raise AccountingError("an empty run")
+    st, work_ms = _work(power["states_ms"], power.get("work_samples", {}), factor)
+    part = power.get("sensor_part")
+    # per LED slot [pulse width us, pulses/s, lit amplitudes x time (uA x ms), lit ms]
+    leds = sum(led_ma(ua_ms, 0, pw, pps) for pw, pps, ua_ms, _ in power["led"]) if part else 0.0
+    charge, tx, rx = _charges(st, power.get("tx_bytes", 0), power.get("rx_bytes", 0), part,
+                              power.get("ppg_on_ms", 0), power.get("ecg_on_ms", 0),
+                              power.get("sensor_off_ms", 0), leds)
     total = sum(charge.values())
     avg = total / run
     by_state = {k: round(v / run, 4) for k, v in charge.items() if v}
@@ -121,6 +137,55 @@ def energy(power, capacity_mah=CAPACITY_MAH, factor="mid"):
             "airtime_ms": {"tx": round(tx, 1), "rx": round(rx, 1)}, "phy": table.PHY,
             "states_ms": st, "run_ms": run, "cpu_work_ms": round(work_ms, 1),
             "esp32_factor": table.ESP32_FACTOR[factor]}
+
+
+_CPU_STATES = tuple("cpu_%dmhz" % m for m in (20, 40, 80, 160, 240)) + ("light_sleep", "deep_sleep")
+_RADIO_STATES = ("wifi_off", "wifi_on_idle", "wifi_connecting", "wifi_connected_ps_none",
+                 "wifi_connected_ps_min_modem", "wifi_connected_ps_max_modem")
+
+
+def timeline(power):
+    """Supply current over time from a power report's timeline (the meter's
+    bins: tools/shims/powerstate.py), each bin priced as energy() prices
+    the run: [(start s, length s, mA)], start from the run's start. None
+    without a timeline. Raises AccountingError if a bin's CPU and radio
+    rails do not cover the same time (a bin priced from a partial account)."""
+    tl = power.get("timeline")
+    if not tl:
+        return None
+    cols = tl["cols"]
+    n = tl["bins"]
+    zeros = [0] * n
+
+    def col(name):
+        return cols.get(name, zeros)
+    part = power.get("sensor_part")
+    t = tl["t0_ms"] / 1000.0
+    out = []
+    for i in range(n):
+        st = {k: col(k)[i] / 1000.0 for k in _CPU_STATES + _RADIO_STATES}  # us -> ms
+        span = sum(st[k] for k in _CPU_STATES)
+        radio = sum(st[k] for k in _RADIO_STATES)
+        if abs(span - radio) > 0.001:
+            raise AccountingError("timeline bin %d: CPU rail %.3f ms, radio rail %.3f ms"
+                                  % (i, span, radio))
+        if span <= 0:
+            continue
+        if col("work_samples")[i]:  # priced at the clock the CPU was awake at most
+            awake = max(_CPU_STATES[:5], key=lambda k: st[k])
+            st, _ = _work(st, {awake: col("work_samples")[i]})
+        charge, _, _ = _charges(st, col("tx_bytes")[i], col("rx_bytes")[i], part,
+                                col("ppg_on_us")[i] / 1000.0, col("ecg_on_us")[i] / 1000.0,
+                                col("sensor_off_us")[i] / 1000.0, col("led_ua_s")[i])  # uA s = mA ms
+        out.append((round(t, 3), span / 1000.0, round(sum(charge.values()) / span, 3)))
+        t += span / 1000.0
+    return out
+
+
+def mean_ma(points):
+    """The time-weighted mean current (mA) of timeline() points."""
+    span = sum(p[1] for p in points)
+    return sum(p[1] * p[2] for p in points) / span if span else None
 
 
 def sim_report(per, results, devices, capacity_mah=CAPACITY_MAH):

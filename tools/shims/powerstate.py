@@ -7,6 +7,8 @@
     m.sensor(chip)                    # simmax: the chip's registers changed
     m.sample()                        # simmax: the node read one sample out of the FIFO
     m.report()                        # {"states_ms": ..., "led": ..., ...}
+    m.timeline(600, 1000000, net)     # the harness, before boot: per-second bins
+    clock.call_at(t + 1000000, m.tick, 1000000)   # ... closed by a clock event
 
 Only times are measured here; what each state draws is host data
 (tools/power/table.py) and Energy = sum of current x time is computed there
@@ -30,16 +32,33 @@ clock events), is counted as samples read out of the FIFO, per clock
 rate at the read (`work_samples`); the host prices it
 (tools/power/model.py: per-sample cost x count, taken out of light sleep).
 
-Guarantees: the meter's storage is allocated when the board is made (the
-harness's heap, measured before the node boots) and only ever holds small
-ints, so the node's heap figures do not carry it; a state change that
-changes nothing allocates nothing, and nothing here runs per sample or per
-FIFO read (the chip calls sensor() only when its registers are written).
+Timeline (the current-over-time panel of `make sim`'s PNG): timeline()
+gives the meter a fixed table of bins, allocated then (before the node
+boots, so the harness's heap carries it); tick(), a clock event at each
+bin's end, accrues every rail up to that instant, so every state time
+falls in one bin, and moves to the next bin. Per bin: us in each CPU and
+radio state, us with the PPG core on / the ECG front end on / the chip
+shut down, the LEDs' charge in uA x s (their average current, amplitude
+x width x rate as tools/power/model.led_ma, times the time; rounded to
+1 uA x ms at each accrual), the bytes simnet sent and received, and the
+samples read out of the FIFO. The host prices each bin as it prices the
+run (tools/power/model.timeline). A run longer than the table stops
+recording (timeline_full); bins are at most 1000 s, so every value stays
+a small int on the 32-bit port (tools/sim sizes them from the run).
+
+Guarantees: the meter's storage is allocated when the board is made, and
+the timeline's table when timeline() is called (both the harness's heap,
+measured before the node boots), and only ever holds small ints, so the
+node's heap figures do not carry it; a state change that changes nothing
+allocates nothing (nor does closing a timeline bin); per sample only
+sample() runs (two small-int additions; the chip calls sensor() only when
+its registers are written).
 Non-guarantees: a state change may make short-lived long ints (after 2**30
 us of virtual time, or amplitude x time), garbage at the next collection;
 more than LED_SLOTS distinct (pulse width, rate) pairs share the last slot,
 priced at the highest duty seen in it (`led_merged` counts them); Python
-code takes no virtual time, so CPU load above "awake" is not measured.
+code takes no virtual time, so the CPU's work is counted in samples, not
+timed.
 """
 
 # cpu rail
@@ -52,6 +71,15 @@ R_OFF, R_ON, R_CONNECTING, R_CONNECTED_NONE, R_CONNECTED_MIN, R_CONNECTED_MAX = 
 RADIO_STATES = ("wifi_off", "wifi_on_idle", "wifi_connecting", "wifi_connected_ps_none",
                 "wifi_connected_ps_min_modem", "wifi_connected_ps_max_modem")
 LED_SLOTS = 8
+# timeline columns (per bin): the CPU and radio states at their rail indices,
+# then PPG on, ECG on, chip shut down (us), LED charge (uA x s = mA x ms), bytes
+TL_SENSOR = ("ppg_on_us", "ecg_on_us", "sensor_off_us", "led_ua_s", "tx_bytes", "rx_bytes",
+             "work_samples")
+TL_COLS = 13 + len(TL_SENSOR)
+_TL_LED = 16
+_TL_TX = 17
+_TL_RX = 18
+_TL_WORK = 19  # samples read out of the FIFO (the CPU's work, priced by the host)
 # accumulator indices: two 24-bit limbs each, so every stored value is a small int
 _CPU = 0
 _RADIO = 7
@@ -97,6 +125,17 @@ class Meter:
         self._slots = 0
         self.led_merged = 0
         self._work = [0] * 5  # samples read out of the FIFO, per CPU clock (small ints)
+        self.led_ua = 0  # the lit LEDs' average current now (uA)
+        # timeline (off until timeline()): the current bin's index, or -1
+        self._tb = -1
+        self._tl = None
+        self._bins = 0
+        self.bin_us = 0
+        self.tl_t0 = 0
+        self.timeline_full = False
+        self.net = None
+        self._tx0 = 0
+        self._rx0 = 0
 
     # -- storage (small ints only) -------------------------------------------
     def _dt(self, r):
@@ -121,9 +160,16 @@ class Meter:
     def _get(self, i):
         return self._hi[i] * _LIMB + self._lo[i]
 
+    def _bin(self, col, v):
+        i = self._tb
+        if i >= 0:
+            self._tl[col][i] += v
+
     # -- cpu -----------------------------------------------------------------
     def _cpu_to(self, state):
-        self._add(_CPU + self.cpu_state, self._dt(_RC))
+        dt = self._dt(_RC)
+        self._add(_CPU + self.cpu_state, dt)
+        self._bin(_CPU + self.cpu_state, dt)
         self.cpu_state = state
 
     def cpu_awake(self, mhz):
@@ -140,27 +186,39 @@ class Meter:
         c = self.cpu_state
         if c < 5:
             self._work[c] += 1
+            self._bin(_TL_WORK, 1)
 
     # -- radio ---------------------------------------------------------------
     def radio(self, state):
         if state == self.radio_state:
             return
-        self._add(_RADIO + self.radio_state, self._dt(_RR))
+        self._radio_acc()
         self.radio_state = state
+
+    def _radio_acc(self):
+        dt = self._dt(_RR)
+        self._add(_RADIO + self.radio_state, dt)
+        self._bin(_RADIO + self.radio_state, dt)
 
     # -- sensor --------------------------------------------------------------
     def _sensor_acc(self):
         dt = self._dt(_RS)
         if self.ppg_on:
             self._add(_PPG, dt)
+            self._bin(_PPG, dt)
         if self.ecg_on:
             self._add(_ECG, dt)
+            self._bin(_ECG, dt)
         if self.part is not None and not (self.ppg_on or self.ecg_on):
             self._add(_OFF, dt)
+            self._bin(_OFF, dt)
         s = self.led_slot
         if s >= 0:
             self._add(_LED_AMP + s, (self.led_ir + self.led_red) * dt)
             self._add(_LED_LIT + s, dt)
+            ua = self.led_ua  # x dt in uA x s, kept below 2**30 for dt up to 1000 s
+            whole = dt // 1000000
+            self._bin(_TL_LED, ua * whole + (ua * ((dt - whole * 1000000) // 1000) + 500) // 1000)
 
     def _slot(self, pw, pps):
         n = self._slots
@@ -204,6 +262,8 @@ class Meter:
         self.led_red = red
         self.led_pw = pw
         self.led_pps = pps
+        # amplitude x width x rate in uA (the product kept below 2**30)
+        self.led_ua = ((ir + red) * pw // 1000 * pps + 500) // 1000
 
     def led_config(self):
         """(IR uA, red uA, pulse width us, pulses/s) lit now, or None."""
@@ -211,13 +271,95 @@ class Meter:
             return None
         return (self.led_ir, self.led_red, self.led_pw, self.led_pps)
 
+    # -- timeline ------------------------------------------------------------
+    def timeline(self, bins, bin_us, net=None):
+        """Record `bins` bins of `bin_us` from now (the harness calls tick()
+        at each bin's end). net: simnet's SimNet, whose byte counts are
+        binned too (None: no bytes). Allocates the table: before the boot."""
+        if bin_us > 1000000000:
+            raise ValueError("timeline bins of at most 1000 s")
+        from array import array
+        # a column per array: no allocation as large as the table (the
+        # harness's heap has little room beyond what it holds)
+        self._tl = [array("i", [0] * bins) for _ in range(TL_COLS)]
+        self._bins = bins
+        self.bin_us = bin_us
+        self.net = net
+        self._tx0 = net.tx_bytes if net is not None else 0
+        self._rx0 = net.rx_bytes if net is not None else 0
+        self._cpu_to(self.cpu_state)  # earlier time stays out of the bins
+        self._radio_acc()
+        self._sensor_acc()
+        self.tl_t0 = self.clock.now_us
+        self._tb = 0
+        self.timeline_full = False
+
+    def _close_bin(self):
+        """Accrue every rail up to now into the current bin."""
+        self._cpu_to(self.cpu_state)
+        self._radio_acc()
+        self._sensor_acc()
+        net = self.net
+        i = self._tb
+        if net is not None and i >= 0:
+            tx = net.tx_bytes
+            rx = net.rx_bytes
+            self._tl[_TL_TX][i] += tx - self._tx0
+            self._tl[_TL_RX][i] += rx - self._rx0
+            self._tx0 = tx
+            self._rx0 = rx
+
+    def tick(self):
+        """A bin ends now: its account is closed and the next one opens
+        (allocation-free; after the last bin, recording stops)."""
+        if self._tb < 0:
+            return
+        self._close_bin()
+        nb = self._tb + 1
+        if nb >= self._bins:
+            self._tb = -1
+            self.timeline_full = True
+        else:
+            self._tb = nb
+
+    def _timeline_bins(self):
+        """Bins recorded: the closed ones, and the one under way if it holds
+        any time."""
+        n = self._tb if self._tb >= 0 else self._bins
+        if self._tb >= 0 and any(self._tl[c][n] for c in range(7)):
+            n += 1
+        return n
+
+    def timeline_columns(self):
+        """[(column name, its array, bins recorded)] of the columns that are
+        not all zero (after report(), which closes the bin under way): the
+        harness streams them (tools/vm/node.py) rather than copy them."""
+        if self._tl is None:
+            return []
+        n = self._timeline_bins()
+        names = CPU_STATES + RADIO_STATES + TL_SENSOR
+        out = []
+        for c in range(TL_COLS):
+            col = self._tl[c]
+            for i in range(n):
+                if col[i]:
+                    out.append((names[c], col, n))
+                    break
+        return out
+
+    def _timeline_report(self):
+        if self._tl is None:
+            return None
+        return {"t0_ms": self.tl_t0 // 1000, "bin_ms": self.bin_us // 1000,
+                "bins": self._timeline_bins(), "full": self.timeline_full}
+
     # -- report (host side of the harness: allocation allowed) ----------------
     def report(self):
         """State times in ms up to now; LED drive per slot as [pulse width us,
-        pulses/s, sum of lit amplitudes x time in uA x ms, lit ms]."""
-        self._cpu_to(self.cpu_state)
-        self._add(_RADIO + self.radio_state, self._dt(_RR))
-        self._sensor_acc()
+        pulses/s, sum of lit amplitudes x time in uA x ms, lit ms]; with a
+        timeline, "timeline": {t0_ms, bin_ms, bins, full} (the last bin may
+        be short; its columns: timeline_columns())."""
+        self._close_bin()
         states = {}
         for i in range(7):
             states[CPU_STATES[i]] = self._get(_CPU + i) / 1000
@@ -230,5 +372,5 @@ class Meter:
         return {"run_ms": (self.clock.now_us - self.t0) / 1000, "states_ms": states,
                 "sensor_part": self.part, "ppg_on_ms": self._get(_PPG) / 1000,
                 "ecg_on_ms": self._get(_ECG) / 1000, "sensor_off_ms": self._get(_OFF) / 1000,
-                "led": led, "led_merged": self.led_merged,
+                "led": led, "led_merged": self.led_merged, "timeline": self._timeline_report(),
                 "work_samples": {CPU_STATES[i]: self._work[i] for i in range(5) if self._work[i]}}

@@ -5,6 +5,7 @@
         [--faults none|all|broker,wifi,finger,motion] [--nodes 1] [--heap 112K]
         [--frozen] [--vm unix|unix64] [--timing typical|worst] [--outage SECONDS]
         [--ward [--ward-port 8443]] [--workdir build/sim] [--dev-site build/dev-site]
+        [--power-save on|off]
 
 Provisions each node (registry, key, config), starts mosquitto (TLS, ACL)
 and the gateway, boots the firmware on the chip's own MicroPython - 1.27.0,
@@ -17,6 +18,12 @@ FHIR bundle and a PNG. Exit status 1 if a node crashed or lost data.
 Everything a run makes is under --workdir (default: the folder of --out,
 build/sim), so runs in different folders do not meet; the development site
 (CA, OTA key) is made once in --dev-site (default build/dev-site).
+--power-save off provisions every node with "power": {"save": false} in
+its config.json (the firmware's power saving off: `make bench`'s "always
+on" run); on, the default, is the config's default (firmware/config.py).
+Each node's PNG ends with its supply current over the run, from the power
+meter's timeline (one bin per --duration/600 s, at least 1 s), also
+written as current-<device>.csv.
 """
 import argparse
 import json
@@ -40,6 +47,19 @@ FAULTS = {"broker": (0.20, 45), "wifi": (0.40, 30), "finger": (0.55, 20), "motio
 
 
 OUTAGE_AT = 600  # a long outage (--outage) starts at minute 10
+TIMELINE_BINS = 600  # the current-over-time panel: at most this many bins a run
+
+
+TIMELINE_BIN_MAX_S = 1000  # the meter's bins stay small ints (tools/shims/powerstate.py)
+
+
+def timeline_spec(duration):
+    """[bins, bin s] for the power meter's timeline: 1 s bins up to 600 s,
+    then as wide as keeps 600 bins (whole seconds), plus one for a short
+    last bin; at most 1000 s wide, so a run past 600,000 s is recorded for
+    its first 601,000 s (the summary's current_timeline says "full")."""
+    bin_s = min(TIMELINE_BIN_MAX_S, max(1, -(-duration // TIMELINE_BINS)))
+    return [min(TIMELINE_BINS + 1, -(-duration // bin_s) + 1), bin_s]
 # CHIP=max30102 has no ECG: its beats are the pulse peaks of the BIDMC record, whose
 # annotations are breaths, not beats; MIT-BIH's beats are another patient's
 NO_ECG_SCORE = ("the MAX30102 has no ECG: its beats are pulse peaks of the BIDMC PPG, and "
@@ -198,6 +218,7 @@ def _run_nodes(a, world, live, spec_base):
     for i in range(len(devs)):
         s = dict(spec_base, **world.node_spec(i))
         s["faults"] = fault_plan(a.fault_names, a.duration, a.outage)
+        s["power_timeline"] = timeline_spec(a.duration)
         if a.unprovisioned:
             del s["image"]
         specs.append(s)
@@ -277,12 +298,23 @@ def _node_report(a, world, live, dev, s, spec):
         al, vi = report.latencies(rows, world.epoch)
         r["alert_latency_ms_p95"] = round(report.p95(al)) if al else None
         r["vitals_latency_s_max"] = round(max(vi), 1) if vi else None
+    points = power.timeline(s["power"]) if s.get("power") else None
+    if points:
+        csv = a.workdir / ("current-%s.csv" % dev)
+        csv.write_text("start_s,length_s,supply_ma\n"
+                       + "".join("%g,%g,%g\n" % p for p in points))
+        r["current_timeline"] = {"csv": _shown(csv), "bins": len(points),
+                                 "bin_s": timeline_spec(a.duration)[1],
+                                 "mean_ma": round(power.mean_ma(points), 2),
+                                 "full": s["power"]["timeline"]["full"]}
     png = a.workdir / ("waveforms-%s.png" % dev)
     report.plot(png, dev, rows, live.starts[dev], spec["sensor"], peaks,
                 ("BIDMC %s on node %s" % (a.ppg, dev)) if a.chip == "max30102" else
                 "MIT-BIH %s + BIDMC %s on node %s" % (a.record, a.ppg, dev),
                 fifo={"fill_max": s.get("fifo_fill_max"), "fill_max_ms": s.get("fifo_fill_max_ms"),
-                      "lost_ms": s.get("first_sample_lost_ms")})
+                      "lost_ms": s.get("first_sample_lost_ms")},
+                current={"points": points, "capacity_mah": power.CAPACITY_MAH,
+                         "full": bool(points) and s["power"]["timeline"]["full"]})
     r["png"] = _shown(png)
     return r
 
@@ -349,11 +381,12 @@ def _main(argv=None):
             demo = start_demo(world.gw.gw.store, world.dir / "registry.sqlite", world.site_dir,
                               world.devices, world.dir / "app", port=a.ward_port)
         live = Live(world.devices, world)
-        print("sim: %d simulated seconds on %s, %d node(s), %s, faults: %s"
+        print("sim: %d simulated seconds on %s, %d node(s), %s, faults: %s, power saving %s"
               % (a.duration, a.runtime, a.nodes, "BIDMC %s (MAX30102: PPG only)" % a.ppg
                  if a.chip == "max30102" else "MIT-BIH %s + BIDMC %s" % (a.record, a.ppg),
                  ", ".join("%s %d-%d s" % (f["kind"], f["at"], f["until"])
-                           for f in fault_plan(a.fault_names, a.duration)) or "none"), flush=True)
+                           for f in fault_plan(a.fault_names, a.duration)) or "none",
+                 a.power_save), flush=True)
         t0 = time.monotonic()  # the nodes' run only: set-up and report are not simulation
         results = _run_nodes(a, world, live, spec_base)
         wall = time.monotonic() - t0

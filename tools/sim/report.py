@@ -140,15 +140,15 @@ PLETH_HZ = 125  # BIDMC's rate (tools/sim/runner.pleth_cache keeps it)
 _WINDOW_MS = 8000  # the waveform panels: the last 8 s the node judged
 
 
-def plot(path, dev, rows, starts, spec, peaks, title, fifo=None):
+def plot(path, dev, rows, starts, spec, peaks, title, fifo=None, current=None):
     """PNG of figure(...): see there."""
-    fig = figure(dev, rows, starts, spec, peaks, title, fifo)
+    fig = figure(dev, rows, starts, spec, peaks, title, fifo, current)
     fig.savefig(path, dpi=90)
     import matplotlib.pyplot as plt
     plt.close(fig)
 
 
-def figure(dev, rows, starts, spec, peaks, title, fifo=None):
+def figure(dev, rows, starts, spec, peaks, title, fifo=None, current=None):
     """The last seconds of the run (ECG with the node's QRS marks, PPG
     with its pulse peaks, both in s since the sensor's last start, the
     recordings followed through their loops), the HR/SpO2 trend with alert
@@ -157,11 +157,15 @@ def figure(dev, rows, starts, spec, peaks, title, fifo=None):
     quality, pulse SQI, its VF / AF / asystole judgement shaded). fifo:
     {"fill_max": n, "fill_max_ms": t, "lost_ms": t or None}: where the
     sensor's FIFO came closest to full (and where it first lost a sample)
-    is marked on the trend. Every axis names its quantity and unit."""
+    is marked on the trend. current: {"points": tools.power.model.timeline
+    points, "capacity_mah": n}: a fifth panel, the node's supply current
+    over the run (current_panel). Every axis names its quantity and unit."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(4, 1, figsize=(11, 11), gridspec_kw={"height_ratios": [1, 1, 1.2, 0.9]})
+    ratios = [1, 1, 1.2, 0.9] + ([0.9] if current is not None else [])
+    fig, ax = plt.subplots(len(ratios), 1, figsize=(11, 11 + 2.5 * (len(ratios) - 4)),
+                           gridspec_kw={"height_ratios": ratios})
     qrs_ms = peaks.get("qrs_ms", [])
     ppg_ms = peaks.get("ppg_ms", [])
     t_end = max(qrs_ms + ppg_ms) + 500 if qrs_ms or ppg_ms else _WINDOW_MS
@@ -262,8 +266,42 @@ def figure(dev, rows, starts, spec, peaks, title, fifo=None):
     q.set_title("Quality the node sent with each frame (shaded: VF red, AF purple, asystole black)")
     q.set_xlabel("simulated time (s)")
     q.legend(loc="lower left", fontsize=8)
+    if current is not None:
+        current_panel(ax[4], dev, current.get("points"), current.get("capacity_mah", 500),
+                      current.get("full", False))
     fig.tight_layout()
     return fig
+
+
+def current_panel(ax, dev, points, capacity_mah=500, full=False):
+    """Supply current of node `dev` against simulated time: one step per
+    bin of the power meter's timeline (points: [(start s, length s, mA)],
+    tools/power/model.timeline), and the run's average as a dashed line
+    (the time-weighted mean of the bins, labelled with what it gives on a
+    `capacity_mah` cell). full: the meter's table filled up before the run
+    ended (the title says the panel covers the start only). Returns that
+    average (None without points)."""
+    from tools.power import model
+    ax.set_xlabel("simulated time (s)")
+    ax.set_ylabel("supply current (mA)")
+    if not points:
+        ax.set_title("Supply current of %s: no power timeline from the node" % dev)
+        return None
+    edges = [p[0] for p in points] + [points[-1][0] + points[-1][1]]
+    bin_s = max(p[1] for p in points)
+    ax.stairs([p[2] for p in points], edges, baseline=None, color="tab:orange", lw=1,
+              label="supply current, mean of each %g s" % bin_s)
+    avg = model.mean_ma(points)
+    ax.axhline(avg, color="black", ls="--", lw=1,
+               label="average %.1f mA: %.1f h on %d mAh" % (avg, capacity_mah / avg, capacity_mah)
+               if avg else "average 0 mA")
+    ax.set_xlim(edges[0], edges[-1])
+    ax.set_ylim(0, max(p[2] for p in points) * 1.1 or 1)
+    ax.set_title("Supply current of %s over %s (energy model, docs/power.md)"
+                 % (dev, "the first %g s of the run: the timeline was full" % edges[-1] if full
+                     else "the run"), fontsize=10)
+    ax.legend(loc="upper right", fontsize=8)
+    return avg
 
 
 def _mmss(s):

@@ -162,6 +162,7 @@ class UnixNode:
         self.on_line = on_line
         self.on_fault = on_fault
         self.summary = None
+        self.power_bins = {}  # the power meter's timeline, column by column
         self.rc = None
         self.thread = None
 
@@ -191,6 +192,10 @@ class UnixNode:
                 if line.startswith("SIM-SUMMARY "):
                     self.summary = json.loads(line[len("SIM-SUMMARY "):])
                     continue
+                if line.startswith("SIM-POWERBINS "):  # node.py power_bins()
+                    name, _, vals = line[len("SIM-POWERBINS "):].partition(" ")
+                    self.power_bins[name] = [int(v) for v in vals.split(",")] if vals else []
+                    continue
                 if line.startswith("SIM-FAULT "):
                     if self.on_fault is not None:
                         self.on_fault(line[len("SIM-FAULT "):])
@@ -212,6 +217,9 @@ class UnixNode:
         self.thread.join()
         if self.summary is None:
             raise SystemExit("sim: the MicroPython node exited (%s) without a summary" % self.rc)
+        tl = (self.summary.get("power") or {}).get("timeline")
+        if tl is not None:
+            tl["cols"] = self.power_bins
         self.summary["vm"] = launch.describe(self.vm)
         self.summary["heap_cap_bytes"] = self.node_heap
         self.summary["harness_probe_bytes"] = self.footprint

@@ -4,6 +4,7 @@ loopback with TLS, passwords and the per-device ACL, and the gateway
 subscribed to it (verifying, de-duplicating and storing every frame).
 
     w = World(workdir, nodes=2).start()    # site: build/dev-site unless site_dir=
+    World(workdir, power_save=False)       # config.json: "power": {"save": false}
     spec = w.node_spec(0)        # the node's key, config and WiFi for tools/vm/node.py
     ...
     w.wait_delivered({dev: n}, timeout_s=10)
@@ -36,6 +37,16 @@ def key_kind(pem):
     if isinstance(key, ec.EllipticCurvePublicKey):
         return "ec%d" % key.curve.key_size
     raise ValueError("%s: neither an RSA nor an EC key" % pem)
+
+
+def sim_config(cfg, power_save):
+    """A provisioned node's config for the simulated world: power.save set
+    as asked (the site's other power fields kept), checked by the
+    firmware's own validator, as provisioning checks every config."""
+    from tools.provision.site import _firmware_config
+    out = dict(cfg, power=dict(cfg.get("power") or {}, save=bool(power_save)))
+    _firmware_config().validate(out, out["device_id"])
+    return out
 
 
 def device_ids(n):
@@ -72,8 +83,7 @@ class World:
     def __init__(self, workdir, nodes=1, log=print, site_dir=None, power_save=True):
         """workdir: the broker, registry and store (made anew each start);
         site_dir: the development site (made there once; default
-        build/dev-site); power_save: the nodes' config power.save (without
-        a power block in their config when True, its default)."""
+        build/dev-site); power_save: every node's config power.save."""
         self.power_save = power_save
         self.dir = Path(workdir)
         self.dev_site_dir = Path(site_dir) if site_dir else BUILD / "dev-site"
@@ -110,9 +120,7 @@ class World:
             # an address as well as the name: the node never resolves (docs/timing.md)
             cfg["broker"] = {"host": "localhost", "addr": "127.0.0.1", "port": self.broker.port}
             cfg["wifi"] = {"ssid": WIFI[0], "password": WIFI[1]}
-            if not self.power_save:
-                cfg["power"] = {"save": False}
-            image["files"]["config.json"] = json.dumps(cfg)
+            image["files"]["config.json"] = json.dumps(sim_config(cfg, self.power_save))
             self.images[dev] = image
             self.broker.add_user(dev, keys.broker_password(keys.subkeys(root, dev)["broker"]))
         gw_password = secrets.token_hex(16)

@@ -40,6 +40,8 @@ SPEC_FILE (JSON, owner-only: it holds the node's key):
             clock follows it: its acks set the node's RTC)
   heap_every_s  collect and sample the heap this often (default 1)
   pace      1.0: sleeps take real time too (a real-time run)
+  power_timeline  [bins, bin s]: the power meter keeps a bin of state times
+            per bin s (powerstate.Meter.timeline; summary power.timeline)
   timing    "typical" (default) or "worst": how long the chip's blocking
             calls take (tools/shims/timing.py)
   tls_keys  {"ca": "rsa3072", "server": "rsa2048"}: the site's key types,
@@ -63,7 +65,8 @@ fault: connected again, or the spoiled value valid again), SIM-DRAINED
 <kind> <end ms> <ms> (every frame queued when a network fault ended was
 delivered), SIM-BOOTSTAT <json> (what a boot did, as it ends), SIM-POWER,
 SIM-OTA, SIM-RESET <cause> <ms>, SIM-SNAPSHOT <json>, SIM-FOOTPRINT
-(DURATION 0: a probe of the harness alone), and last SIM-SUMMARY <json>.
+(DURATION 0: a probe of the harness alone), SIM-POWERBINS <column> <values>
+(power_timeline: power_bins()), and last SIM-SUMMARY <json>.
 """
 import gc
 import json
@@ -424,6 +427,11 @@ def run(root, duration_s, board=None, log=print, sensor=None, image=None, world=
         chip.on_stream = lambda: print("SIM-RECSTART %d" % (clk.now_us // 1000))
     _faults(b, chip, clk, world.get("faults", ()), world.get("on_fault", _ask_host), net)
     clk.pace = world.get("pace", 0)
+    tl = world.get("power_timeline")  # [bins, bin s]: supply current over time (powerstate)
+    if tl:
+        bin_us = int(tl[1] * 1000000)
+        b.power.timeline(int(tl[0]), bin_us, net)
+        clk.call_at(clk.now_us + bin_us, b.power.tick, bin_us)
     end_us = clk.now_us + int(duration_s * 1000000)
     clk.call_at(end_us, _end)
     every = world.get("progress_s", 0)
@@ -559,6 +567,9 @@ def run(root, duration_s, board=None, log=print, sensor=None, image=None, world=
            "long_calls": {k: [v[0], v[1] / 1000, v[2] // 1000000] for k, v in clk.long_calls.items()},
            "node": final}
     out["power"] = b.power.report()  # time per power state (tools/power prices it)
+    if out["power"]["timeline"] and not _MP:  # on MicroPython: streamed (power_bins)
+        out["power"]["timeline"]["cols"] = {name: list(col[:n])
+                                            for name, col, n in b.power.timeline_columns()}
     if net is not None:
         out["power"].update(tx_bytes=net.tx_bytes, rx_bytes=net.rx_bytes)
         out["net"] = {"dns_lookups": net.dns_lookups, "handshakes": net.handshakes,
@@ -617,6 +628,18 @@ _ballast = [None]
 world_region = [None]  # [bytearray]: the node's heap while the harness is built
 
 
+def power_bins(meter):
+    """The power meter's timeline, a line per column: SIM-POWERBINS <column>
+    <value>,<value>,... - written number by number from its arrays, as the
+    heap left after a run has no room for copies (tools/sim/runner.py puts
+    them into the summary's power.timeline.cols)."""
+    for name, col, n in meter.timeline_columns():
+        sys.stdout.write("SIM-POWERBINS " + name + " ")
+        for i in range(n):
+            sys.stdout.write(str(col[i]) if i == 0 else "," + str(col[i]))
+        sys.stdout.write("\n")
+
+
 def _main():
     duration = float(sys.argv[1])  # seconds (a run that goes on from a reset: any ms)
     node_heap = int(sys.argv[3]) if len(sys.argv) > 3 else 0
@@ -633,6 +656,7 @@ def _main():
         print("SIM-FOOTPRINT %d" % foot)
         return
     summary = run("/", duration, board=b, sensor=sensor, image=image, world=spec)
+    power_bins(b.power)
     sys.stdout.write("SIM-SUMMARY ")
     json.dump(summary, sys.stdout)  # streamed: the waveform peaks are tens of KB as text
     sys.stdout.write("\n")
