@@ -3,6 +3,7 @@ telemetry link and the OTA report. Run once by firmware/app.main(), which
 then forgets this module, so the running node holds none of its code.
 
     ks, cfg = start.identity(wdt, heartbeat_s)
+    bat = start.battery(cfg)         # lib/battery.Battery, or None without a battery block
     link, trial = start.link(ks, cfg)
 
 identity() returns the keystore and the validated config (without its
@@ -57,6 +58,21 @@ def sampling(wdt, cfg, detector):
         _unload("sensor")  # only a retry needs it again
     det = detector(smp, cfg)
     return smp, det, Pump(smp, det, wdt)
+
+
+def battery(cfg):
+    """The battery monitor on config's ADC pin and divider (its ADC1 pin
+    read at 11 dB: 150-2450 mV; ports/esp32/machine_adc.c), or None when
+    the config has no battery block."""
+    b = cfg.pop("battery", None)
+    if b is None:
+        return None
+    from machine import ADC, Pin
+
+    from battery import Battery
+    adc = ADC(Pin(b["adc_pin"]))
+    adc.atten(ADC.ATTN_11DB)
+    return Battery(adc, b["divider"])
 
 
 def link(ks, cfg):

@@ -58,6 +58,28 @@ def airtime_ms(nbytes, mbit_s=table.PHY_MBIT_S):
     return nbytes * 8 / (mbit_s * 1000.0)
 
 
+def prices(part=None):
+    """What energy() charges per state, flat, for the simulated battery
+    (tools/shims/simbattery.py) to drain by: cpu [mA per powerstate.CPU_STATES],
+    radio [add-on mA per RADIO_STATES], tx / rx add-on mA for airtime at
+    phy_mbit_s, and the sensor part's ppg / ecg / shutdown mA."""
+    rows = {"wifi_off": None, "wifi_on_idle": table.WIFI_ON_IDLE,
+            "wifi_connecting": table.WIFI_CONNECT, "wifi_connected_ps_none": table.WIFI_PS_NONE,
+            "wifi_connected_ps_min_modem": table.WIFI_PS_MIN,
+            "wifi_connected_ps_max_modem": table.WIFI_PS_MAX}
+    p = {"cpu": [table.ESP32_CPU[m]["ma"] for m in (20, 40, 80, 160, 240)]
+         + [table.ESP32_LIGHT_SLEEP["ma"], table.ESP32_DEEP_SLEEP["ma"]],
+         "radio": [0.0 if rows[k] is None else table.radio_addon_ma(rows[k]) for k in rows],
+         "tx": table.radio_addon_ma(table.WIFI_TX), "rx": table.radio_addon_ma(table.WIFI_RX),
+         "phy_mbit_s": table.PHY_MBIT_S}
+    if part:
+        chip = table.SENSOR[part]
+        p.update(ppg=chip["ppg"]["ma"], shutdown=chip["shutdown"]["ma"])
+        if "ecg" in chip:
+            p["ecg"] = chip["ecg"]["ma"]
+    return p
+
+
 def energy(power, capacity_mah=CAPACITY_MAH):
     """{avg_current_ma, battery_hours, current_ma_by_state, shares, ...} of
     one node's power report (node summary["power"])."""

@@ -48,12 +48,12 @@ RADIO_STATES = ("wifi_off", "wifi_on_idle", "wifi_connecting", "wifi_connected_p
                 "wifi_connected_ps_min_modem", "wifi_connected_ps_max_modem")
 LED_SLOTS = 8
 # accumulator indices: two 24-bit limbs each, so every stored value is a small int
-_CPU = 0
-_RADIO = 7
-_PPG = 13
-_ECG = 14
-_OFF = 15
-_LED_AMP = 16  # LED_SLOTS of uA x us
+CPU = _CPU = 0
+RADIO = _RADIO = 7
+PPG = _PPG = 13
+ECG = _ECG = 14
+OFF = _OFF = 15
+LED_AMP = _LED_AMP = 16  # LED_SLOTS of uA x us
 _LED_LIT = _LED_AMP + LED_SLOTS  # LED_SLOTS of us
 _N = _LED_LIT + LED_SLOTS
 _LIMB = 0x1000000
@@ -198,13 +198,30 @@ class Meter:
             return None
         return (self.led_ir, self.led_red, self.led_pw, self.led_pps)
 
+    def accrue(self):
+        """Every rail's time up to now into its accumulators (report() and
+        the simulated battery, tools/shims/simbattery.py, read them)."""
+        self._cpu_to(self.cpu_state)
+        self._add(_RADIO + self.radio_state, self._dt(_RR))
+        self._sensor_acc()
+
+    def us(self, i):
+        """Accumulator i (CPU + state, RADIO + state, PPG, ECG, OFF, LED_AMP
+        + slot in uA x us, LED_LIT + slot): its total up to the last accrual."""
+        return self._get(i)
+
+    def slot_config(self, s):
+        """(pulse width us, pulses/s) of LED slot s < led_slots()."""
+        return self._slot_pw[s], self._slot_pps[s]
+
+    def led_slots(self):
+        return self._slots
+
     # -- report (host side of the harness: allocation allowed) ----------------
     def report(self):
         """State times in ms up to now; LED drive per slot as [pulse width us,
         pulses/s, sum of lit amplitudes x time in uA x ms, lit ms]."""
-        self._cpu_to(self.cpu_state)
-        self._add(_RADIO + self.radio_state, self._dt(_RR))
-        self._sensor_acc()
+        self.accrue()
         states = {}
         for i in range(7):
             states[CPU_STATES[i]] = self._get(_CPU + i) / 1000

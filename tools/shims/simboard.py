@@ -47,6 +47,11 @@ class NodeReset(BaseException):
         self.why = why
 
 
+class Asleep(BaseException):
+    """The node deep-slept with no wake source and the world has nothing
+    left to happen (a harness without an end of run): it sleeps forever."""
+
+
 reset_hook = None  # the emulated USB device turns resets into VM reboots
 
 
@@ -322,6 +327,8 @@ class Board:
         self.rtc_base = None  # (virtual us, seconds since 2000) when set
         self.rtc_mem = b""
         self.on_nvs_commit = None  # persistence hook (emulated device)
+        self.battery = None  # the cell behind the ADC (tools/shims/simbattery.py), if any
+        self.adcs = {}  # GPIO -> its machine.ADC object (the port's are static)
 
     # -- persistence (emulated device keeps its flash across restarts) ----
     def snapshot(self):
@@ -443,6 +450,28 @@ class Board:
             self.wdt_resets += 1
         if cause != SOFT_RESET:
             self.otadata.on_reset()
+
+    def sleep(self):
+        """machine.deepsleep() with no wake source: RAM keeps nothing that
+        runs - timers, watchdog (ESP-IDF's task watchdog does not run in
+        deep sleep), the scheduler's queue and the radio stop - and the
+        world's events go on (the end of the run, a power cut, which boots
+        the node again). Never returns; Asleep if nothing is left to happen."""
+        if self.wdt is not None:
+            self.clock.cancel(self.wdt[0])
+            self.wdt = None
+        self.clock.clear_python()
+        for t in self.timers:
+            t.deinit()
+        self.timers = []
+        for w in self.wlans:
+            w._power_off()
+        self.wlans = []
+        self.power.radio(powerstate.R_OFF)
+        clk = self.clock
+        while clk._events:
+            clk.advance_to(clk._events[0][0])
+        raise Asleep()
 
     def power_cycle(self):
         """Power removed and restored (also ends an injected power loss)."""
