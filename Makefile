@@ -136,7 +136,8 @@ SIM_OPTS = $(if $(RECORD),--record $(RECORD)) $(if $(PPG),--ppg $(PPG)) $(if $(C
            $(if $(FAULTS),--faults $(FAULTS)) $(if $(NODES),--nodes $(NODES)) \
            $(if $(REALTIME),--realtime) $(if $(HEAP),--heap $(HEAP)) $(if $(FROZEN),--frozen) \
            $(if $(VM),--vm $(VM)) $(if $(TIMING),--timing $(TIMING)) $(if $(OUTAGE),--outage $(OUTAGE)) \
-           $(if $(WARD),--ward) $(if $(POWER_SAVE),--power-save $(POWER_SAVE))
+           $(if $(WARD),--ward) $(if $(POWER_SAVE),--power-save $(POWER_SAVE)) \
+           $(if $(BATTERY),--battery-pct $(BATTERY)) $(if $(BATTERY_MAH),--battery-mah $(BATTERY_MAH))
 
 # Ctrl-C: the tool stops what it started and says so on one line (exit status 130);
 # make adds no "Error 130" line of its own
@@ -147,7 +148,8 @@ QUIET_CTRL_C = || { rc=$$?; [ $$rc = 130 ] || exit $$rc; }
 ##  CHIP=max86150|max30102 FAULTS=none|all|broker,wifi,finger,motion
 ##  NODES=1 REALTIME=1 HEAP=112K FROZEN=1 TIMING=typical|worst OUTAGE=s
 ##  WARD=1: at real time with the ward web app up
-##  POWER_SAVE=on|off: the nodes' config power.save, default on]
+##  POWER_SAVE=on|off: the nodes' config power.save, default on
+##  BATTERY=pct [BATTERY_MAH=500]: a battery monitor and a simulated LiPo]
 ## -> build/sim/summary.json, PNG (with supply current over time), FHIR
 sim: deps
 	@$(PY) -m tools.sim --runtime $(RUNTIME) --duration $(DURATION) $(SIM_OPTS) $(QUIET_CTRL_C)

@@ -34,6 +34,6 @@ module("stage0.py")  # the stage 0 that boot.py runs: frozen, it costs no heap
 module("nvsrec.py")  # stage 0 too: the OTA state and the key are NVS records
 package("firmware")
 package("umqtt", base_path="lib")
-for _name in ("alertcfg", "alerts", "dsp", "hmacsha", "max30102", "max86150", "maxfifo", "ppg", "qrs",
+for _name in ("alertcfg", "alerts", "battery", "dsp", "hmacsha", "max30102", "max86150", "maxfifo", "ppg", "qrs",
               "rhythm", "ring", "rsapss", "spo2"):
     module(_name + ".py", base_path="lib")

@@ -81,6 +81,7 @@ def main():
         ks, cfg = start.identity(wdt, HEARTBEAT_S)  # or the safe state
         sys.modules.pop("stage0", None)  # the boot is done
         smp, det, pump = start.sampling(wdt, cfg, _detector)
+        bat = start.battery(cfg)
         link, trial = start.link(ks, cfg)
         power = start.power(cfg)
         del ks, start
@@ -89,7 +90,7 @@ def main():
             _unload("seclog")
         gc.collect()
         gc.threshold(-1)  # booted: the GC runs when the heap is full, as by default
-        _monitor(wdt, cfg, link, trial, smp, det, pump, power)
+        _monitor(wdt, cfg, link, trial, smp, det, pump, power, bat)
     except Exception as e:
         if not locked:
             raise  # a developer's node: show it at the REPL
@@ -140,7 +141,7 @@ def _healthy(smp, det):
 _running = None  # (link, pump) of the monitor loop, for a debugger or the simulator
 
 
-def _monitor(wdt, cfg, link, trial, smp, det, pump, power):
+def _monitor(wdt, cfg, link, trial, smp, det, pump, power, bat=None):
     """Power saving (config power.save, docs/power.md): between radio
     batches the loop light-sleeps (pump.sleep: the sensor's INT wakes it),
     with the radio off; a batch - every uplink_s, or at once when an alert
@@ -204,8 +205,16 @@ def _monitor(wdt, cfg, link, trial, smp, det, pump, power):
                 tm.vitals(det)
         if tm is not None and up >= next_status:
             next_status += STATUS_S
+            changed = bat.update() if bat is not None else 0  # lib/battery.py
             tm.status(up, gc.mem_free(), machine.reset_cause(), _rssi(wlan),
-                      smp.lost + smp.lost_estimated if smp is not None else 0)
+                      smp.lost + smp.lost_estimated if smp is not None else 0, bat)
+            if changed:  # a battery alert raised or cleared (rare); at critical, the node's last act
+                from firmware import lowbatt
+                lowbatt.changed(changed, bat, tm, det, wdt, link, pump, smp)
+                _unload("lowbatt")
+                if not radio:  # an alert wakes the radio at once
+                    radio = True
+                    since = time.ticks_ms()
         if up >= next_beat:
             next_beat += HEARTBEAT_S
             if smp is None and up % SENSOR_RETRY_S == 0:

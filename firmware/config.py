@@ -27,6 +27,14 @@ so a misspelt optional field cannot silently fall back to a default):
                 the radio off between uplink batches; uplink_s - vitals are
                 sent every uplink_s (10-60 s; alerts at once); cpu_mhz - the
                 clock (80, 160 or 240; a radio session runs at 160 or more)
+    battery     optional: {"adc_pin": 35, "divider": 2.0, "capacity_mah": 500}
+                (docs/power.md "Battery"; absent: no battery monitor, as on
+                a bench supply): adc_pin - the GPIO the cell's divider feeds,
+                an ADC1 pin (32-39: ADC2 reads nothing while Wi-Fi is on);
+                divider - cell voltage / pin voltage, 1.75-10 (100k/100k:
+                2.0; below 1.75 a full cell is beyond the ADC's range);
+                capacity_mah - the cell's rated capacity, 50-10000 (the
+                host's battery_hours; the node reads percent off the voltage)
 
 Guarantee: load() returns a config that passed every check, or raises
 ConfigError whose text names the field; it never raises anything else.
@@ -42,7 +50,7 @@ PATH = "config.json"
 VERSION = const(1)
 MAX_BYTES = const(16384)  # a real config is ~2 KB; refuse to parse junk
 _FIELDS = ("version", "device_id", "wifi", "broker", "ca_cert", "ota_pubkey", "alerts",
-           "mains_hz", "power")
+           "mains_hz", "power", "battery")
 _REQUIRED = ("version", "device_id", "wifi", "broker", "ca_cert", "ota_pubkey")
 _HOST_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-"
 
@@ -186,6 +194,34 @@ def _power(p):
     return out
 
 
+BATTERY = {"adc_pin": 35, "divider": 2.0, "capacity_mah": 500}  # defaults (docs/power.md)
+DIVIDER_MIN = 1.75  # 4.2 V (a full LiPo) / 1.75 = 2.4 V: inside 11 dB's 150-2450 mV
+
+
+def _battery(b):
+    """The battery block with its defaults filled in."""
+    if not isinstance(b, dict):
+        raise _bad("battery", "must be an object")
+    out = dict(BATTERY)
+    for k in b:
+        if k not in out:
+            raise _bad("battery", "unknown field %r" % (k,))
+        out[k] = b[k]
+    p = out["adc_pin"]
+    if not isinstance(p, int) or isinstance(p, bool) or not 32 <= p <= 39:
+        raise _bad("battery.adc_pin", "must be an ADC1 GPIO, 32-39 (ADC2 cannot read while "
+                   "Wi-Fi is on), got %r" % (p,))
+    d = out["divider"]
+    if not isinstance(d, (int, float)) or isinstance(d, bool) or not DIVIDER_MIN <= d <= 10:
+        raise _bad("battery.divider", "must be a number 1.75-10 (cell voltage / pin voltage; "
+                   "100k/100k is 2.0), got %r" % (d,))
+    out["divider"] = float(d)
+    c = out["capacity_mah"]
+    if not isinstance(c, int) or isinstance(c, bool) or not 50 <= c <= 10000:
+        raise _bad("battery.capacity_mah", "must be an integer 50-10000, got %r" % (c,))
+    return out
+
+
 def validate(cfg, device_id=None):
     """Checked copy of `cfg` with optional fields filled in."""
     if not isinstance(cfg, dict):
@@ -220,6 +256,7 @@ def validate(cfg, device_id=None):
         raise _bad("mains_hz", "must be 50 or 60")
     out["mains_hz"] = mains
     out["power"] = _power(cfg.get("power", {}))
+    out["battery"] = _battery(cfg["battery"]) if "battery" in cfg else None
     return out
 
 

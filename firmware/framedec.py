@@ -19,12 +19,14 @@ finger_off, beats [(ms, rr_ms, flags)], and the quality contract:
   hr_q, spo2_q          0-100 (version 1: None)
   vf, af, asystole      the node's rhythm judgement (version 1: False)
 Alert frames also carry hr_valid and spo2_valid (version 1: False).
+Status frames: battery_mv and battery_pct, None when the node has no
+battery monitor or is older than it (a status without those fields).
 """
 import struct
 
 from firmware.frames import (ACK_TIMED, ALERT, ALERT_FMT, BEAT_FMT, HEAD, HEAD_LEN, KINDS,
-                             MAX_BEATS, SECURITY, STATUS, STATUS_FMT, T_WALL, TAG_LEN, VERSION,
-                             VITALS, VITALS_HEAD, FrameError, ack_body)
+                             MAX_BEATS, NO_BATTERY, SECURITY, STATUS, STATUS_FMT, T_WALL, TAG_LEN,
+                             VERSION, VITALS, VITALS_HEAD, FrameError, ack_body)
 
 VERSIONS = (1, 2)
 # version-2 bits and codes (firmware/frames.py's docstring has the layout)
@@ -38,6 +40,8 @@ HR_X10_MAX = 4000  # 400 /min: no heart beats faster; a larger value is not a me
 SPO2_X10_MAX = 1000  # 100.0 %
 VITALS_HEAD_LEN = struct.calcsize(VITALS_HEAD)
 BEAT_LEN = struct.calcsize(BEAT_FMT)
+STATUS_LEN = struct.calcsize(STATUS_FMT)
+STATUS_OLD_LEN = struct.calcsize(STATUS_FMT[:-2])  # without battery mV and %
 
 
 def split(frame):
@@ -78,11 +82,22 @@ def decode(frame):
         d.update(alert=which, raised=bool(up), hr_x10=hr, spo2_x10=sp, at_ms=at,
                  hr_valid=bool(valid & HR_VALID), spo2_valid=bool(valid & SPO2_VALID))
     elif kind == STATUS:
-        if n != struct.calcsize(STATUS_FMT):
+        if n == STATUS_LEN:
+            f = struct.unpack(STATUS_FMT, p)
+        elif n == STATUS_OLD_LEN:  # a node from before the battery monitor
+            f = struct.unpack(STATUS_FMT[:-2], p) + (0, NO_BATTERY)
+        else:
             raise FrameError("status payload of %d bytes" % n)
-        f = struct.unpack(STATUS_FMT, p)
+        mv, pct = f[8], f[9]
+        if pct == NO_BATTERY:
+            if mv:
+                raise FrameError("status battery %d mV without a percentage" % mv)
+            mv = pct = None
+        elif pct > 100:
+            raise FrameError("status battery %d %%" % pct)
         d.update(uptime_s=f[0], heap_free=f[1], reset_cause=f[2], rssi=f[3], samples_lost=f[4],
-                 queue_depth=f[5], dropped=f[6], version_code=f[7])
+                 queue_depth=f[5], dropped=f[6], version_code=f[7], battery_mv=mv,
+                 battery_pct=pct)
     elif kind == SECURITY:
         from firmware.sjson import JsonError, loads
         try:

@@ -44,9 +44,15 @@ Payloads by kind:
               beats without bits 0-2.
   ALERT    u8 alert (lib/alerts.NAMES index) | u8 raised | u16 hr_x10 |
            u16 spo2_x10 | u32 ms of the change | u8 valid (as VITALS)
+    the ms: the detector's sample clock; for battery_low / battery_critical
+    the header's (ms since boot)
   STATUS   u32 uptime s | u32 heap free | u8 reset cause | i8 RSSI dBm |
            u32 samples lost | u16 queue depth | u32 frames dropped |
-           u32 firmware version code
+           u32 firmware version code | u16 battery mV | u8 battery %
+    battery   the cell's voltage and charge (lib/battery.py); % 255 and
+              mV 0: the node has no battery monitor. Older nodes send the
+              status without the last two fields (24 bytes); the reader
+              reports their battery as None.
   SECURITY UTF-8 JSON of one security event (firmware/seclog)
 Version 1 (older nodes) is the same without valid/hr_src/hr_q/spo2_q in
 VITALS, without the beat flags and without valid in ALERT; the reader
@@ -86,7 +92,8 @@ HEAD_LEN = const(23)
 TAG_LEN = const(16)
 MAX_BEATS = const(32)
 MAX_PAYLOAD = const(512)
-STATUS_FMT = ">IIBbIHII"
+STATUS_FMT = ">IIBbIHIIHB"
+NO_BATTERY = const(255)  # STATUS battery % of a node without a battery monitor
 
 
 class FrameError(ValueError):
@@ -125,10 +132,12 @@ def alert(hdr, which, raised, hr_x10, spo2_x10, at_ms, valid=0):
                                           max(0, spo2_x10), at_ms & 0xFFFFFFFF, valid & 3))
 
 
-def status(hdr, uptime_s, heap_free, reset_cause, rssi, lost, depth, dropped, version_code):
+def status(hdr, uptime_s, heap_free, reset_cause, rssi, lost, depth, dropped, version_code,
+           mv=0, pct=NO_BATTERY):
+    """mv, pct: the battery (lib/battery.py: at most 10 x 2450 mV), or none."""
     return _frame(STATUS, hdr, struct.pack(STATUS_FMT, uptime_s, max(0, heap_free), reset_cause,
                                            max(-128, min(127, rssi)), lost, min(depth, 0xFFFF),
-                                           dropped, version_code))
+                                           dropped, version_code, mv, pct))
 
 
 def security(hdr, event_json):

@@ -3,6 +3,7 @@ telemetry link and the OTA report. Run once by firmware/app.main(), which
 then forgets this module, so the running node holds none of its code.
 
     ks, cfg = start.identity(wdt, heartbeat_s)
+    bat = start.battery(cfg)         # lib/battery.Battery, or None without a battery block
     link, trial = start.link(ks, cfg)
     power = start.power(cfg)   # (INT pin or None, uplink_s, cpu_mhz)
 
@@ -75,6 +76,21 @@ def power(cfg):
         esp32.wake_on_ext0(pin, esp32.WAKEUP_ALL_LOW)
         machine.freq(pw["cpu_mhz"] * 1000000)
     return pin, pw["uplink_s"], pw["cpu_mhz"]
+
+
+def battery(cfg):
+    """The battery monitor on config's ADC pin and divider (its ADC1 pin
+    read at 11 dB: 150-2450 mV; ports/esp32/machine_adc.c), or None when
+    the config has no battery block."""
+    b = cfg.pop("battery", None)
+    if b is None:
+        return None
+    from machine import ADC, Pin
+
+    from battery import Battery
+    adc = ADC(Pin(b["adc_pin"]))
+    adc.atten(ADC.ATTN_11DB)
+    return Battery(adc, b["divider"])
 
 
 def link(ks, cfg):

@@ -3,8 +3,10 @@
     tm = Telemetry(ks, box, SeqNo(esp32.NVS("vn_tel")), version_code)   # keeps
                                             # ks.device_id and ks.mac("telemetry") only
     tm.vitals(det)                          # every VITALS_S
-    tm.alert(kind, raised, at_ms, det)      # at once, on every alert change
-    tm.status(uptime_s, heap_free, reset_cause, rssi, lost)   # every STATUS_S
+    tm.alert(kind, raised, at_ms, det)      # at once, on every alert change (det None:
+                                            # no sensor, a battery alert)
+    tm.status(uptime_s, heap_free, reset_cause, rssi, lost, bat)   # every STATUS_S;
+                                            # bat: lib/battery.Battery (.mv, .pct) or None
     tm.security(event_dict)                 # each security event
     Uplink(..., ack_check=tm.ack_seq,       # the gateway's acknowledgements,
            on_time=tm.sync_clock)           # and the time they carry
@@ -111,15 +113,18 @@ class Telemetry:
 
     def alert(self, which, raised, at_ms, det):
         hdr = self._hdr()
+        if det is None:
+            return self._put(frames.ALERT, hdr, frames.alert(hdr, which, raised, 0, 0, at_ms))
         return self._put(frames.ALERT, hdr, frames.alert(
             hdr, which, raised, det.hr_x10, det.spo2_x10, at_ms,
             (1 if det.hr_valid else 0) | (2 if det.spo2_valid else 0)))
 
-    def status(self, uptime_s, heap_free, reset_cause, rssi, lost):
+    def status(self, uptime_s, heap_free, reset_cause, rssi, lost, bat=None):
         hdr = self._hdr()
         return self._put(frames.STATUS, hdr, frames.status(
             hdr, uptime_s, heap_free, reset_cause, rssi, lost, self.box.depth,
-            self.box.dropped_total(), self.version_code))
+            self.box.dropped_total(), self.version_code, bat.mv if bat else 0,
+            bat.pct if bat else frames.NO_BATTERY))
 
     def security(self, event):
         import json

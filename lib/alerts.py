@@ -40,7 +40,10 @@ FINGER_OFF = const(5)
 SENSOR_FAULT = const(6)
 VF = const(7)
 AF = const(8)
-NAMES = ("hr_low", "hr_high", "spo2_low", "asystole", "lead_off", "finger_off", "sensor_fault", "vf", "af")
+# 9 battery_low, 10 battery_critical: raised by the battery monitor
+# (lib/battery.py, firmware/lowbatt.py), not by update()
+NAMES = ("hr_low", "hr_high", "spo2_low", "asystole", "lead_off", "finger_off", "sensor_fault", "vf", "af",
+         "battery_low", "battery_critical")
 _N = const(9)
 _NEV = const(16)
 _MS_MASK = const(0x1FFFFFFF)  # times are ms modulo 2**29 (6.2 days), wrap-safe

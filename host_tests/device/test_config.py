@@ -57,6 +57,22 @@ def test_power_defaults_save_power_and_send_vitals_every_minute():
     assert config.load(keystore.device_id())["power"] == {"save": False, "uplink_s": 20, "cpu_mhz": 160}
 
 
+def test_no_battery_block_means_no_monitor_and_an_empty_one_takes_the_defaults():
+    write(good())
+    assert config.load(keystore.device_id())["battery"] is None  # a bench supply: nothing to read
+    cfg = good()
+    cfg["battery"] = {}
+    write(cfg)
+    # Adafruit HUZZAH32's wiring: VBAT through 100k/100k to GPIO35 (docs/power.md)
+    assert config.load(keystore.device_id())["battery"] == {"adc_pin": 35, "divider": 2.0,
+                                                            "capacity_mah": 500}
+    cfg["battery"] = {"adc_pin": 34, "divider": 3, "capacity_mah": 1200}
+    write(cfg)
+    b = config.load(keystore.device_id())["battery"]
+    assert b == {"adc_pin": 34, "divider": 3.0, "capacity_mah": 1200}
+    assert isinstance(b["divider"], float)
+
+
 def test_the_broker_may_carry_its_address_so_the_node_never_resolves():
     cfg = good()
     cfg["broker"]["addr"] = "10.0.0.5"
@@ -123,6 +139,22 @@ def test_every_bad_value_names_its_field():
         (("power", "uplink_s"), 30.0, "power.uplink_s"),
         (("power", "cpu_mhz"), 40, "power.cpu_mhz"),
         (("power", "cpu_mhz"), True, "power.cpu_mhz"),
+        (("battery",), None, "battery"),
+        (("battery",), [35], "battery"),
+        (("battery",), {"pin": 35}, "pin"),
+        (("battery", "adc_pin"), 4, "battery.adc_pin"),  # ADC2: reads nothing while Wi-Fi is on
+        (("battery", "adc_pin"), 31, "battery.adc_pin"),
+        (("battery", "adc_pin"), 40, "battery.adc_pin"),
+        (("battery", "adc_pin"), "35", "battery.adc_pin"),
+        (("battery", "adc_pin"), True, "battery.adc_pin"),
+        (("battery", "divider"), 1.0, "battery.divider"),  # a full cell beyond the ADC's range
+        (("battery", "divider"), 0.5, "battery.divider"),
+        (("battery", "divider"), 11, "battery.divider"),
+        (("battery", "divider"), "2", "battery.divider"),
+        (("battery", "divider"), True, "battery.divider"),
+        (("battery", "capacity_mah"), 0, "battery.capacity_mah"),
+        (("battery", "capacity_mah"), 500.0, "battery.capacity_mah"),
+        (("battery", "capacity_mah"), 20000, "battery.capacity_mah"),
         (("brokr",), {}, "brokr"),
     ]
     for path, value, field in cases:

@@ -156,6 +156,23 @@ def test_devices_page_has_firmware_ota_and_refusals(ward):
     assert "ota-confirm" in t.get(w.url + "/devices").text
 
 
+def test_the_tile_shows_the_battery_and_its_alerts(ward):
+    w = ward
+    s = w.login("clinician")  # ward 3: device A's patient
+
+    def tile():
+        return [x for x in s.get(w.url + "/api/overview").json()["tiles"] if x["device"] == DEV_A][0]
+    w.seen(DEV_A, w.status(DEV_A))  # a node without a battery monitor: nothing to show
+    assert tile()["battery_pct"] is None and tile()["battery_mv"] is None
+    w.seen(DEV_A, w.status(DEV_A, battery=(3360, 15)))
+    t = tile()
+    assert t["battery_pct"] == 15 and t["battery_mv"] == 3360
+    w.seen(DEV_A, w.alert(DEV_A, "battery_critical"))
+    a = wait(lambda: [x for x in tile()["alerts"] if x["alert"] == "battery_critical"])
+    assert a[0]["words"] == "Battery empty: sensor switching off" and a[0]["severity"] == "medium"
+    w.seen(DEV_A, w.alert(DEV_A, "battery_critical", raised=False))
+
+
 def test_a_busy_stream_ends_with_its_session(ward, monkeypatch):
     """A live stream re-checks its session even while tiles keep coming: a
     user whose wards change (or who is disabled) stops receiving them."""

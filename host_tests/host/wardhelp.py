@@ -45,7 +45,8 @@ def site():
         _SITE.append(dev_site(Path(d) / "site"))
     return _SITE[0]
 ALERT = {n: i for i, n in enumerate(("hr_low", "hr_high", "spo2_low", "asystole", "lead_off",
-                                     "finger_off", "sensor_fault", "vf", "af"))}
+                                     "finger_off", "sensor_fault", "vf", "af", "battery_low",
+                                     "battery_critical"))}
 
 
 def wait(cond, timeout=10, step=0.01):
@@ -194,10 +195,11 @@ class WardRig:
     def alert(self, dev, name, raised=True, t=None):
         return self._send(dev, lambda h: frames.alert(h, ALERT[name], raised, 1500, 950, 0, 3), t)
 
-    def status(self, dev, version="0.6.0"):
+    def status(self, dev, version="0.6.0", battery=None):
+        """battery: (mV, %) of a node with a battery monitor."""
         from firmware.version import code
         return self._send(dev, lambda h: frames.status(h, 100, 50000, 1, -60, 0, 0, 0,
-                                                       code(version)))
+                                                       code(version), *(battery or ())))
 
     def security(self, dev, ev, **fields):
         return self._send(dev, lambda h: frames.security(h, json.dumps(dict(fields, ev=ev))))

@@ -10,6 +10,7 @@ A site file is JSON, shared by the nodes of one deployment:
      "alerts": {"hr_low": 45},            # optional, lib/alerts.py names
      "mains_hz": 50,                      # optional, 50 or 60
      "power": {"uplink_s": 60},           # optional, firmware/config.py
+     "battery": {"adc_pin": 35, "divider": 2.0},   # optional, firmware/config.py
      "lockdown": false}                   # optional, see firmware/lockdown.py
 Relative file names are relative to the site file.
 
@@ -25,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 _SITE_FIELDS = {"wifi", "broker", "ca_cert_file", "ota_pubkey_file", "alerts", "mains_hz",
-                "power", "lockdown"}
+                "power", "battery", "lockdown"}
 
 
 class SiteError(Exception):
@@ -98,7 +99,7 @@ def device_config(site, device_id):
                         "(docs/timing.md)")
     cfg = {"version": 1, "device_id": device_id, "wifi": site["wifi"], "broker": site["broker"],
            "ca_cert": ca, "ota_pubkey": ota_pubkey(_read(site, "ota_pubkey_file"))}
-    for opt in ("alerts", "mains_hz", "power"):
+    for opt in ("alerts", "mains_hz", "power", "battery"):
         if opt in site:
             cfg[opt] = site[opt]
     config = _firmware_config()

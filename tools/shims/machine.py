@@ -159,6 +159,71 @@ def _pin_id(p):
     return p._id
 
 
+_ADC1 = (36, 37, 38, 39, 32, 33, 34, 35)  # channels 0-7 (ports/esp32/machine_adc.c madc_obj)
+_ADC2 = (4, 0, 2, 15, 13, 12, 14, 27, 25, 26)
+_ADC_TOP_MV = (950, 1250, 1750, 2450)  # the measurable range's top per attenuation (ESP-IDF)
+
+
+class ADC:
+    """machine.ADC as the ESP32 port has it (ports/esp32/machine_adc.c,
+    adc.c): ADC1 on GPIO32-39, ADC2 on 0, 2, 4, 12-15, 25-27, ValueError
+    "invalid pin" elsewhere; 11 dB unless set (ADC_ATTEN_MAX); read_uv() is
+    the calibrated pin voltage in whole mV x 1000 (adc_cali_raw_to_voltage
+    gives mV). What the pin sees: the board's battery divider
+    (simboard.board.battery, tools/shims/simbattery.py) on its pin, 0 V on
+    any other; above the attenuation's measurable range the reading stays
+    at its top. ADC2 while Wi-Fi is on reads 0: adc_oneshot_read fails with
+    ESP_ERR_TIMEOUT and the port ignores its result (adc.c
+    madcblock_read_helper). As on the port, ADC(pin) hands out the pin's
+    one object (a static in ROM there, the board's here: simboard.Board.adcs,
+    made by the harness before the boot for the battery pin), so the node's
+    heap does not hold it; reading allocates nothing (the battery's voltage
+    is worked out once per instant of the virtual clock)."""
+    ATTN_0DB = 0
+    ATTN_2_5DB = 1
+    ATTN_6DB = 2
+    ATTN_11DB = 3
+    WIDTH_9BIT = 9
+    WIDTH_10BIT = 10
+    WIDTH_11BIT = 11
+    WIDTH_12BIT = 12
+
+    def __new__(cls, pin, *args, **kw):
+        n = _pin_id(pin)
+        if n not in _ADC1 and n not in _ADC2:
+            raise ValueError("invalid pin")
+        adcs = simboard.board.adcs
+        o = adcs.get(n)
+        if o is None:
+            o = adcs[n] = object.__new__(cls)
+        return o
+
+    def __init__(self, pin, *, atten=3):  # ATTN_11DB (ADC_ATTEN_MAX)
+        self._id = _pin_id(pin)
+        self.atten(atten)
+
+    def atten(self, a):
+        if not 0 <= a <= 3:
+            raise ValueError("invalid attenuation")
+        self._top = _ADC_TOP_MV[a]
+
+    def read_uv(self):
+        b = simboard.board
+        if self._id in _ADC2:
+            for w in b.wlans:
+                if w.active:  # the radio state behind each WLAN object
+                    return 0
+        bat = b.battery
+        mv = bat.pin_mv(self._id) if bat is not None else 0
+        return (mv if mv < self._top else self._top) * 1000
+
+    def read_u16(self):
+        return self.read_uv() // 1000 * 65535 // 3300  # approximate: a 3.3 V full scale
+
+    def read(self):
+        return self.read_u16() >> 4
+
+
 class WDT:
     """Watchdog: resets the node (NodeReset WDT_RESET) unless fed in time.
     Cannot be stopped once started, as on the ESP32."""
@@ -406,9 +471,18 @@ def _ext0_level(b):
 
 
 def deepsleep(ms=None):
+    """With ms: the RTC timer wakes the chip then, through a reset. Without:
+    no wake source is armed (the firmware arms none), so the chip sleeps
+    until a reset or power cycle from outside (simboard.Board.sleep). An
+    armed esp32.wake_on_ext0 pin would end the chip's deep sleep as well
+    (ports/esp32/modesp32.c sets ext0_wake_types to SLEEP | DEEPSLEEP): not
+    simulated, so it is refused rather than ignored."""
+    if simboard.board.ext0 is not None:
+        raise NotImplementedError("shim: deepsleep with an ext0 wake armed is not simulated")
     simboard.board.power.cpu_sleep(powerstate.DEEP)  # until the reset boots it
-    if ms is not None:
-        vclock.clock.advance_to(vclock.clock.now_us + ms * 1000)
+    if ms is None:
+        simboard.board.sleep()  # the world goes on; the node wakes only by a reset
+    vclock.clock.advance_to(vclock.clock.now_us + ms * 1000)
     simboard.node_reset(DEEPSLEEP_RESET, "deepsleep")
 
 

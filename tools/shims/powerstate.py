@@ -81,12 +81,12 @@ _TL_TX = 17
 _TL_RX = 18
 _TL_WORK = 19  # samples read out of the FIFO (the CPU's work, priced by the host)
 # accumulator indices: two 24-bit limbs each, so every stored value is a small int
-_CPU = 0
-_RADIO = 7
-_PPG = 13
-_ECG = 14
-_OFF = 15
-_LED_AMP = 16  # LED_SLOTS of uA x us
+CPU = _CPU = 0
+RADIO = _RADIO = 7
+PPG = _PPG = 13
+ECG = _ECG = 14
+OFF = _OFF = 15
+LED_AMP = _LED_AMP = 16  # LED_SLOTS of uA x us
 _LED_LIT = _LED_AMP + LED_SLOTS  # LED_SLOTS of us
 _N = _LED_LIT + LED_SLOTS
 _LIMB = 0x1000000
@@ -296,9 +296,7 @@ class Meter:
 
     def _close_bin(self):
         """Accrue every rail up to now into the current bin."""
-        self._cpu_to(self.cpu_state)
-        self._radio_acc()
-        self._sensor_acc()
+        self.accrue()
         net = self.net
         i = self._tb
         if net is not None and i >= 0:
@@ -352,6 +350,29 @@ class Meter:
             return None
         return {"t0_ms": self.tl_t0 // 1000, "bin_ms": self.bin_us // 1000,
                 "bins": self._timeline_bins(), "full": self.timeline_full}
+
+    def accrue(self):
+        """Every rail's time up to now into its accumulators (report() and
+        the simulated battery, tools/shims/simbattery.py, read them)."""
+        self._cpu_to(self.cpu_state)
+        self._radio_acc()
+        self._sensor_acc()
+
+    def us(self, i):
+        """Accumulator i (CPU + state, RADIO + state, PPG, ECG, OFF, LED_AMP
+        + slot in uA x us, LED_LIT + slot): its total up to the last accrual."""
+        return self._get(i)
+
+    def work(self, i):
+        """Samples read out of the FIFO at CPU state i (< 5, an awake clock)."""
+        return self._work[i]
+
+    def slot_config(self, s):
+        """(pulse width us, pulses/s) of LED slot s < led_slots()."""
+        return self._slot_pw[s], self._slot_pps[s]
+
+    def led_slots(self):
+        return self._slots
 
     # -- report (host side of the harness: allocation allowed) ----------------
     def report(self):

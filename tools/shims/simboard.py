@@ -47,6 +47,11 @@ class NodeReset(BaseException):
         self.why = why
 
 
+class Asleep(BaseException):
+    """The node deep-slept with no wake source and the world has nothing
+    left to happen (a harness without an end of run): it sleeps forever."""
+
+
 reset_hook = None  # the emulated USB device turns resets into VM reboots
 
 
@@ -324,6 +329,8 @@ class Board:
         self.ext0 = None  # esp32.wake_on_ext0: (gpio, level) that wakes a light sleep
         self.wakes = 0  # light sleeps ended (by the pin or the timer)
         self.on_nvs_commit = None  # persistence hook (emulated device)
+        self.battery = None  # the cell behind the ADC (tools/shims/simbattery.py), if any
+        self.adcs = {}  # GPIO -> its machine.ADC object (the port's are static)
 
     # -- persistence (emulated device keeps its flash across restarts) ----
     def snapshot(self):
@@ -446,6 +453,28 @@ class Board:
             self.wdt_resets += 1
         if cause != SOFT_RESET:
             self.otadata.on_reset()
+
+    def sleep(self):
+        """machine.deepsleep() with no wake source: RAM keeps nothing that
+        runs - timers, watchdog (ESP-IDF's task watchdog does not run in
+        deep sleep), the scheduler's queue and the radio stop - and the
+        world's events go on (the end of the run, a power cut, which boots
+        the node again). Never returns; Asleep if nothing is left to happen."""
+        if self.wdt is not None:
+            self.clock.cancel(self.wdt[0])
+            self.wdt = None
+        self.clock.clear_python()
+        for t in self.timers:
+            t.deinit()
+        self.timers = []
+        for w in self.wlans:
+            w._power_off()
+        self.wlans = []
+        self.power.radio(powerstate.R_OFF)
+        clk = self.clock
+        while clk._events:
+            clk.advance_to(clk._events[0][0])
+        raise Asleep()
 
     def power_cycle(self):
         """Power removed and restored (also ends an injected power loss)."""

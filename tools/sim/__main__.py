@@ -4,6 +4,7 @@
         [--record 100] [--ppg 01] [--chip max86150|max30102] [--realtime]
         [--faults none|all|broker,wifi,finger,motion] [--nodes 1] [--heap 112K]
         [--frozen] [--vm unix|unix64] [--timing typical|worst] [--outage SECONDS]
+        [--battery-pct PCT [--battery-mah 500]]
         [--ward [--ward-port 8443]] [--workdir build/sim] [--dev-site build/dev-site]
         [--power-save on|off]
 
@@ -60,6 +61,8 @@ def timeline_spec(duration):
     its first 601,000 s (the summary's current_timeline says "full")."""
     bin_s = min(TIMELINE_BIN_MAX_S, max(1, -(-duration // TIMELINE_BINS)))
     return [min(TIMELINE_BINS + 1, -(-duration // bin_s) + 1), bin_s]
+# the nodes' battery block (firmware/config.py): the default wiring, VBAT / 2 on GPIO35
+BATTERY = {"adc_pin": 35, "divider": 2.0}
 # CHIP=max30102 has no ECG: its beats are the pulse peaks of the BIDMC record, whose
 # annotations are breaths, not beats; MIT-BIH's beats are another patient's
 NO_ECG_SCORE = ("the MAX30102 has no ECG: its beats are pulse peaks of the BIDMC PPG, and "
@@ -118,6 +121,13 @@ def _args(argv):
                     help="the nodes' config power.save (docs/power.md): on (the default, as a "
                          "node provisioned without a power block) - light sleep and uplink "
                          "batches; off - awake, the radio always connected")
+    ap.add_argument("--battery-pct", type=float, default=None, metavar="PCT",
+                    help="a battery monitor on each node (a battery block in its config) and a "
+                         "simulated LiPo behind its ADC pin, PCT %% charged at the start (0-100): "
+                         "it drains by the energy model's current (default: no battery monitor)")
+    ap.add_argument("--battery-mah", type=int, default=500, metavar="MAH",
+                    help="the cell's capacity: the config's capacity_mah and battery_hours' "
+                         "(default 500)")
     ap.add_argument("--progress", type=int, default=30, help="progress line every N simulated s")
     ap.add_argument("--unprovisioned", action="store_true",
                     help="boot nodes with no key and no config (their safe state)")
@@ -162,6 +172,10 @@ def _args(argv):
                  % (OUTAGE_AT + max(a.outage, 0) + 60))
     if a.outage and a.runtime != "micropython":
         ap.error("--outage needs the MicroPython node (its network is simulated)")
+    if a.battery_pct is not None and not 0 <= a.battery_pct <= 100:
+        ap.error("--battery-pct (BATTERY=): 0 to 100, got %g" % a.battery_pct)
+    if not 50 <= a.battery_mah <= 10000:
+        ap.error("--battery-mah: 50 to 10000 (config.json's capacity_mah), got %d" % a.battery_mah)
     if not re.fullmatch(r"[1-9][0-9]*[KkMm]?", a.heap):
         ap.error("--heap: a size such as 112K")
     a.fault_names = names
@@ -287,6 +301,7 @@ def _node_report(a, world, live, dev, s, spec):
          "first_sample_lost_ms": s.get("first_sample_lost_ms"),
          "scheduler_dropped": s.get("scheduler_dropped"), "net": s.get("net"),
          "long_calls": s.get("long_calls"), "sample_losses": s.get("sample_losses"),
+         "battery": s.get("battery"),
          "peak_heap_bytes": s.get("peak_heap_bytes"), "peak_heap_at_s": s.get("peak_heap_at_s"),
          "min_free_heap_bytes": s.get("min_free_heap_bytes"),
          "harness_heap_bytes": s.get("harness_heap_bytes"), "vm": s.get("vm"),
@@ -294,6 +309,16 @@ def _node_report(a, world, live, dev, s, spec):
          # every beat the gateway stored, in the node's ms (a save on/off comparison)
          "beats_ms": sorted(b[0] for x in rows if x["kind"] == "vitals" for b in x["beats"])}
     r.update(sc)
+    if s.get("battery"):  # what the gateway stored of the node's battery
+        from alerts import NAMES  # lib/alerts.py (on the path through tools.gateway.core)
+        status = [x for x in rows if x["kind"] == "status"]
+        r["battery_gateway"] = {
+            "alerts": [[NAMES[x["alert"]], x["raised"], x["seq"]] for x in rows
+                       if x["kind"] == "alert" and NAMES[x["alert"]].startswith("battery_")],
+            "last_status": [status[-1]["seq"], status[-1]["battery_mv"], status[-1]["battery_pct"]]
+            if status else None,
+            "last_seq": max((x["seq"] for x in rows), default=None),
+            "deep_sleep_s": round(s["power"]["states_ms"]["deep_sleep"] / 1000, 1)}
     if not s["resets"]:  # the node's clock restarts at a reset: one boot only
         al, vi = report.latencies(rows, world.epoch)
         r["alert_latency_ms_p95"] = round(report.p95(al)) if al else None
@@ -371,8 +396,11 @@ def _main(argv=None):
     spec_base = {"sensor": runner.sensor_spec(a.chip, a.record, a.ppg, a.spo2),
                  "progress_s": a.progress, "pace": 1.0 if a.realtime else 0,
                  "timing": a.timing}
+    battery = None if a.battery_pct is None else dict(BATTERY, capacity_mah=a.battery_mah)
+    if battery:  # the cell on the board: the same wiring as the config says
+        spec_base["battery"] = dict(battery, pct=a.battery_pct, price=power.prices(a.chip))
     world = World(a.workdir / "world", a.nodes, log=print, site_dir=a.dev_site,
-                  power_save=a.power_save == "on")
+                  power_save=a.power_save == "on", battery=battery)
     demo = None
     try:
         world.start()
@@ -420,7 +448,8 @@ def _main(argv=None):
          "firmware_layout": "frozen (manifest.py in the binary)" if a.frozen
          else "deployed .mpy files on the flash"}
     s.update(_total(per))
-    s.update(power.sim_report(per, results, world.devices))  # avg_current_ma, battery_hours, shares
+    # avg_current_ma, battery_hours (for the config's capacity_mah), shares
+    s.update(power.sim_report(per, results, world.devices, capacity_mah=a.battery_mah))
     if a.chip == "max30102":
         s["beat_score_skipped"] = NO_ECG_SCORE
         for k in ("beats_reference", "beats_detected", "se", "ppv"):

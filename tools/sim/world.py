@@ -80,13 +80,17 @@ class _CountingGateway:
 
 
 class World:
-    def __init__(self, workdir, nodes=1, log=print, site_dir=None, power_save=True):
+    def __init__(self, workdir, nodes=1, log=print, site_dir=None, power_save=True,
+                 battery=None):
         """workdir: the broker, registry and store (made anew each start);
         site_dir: the development site (made there once; default
-        build/dev-site); power_save: every node's config power.save."""
+        build/dev-site); power_save: every node's config power.save;
+        battery: the nodes' config.json battery block (firmware/config.py),
+        None for none."""
         self.power_save = power_save
         self.dir = Path(workdir)
         self.dev_site_dir = Path(site_dir) if site_dir else BUILD / "dev-site"
+        self.battery = battery  # the nodes' config battery block, or None: no monitor
         self.devices = device_ids(nodes)
         self.log = log
         self.images = {}
@@ -120,6 +124,8 @@ class World:
             # an address as well as the name: the node never resolves (docs/timing.md)
             cfg["broker"] = {"host": "localhost", "addr": "127.0.0.1", "port": self.broker.port}
             cfg["wifi"] = {"ssid": WIFI[0], "password": WIFI[1]}
+            if self.battery:
+                cfg["battery"] = dict(self.battery)
             image["files"]["config.json"] = json.dumps(sim_config(cfg, self.power_save))
             self.images[dev] = image
             self.broker.add_user(dev, keys.broker_password(keys.subkeys(root, dev)["broker"]))

@@ -46,6 +46,9 @@ SPEC_FILE (JSON, owner-only: it holds the node's key):
             calls take (tools/shims/timing.py)
   tls_keys  {"ca": "rsa3072", "server": "rsa2048"}: the site's key types,
             for the handshake's computing time (tools/shims/simnet.py)
+  battery   {"pct": start %, "capacity_mah", "adc_pin", "divider",
+            "price": tools/power/model.prices()}: the board's LiPo cell
+            (tools/shims/simbattery.py), absent: none
   segment   true: one boot per run - a reset or power cut ends it (SIM-RESET),
             and the host starts the next run from its flash and snapshot, as
             the chip's reset wipes RAM (tools/soak.py)
@@ -415,6 +418,12 @@ def run(root, duration_s, board=None, log=print, sensor=None, image=None, world=
         sys.modules["tls"] = net.tls
     for ssid, key, rssi in world.get("wifi", ()):
         b.wifi.add_ap(ssid, key, rssi)
+    cell = world.get("battery")
+    if cell:  # the LiPo behind the node's ADC pin, draining by the energy model
+        import simbattery
+        b.battery = simbattery.Battery(b.power, cell["capacity_mah"], cell["pct"], cell["price"],
+                                       cell["adc_pin"], cell["divider"], net)
+        machine.ADC(cell["adc_pin"])  # its ADC object: static on the chip, the harness's here
     if image:
         provision_nvs(b, image.get("nvs", {}))
         if image.get("files") and b.fs is not None:  # CPython; a VM's image holds them
@@ -570,6 +579,8 @@ def run(root, duration_s, board=None, log=print, sensor=None, image=None, world=
     if out["power"]["timeline"] and not _MP:  # on MicroPython: streamed (power_bins)
         out["power"]["timeline"]["cols"] = {name: list(col[:n])
                                             for name, col, n in b.power.timeline_columns()}
+    if b.battery is not None:
+        out["battery"] = b.battery.report()
     if net is not None:
         out["power"].update(tx_bytes=net.tx_bytes, rx_bytes=net.rx_bytes)
         out["net"] = {"dns_lookups": net.dns_lookups, "handshakes": net.handshakes,

@@ -8,7 +8,7 @@
 # node's qstr pools look smaller than the chip's.
 # Not frozen: micropython.py and simlfs.py (CPython only), flashfs.py (the
 # WebAssembly emulator's).
-for _name in ("esp32", "espimage", "machine", "network", "time", "powerstate", "simboard",
+for _name in ("esp32", "espimage", "machine", "network", "time", "powerstate", "simbattery", "simboard",
               "simflash", "simmax", "simnet", "timing", "vclock", "waveforms"):
     module(_name + ".py", base_path="../shims")
 module("node.py", base_path=".")

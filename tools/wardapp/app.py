@@ -201,6 +201,9 @@ class WardApp:
             "registry": regst,
             "fw": version_text(st["version_code"]) if st and st.get("version_code") else None,
             "ota": s.ota["state"] if s and s.ota else None,
+            # the newest status frame's battery (None: no monitor, or a node from before it)
+            "battery_pct": st.get("battery_pct") if st else None,
+            "battery_mv": st.get("battery_mv") if st else None,
             "alerts": [{k: a[k] for k in ("id", "alert", "words", "severity", "escalated",
                                           "acked_by", "raised_at")} for a in alerts],
         }

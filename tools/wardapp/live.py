@@ -18,7 +18,8 @@ the ward received it is escalated: marked, audited, and POSTed (JSON,
 no patient name) to the notification hook, in its own thread.
 
 Severity follows IEC 60601-1-8's priorities: HIGH (asystole, VF),
-MEDIUM (HR, SpO2, AF), TECHNICAL (lead or finger off, sensor fault).
+MEDIUM (HR, SpO2, AF, battery critical: monitoring is about to stop),
+TECHNICAL (lead or finger off, sensor fault, battery low).
 """
 import asyncio
 import json
@@ -27,14 +28,18 @@ import time
 import urllib.request
 
 ALERTS = ("hr_low", "hr_high", "spo2_low", "asystole", "lead_off", "finger_off", "sensor_fault",
-          "vf", "af")  # lib/alerts.NAMES, in the order the frames number them
+          "vf", "af", "battery_low", "battery_critical")  # lib/alerts.NAMES, in the frames' order
+# battery_critical: the node stops monitoring within a minute (it deep-sleeps), so it
+# ranks above the other technical alarms
 SEVERITY = {"asystole": "high", "vf": "high", "hr_low": "medium", "hr_high": "medium",
-            "spo2_low": "medium", "af": "medium", "lead_off": "technical",
-            "finger_off": "technical", "sensor_fault": "technical"}
+            "spo2_low": "medium", "af": "medium", "battery_critical": "medium",
+            "lead_off": "technical", "finger_off": "technical", "sensor_fault": "technical",
+            "battery_low": "technical"}
 WORDS = {"hr_low": "Heart rate low", "hr_high": "Heart rate high", "spo2_low": "SpO2 low",
          "asystole": "Asystole", "vf": "Ventricular fibrillation", "af": "Atrial fibrillation",
          "lead_off": "ECG lead off", "finger_off": "Finger off sensor",
-         "sensor_fault": "Sensor fault"}
+         "sensor_fault": "Sensor fault", "battery_low": "Battery low: charge the sensor",
+         "battery_critical": "Battery empty: sensor switching off"}
 OTA = {"ota-install": "trial", "ota-confirm": "confirmed", "ota-revert": "reverted",
        "ota-revert-image": "reverted", "ota-reject": "rejected"}
 LIVE_S = 15    # a frame within this: live; within STALE_S: late; else no data

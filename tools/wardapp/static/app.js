@@ -78,6 +78,11 @@ function renderTile(t) {
   seen.dataset.t = t.last_seen || "";
   foot.appendChild(seen);
   foot.appendChild(el("span", "fw", "fw " + (t.fw || "-") + (t.ota ? " (" + t.ota + ")" : "")));
+  if (t.battery_pct !== null && t.battery_pct !== undefined) {
+    const b = el("span", "battery" + (t.battery_pct <= 15 ? " low" : ""),
+      "battery " + t.battery_pct + " % (" + (t.battery_mv / 1000).toFixed(2) + " V)");
+    foot.appendChild(b);
+  }
   foot.appendChild(el("span", "dev", t.device));
   tile.appendChild(foot);
   tile._data = t;
