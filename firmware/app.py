@@ -151,14 +151,15 @@ def _monitor(wdt, cfg, link, trial, smp, det, pump, power, bat=None):
     loop ticks every TICK_MS. Vitals are made every VITALS_S either way."""
     global _running
     from alerts import NAMES
-    t0 = time.ticks_ms()
+    last = since = time.ticks_ms()
+    up = 0  # s since the loop began, kept by steps: ticks_diff wraps at 2**29 ms (6.2 days)
+    rem = 0  # ms not yet counted in up
     _running = (link, pump)
     tm = link.tm if link is not None else None
     wlan = link.wlan if link is not None else None
     intp, uplink_s, mhz = power  # start.power()
     save = intp is not None
     radio = link is not None  # the boot's batch: connect, report, take the time
-    since = t0
     next_batch = uplink_s
     seen_alerts = 0
     next_beat = HEARTBEAT_S
@@ -175,9 +176,8 @@ def _monitor(wdt, cfg, link, trial, smp, det, pump, power, bat=None):
                 print("vitalnode: alert", NAMES[kind], "raised" if raised else "cleared")
                 if tm is not None:
                     tm.alert(kind, raised, at, det)
-                    if not radio:
-                        radio = True  # an alert wakes the radio at once
-                        since = time.ticks_ms()
+                    radio = True  # an alert wakes the radio at once, or keeps its batch
+                    since = time.ticks_ms()  # going for a whole session
         if radio and link is not None:
             if save and mhz < 160 and machine.freq() < 160000000:
                 machine.freq(160000000)  # TLS and the radio at 160 MHz at least
@@ -193,7 +193,15 @@ def _monitor(wdt, cfg, link, trial, smp, det, pump, power, bat=None):
             time.sleep_ms(TICK_MS)
         else:
             pump.sleep(SLEEP_MS)
-        up = time.ticks_diff(time.ticks_ms(), t0) // 1000
+            # the wake left INT's pad on the RTC mux (ESP-IDF: rtc_gpio_deinit before
+            # digital use); a mode-setting init takes it back (machine_pin.c)
+            intp.init(machine.Pin.IN, machine.Pin.PULL_UP)
+        now = time.ticks_ms()
+        rem += time.ticks_diff(now, last)
+        last = now
+        if rem >= 1000:
+            up += rem // 1000
+            rem %= 1000
         if link is not None and up >= next_batch:
             next_batch += uplink_s
             if not radio:
@@ -203,17 +211,20 @@ def _monitor(wdt, cfg, link, trial, smp, det, pump, power, bat=None):
             next_vitals += VITALS_S
             if det is not None:
                 tm.vitals(det)
-        if tm is not None and up >= next_status:
+        if up >= next_status:  # the battery is read with or without a link
             next_status += STATUS_S
             changed = bat.update() if bat is not None else 0  # lib/battery.py
-            tm.status(up, gc.mem_free(), machine.reset_cause(), _rssi(wlan),
-                      smp.lost + smp.lost_estimated if smp is not None else 0, bat)
+            if tm is not None:
+                tm.status(up, gc.mem_free(), machine.reset_cause(), _rssi(wlan),
+                          smp.lost + smp.lost_estimated if smp is not None else 0, bat)
             if changed:  # a battery alert raised or cleared (rare); at critical, the node's last act
+                if link is not None and machine.freq() < 160000000:
+                    machine.freq(160000000)  # its frames may need a TLS handshake
                 from firmware import lowbatt
                 lowbatt.changed(changed, bat, tm, det, wdt, link, pump, smp)
                 _unload("lowbatt")
-                if not radio:  # an alert wakes the radio at once
-                    radio = True
+                if tm is not None:
+                    radio = True  # an alert wakes the radio at once
                     since = time.ticks_ms()
         if up >= next_beat:
             next_beat += HEARTBEAT_S

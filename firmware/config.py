@@ -26,7 +26,8 @@ so a misspelt optional field cannot silently fall back to a default):
                 (docs/power.md): save - light sleep between FIFO drains and
                 the radio off between uplink batches; uplink_s - vitals are
                 sent every uplink_s (10-60 s; alerts at once); cpu_mhz - the
-                clock (80, 160 or 240; a radio session runs at 160 or more)
+                clock (80, 160 or 240; a radio session runs at 160 or more,
+                so 80 only with save)
     battery     optional: {"adc_pin": 35, "divider": 2.0, "capacity_mah": 500}
                 (docs/power.md "Battery"; absent: no battery monitor, as on
                 a bench supply): adc_pin - the GPIO the cell's divider feeds,
@@ -191,6 +192,9 @@ def _power(p):
         raise _bad("power.uplink_s", "must be an integer 10-60 (vitals reach the ward within a minute)")
     if out["cpu_mhz"] not in (80, 160, 240) or isinstance(out["cpu_mhz"], bool):
         raise _bad("power.cpu_mhz", "must be 80, 160 or 240")
+    if out["cpu_mhz"] < 160 and not out["save"]:
+        raise _bad("power.cpu_mhz", "80 needs power.save true (the radio, always on "
+                   "without it, runs at 160 or more)")
     return out
 
 

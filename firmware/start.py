@@ -65,8 +65,8 @@ def sampling(wdt, cfg, detector):
 def power(cfg):
     """(INT pin or None, uplink_s, cpu_mhz) of the config's power block.
     With power saving: the sensor's INT (FIFO almost full, active low; the
-    pull-up holds it high without a sensor) ends a light sleep, and the
-    CPU runs at cpu_mhz."""
+    pull-up holds it high without a sensor) ends a light sleep. The CPU
+    runs at cpu_mhz either way (config: 80 only with power saving)."""
     import machine
     pw = cfg["power"]
     pin = None
@@ -74,7 +74,7 @@ def power(cfg):
         import esp32
         pin = machine.Pin(_INT_PIN, machine.Pin.IN, machine.Pin.PULL_UP)
         esp32.wake_on_ext0(pin, esp32.WAKEUP_ALL_LOW)
-        machine.freq(pw["cpu_mhz"] * 1000000)
+    machine.freq(pw["cpu_mhz"] * 1000000)
     return pin, pw["uplink_s"], pw["cpu_mhz"]
 
 

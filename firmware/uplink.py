@@ -210,6 +210,10 @@ class Uplink:
             w.active(False)
         self._wifi_started = False
         self._wifi_since = None
+        self.retry_now()
+
+    def retry_now(self):
+        """The next service() connects at once, whatever the back-off was."""
         self._backoff = BACKOFF_MIN_MS
         self._next_ms = time.ticks_ms()
 

@@ -13,8 +13,8 @@ calibrated pin voltage in uV), averages them, scales by the divider to the
 cell's mV and converts that to percent on a LiPo open-circuit curve, piecewise
 linear between its points (_OCV below; docs/power.md "Battery"). Alerts:
 battery_low at <= 15 %, battery_critical at <= 5 %, each raised once a
-reading has been at or below its threshold twice running (_CONFIRM: a load
-transient alone raises nothing) and cleared only at or above the threshold
+reading has been at or below its own threshold twice running (_CONFIRM: a
+load transient alone raises nothing, also after a run of low readings) and cleared only at or above the threshold
 + 5 points (_HYST: a noisy reading does not flap); critical implies low.
 
 Guarantees: update() allocates nothing (small ints only: the ADC is read in
@@ -41,16 +41,17 @@ class Battery:
         self.adc = adc
         self.div = int(divider * 10000 + 0.5)  # x 10000: integer maths from here on
         # mV, % (rounded down), alert bits (bit0 battery_low, bit1 battery_critical),
-        # readings in a row that call for a worse state
-        self.mv = self.pct = self.active = self.n = 0
+        # readings in a row at or below the low (n) and the critical (m) threshold
+        self.mv = self.pct = self.active = self.n = self.m = 0
 
     def update(self):
         """Read the cell; returns the alert bits that changed (0: none)."""
         s = 0
         for _ in range(_READS):
             s += self.adc.read_uv()
-        # pin voltage in 0.1 mV x divider x 10000 = cell mV x 100000: a small int to 10 V
-        mv = (s // (_READS * 100)) * self.div // 100000
+        # pin mV (at most 3300: the pin's supply) x divider x 10000: a small int on the
+        # 32-bit port for every divider the config accepts (<= 3.3e8 < 2**30)
+        mv = (s + _READS * 500) // (_READS * 1000) * self.div // 10000
         self.mv = mv
         p = 100
         if mv < _OCV[0]:  # piecewise linear between the curve's points
@@ -64,19 +65,21 @@ class Battery:
         a = self.active
         now = (a + 1) >> 1  # 0 ok, 1 low, 2 critical
         worse = 2 if p <= _CRIT else 1 if p <= _LOW else 0
+        # readings in a row at or below each threshold: each level is confirmed
+        # on its own, so one dip below 5 % after a run at 12 % raises nothing
+        self.n = self.n + 1 if worse >= 1 else 0
+        self.m = self.m + 1 if worse == 2 else 0
         new = now
         if worse > now:
-            self.n += 1
-            if self.n >= _CONFIRM:
-                new = worse
-        else:
-            self.n = 0
-            if p >= _LOW + _HYST:
-                new = 0
-            elif p >= _CRIT + _HYST and now == 2:
+            if self.m >= _CONFIRM:
+                new = 2
+            elif self.n >= _CONFIRM:
                 new = 1
+        elif p >= _LOW + _HYST:
+            new = 0
+        elif p >= _CRIT + _HYST and now == 2:
+            new = 1
         if new == now:
             return 0
-        self.n = 0
         self.active = (1 << new) - 1
         return a ^ self.active

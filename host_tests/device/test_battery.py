@@ -90,6 +90,14 @@ def test_low_is_raised_once_after_two_readings_and_cleared_only_well_above():
     assert _feed(b, cell, [19, 14, 13]) == [(0, 0), (0, 0), (1, 1)]  # a second crossing: again
 
 
+def test_one_dip_below_critical_after_a_run_of_low_readings_raises_only_low():
+    cell = Cell(3400)
+    b = Battery(cell, 2.0)
+    # a TX burst's sag at 12 %: the critical level needs its own two readings
+    assert _feed(b, cell, [12, 2, 12, 12]) == [(0, 0), (1, 1), (0, 1), (0, 1)]
+    assert _feed(b, cell, [3, 12, 4, 3]) == [(0, 1), (0, 1), (0, 1), (2, 3)]
+
+
 def test_critical_implies_low_and_clears_in_steps_on_charging():
     cell = Cell(3200)
     b = Battery(cell, 2.0)

@@ -55,6 +55,14 @@ def test_power_defaults_save_power_and_send_vitals_every_minute():
     cfg["power"] = {"save": False, "uplink_s": 20}
     write(cfg)
     assert config.load(keystore.device_id())["power"] == {"save": False, "uplink_s": 20, "cpu_mhz": 160}
+    # 80 MHz only with power saving: the always-on radio runs at 160 or more
+    cfg["power"] = {"save": False, "cpu_mhz": 80}
+    write(cfg)
+    e = raises(config.ConfigError, config.load, keystore.device_id())
+    assert "power.cpu_mhz" in str(e) and "power.save" in str(e)
+    cfg["power"] = {"save": True, "cpu_mhz": 80}
+    write(cfg)
+    assert config.load(keystore.device_id())["power"]["cpu_mhz"] == 80
 
 
 def test_no_battery_block_means_no_monitor_and_an_empty_one_takes_the_defaults():

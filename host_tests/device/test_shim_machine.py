@@ -253,6 +253,20 @@ def test_lightsleep_wakes_on_the_ext0_pin_level_or_its_time():
     raises(ValueError, esp32.wake_on_ext0, machine.Pin(5), esp32.WAKEUP_ALL_LOW)  # not an RTC GPIO
 
 
+def test_after_a_lightsleep_the_ext0_pad_reads_as_a_gpio_only_once_reinitialised():
+    # ESP-IDF muxes the wake pad to RTC IO before the sleep and leaves it there;
+    # 1.27's Pin.init(mode) calls rtc_gpio_deinit (ports/esp32/machine_pin.c)
+    import esp32
+    pin = machine.Pin(4, machine.Pin.IN, machine.Pin.PULL_UP)
+    esp32.wake_on_ext0(pin, esp32.WAKEUP_ALL_LOW)
+    assert pin.value() == 1
+    machine.lightsleep(20)  # INT stays high: the timer ends it
+    assert pin.value() == 0 and simboard.board.pin(4).value() == 1
+    pin.init(machine.Pin.IN, machine.Pin.PULL_UP)
+    assert pin.value() == 1
+    esp32.wake_on_ext0(None, 0)
+
+
 def test_in_lightsleep_timers_and_the_watchdog_stop_and_no_callback_runs():
     # the timer groups are clock-gated: machine.Timer's and the task WDT's
     # counters stop, and Python callbacks wait for the wake

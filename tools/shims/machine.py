@@ -34,8 +34,9 @@ class Pin:
         self.init(mode, pull, value)
 
     def init(self, mode=-1, pull=-1, value=None):
-        if mode != -1:
+        if mode != -1:  # back to the digital mux (machine_pin.c: rtc_gpio_deinit)
             self._st.mode = mode
+            self._st.rtc_mux = False
         if pull != -1:
             self._st.pull = pull
         if value is not None:
@@ -43,7 +44,7 @@ class Pin:
 
     def value(self, v=None):
         if v is None:
-            return self._st.value()
+            return 0 if self._st.rtc_mux else self._st.value()
         self._st.set_level(v)
 
     def __call__(self, v=None):
@@ -427,7 +428,11 @@ def lightsleep(ms=None):
     machine.Timer counters and the watchdog (the task WDT runs on timer
     group 0) stop, so their events come later by the time slept. The
     station's Wi-Fi connection is not kept (ESP-IDF: connections are not
-    maintained in light sleep): it is dropped. Time advances to the wake."""
+    maintained in light sleep): it is dropped. Time advances to the wake.
+    The ext0 pin is left on the RTC mux: as a digital input it reads 0
+    until a mode-setting Pin.init() (ESP-IDF "Sleep Modes", configuring
+    IOs: rtc_gpio_deinit() before using the pad as a GPIO again; 1.27's
+    machine_pin.c does that in init(mode=...))."""
     b = simboard.board
     clk = vclock.clock
     if ms is None and b.ext0 is None:
@@ -462,6 +467,8 @@ def lightsleep(ms=None):
         if b.wdt is not None:
             clk.rearm(b.wdt[0], b.wdt[0][0] + slept)
         b.wakes += 1
+        if b.ext0 is not None:  # esp_sleep_start muxed the pad to RTC IO; nothing muxes it
+            b.pin(b.ext0[0]).rtc_mux = True  # back (ESP-IDF: rtc_gpio_deinit before digital use)
         b.power.cpu_awake(b.freq // 1000000)
     clk.run_all()
 

@@ -115,6 +115,9 @@ class PinState:
             board.clock.schedule(self.handler, self.pin_obj)
 
     pin_obj = None
+    # a wake from light sleep on ext0 leaves the pad on the RTC mux: its
+    # digital input reads 0 until a mode-setting Pin.init (machine.Pin)
+    rtc_mux = False
 
 
 class I2CBus:
