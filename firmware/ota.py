@@ -40,6 +40,7 @@ from micropython import const
 HW_MODEL = "vitalnode-esp32"
 _CHUNK = const(1024)
 BUF_LEN = const(7 + 384 + 8192)  # len(MAGIC) + SIG_LEN + MANIFEST_MAX: the manifest's buffer
+PUSH_LEN = const(BUF_LEN + _CHUNK)  # otapush's one buffer: the manifest's, then the files' chunk
 _Y2K = const(946684800)  # Unix seconds at 2000-01-01, the NVS time base
 
 
@@ -81,13 +82,15 @@ def _read_all(src, name, cap, into=None):
         r.close()
 
 
-def _stream(src, name, size, sha_hex, sink):
+def _stream(src, name, size, sha_hex, sink, chunk=None):
     """Copy `size` bytes of `name` to sink(mv, n) while hashing; OtaError
-    if it is shorter, longer or hashes differently."""
+    if it is shorter, longer or hashes differently. chunk: the caller's
+    buffer to read into (one made before the download, so the node never
+    needs a new 1 KB hole), else a new one."""
+    mv = memoryview(chunk if chunk is not None else bytearray(_CHUNK))
+    buf = mv
     r = src.fetch(name, size)
     h = hashlib.sha256()
-    buf = bytearray(_CHUNK)
-    mv = memoryview(buf)
     got = 0
     try:
         while True:
@@ -115,12 +118,17 @@ def _hex(b):
 def install(src, keystore, pubkey_n, hw=HW_MODEL, now_s=None, buf=None):
     """Fetch, verify and stage a bundle as the trial slot; returns the
     Manifest. Every refusal is recorded and raised as OtaError. buf: a
-    bytearray of BUF_LEN bytes for the manifest (sjson parses it in place)."""
+    bytearray of BUF_LEN bytes for the manifest (sjson parses it in place),
+    or of PUSH_LEN: its last _CHUNK bytes are then the files' read buffer."""
     version = None
     try:
         st = stage0.state()
         if st["pend"] >= 0:
             raise OtaError("busy", "an update is on trial; confirm or revert it first")
+        chunk = None
+        if buf is not None and len(buf) >= PUSH_LEN:
+            chunk = memoryview(buf)[BUF_LEN:PUSH_LEN]
+            buf = memoryview(buf)[:BUF_LEN]
         env = _read_all(src, "manifest.vnm", len(MAGIC) + SIG_LEN + MANIFEST_MAX, buf)
         m = open_signed(env, pubkey_n)
         version = m.version
@@ -133,7 +141,7 @@ def install(src, keystore, pubkey_n, hw=HW_MODEL, now_s=None, buf=None):
             if not keystore.verify("ota-bind", tag, m.digest):
                 raise OtaError("binding", "bundle is bound to another device")
         slot = 1 - st["act"]
-        _write_slot(src, m, stage0.SLOTS[slot], env)
+        _write_slot(src, m, stage0.SLOTS[slot], env, chunk)
         changes = {"pend": slot, "tries": 0, "pver": m.version_code, "pctr": m.counter,
                    "img": 0}
         # the time floor moves only when the trial is confirmed (otatrial.confirm), so a
@@ -166,39 +174,38 @@ def install(src, keystore, pubkey_n, hw=HW_MODEL, now_s=None, buf=None):
     return m
 
 
-def update(url, timeout_ms=10000, deadline_ms=None, buf=None, ks=None, cfg=None):
+def update(url, timeout_ms=10000, deadline_ms=None, buf=None):
     """install() from an update server with what the node was provisioned
     with: its key (for bound bundles), the OTA public key from config.json
     and, for https, the site CA (config ca_cert). timeout_ms bounds each
     socket call, deadline_ms the whole download (default
     httpget.DEADLINE_MS: 5 min). Returns the Manifest;
     reset afterwards to try it. ConfigError if the node has no valid
-    config (nothing is fetched then). buf (bytearray(BUF_LEN)), ks and cfg:
-    made by the caller already (firmware/otapush)."""
+    config (nothing is fetched then). Nothing samples meanwhile:
+    firmware/otapush.run (what `make ota-push` runs) is this with the
+    sensor, the detector and the pump going on."""
     # the manifest's buffer first, while the heap (fresh after the push's soft
     # reset) has holes that size: the imports and config below leave small ones
     if buf is None:
         buf = bytearray(BUF_LEN)
     from firmware import config, keystore
-    from firmware.httpget import HttpSource
-    from firmware.netguard import pem_to_der
-    if cfg is None:
-        ks = keystore.load()
-        cfg = config.load(ks.device_id if ks else None)
-    from firmware.httpget import DEADLINE_MS
-    src = HttpSource(url, pem_to_der(cfg["ca_cert"]), timeout_ms,  # HttpSource takes DER
-                     deadline_ms or DEADLINE_MS)
+    from firmware.httpget import DEADLINE_MS, HttpSource
+    ks = keystore.load()
+    cfg = config.load(ks.device_id if ks else None)
+    ca = config.pem_der(cfg["ca_cert"]) if url.startswith("https://") else None
+    src = HttpSource(url, ca, timeout_ms, deadline_ms or DEADLINE_MS)  # HttpSource takes DER
     return install(src, ks, int(cfg["ota_pubkey"]["n"], 16), buf=buf)
 
 
-def _write_slot(src, m, root, env):
+def _write_slot(src, m, root, env, chunk=None):
     storage.remove_tree(root)  # the inactive slot: stale or half-written
     fs = storage.fs()
-    for f in m.files:
+    for f in m.each_file():  # one entry at a time, parsed from the signed text
         path = root + "/" + f["path"]
         storage.makedirs(path[:path.rfind("/")])
         with fs.open(path, "wb") as out:
-            _stream(src, "files/" + f["path"], f["size"], f["sha256"], lambda mv, n: out.write(mv[:n]))
+            _stream(src, "files/" + f["path"], f["size"], f["sha256"],
+                    lambda mv, n: out.write(mv[:n]), chunk)
     with fs.open(root + "/manifest.vnm", "wb") as out:  # what the slot holds, for status
         out.write(env)
 

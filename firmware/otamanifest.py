@@ -77,9 +77,12 @@ class OtaError(Exception):
 
 
 class Manifest:
-    """A verified manifest's fields (after open_signed)."""
+    """A verified manifest's fields (after open_signed). files: the byte
+    spans of the file entries in the signed text, which each_file()
+    parses one at a time (as objects the list would cost the node 8 KB);
+    nfiles: how many."""
 
-    def __init__(self, d, digest):
+    def __init__(self, d, digest, body):
         self.version = d["version"]
         self.version_code = version_code(d["version"])
         self.counter = d["counter"]
@@ -89,8 +92,20 @@ class Manifest:
         self.bound = d["bound"]
         self.devices = d.get("devices") or ()
         self.files = d["files"]
+        self.nfiles = len(self.files)
         self.image = d.get("image")
         self.digest = digest  # SHA-256 of the envelope's signed part
+        self.body = body  # the signed JSON (a view of the envelope)
+
+    def each_file(self):
+        """Each file's {path, size, sha256}, in the manifest's order."""
+        return _each(self.files, self.body)
+
+
+def _each(spans, body):
+    from firmware.sjson import loads
+    for s, e in spans:
+        yield loads(body[s:e])  # checked whole by open_signed: it parses
 
 
 def version_code(text):
@@ -123,11 +138,11 @@ def open_signed(envelope, n):
         raise OtaError("signature", "manifest signature does not verify")
     from firmware.sjson import JsonError, loads  # strict: the host tools parse with it too
     try:
-        d = loads(body)
+        d = loads(body, spans="files")
     except JsonError as e:  # duplicate keys, NaN, out-of-range integers... by name
         raise OtaError("schema", "signed manifest is not strict JSON: %s" % e)
-    _schema(d)
-    return Manifest(d, digest)
+    _schema(d, body)
+    return Manifest(d, digest, body)
 
 
 def _int(d, key, lo, hi):
@@ -171,7 +186,7 @@ def check_path(p):
                            "or the system imports" % (p, name))
 
 
-def _schema(d):
+def _schema(d, body):
     if not isinstance(d, dict):
         raise OtaError("schema", "manifest must be an object")
     for k in d:
@@ -210,7 +225,7 @@ def _schema(d):
         raise OtaError("schema", "files must list 1..%d files" % MAX_FILES)
     seen = set()
     total = 0
-    for f in files:
+    for f in _each(files, body):
         if not isinstance(f, dict) or len(f) != 3:
             raise OtaError("schema", "each file is {path, size, sha256}")
         check_path(f.get("path"))

@@ -4,6 +4,8 @@ parsers can never disagree about a signed text.
 
     from firmware import sjson
     d = sjson.loads(text_or_bytes)       # JsonError (a ValueError) if not strict JSON
+    d = sjson.loads(buf, spans="files")  # d["files"]: [(start, end), ...] of its elements
+    f = sjson.loads(memoryview(buf)[start:end])   # one element, when it is needed
 
 Guarantees: loads() accepts RFC 8259 JSON and refuses by name, with the
 offset: a duplicate key in an object ("duplicate key 'version'"), a number
@@ -12,6 +14,10 @@ non-ASCII digits), an integer outside -2**31 .. 2**31-1, a float that is
 not finite (1e999999), control characters and lone surrogates in
 strings, nesting deeper than MAX_DEPTH, text after the value, and bytes
 that are not UTF-8. It raises JsonError and nothing else.
+spans: the top-level object's array under that key is checked like the
+rest, element by element, but kept only as each element's byte offsets
+(start, end) - an OTA manifest's file list costs 8 KB of objects on the
+node as values, and ~0.6 KB as spans.
 Non-guarantees: no schema - callers check fields, types and ranges; the
 whole text is held in memory (callers cap its size first).
 Costs: pure Python, a byte at a time, over the caller's buffer in place
@@ -42,16 +48,24 @@ def _err(why, i):
     return JsonError("json: %s at offset %d" % (why, i))
 
 
-def loads(text):
+_spans = None  # loads()'s spans key while it runs
+
+
+def loads(text, spans=None):
     """The value of the strict JSON `text` (str, or any buffer of UTF-8
-    bytes, parsed in place)."""
+    bytes, parsed in place). spans: see the module's docstring."""
+    global _spans
     if isinstance(text, str):
         text = text.encode()
     try:
         b = memoryview(text)
     except TypeError:  # not a buffer
         raise JsonError("json: not UTF-8 text")
-    v, i = _value(b, 0, MAX_DEPTH)
+    _spans = spans
+    try:
+        v, i = _value(b, 0, MAX_DEPTH)
+    finally:
+        _spans = None
     i = _ws(b, i)
     if i != len(b):
         raise _err("text after the value", i)
@@ -108,7 +122,10 @@ def _object(b, i, depth):
         i = _ws(b, i)
         if i >= len(b) or b[i] != 0x3A:  # :
             raise _err("expected ':'", i)
-        d[k], i = _value(b, i + 1, depth)
+        if _spans is not None and k == _spans and depth == MAX_DEPTH - 1:
+            d[k], i = _array_spans(b, i + 1, depth)
+        else:
+            d[k], i = _value(b, i + 1, depth)
         i = _ws(b, i)
         if i < len(b) and b[i] == 0x2C:  # ,
             i += 1
@@ -126,6 +143,31 @@ def _array(b, i, depth):
     while True:
         v, i = _value(b, i, depth)
         a.append(v)
+        i = _ws(b, i)
+        if i < len(b) and b[i] == 0x2C:
+            i += 1
+        elif i < len(b) and b[i] == 0x5D:
+            return a, i + 1
+        else:
+            raise _err("expected ',' or ']'", i)
+
+
+def _array_spans(b, i, depth):
+    """An array (the top-level object's `spans` key) as [(start, end)] of
+    its elements, each parsed and checked, then dropped."""
+    i = _ws(b, i)
+    if i >= len(b) or b[i] != 0x5B:  # [
+        v, i = _value(b, i, depth)  # not an array: an ordinary value (the caller's schema refuses it)
+        return v, i
+    a = []
+    i = _ws(b, i + 1)
+    if i < len(b) and b[i] == 0x5D:  # ]
+        return a, i + 1
+    while True:
+        i = _ws(b, i)
+        start = i
+        _, i = _value(b, i, depth - 1)
+        a.append((start, i))
         i = _ws(b, i)
         if i < len(b) and b[i] == 0x2C:
             i += 1

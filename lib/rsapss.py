@@ -38,10 +38,16 @@ def mgf1(seed, length):
 def verify(n, sig, m_hash, e=65537):
     """True if `sig` (bytes, the modulus length) is a valid PSS signature of
     the SHA-256 digest `m_hash` under the public key (n, e)."""
-    mod_bits = n.bit_length() if hasattr(n, "bit_length") else len(bin(n)) - 2
-    k = (mod_bits + 7) // 8
-    if len(sig) != k or len(m_hash) != _H:
+    k = len(sig)
+    if k < 2 or len(m_hash) != _H:
         return False
+    top = n >> (8 * (k - 1))
+    if not 0 < top < 256:
+        return False
+    mod_bits = 8 * (k - 1)
+    while top:
+        mod_bits += 1
+        top >>= 1
     s = int.from_bytes(sig, "big")
     if s >= n:
         return False

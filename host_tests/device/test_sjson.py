@@ -81,3 +81,20 @@ def test_a_buffer_is_parsed_in_place_without_a_copy_of_the_text():
         finally:
             gc.enable()
         assert grew < 1500, grew  # the old parser's str copy alone was 6 KB
+
+
+def test_spans_keep_an_array_as_offsets_and_still_check_every_element():
+    text = ('{"version": "1.0.0", "files": [ {"path": "a", "size": 1} ,{"path": "b", "size": 2}],'
+            ' "deep": {"files": [1]}}').encode()
+    d = sjson.loads(text, spans="files")
+    assert d["deep"] == {"files": [1]}  # only the top-level object's key
+    got = [sjson.loads(memoryview(text)[s:e]) for s, e in d["files"]]
+    assert got == json.loads(text)["files"]
+    assert sjson.loads(b'{"files": []}', spans="files") == {"files": []}
+    assert sjson.loads(b'{"files": 3}', spans="files") == {"files": 3}  # the schema refuses it
+    # an element is parsed as strictly as the rest: refused by name, with its offset
+    assert raises(sjson.JsonError, sjson.loads, b'{"files": [{"path": "a", "path": "b"}]}',
+                  spans="files").args[0] == "json: duplicate key 'path' at offset 25"
+    assert raises(sjson.JsonError, sjson.loads, b'{"files": [1, 01]}', spans="files")
+    assert raises(sjson.JsonError, sjson.loads, b'{"files": [1 2]}', spans="files")
+    assert raises(sjson.JsonError, sjson.loads, b'{"files": [1], "files": []}', spans="files")

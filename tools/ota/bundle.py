@@ -182,7 +182,7 @@ def verify(bundle_dir, pubkey_path, log=print):
         m = otamanifest.open_signed(env, pub.public_numbers().n)
     except otamanifest.OtaError as e:
         raise BundleError(str(e))
-    for f in m.files:
+    for f in m.each_file():
         p = d / "files" / f["path"]
         if not p.is_file():
             raise BundleError("%s missing" % f["path"])
@@ -194,7 +194,7 @@ def verify(bundle_dir, pubkey_path, log=print):
         if hashlib.sha256(b).hexdigest() != m.image["sha256"]:
             raise BundleError("image.bin does not match its signed hash")
     log("bundle %s verifies: version %s, counter %d, hw %s, %d files, expires %s%s"
-        % (d, m.version, m.counter, m.hw, len(m.files),
+        % (d, m.version, m.counter, m.hw, m.nfiles,
            time.strftime("%Y-%m-%d", time.gmtime(m.expires)),
            ", bound to %s" % " ".join(m.devices) if m.bound else ""))
     return m

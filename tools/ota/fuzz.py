@@ -69,7 +69,7 @@ def _accepted_ok(d, m):
         assert type(f["size"]) is int and 0 <= f["size"] <= d["max_file"] <= 262144
         total += f["size"]
     assert total <= d["max_total"] <= 393216
-    assert m.files == d["files"]
+    assert list(m.each_file()) == d["files"]
 
 
 def run(mutated=MUTATED, hostile=HOSTILE):

@@ -46,6 +46,8 @@ def push(port, url, reset=True, timeout=10, log=print, deadline_s=300):
         # a real node may be quiet for a while: RSA verify and flash writes
         out = b.run(_UPDATE % (url, int(deadline_s * 1000)),
                     timeout=max(300, deadline_s + 60)).strip().splitlines()
+        for line in out[:-1]:  # what the node said meanwhile (sampling during the download)
+            log("node: " + line)
         last = out[-1].split(" ", 2) if out else [""]
         if last[0] == "OTA-REFUSED":
             raise Refused(last[1], last[2] if len(last) > 2 else "")
