@@ -186,21 +186,48 @@ class Sampler:
                 self._t = time.ticks_add(now, -(n - 1) * p)
                 self._trem = 0
                 self.resyncs += 1
+        # the hot loop: locals only, ring slots written directly (Ring.push
+        # per sample and channel was most of this function's time)
         times = self.times
+        h = times.head
+        tb = times.buf
+        tm = times.mask
+        t = self._t
+        trem = self._trem
+        pstep = self._prem_step
+        pden = self._pden
+        for k in range(n):  # the sample clock, as _advance(1) per sample
+            tb[(h + k) & tm] = t
+            t += p
+            trem += pstep
+            if trem >= pden:
+                trem -= pden
+                t += 1
+            t &= 0x3FFFFFFF
+        self._t = t
+        self._trem = trem
+        times.head = h + n
+        for ring, arr in self._pairs:
+            rb = ring.buf
+            rm = ring.mask
+            r = ring.head
+            for k in range(n):
+                rb[(r + k) & rm] = arr[k]
+            ring.head = r + n
         ecg = self._ecg
-        for k in range(n):
-            times.push(self._t)
-            self._advance(1)
-            for ring, arr in self._pairs:
-                ring.push(arr[k])
-            if ecg is not None:
+        if ecg is not None:
+            rail = self._rail_run
+            clean = self._clean_run
+            for k in range(n):
                 v = ecg[k]
                 if v >= _RAIL or v <= -_RAIL:
-                    self._rail_run += 1
-                    self._clean_run = 0
+                    rail += 1
+                    clean = 0
                 else:
-                    self._clean_run += 1
-                    self._rail_run = 0
+                    clean += 1
+                    rail = 0
+            self._rail_run = rail
+            self._clean_run = clean
         if gap and not roll:
             self._advance(gap)  # the chip stopped on full: the gap follows these
         if ecg is not None:
@@ -217,7 +244,8 @@ class Sampler:
         si = sr = 0
         for k in range(n):
             si += ir[k]
-            if red is not None:
+        if red is not None:
+            for k in range(n):
                 sr += red[k]
         self._win_ir += si
         self._win_red += sr
