@@ -136,7 +136,10 @@ class Detect:
                 b = a + self.slice if head - a > self.slice else head
                 self._ppg(p, a, b)
                 a = b
-        self._clock(head - cur)
+        # the sample clock in ms: whole ms on, the remainder carried
+        acc = self._acc + (head - cur) * 1000
+        self.ms = (self.ms + acc // self.rate) & _MS_MASK
+        self._acc = acc % self.rate
         self.cur = head
         self._outputs()
 
@@ -166,11 +169,6 @@ class Detect:
                 self.seen_pulse += 1
         else:
             self.seen_pulse = p.count
-
-    def _clock(self, n):
-        acc = self._acc + n * 1000
-        self.ms = (self.ms + acc // self.rate) & _MS_MASK
-        self._acc = acc % self.rate
 
     def _outputs(self):
         smp = self.smp
