@@ -175,11 +175,11 @@ class MAX86150(FifoSensor):
         for j in range(ns):
             out = outs[j]
             i = 3 * j
-            if kinds[j] == _ECG:
-                for k in range(n):  # 18-bit two's complement, sign-extended
-                    out[k] = ((((b[i] << 16) | (b[i + 1] << 8) | b[i + 2]) & _MASK18) ^ _SIGN18) - _SIGN18
-                    i += step
-            else:
-                for k in range(n):
-                    out[k] = ((b[i] << 16) | (b[i + 1] << 8) | b[i + 2]) & _MASK19
-                    i += step
+            mask = _MASK19  # PPG: 19-bit unsigned
+            sign = 0
+            if kinds[j] == _ECG:  # 18-bit two's complement, sign-extended
+                mask = _MASK18
+                sign = _SIGN18
+            for k in range(n):
+                out[k] = ((((b[i] << 16) | (b[i + 1] << 8) | b[i + 2]) & mask) ^ sign) - sign
+                i += step
