@@ -242,8 +242,7 @@ class Sampler:
         si = sr = 0
         for k in range(n):
             si += ir[k]
-        if red is not None:
-            for k in range(n):
+            if red is not None:
                 sr += red[k]
         self._win_ir += si
         self._win_red += sr
