@@ -136,7 +136,10 @@ class Detect:
                 b = a + self.slice if head - a > self.slice else head
                 self._ppg(p, a, b)
                 a = b
-        self._clock(head - cur)
+        # the sample clock in ms: whole ms on, the remainder carried
+        acc = self._acc + (head - cur) * 1000
+        self.ms = (self.ms + acc // self.rate) & _MS_MASK
+        self._acc = acc % self.rate
         self.cur = head
         self._outputs()
 
@@ -151,16 +154,11 @@ class Detect:
         self.ppg_cur = b0
         if b0 <= a0:
             return
-        ir = self.ir
-        red = self.red
         ird = self.ir_d
         d0 = ird.head
-        i = a0
-        while i < b0:  # (range() with a variable step allocates)
-            ird.push(self._mean(ir, i))
-            if red is not None:
-                self.red_d.push(self._mean(red, i))
-            i += dec
+        _decimate(self.ir, ird, a0, b0, dec, self.ppg_shift)
+        if self.red is not None:
+            _decimate(self.red, self.red_d, a0, b0, dec, self.ppg_shift)
         p.feed(ird.buf, ird.mask, d0, ird.head)
         ox = self.spo2
         if ox is not None:
@@ -171,19 +169,6 @@ class Detect:
                 self.seen_pulse += 1
         else:
             self.seen_pulse = p.count
-
-    def _mean(self, ring, i):
-        """Mean of samples i .. i+dec-1, each cut to ppg_bits bits."""
-        sh = self.ppg_shift
-        s = 0
-        for k in range(self.dec):
-            s += ring.get(i + k) >> sh
-        return s // self.dec
-
-    def _clock(self, n):
-        acc = self._acc + n * 1000
-        self.ms = (self.ms + acc // self.rate) & _MS_MASK
-        self._acc = acc % self.rate
 
     def _outputs(self):
         smp = self.smp
@@ -231,3 +216,23 @@ class Detect:
                   smp.lead_off, smp.finger_off and p is not None, smp.fault is not None, state)
         if al.active & 8:  # 1 << alerts.ASYSTOLE
             self.rhythm_state = state | _ASYS
+
+
+def _decimate(src, dst, a, b, dec, sh):
+    """Push onto Ring dst the mean of each dec samples of Ring src from a
+    to b (b - a a multiple of dec), each sample cut by sh bits first.
+    Locals only and the ring slots written directly: this runs for every
+    raw PPG sample."""
+    sb = src.buf
+    sm = src.mask
+    db = dst.buf
+    dm = dst.mask
+    h = dst.head
+    while a < b:  # (range() with a variable step allocates)
+        s = 0
+        for k in range(a, a + dec):
+            s += sb[k & sm] >> sh
+        db[h & dm] = s // dec
+        h += 1
+        a += dec
+    dst.head = h

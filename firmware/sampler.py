@@ -145,15 +145,33 @@ class Sampler:
             self._reinit("no samples for 1 s")
         return total
 
-    def _advance(self, k):
-        """Move the sample clock k periods on."""
-        for _ in range(k):
-            t = self._t + self.period_us
-            self._trem += self._prem_step
-            if self._trem >= self._pden:
-                self._trem -= self._pden
+    def _advance(self, k, times=None):
+        """Move the sample clock k periods on; with `times` (the timestamp
+        ring), stamp k new samples there on the way (locals only: this runs
+        for every sample)."""
+        t = self._t
+        trem = self._trem
+        p = self.period_us
+        pstep = self._prem_step
+        pden = self._pden
+        tb = None
+        tm = h = 0
+        if times is not None:
+            tb = times.buf
+            tm = times.mask
+            h = times.head
+            times.head = h + k
+        for i in range(k):
+            if tb is not None:
+                tb[(h + i) & tm] = t
+            t += p
+            trem += pstep
+            if trem >= pden:
+                trem -= pden
                 t += 1
-            self._t = t & 0x3FFFFFFF
+            t &= 0x3FFFFFFF
+        self._t = t
+        self._trem = trem
 
     def _store(self, n, now):
         s = self.sensor
@@ -186,21 +204,28 @@ class Sampler:
                 self._t = time.ticks_add(now, -(n - 1) * p)
                 self._trem = 0
                 self.resyncs += 1
-        times = self.times
+        self._advance(n, self.times)  # (stamps the n samples)
+        for ring, arr in self._pairs:  # the ring slots written directly
+            b = ring.buf
+            m = ring.mask
+            h = ring.head
+            for k in range(n):
+                b[(h + k) & m] = arr[k]
+            ring.head = h + n
         ecg = self._ecg
-        for k in range(n):
-            times.push(self._t)
-            self._advance(1)
-            for ring, arr in self._pairs:
-                ring.push(arr[k])
-            if ecg is not None:
+        if ecg is not None:
+            rail = self._rail_run
+            clean = self._clean_run
+            for k in range(n):
                 v = ecg[k]
                 if v >= _RAIL or v <= -_RAIL:
-                    self._rail_run += 1
-                    self._clean_run = 0
+                    rail += 1
+                    clean = 0
                 else:
-                    self._clean_run += 1
-                    self._rail_run = 0
+                    clean += 1
+                    rail = 0
+            self._rail_run = rail
+            self._clean_run = clean
         if gap and not roll:
             self._advance(gap)  # the chip stopped on full: the gap follows these
         if ecg is not None:

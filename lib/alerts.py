@@ -83,36 +83,51 @@ class Alerts:
         alerts that need it, which then hold their state. rhythm: lib/rhythm
         state bits (VF 1, AF 2; held while the leads are off)."""
         a = self.active
+        # the condition of each alert judged this time (bit k: alert k),
+        # then one pass in NAMES order (events keep that order)
+        judged = (1 << LEAD_OFF) | (1 << FINGER_OFF) | (1 << SENSOR_FAULT)
+        c = 0
         if hr_x10 > 0:
-            lim = self.hr_lo + (self.hr_h if a & (1 << HR_LOW) else 0)
-            self._step(HR_LOW, 1 if hr_x10 < lim else 0, now_ms)
-            lim = self.hr_hi - (self.hr_h if a & (1 << HR_HIGH) else 0)
-            self._step(HR_HIGH, 1 if hr_x10 > lim else 0, now_ms)
+            judged |= (1 << HR_LOW) | (1 << HR_HIGH)
+            if hr_x10 < self.hr_lo + (self.hr_h if a & (1 << HR_LOW) else 0):
+                c = 1 << HR_LOW
+            if hr_x10 > self.hr_hi - (self.hr_h if a & (1 << HR_HIGH) else 0):
+                c |= 1 << HR_HIGH
         if spo2_x10 > 0:
-            lim = self.sp_lo + (self.sp_h if a & (1 << SPO2_LOW) else 0)
-            self._step(SPO2_LOW, 1 if spo2_x10 < lim else 0, now_ms)
-        if not lead_off and beat_age_ms >= 0:
-            self._step(ASYSTOLE, 1 if beat_age_ms >= self.asys_ms else 0, now_ms)
-        self._step(LEAD_OFF, 1 if lead_off else 0, now_ms)
-        self._step(FINGER_OFF, 1 if finger_off else 0, now_ms)
-        self._step(SENSOR_FAULT, 1 if fault else 0, now_ms)
-        if not lead_off:  # no ECG: the rhythm alarms hold, lead-off speaks
-            self._step(VF, rhythm & 1, now_ms)
-            self._step(AF, 1 if rhythm & 2 else 0, now_ms)
+            judged |= 1 << SPO2_LOW
+            if spo2_x10 < self.sp_lo + (self.sp_h if a & (1 << SPO2_LOW) else 0):
+                c |= 1 << SPO2_LOW
+        if lead_off:
+            c |= 1 << LEAD_OFF
+        else:  # no ECG: asystole and the rhythm alarms hold, lead-off speaks
+            judged |= (1 << VF) | (1 << AF)
+            c |= (rhythm & 3) << VF  # (VF 1, AF 2: AF's bit follows VF's)
+            if beat_age_ms >= 0:
+                judged |= 1 << ASYSTOLE
+                if beat_age_ms >= self.asys_ms:
+                    c |= 1 << ASYSTOLE
+        if finger_off:
+            c |= 1 << FINGER_OFF
+        if fault:
+            c |= 1 << SENSOR_FAULT
+        differ = (c ^ a) & judged
+        pending = self.pending
+        for k in range(_N):
+            if differ >> k & 1:
+                self._change(k, c >> k & 1, now_ms)
+            elif judged >> k & 1:
+                pending[k] = 0  # as it should be: any pending change is off
 
-    def _step(self, k, cond, now):
-        bit = 1 << k
-        on = 1 if self.active & bit else 0
-        if cond == on:
-            self.pending[k] = 0
-            return
+    def _change(self, k, cond, now):
+        """Alert k's condition (cond) is not its state: the change waits
+        until the condition has held its time, then becomes an event."""
         if not self.pending[k]:
             self.pending[k] = 1
             self.since[k] = now & _MS_MASK
         need = self.on_ms[k] if cond else self.clear_ms
         if (now - self.since[k]) & _MS_MASK >= need:
             self.pending[k] = 0
-            self.active ^= bit
+            self.active ^= 1 << k
             j = self.count % _NEV
             self.ev[j] = k | (cond << 7)
             self.ev_ms[j] = now & _MS_MASK

@@ -51,7 +51,6 @@ _A_FULL_EN = const(0x80)
 _MASK19 = const(0x7FFFF)
 _MASK18 = const(0x3FFFF)
 _SIGN18 = const(0x20000)
-_WRAP18 = const(0x40000)
 
 # FIFO element codes for the FD1..FD4 slots
 ELEMENT = {"ir": 1, "red": 2, "ecg": 9}
@@ -167,19 +166,20 @@ class MAX86150(FifoSensor):
         raise maxfifo.SensorError("MAX86150 has no die temperature sensor")
 
     def _decode(self, n):
+        # slot by slot: one test of the element kind per slot, not per sample
         b = self._buf
         kinds = self._kinds
         outs = self._outs
         ns = self.nslots
-        i = 0
-        for k in range(n):
-            for j in range(ns):
-                v = (b[i] << 16) | (b[i + 1] << 8) | b[i + 2]
-                if kinds[j] == _ECG:
-                    v &= _MASK18
-                    if v & _SIGN18:
-                        v -= _WRAP18
-                else:
-                    v &= _MASK19
-                outs[j][k] = v
-                i += 3
+        step = 3 * ns
+        for j in range(ns):
+            out = outs[j]
+            i = 3 * j
+            mask = _MASK19  # PPG: 19-bit unsigned
+            sign = 0
+            if kinds[j] == _ECG:  # 18-bit two's complement, sign-extended
+                mask = _MASK18
+                sign = _SIGN18
+            for k in range(n):
+                out[k] = ((((b[i] << 16) | (b[i + 1] << 8) | b[i + 2]) & mask) ^ sign) - sign
+                i += step

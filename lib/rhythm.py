@@ -193,46 +193,62 @@ class Rhythm:
             for j in range(bn):
                 s += lr[(vi - (j + 1) * dk) & m]
             v[_MSUM] = s
-        o = _BS + v[_BI] * _NS
         msum = v[_MSUM]
         hj = v[_HJ]
-        nh = v[_VFN]
-        ttc = v[_TTC]
-        tfl = v[_TFL]
-        while vi < n:
-            x = lr[vi & m]
-            msum += x - lr[(vi - bn * dk) & m]
-            h = x - msum // bn  # the low-passed ECG minus its 0.5 s mean
-            d = h - v[(hj - 1) & (_NH - 1)]
-            v[hj & (_NH - 1)] = h
-            if nh:  # leakage of the copy half a period back
-                y = v[(hj - nh) & (_NH - 1)]
-                s = h + y
-                v[o + 2] += s if s >= 0 else -s
-                v[o + 3] += (h if h >= 0 else -h) + (y if y >= 0 else -y)
-            if h < 0:
-                h = -h
-            if d < 0:
-                d = -d
-            v[o] += h
-            v[o + 1] += d
-            if h > ttc:
-                v[o + 4] += 1
-            if d < tfl:
-                v[o + 5] += 1
-            if h > v[o + 6]:
-                v[o + 6] = h
-            hj = (hj + 1) & 0xFFFF
-            vi += dk
-            v[_BJ] += 1
-            if v[_BJ] >= bn:
-                self.vi = vi
-                self._block()
-                o = _BS + v[_BI] * _NS
-                nh = v[_VFN]
-                ttc = v[_TTC]
-                tfl = v[_TFL]
-        self.vi = vi
+        back = bn * dk
+        while True:
+            # the current block's 7 sums live in locals while it fills, back
+            # in v when it is full (for _block()) or the slice ends
+            o = _BS + v[_BI] * _NS
+            nh = v[_VFN]
+            ttc = v[_TTC]
+            tfl = v[_TFL]
+            bj = v[_BJ]
+            sa = v[o]
+            sd = v[o + 1]
+            ln = v[o + 2]
+            ld = v[o + 3]
+            tc = v[o + 4]
+            fl = v[o + 5]
+            mx = v[o + 6]
+            while vi < n and bj < bn:
+                x = lr[vi & m]
+                msum += x - lr[(vi - back) & m]
+                h = x - msum // bn  # the low-passed ECG minus its 0.5 s mean
+                d = h - v[(hj - 1) & (_NH - 1)]
+                v[hj & (_NH - 1)] = h
+                if nh:  # leakage of the copy half a period back
+                    y = v[(hj - nh) & (_NH - 1)]
+                    s = h + y
+                    ln += s if s >= 0 else -s
+                    ld += (h if h >= 0 else -h) + (y if y >= 0 else -y)
+                if h < 0:
+                    h = -h
+                if d < 0:
+                    d = -d
+                sa += h
+                sd += d
+                if h > ttc:
+                    tc += 1
+                if d < tfl:
+                    fl += 1
+                if h > mx:
+                    mx = h
+                hj = (hj + 1) & 0xFFFF
+                vi += dk
+                bj += 1
+            v[o] = sa
+            v[o + 1] = sd
+            v[o + 2] = ln
+            v[o + 3] = ld
+            v[o + 4] = tc
+            v[o + 5] = fl
+            v[o + 6] = mx
+            v[_BJ] = bj
+            self.vi = vi
+            if bj < bn:
+                break
+            self._block()  # (starts the next block: its sums and _BJ at 0)
         v[_MSUM] = msum
         v[_HJ] = hj
 

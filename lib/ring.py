@@ -4,6 +4,8 @@
     r.push(v)               # the producer (one writer)
     if r.head - cursor > r.cap: ...   # a consumer fell behind: overrun
     v = r.get(cursor)       # any sample with head - cap <= i < head
+    # a hot producer may write r.buf[(r.head + k) & r.mask] for k < n, then
+    # r.head += n (the same as n push() calls, without n method calls)
 
 Guarantees: push() and get() allocate nothing; the newest `cap` samples
 are kept. Non-guarantees: no locking (one producer; consumers read from

@@ -210,18 +210,22 @@ class SpO2:
             si = 0
         if sr < 0:
             sr = 0
-        bi = det.light(a)
+        # det.light(i) - det.light(a), without a call per sample: the IR
+        # low-pass difference, negated for photodiode counts (invert)
+        iy = det.yr
+        g = -1 if det.invert else 1
+        bi = iy[a & m]
         br = yr[a & m]
         n = b - a + 1
         mx = my = 0
         for i in range(a, b + 1):
-            mx += (det.light(i) - bi) >> si
+            mx += (g * (iy[i & m] - bi)) >> si
             my += (yr[i & m] - br) >> sr
         mx //= n
         my //= n
         sxx = syy = sxy = 0
         for i in range(a, b + 1):
-            x = ((det.light(i) - bi) >> si) - mx
+            x = ((g * (iy[i & m] - bi)) >> si) - mx
             y = ((yr[i & m] - br) >> sr) - my
             sxx += x * x
             syy += y * y
