@@ -39,8 +39,8 @@ from micropython import const
 
 HW_MODEL = "vitalnode-esp32"
 _CHUNK = const(1024)
+CHUNK_LEN = const(1024)  # _CHUNK, for otapush's buffer
 BUF_LEN = const(7 + 384 + 8192)  # len(MAGIC) + SIG_LEN + MANIFEST_MAX: the manifest's buffer
-PUSH_LEN = const(BUF_LEN + _CHUNK)  # otapush's one buffer: the manifest's, then the files' chunk
 _Y2K = const(946684800)  # Unix seconds at 2000-01-01, the NVS time base
 
 
@@ -115,20 +115,17 @@ def _hex(b):
     return binascii.hexlify(b).decode()
 
 
-def install(src, keystore, pubkey_n, hw=HW_MODEL, now_s=None, buf=None):
+def install(src, keystore, pubkey_n, hw=HW_MODEL, now_s=None, buf=None, chunk=None):
     """Fetch, verify and stage a bundle as the trial slot; returns the
     Manifest. Every refusal is recorded and raised as OtaError. buf: a
-    bytearray of BUF_LEN bytes for the manifest (sjson parses it in place),
-    or of PUSH_LEN: its last _CHUNK bytes are then the files' read buffer."""
+    bytearray of BUF_LEN bytes for the manifest (sjson parses it in place);
+    chunk: one of CHUNK_LEN bytes, the files' read buffer (each made by the
+    caller while the heap still has holes that size; None: made here)."""
     version = None
     try:
         st = stage0.state()
         if st["pend"] >= 0:
             raise OtaError("busy", "an update is on trial; confirm or revert it first")
-        chunk = None
-        if buf is not None and len(buf) >= PUSH_LEN:
-            chunk = memoryview(buf)[BUF_LEN:PUSH_LEN]
-            buf = memoryview(buf)[:BUF_LEN]
         env = _read_all(src, "manifest.vnm", len(MAGIC) + SIG_LEN + MANIFEST_MAX, buf)
         m = open_signed(env, pubkey_n)
         version = m.version

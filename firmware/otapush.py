@@ -10,7 +10,7 @@ tools/ota/push.py runs this at the REPL after Ctrl-C and a soft reset: the
 app is not running (main.py did not run), and the watchdog the app armed
 still is. In this order, against the heap's fragmentation (the GC
 collecting every 2 KB meanwhile, as at the app's boot): the manifest's
-buffer and the files' read buffer (one block, 9.6 KB, the largest), the
+buffer (8.6 KB, the largest block) and the files' 1 KB read buffer, the
 key's device id and what the download and the detector need from the
 config (the code and text of key and config leave the heap before
 anything long-lived lands beyond them), then the sensor, the
@@ -50,9 +50,10 @@ but no test covers a bound bundle pushed to a deployed node yet.
 """
 from micropython import const
 
-# ota.PUSH_LEN (a test checks), without importing ota yet: the manifest's
-# buffer (ota.BUF_LEN) and the files' 1 KB read buffer, one block
-PUSH_LEN = const(7 + 384 + 8192 + 1024)
+# ota.BUF_LEN and ota.CHUNK_LEN (a test checks), without importing ota yet:
+# the manifest's buffer and the files' 1 KB read buffer, made first
+BUF_LEN = const(7 + 384 + 8192)
+CHUNK_LEN = const(1024)
 _WDT_MS = const(10000)  # the app's watchdog (firmware/app.py WDT_TIMEOUT_MS), still running
 _BOOT_GC_BYTES = const(2048)
 
@@ -75,7 +76,8 @@ def run(url, deadline_ms=None, timeout_ms=10000):
     import sys
 
     import machine
-    buf = bytearray(PUSH_LEN)  # the largest block first, while the heap is whole
+    buf = bytearray(BUF_LEN)  # the largest block first, while the heap is whole
+    chunk = bytearray(CHUNK_LEN)  # (not one block with it: that needs 1 KB more in one piece)
     gc.threshold(_BOOT_GC_BYTES)  # as the app's boot: garbage goes before the next long-lived object
     wdt = machine.WDT(timeout=_WDT_MS)
     ks, n, ca, det_cfg = _settings(url)  # ConfigError: nothing is fetched, nothing sampled
@@ -92,12 +94,12 @@ def run(url, deadline_ms=None, timeout_ms=10000):
     gc.collect()
     gc.threshold(-1)
     try:
-        m = _update(url, timeout_ms, deadline_ms, buf, ks, n, ca)
+        m = _update(url, timeout_ms, deadline_ms, buf, chunk, ks, n, ca)
     except BaseException:
-        buf = None
+        buf = chunk = None
         _done(ks, det, pump)
         raise
-    buf = None
+    buf = chunk = None
     m.files = m.image = m.body = None  # the caller reports version and counter
     _done(ks, det, pump)
     return m
@@ -126,10 +128,10 @@ def _detector(smp, cfg):
     return Detect(smp, mains=cfg["mains_hz"], thresholds=cfg["alerts"])
 
 
-def _update(url, timeout_ms, deadline_ms, buf, ks, n, ca):
+def _update(url, timeout_ms, deadline_ms, buf, chunk, ks, n, ca):
     from firmware import ota  # the update's code last: it leaves before the record
     from firmware.httpget import HttpSource
-    return ota.install(HttpSource(url, ca, timeout_ms, deadline_ms), ks, n, buf=buf)
+    return ota.install(HttpSource(url, ca, timeout_ms, deadline_ms), ks, n, buf=buf, chunk=chunk)
 
 
 def _unload(name):

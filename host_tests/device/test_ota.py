@@ -94,7 +94,7 @@ def test_signed_manifests_that_break_the_rules_are_refused():
 
 def test_the_push_and_the_installer_agree_on_the_manifest_buffer():
     from firmware import otapush
-    assert otapush.PUSH_LEN == ota.PUSH_LEN == ota.BUF_LEN + 1024
+    assert otapush.BUF_LEN == ota.BUF_LEN and otapush.CHUNK_LEN == ota.CHUNK_LEN
     assert ota.BUF_LEN == len(otamanifest.MAGIC) + otamanifest.SIG_LEN \
         + otamanifest.MANIFEST_MAX
 
