@@ -300,6 +300,12 @@ def _ota_outcomes(rows):
     return out
 
 
+# what may still wait in the outbox when the run ends: with power saving (the
+# default) a batch goes every uplink_s = 60 s, so up to one batch's vitals (one
+# every 5 s) and a status, plus one frame in flight
+QUEUED_AT_END_MAX = 60 // 5 + 2
+
+
 def _targets(s):
     """Issue 18's targets: {name: [met, figure]}."""
     prod, deliv, drop, q = (s["frames_produced"], s["frames_delivered"], s["frames_dropped"],
@@ -312,7 +318,7 @@ def _targets(s):
         "alerts_lost == 0": [s["alerts_lost"] == 0, s["alerts_lost"]],
         "produced == delivered + dropped (every kind)": [
             all(prod[k] == deliv[k] + drop[k] + q.get(k, 0) for k in prod)
-            and sum(q.values()) <= 2 and s["frames_unaccounted"] == 0,
+            and sum(q.values()) <= QUEUED_AT_END_MAX and s["frames_unaccounted"] == 0,
             {"unaccounted": s["frames_unaccounted"], "queued_at_end": sum(q.values())}],
         "sequence numbers never repeat": [s["sequence_repeats"] == 0, s["sequence_repeats"]],
         "no torn frame at the gateway": [not s["frames_refused_by_gateway"],
