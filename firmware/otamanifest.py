@@ -210,12 +210,11 @@ def _schema(d, body):
     if d["bound"]:
         if not isinstance(devs, list) or not 1 <= len(devs) <= MAX_DEVICES:
             raise OtaError("schema", "a bound manifest names 1..%d devices" % MAX_DEVICES)
-        from firmware.config import ConfigError, check_device_id  # the one device id form
+        from firmware.devid import why_not  # the one device id form (not config's 6 KB)
         for dev in devs:
-            try:
-                check_device_id(dev, "devices")
-            except ConfigError as e:
-                raise OtaError("schema", str(e)[len("config: "):])
+            why = why_not(dev)
+            if why is not None:
+                raise OtaError("schema", "devices: " + why)
             if devs.count(dev) > 1:
                 raise OtaError("schema", "devices: %r is listed twice" % (dev,))
     elif devs is not None:
