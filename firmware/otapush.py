@@ -65,9 +65,19 @@ class _Key:
         self.device_id = device_id
 
     def verify(self, purpose, tag, *parts):
-        from firmware import keystore
-        ks = keystore.load()
-        return ks is not None and ks.verify(purpose, tag, *parts)
+        """The keystore's verify (a bound bundle's binding, checked once the
+        manifest's device list was); its code, and the device id check's,
+        leave the heap again before the files stream."""
+        import sys
+        try:
+            from firmware import keystore
+            ks = keystore.load()
+            return ks is not None and ks.verify(purpose, tag, *parts)
+        finally:
+            ks = None
+            for name in ("keystore", "devid"):
+                _unload(name)
+            sys.modules.pop("hmacsha", None)
 
 
 def run(url, deadline_ms=None, timeout_ms=10000):
@@ -115,6 +125,7 @@ def _settings(url):
            config.pem_der(cfg["ca_cert"]) if url.startswith("https://") else None,
            {"mains_hz": cfg["mains_hz"], "alerts": cfg["alerts"]})
     _unload("config")
+    _unload("devid")  # config's device id check; a bound manifest's check loads it again
     return out
 
 
