@@ -43,10 +43,12 @@ Non-guarantees: no vitals frame is made during the download, one with
 the latest values at its end; of more than 16 alert changes in one
 download only the last 16 are sent (lib/alerts' event ring); a step that
 runs no callbacks (a flash sector erase while the slot is written, RSA
-verification) delays the drain by its length (docs/timing.md); a bound
-bundle loads the config's device-id check again while the manifest is
-checked, and only then: with about 12 KB free the node has room for it,
-but no test covers a bound bundle pushed to a deployed node yet.
+verification) delays the drain by its length (docs/timing.md). A bound
+bundle loads firmware/devid (the device id's form, 239 B of .mpy) for the
+manifest's device list and the keystore for its binding, and lets both go
+before the files stream; tested on the deployed layout with a bound
+bundle and with a 62-file, 8,176-byte manifest (about 11.7 KB free, largest
+hole 544-672 B while the files stream).
 """
 from micropython import const
 
