@@ -87,22 +87,14 @@ def _text(v, field, lo, hi):
     return v
 
 
-_HEX = "0123456789abcdef"
-ID_LEN = const(12)
-
-
 def check_device_id(did, field="device_id"):
     """`did` if it is a device id - the chip's 6-byte MAC as 12 lower-case
-    hex digits - else ConfigError. The one form: no service login name
-    (gateway, operator), MQTT wildcard, topic or path separator, NUL or
-    upper-case twin can pass (the host's provisioning, registry and broker
-    use this check too)."""
-    if not isinstance(did, str) or len(did) != ID_LEN:
-        raise _bad(field, "must be the chip's MAC as %d lower-case hex digits, got %r" % (ID_LEN, did))
-    for c in did:
-        if c not in _HEX:
-            raise _bad(field, "must be the chip's MAC as %d lower-case hex digits, got %r"
-                        % (ID_LEN, did))
+    hex digits (firmware/devid: the one form) - else ConfigError. The
+    host's provisioning, registry and broker use this check too."""
+    from firmware.devid import why_not
+    why = why_not(did)
+    if why is not None:
+        raise _bad(field, why)
     return did
 
 

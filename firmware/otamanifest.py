@@ -102,6 +102,12 @@ class Manifest:
         return _each(self.files, self.body)
 
 
+def _path_at(span, body):
+    """The path of the file entry at `span` (parsed again)."""
+    from firmware.sjson import loads
+    return loads(body[span[0]:span[1]])["path"]
+
+
 def _each(spans, body):
     from firmware.sjson import loads
     for s, e in spans:
@@ -210,12 +216,11 @@ def _schema(d, body):
     if d["bound"]:
         if not isinstance(devs, list) or not 1 <= len(devs) <= MAX_DEVICES:
             raise OtaError("schema", "a bound manifest names 1..%d devices" % MAX_DEVICES)
-        from firmware.config import ConfigError, check_device_id  # the one device id form
+        from firmware.devid import why_not  # the one device id form (not config's 6 KB)
         for dev in devs:
-            try:
-                check_device_id(dev, "devices")
-            except ConfigError as e:
-                raise OtaError("schema", str(e)[len("config: "):])
+            why = why_not(dev)
+            if why is not None:
+                raise OtaError("schema", "devices: " + why)
             if devs.count(dev) > 1:
                 raise OtaError("schema", "devices: %r is listed twice" % (dev,))
     elif devs is not None:
@@ -223,21 +228,30 @@ def _schema(d, body):
     files = d.get("files")
     if not isinstance(files, list) or not 1 <= len(files) <= MAX_FILES:
         raise OtaError("schema", "files must list 1..%d files" % MAX_FILES)
-    seen = set()
+    # a duplicate path is found by each path's hash, then the earlier entry
+    # with that hash parsed again: no set of 64 path strings (4 KB) on a
+    # deployed node's heap while it samples
+    seen = [-1] * len(files)
     total = 0
-    for f in _each(files, body):
+    app = False
+    for i, f in enumerate(_each(files, body)):
         if not isinstance(f, dict) or len(f) != 3:
             raise OtaError("schema", "each file is {path, size, sha256}")
-        check_path(f.get("path"))
-        if f["path"] in seen:
-            raise OtaError("path", "%r listed twice" % f["path"])
-        seen.add(f["path"])
+        p = f.get("path")
+        check_path(p)
+        h = hash(p) & 0x3FFFFFFF  # a small int: no allocation
+        if h in seen:
+            for j in range(i):
+                if seen[j] == h and _path_at(files[j], body) == p:
+                    raise OtaError("path", "%r listed twice" % p)
+        seen[i] = h
+        app = app or p in ("firmware/app.mpy", "firmware/app.py")
         size = _int(f, "size", 0, d["max_file"])
         total += size
-        _hex64(f.get("sha256"), f["path"])
+        _hex64(f.get("sha256"), p)
     if total > d["max_total"]:
         raise OtaError("size", "files total %d bytes, over max_total" % total)
-    if "firmware/app.mpy" not in seen and "firmware/app.py" not in seen:
+    if not app:
         raise OtaError("schema", "bundle has no firmware/app: the slot would not boot")
     img = d.get("image")
     if img is not None:

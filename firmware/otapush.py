@@ -43,10 +43,12 @@ Non-guarantees: no vitals frame is made during the download, one with
 the latest values at its end; of more than 16 alert changes in one
 download only the last 16 are sent (lib/alerts' event ring); a step that
 runs no callbacks (a flash sector erase while the slot is written, RSA
-verification) delays the drain by its length (docs/timing.md); a bound
-bundle loads the config's device-id check again while the manifest is
-checked, and only then: with about 12 KB free the node has room for it,
-but no test covers a bound bundle pushed to a deployed node yet.
+verification) delays the drain by its length (docs/timing.md). A bound
+bundle loads firmware/devid (the device id's form, 239 B of .mpy) for the
+manifest's device list and the keystore for its binding, and lets both go
+before the files stream; tested on the deployed layout with a bound
+bundle and with a 62-file, 8,176-byte manifest (about 11.7 KB free, largest
+hole 544-672 B while the files stream).
 """
 from micropython import const
 
@@ -66,9 +68,19 @@ class _Key:
         self.device_id = device_id
 
     def verify(self, purpose, tag, *parts):
-        from firmware import keystore
-        ks = keystore.load()
-        return ks is not None and ks.verify(purpose, tag, *parts)
+        """The keystore's verify (a bound bundle's binding, checked once the
+        manifest's device list was); its code, and the device id check's,
+        leave the heap again before the files stream."""
+        import sys
+        try:
+            from firmware import keystore
+            ks = keystore.load()
+            return ks is not None and ks.verify(purpose, tag, *parts)
+        finally:
+            ks = None
+            for name in ("keystore", "devid"):
+                _unload(name)
+            sys.modules.pop("hmacsha", None)
 
 
 def run(url, deadline_ms=None, timeout_ms=10000):
@@ -117,6 +129,7 @@ def _settings(url):
            config.pem_der(cfg["ca_cert"]) if url.startswith("https://") else None,
            {"mains_hz": cfg["mains_hz"], "alerts": cfg["alerts"]})
     _unload("config")
+    _unload("devid")  # config's device id check; a bound manifest's check loads it again
     return out
 
 

@@ -129,6 +129,7 @@ def _config(wdt, device_id, heartbeat_s):
     # (the type checker cannot tell that _safe_state() never returns)
     del cfg["ota_pubkey"]  # pyright: ignore[reportPossiblyUnboundVariable]
     _unload("config")  # only the start needs the validator
+    _unload("devid")  # (config's device id check)
     return cfg  # pyright: ignore[reportPossiblyUnboundVariable]
 
 

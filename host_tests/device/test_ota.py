@@ -419,3 +419,14 @@ def test_the_time_floor_never_passes_trusted_time_and_a_future_manifest_is_refus
     assert NOW <= floor <= NOW + clock.SKEW_S + 2
     # so a normal update made today still installs
     ota.install(fx.bundle(version="1.3.0", counter=2, created=NOW - 60), None, fx.N, now_s=NOW)
+
+
+def test_a_path_listed_twice_is_found_among_many_and_distinct_ones_all_pass():
+    ent = [{"path": "lib/f%02d.py" % i, "size": 1, "sha256": "0" * 64}
+           for i in range(24)]
+    ent.append({"path": "firmware/app.py", "size": 1, "sha256": "0" * 64})
+    m = otamanifest.open_signed(fx.envelope(fx.manifest(files=ent)), fx.N)
+    assert m.nfiles == 25
+    e = raises(OtaError, otamanifest.open_signed,
+               fx.envelope(fx.manifest(files=ent + [ent[5]])), fx.N)
+    assert e.reason == "path" and "lib/f05.py" in e.detail and "twice" in e.detail, e.detail
