@@ -105,7 +105,8 @@ class Manifest:
 def _path_at(span, body):
     """The path of the file entry at `span` (parsed again)."""
     from firmware.sjson import loads
-    return loads(body[span[0]:span[1]])["path"]
+    e = loads(body[span[0]:span[1]])
+    return e["path"] if isinstance(e, dict) else None  # (an entry: open_signed checked it)
 
 
 def _each(spans, body):

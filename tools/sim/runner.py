@@ -180,7 +180,12 @@ class UnixNode:
         self.proc = self.run.popen(self._script, [self.duration, "spec.json", self.node_heap],
                                    heap=self.cap,
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True)
+                                   stderr=subprocess.STDOUT, text=True,
+                                   # a terminal's Ctrl-C reaches the host alone, which stops
+                                   # this VM (stop()): a KeyboardInterrupt that lands in the
+                                   # VM's GC finaliser left its heap locked and printed a
+                                   # MemoryError traceback
+                                   start_new_session=True)
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
         return self
@@ -211,7 +216,8 @@ class UnixNode:
 
     def stop(self):
         if self.thread is not None and self.proc.poll() is None:
-            self.proc.kill()
+            self.proc.kill()  # (its own session: nothing else stops it)
+            self.proc.wait(10)
 
     def wait(self):
         self.thread.join()
