@@ -168,15 +168,22 @@ def _ota_key(k):
 POWER = {"save": True, "uplink_s": 60, "cpu_mhz": 160}  # the defaults (docs/power.md)
 
 
+def _block(name, given, defaults):
+    """Block `name` of the config: `given` over a copy of its defaults,
+    every field one of theirs."""
+    if not isinstance(given, dict):
+        raise _bad(name, "must be an object")
+    out = dict(defaults)
+    for k in given:
+        if k not in out:
+            raise _bad(name, "unknown field %r" % (k,))
+        out[k] = given[k]
+    return out
+
+
 def _power(p):
     """The power block with its defaults filled in."""
-    if not isinstance(p, dict):
-        raise _bad("power", "must be an object")
-    out = dict(POWER)
-    for k in p:
-        if k not in out:
-            raise _bad("power", "unknown field %r" % (k,))
-        out[k] = p[k]
+    out = _block("power", p, POWER)
     if not isinstance(out["save"], bool):
         raise _bad("power.save", "must be true or false")
     u = out["uplink_s"]
@@ -196,13 +203,7 @@ DIVIDER_MIN = 1.75  # 4.2 V (a full LiPo) / 1.75 = 2.4 V: inside 11 dB's 150-245
 
 def _battery(b):
     """The battery block with its defaults filled in."""
-    if not isinstance(b, dict):
-        raise _bad("battery", "must be an object")
-    out = dict(BATTERY)
-    for k in b:
-        if k not in out:
-            raise _bad("battery", "unknown field %r" % (k,))
-        out[k] = b[k]
+    out = _block("battery", b, BATTERY)
     p = out["adc_pin"]
     if not isinstance(p, int) or isinstance(p, bool) or not 32 <= p <= 39:
         raise _bad("battery.adc_pin", "must be an ADC1 GPIO, 32-39 (ADC2 cannot read while "

@@ -135,14 +135,17 @@ def _object(b, i, depth):
             raise _err("expected ',' or '}'", i)
 
 
-def _array(b, i, depth):
+def _array(b, i, depth, spans=False):
+    """The array's values, or with spans its elements' (start, end) - each
+    parsed and checked, then dropped."""
     a = []
     i = _ws(b, i)
     if i < len(b) and b[i] == 0x5D:  # ]
         return a, i + 1
     while True:
+        start = i = _ws(b, i)
         v, i = _value(b, i, depth)
-        a.append(v)
+        a.append((start, i) if spans else v)
         i = _ws(b, i)
         if i < len(b) and b[i] == 0x2C:
             i += 1
@@ -157,24 +160,8 @@ def _array_spans(b, i, depth):
     its elements, each parsed and checked, then dropped."""
     i = _ws(b, i)
     if i >= len(b) or b[i] != 0x5B:  # [
-        v, i = _value(b, i, depth)  # not an array: an ordinary value (the caller's schema refuses it)
-        return v, i
-    a = []
-    i = _ws(b, i + 1)
-    if i < len(b) and b[i] == 0x5D:  # ]
-        return a, i + 1
-    while True:
-        i = _ws(b, i)
-        start = i
-        _, i = _value(b, i, depth - 1)
-        a.append((start, i))
-        i = _ws(b, i)
-        if i < len(b) and b[i] == 0x2C:
-            i += 1
-        elif i < len(b) and b[i] == 0x5D:
-            return a, i + 1
-        else:
-            raise _err("expected ',' or ']'", i)
+        return _value(b, i, depth)  # not an array: an ordinary value (the caller's schema refuses it)
+    return _array(b, i + 1, depth - 1, True)
 
 
 def _string(b, i):

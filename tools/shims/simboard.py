@@ -433,18 +433,11 @@ class Board:
             if self.wdt is not None:
                 self.clock.cancel(self.wdt[0])
             self.wdt = None
-        self.clock.clear_python()
+        self._halt()
         self.ext0 = None  # machine_rtc_config lives in RAM (ports/esp32/machine_rtc.c)
-        for t in self.timers:
-            t.deinit()
-        self.timers = []
-        for w in self.wlans:
-            w._power_off()
-        self.wlans = []
         if cause != SOFT_RESET:  # the chip boots at the IDF default (160 MHz) again
             self.freq = 160000000
             self.clock.set_cpu_mhz(160)
-        self.power.radio(powerstate.R_OFF)
         self.power.cpu_awake(self.freq // 1000000)  # booting (out of deep sleep too)
         for b in self.i2c_buses.values():
             b.stuck = False
@@ -457,6 +450,18 @@ class Board:
         if cause != SOFT_RESET:
             self.otadata.on_reset()
 
+    def _halt(self):
+        """What stops with the CPU, at a reset or a deep sleep: the
+        scheduler's queue, every timer, the radio."""
+        self.clock.clear_python()
+        for t in self.timers:
+            t.deinit()
+        self.timers = []
+        for w in self.wlans:
+            w._power_off()
+        self.wlans = []
+        self.power.radio(powerstate.R_OFF)
+
     def sleep(self):
         """machine.deepsleep() with no wake source: RAM keeps nothing that
         runs - timers, watchdog (ESP-IDF's task watchdog does not run in
@@ -466,14 +471,7 @@ class Board:
         if self.wdt is not None:
             self.clock.cancel(self.wdt[0])
             self.wdt = None
-        self.clock.clear_python()
-        for t in self.timers:
-            t.deinit()
-        self.timers = []
-        for w in self.wlans:
-            w._power_off()
-        self.wlans = []
-        self.power.radio(powerstate.R_OFF)
+        self._halt()
         clk = self.clock
         while clk._events:
             clk.advance_to(clk._events[0][0])
