@@ -218,8 +218,6 @@ def _monitor(wdt, cfg, link, trial, smp, det, pump, power, bat=None):
                 tm.status(up, gc.mem_free(), machine.reset_cause(), _rssi(wlan),
                           smp.lost + smp.lost_estimated if smp is not None else 0, bat)
             if changed:  # a battery alert raised or cleared (rare); at critical, the node's last act
-                if link is not None and machine.freq() < 160000000:
-                    machine.freq(160000000)  # its frames may need a TLS handshake
                 from firmware import lowbatt
                 lowbatt.changed(changed, bat, tm, det, wdt, link, pump, smp)
                 _unload("lowbatt")

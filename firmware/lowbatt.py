@@ -61,6 +61,8 @@ def off(wdt, link, pump, smp):
     print("vitalnode: battery critical: sending the last frames, then sensor off and deep sleep")
     t0 = time.ticks_ms()
     if link is not None:
+        if machine.freq() < 160000000:
+            machine.freq(160000000)  # the loop that would raise it is left: TLS needs 160
         link.up.retry_now()  # a back-off of up to 37 s would outlast the flush
         while link.box.depth and time.ticks_diff(time.ticks_ms(), t0) < FLUSH_S * 1000:
             wdt.feed()

@@ -14,8 +14,9 @@ cell's mV and converts that to percent on a LiPo open-circuit curve, piecewise
 linear between its points (_OCV below; docs/power.md "Battery"). Alerts:
 battery_low at <= 15 %, battery_critical at <= 5 %, each raised once a
 reading has been at or below its own threshold twice running (_CONFIRM: a
-load transient alone raises nothing, also after a run of low readings) and cleared only at or above the threshold
-+ 5 points (_HYST: a noisy reading does not flap); critical implies low.
+load transient alone raises nothing, also after a run of low readings) and
+cleared only at or above the threshold + 5 points (_HYST: a noisy reading
+does not flap); critical implies low.
 
 Guarantees: update() allocates nothing (small ints only: the ADC is read in
 uV, at most 16 x 3.3 V); the adc object is injected (any object with

@@ -13,8 +13,9 @@ over (model.prices()), so the node's own
 battery readings in `make sim` follow the model. State of charge = the
 start's charge minus that, over the capacity. The voltage the divider sees:
 open-circuit voltage from the same LiPo curve the node converts with
-(lib/battery.py OCV: a typical cell, so the simulation does not test the
-curve itself), minus R_OHM x the current drawn at that instant (the cell's
+(lib/battery.py _OCV, copied: the harness must not import the node's own
+module, whose heap it would then share; a typical cell, so the simulation
+does not test the curve itself), minus R_OHM x the current drawn at that instant (the cell's
 internal resistance: a stated assumption of 0.15 ohm, typical of a small
 LiPo pouch), divided by the divider; each reading adds +-NOISE_MV of noise
 at the pin (deterministic). Below 0 % the cell holds 3.0 V (its protection
