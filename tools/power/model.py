@@ -58,19 +58,22 @@ def airtime_ms(nbytes, mbit_s=table.PHY_MBIT_S):
     return nbytes * 8 / (mbit_s * 1000.0)
 
 
+# the radio's states (powerstate.RADIO_STATES, in order) and their rows of the table
+_RADIO_ROWS = {"wifi_off": None, "wifi_on_idle": table.WIFI_ON_IDLE,
+               "wifi_connecting": table.WIFI_CONNECT, "wifi_connected_ps_none": table.WIFI_PS_NONE,
+               "wifi_connected_ps_min_modem": table.WIFI_PS_MIN,
+               "wifi_connected_ps_max_modem": table.WIFI_PS_MAX}
+
+
 def prices(part=None, factor="mid"):
     """What energy() charges per state, flat, for the simulated battery
     (tools/shims/simbattery.py) to drain by: cpu [mA per powerstate.CPU_STATES],
     radio [add-on mA per RADIO_STATES], tx / rx add-on mA for airtime at
     phy_mbit_s, work_us [us of the CPU's work per FIFO sample at each awake
     clock, as _work() prices it], and the sensor part's ppg / ecg / shutdown mA."""
-    rows = {"wifi_off": None, "wifi_on_idle": table.WIFI_ON_IDLE,
-            "wifi_connecting": table.WIFI_CONNECT, "wifi_connected_ps_none": table.WIFI_PS_NONE,
-            "wifi_connected_ps_min_modem": table.WIFI_PS_MIN,
-            "wifi_connected_ps_max_modem": table.WIFI_PS_MAX}
     p = {"cpu": [table.ESP32_CPU[m]["ma"] for m in (20, 40, 80, 160, 240)]
          + [table.ESP32_LIGHT_SLEEP["ma"], table.ESP32_DEEP_SLEEP["ma"]],
-         "radio": [0.0 if rows[k] is None else table.radio_addon_ma(rows[k]) for k in rows],
+         "radio": [0.0 if r is None else table.radio_addon_ma(r) for r in _RADIO_ROWS.values()],
          "tx": table.radio_addon_ma(table.WIFI_TX), "rx": table.radio_addon_ma(table.WIFI_RX),
          "phy_mbit_s": table.PHY_MBIT_S,
          "work_us": [table.work_us_per_sample(m, factor) for m in (20, 40, 80, 160, 240)]}
@@ -101,11 +104,7 @@ def _charges(st, tx_bytes, rx_bytes, part, ppg_ms, ecg_ms, off_ms, led_ma_ms):
         tx, rx = (tx * t_conn / air, rx * t_conn / air) if air else (0.0, 0.0)
         air = t_conn
     keep = 1.0 - air / t_conn if t_conn else 0.0
-    rows = {"wifi_off": None, "wifi_on_idle": table.WIFI_ON_IDLE,
-            "wifi_connecting": table.WIFI_CONNECT, "wifi_connected_ps_none": table.WIFI_PS_NONE,
-            "wifi_connected_ps_min_modem": table.WIFI_PS_MIN,
-            "wifi_connected_ps_max_modem": table.WIFI_PS_MAX}
-    for k, row in rows.items():
+    for k, row in _RADIO_ROWS.items():
         t = st[k] * (keep if k in connected else 1.0)
         charge[k] = 0.0 if row is None else table.radio_addon_ma(row) * t
     charge["wifi_tx"] = table.radio_addon_ma(table.WIFI_TX) * tx
