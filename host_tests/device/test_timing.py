@@ -74,6 +74,43 @@ def test_network_waits_run_callbacks_every_100_ms_and_dns_runs_none():
         t.deinit()
 
 
+class _Peer:
+    """A raw socket whose far end is a real process (the broker)."""
+
+    def write(self, buf, *a):
+        return len(buf)
+
+    def close(self):
+        pass
+
+
+def test_while_a_real_peer_owes_an_answer_the_clock_does_not_outrun_the_wall_clock():
+    # the broker and the gateway answer in real time: a node that polls for
+    # their answer must not see 50 ms of virtual time pass per real instant
+    clk = simboard.board.clock
+    net = simnet.SimNet(RSA_SITE)
+    waits = []
+    real = vclock.real_sleep_us
+    vclock.real_sleep_us = waits.append
+    try:
+        clk.sleep_us(50000)
+        assert waits == []  # nothing asked: as fast as the host goes
+        s = simnet._Sock(net, _Peer())
+        s.write(b"PUBLISH")
+        clk.sleep_us(50000)
+        assert waits == [50000]  # this sleep took its own length of wall time too
+        clk.sleep_us(simnet.AWAIT_US)
+        assert waits[-1] == simnet.AWAIT_US - 50000  # up to the window's end, no further
+        clk.sleep_us(50000)
+        assert len(waits) == 2  # the window is over
+        s.write(b"DISCONNECT")
+        s.close()
+        clk.sleep_us(50000)
+        assert len(waits) == 2  # a closed socket owes nothing
+    finally:
+        vclock.real_sleep_us = real
+
+
 def test_the_sites_rsa_keys_keep_the_handshake_inside_the_fifo_and_ec_keys_would_not():
     """The handshake's public-key work runs in one C call with no callbacks
     (extmod/modtls_mbedtls.c): it must be shorter than the FIFO's 160 ms

@@ -29,7 +29,15 @@ What each call costs, and whether callbacks run during it:
   and the site's key types (tls_keys): ECDHE costs a key pair and a shared
   secret, an ECDSA signature a verify, an RSA key a public operation.
 - writes: the radio's buffers take a small frame at once (no time).
-Non-guarantees: the real broker's own latency is not added (loopback), a
+- the real peers' own time: for AWAIT_US of virtual time after the node
+  writes on a socket, until it closes it, the virtual clock runs no faster
+  than the wall clock (vclock hold_until_us): the broker and the gateway
+  are real processes, and their answers (PUBACK, the gateway's
+  acknowledgement) take real time. Without it a node polling at up to
+  ~100x real time would see a 30 ms answer take 3 s.
+Non-guarantees: an answer slower than AWAIT_US of wall time arrives later
+in virtual time than it took (pessimistic: the node waits longer); the
+wireless round trip is not added to answers read without blocking; a
 read that finds data already there costs nothing, and TCP retransmission
 inside an established connection is not modelled (only black holes).
 `stalls_ms` adds up the virtual time spent waiting on the network,
@@ -42,6 +50,7 @@ import timing
 import vclock
 
 POLL_US = 100000  # ports/esp32/modsocket.c SOCKET_POLL_US
+AWAIT_US = 500000  # after a write, the clock keeps to wall time this long (above)
 
 
 def _numeric(host):
@@ -79,6 +88,7 @@ class _Sock:
         self._t = None
         self._ctl = ctl  # a TLS socket's timeout is its raw socket's (MicroPython)
         self._asked = False  # sent something the peer will answer
+        self._hold_us = 0  # the clock keeps to wall time until then (AWAIT_US)
 
     def settimeout(self, t):
         self._t = t
@@ -119,18 +129,21 @@ class _Sock:
 
     def write(self, buf, *a):
         self._asked = True
+        self._net.owed(self)
         n = self._s.write(buf, *a)
         self._net.tx_bytes += len(buf) if n is None else n
         return n
 
     def send(self, buf):
         self._asked = True
+        self._net.owed(self)
         n = self._s.send(buf)
         self._net.tx_bytes += n
         return n
 
     def sendall(self, buf):
         self._asked = True
+        self._net.owed(self)
         r = self._s.sendall(buf)
         self._net.tx_bytes += len(buf)
         return r
@@ -157,6 +170,7 @@ class _Sock:
         return d
 
     def close(self):
+        self._net.settled(self)
         return self._s.close()
 
     def __getattr__(self, name):
@@ -230,6 +244,7 @@ class SimNet:
         # counted); tools/power turns them into airtime
         self.tx_bytes = 0
         self.rx_bytes = 0
+        self._owing = []  # sockets whose peer may still answer (AWAIT_US)
         for name in ("AF_INET", "SOCK_STREAM", "SOL_SOCKET", "SO_REUSEADDR", "IPPROTO_TCP"):
             if hasattr(real_socket, name):
                 setattr(self, name, getattr(real_socket, name))
@@ -239,6 +254,25 @@ class SimNet:
         """Waiting on the network: callbacks run every POLL_US."""
         self.stalls_ms += us // 1000
         vclock.clock.block(us, POLL_US)
+
+    def owed(self, sock):
+        """The node wrote on `sock`: its real peer's answer takes real time."""
+        clk = vclock.clock
+        sock._hold_us = clk.now_us + AWAIT_US
+        if sock not in self._owing:
+            self._owing.append(sock)
+        if sock._hold_us > clk.hold_until_us:
+            clk.hold_until_us = sock._hold_us
+
+    def settled(self, sock):
+        """`sock` is closed: nothing more comes on it."""
+        if sock in self._owing:
+            self._owing.remove(sock)
+            h = 0
+            for s in self._owing:
+                if s._hold_us > h:
+                    h = s._hold_us
+            vclock.clock.hold_until_us = h
 
     def compute(self, us, what):
         """One C call that runs no callbacks (DNS, handshake crypto)."""

@@ -31,7 +31,9 @@ nothing (a fixed ring of SCHED_DEPTH slots).
 Non-guarantees: Python code takes no virtual time, so callbacks due while
 Python runs are served at once; a harness that busy-waits on ticks never
 sees time move. `pace` (wall seconds per virtual second) makes a run real
-time.
+time. `hold_until_us`: sleeps before this virtual time take at least their
+own length of wall time too (simnet sets it while a real peer - the broker,
+the gateway - owes the node an answer, so the clock cannot outrun it).
 """
 
 TICKS_PERIOD = 1 << 30
@@ -52,6 +54,8 @@ class Clock:
         self._seq = 0
         self.idle_hook = None  # idle_hook(us) once per sleep (emulator: pacing, Ctrl-C)
         self.pace = 0  # wall seconds per virtual second; 0 = as fast as possible
+        self.hold_until_us = 0  # sleeps before this take real time too (simnet)
+        self.held_wall_us = 0  # wall time so spent, for reports
         # the scheduler: a fixed ring, allocation-free
         self._sfn = [None] * SCHED_DEPTH
         self._sarg = [None] * SCHED_DEPTH
@@ -303,8 +307,13 @@ class Clock:
         if us <= 0:
             self.run_all()
             return
-        if self.pace and real_sleep_us is not None:
-            real_sleep_us(int(us * self.pace))
+        if real_sleep_us is not None:
+            if self.pace:
+                real_sleep_us(int(us * self.pace))
+            elif self.hold_until_us > self.now_us:
+                w = min(us, self.hold_until_us - self.now_us)
+                self.held_wall_us += w
+                real_sleep_us(w)
         end = self.now_us + us
         if us <= BUSY_SLEEP_US:
             self.advance_to(end)

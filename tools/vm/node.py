@@ -585,7 +585,8 @@ def run(root, duration_s, board=None, log=print, sensor=None, image=None, world=
         out["power"].update(tx_bytes=net.tx_bytes, rx_bytes=net.rx_bytes)
         out["net"] = {"dns_lookups": net.dns_lookups, "handshakes": net.handshakes,
                       "ciphers": net.ciphers, "handshake_crypto_ms_max": net.crypto_us_max // 1000,
-                      "wait_ms": net.stalls_ms}
+                      "wait_ms": net.stalls_ms,
+                      "held_wall_ms": vclock.clock.held_wall_us // 1000}
     if heap is not None:
         out.update(peak_heap_bytes=heap.peak, peak_heap_at_s=heap.peak_at_s, min_free_heap_bytes=heap.min_free,
                    harness_heap_bytes=heap.harness, heap_peak_per_hour=heap.hour_peak,
