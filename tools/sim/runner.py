@@ -70,8 +70,10 @@ def device_tree(layout="deployed", root=None):
     if root is not None:
         return {name: open(os.path.join(root, name), "rb").read()
                 for name in ("boot.py", "main.py") if os.path.exists(os.path.join(root, name))}
+    import tempfile
     from tools.deploy import slot_tree, stage
-    tree = slot_tree(stage(BUILD / "sim" / ("stage-%d" % os.getpid())))
+    with tempfile.TemporaryDirectory(prefix="vitalnode-stage-") as d:  # read into memory
+        tree = slot_tree(stage(os.path.join(d, "root")))
     if layout == "frozen":
         tree = {p: tree[p] for p in ("boot.py", "main.py")}
     return tree
