@@ -69,9 +69,10 @@ def test_led_current_is_amplitude_times_width_times_rate():
                 led=[(411, 100, 20000 * 3000 + 40000 * 1000, 4000)])
     assert model.energy(r)["current_ma_by_state"]["sensor_leds"] == pytest.approx(
         (20 * 3 + 40 * 1) * 411e-6 * 100 / 4)
-    # a shut-down chip draws its shutdown current only
+    # a shut-down chip draws its shutdown current only: MAX30102 data sheet Rev 1,
+    # Electrical Characteristics p. 2, ISHDN 10 uA max (the table's upper end)
     r = _report(1000, part="max30102", off=1000)
-    assert model.energy(r)["current_ma_by_state"]["sensor_shutdown"] == pytest.approx(0.0007)
+    assert model.energy(r)["current_ma_by_state"]["sensor_shutdown"] == pytest.approx(0.010)
 
 
 @pytest.mark.parametrize("bad", [

@@ -38,6 +38,12 @@ IDF_MODEM = ("ESP-IDF Programming Guide, 'Introduction to Low Power Mode in Wi-F
              "espressif/esp-idf commit 1929b27): 160 MHz, DFS off, station connected")
 MAX86150_DS = "MAX86150 data sheet 19-8402 Rev 2 (12/18), Maxim Integrated, p. 1 'Benefits and Features'"
 MAX30102_DS = "MAX30102 data sheet 19-7740 Rev 1 (10/18), Maxim Integrated, p. 1 'Benefits and Features'"
+MAX30102_EC = ("MAX30102 data sheet 19-7740 Rev 1 (10/18), Maxim Integrated, 'Electrical "
+               "Characteristics' table, p. 2, POWER SUPPLY rows (VDD = 1.8 V, VLED+ = 5.0 V, typical "
+               "at TA = +25 C); read as a Markdown transcription of that data sheet in a public "
+               "GitHub repository (code index file 15530773931, revision history: Rev 1, 10/18), "
+               "whose table shifts the typical column into MIN (its shutdown row reads 0.7 uA "
+               "there, which p. 1 gives as typical)")
 
 ESP32_CPU = {
     # mA while awake with the radio off ("Modem-sleep, the CPU is powered on"),
@@ -113,27 +119,42 @@ WIFI_PS_MAX = {"ma": 28.81, "min_ma": 27.77, "source": IDF_MODEM + ", DTIM 3: av
 SENSOR = {
     "max86150": {
         "shutdown": {"ma": 0.0007, "source": MAX86150_DS, "assumption": False,
-                     "note": "ultra-low shutdown current 0.7 uA typical"},
+                     "note": "ultra-low shutdown current 0.7 uA typical (no maximum found)"},
+        # The Electrical Characteristics table (supply current per mode) was not
+        # in any retrieved copy: the indexed copies (pdf.elecfans.com, a Scribd
+        # mirror) return p. 1 only; no transcription is in the code index.
         "ppg": {"ma": 1.0, "source": MAX86150_DS, "assumption": True,
-                "note": "PPG core supply (VDD) not found in any retrieved page: 1 mA placeholder, "
-                        "high on purpose"},
+                "note": "PPG core supply (VDD) not found in any retrieved page (Electrical "
+                        "Characteristics table not retrievable): 1 mA placeholder, high on purpose"},
         "ecg": {"ma": 1.0, "source": MAX86150_DS, "assumption": True,
-                "note": "ECG front end supply not found in any retrieved page: 1 mA placeholder, "
-                        "high on purpose"},
+                "note": "ECG front end supply not found in any retrieved page (Electrical "
+                        "Characteristics table not retrievable): 1 mA placeholder, high on purpose"},
     },
     "max30102": {
-        "shutdown": {"ma": 0.0007, "source": MAX30102_DS, "assumption": False,
-                     "note": "ultra-low shutdown current 0.7 uA typical"},
-        "ppg": {"ma": 1.0, "source": MAX30102_DS, "assumption": True,
-                "note": "supply current (VDD) not found in any retrieved page (p. 1 only bounds a "
-                        "heart-rate monitor below 1 mW): 1 mA placeholder, high on purpose"},
+        # VDD is the 1.8 V rail; by the model's convention (linear regulators)
+        # its load current is the current drawn from the cell, not scaled by
+        # voltage. The LEDs run from VLED+ and are priced separately (LED_SOURCE).
+        "shutdown": {"ma": 0.010, "range": (0.0007, 0.010), "source": MAX30102_EC,
+                     "assumption": False,
+                     "note": "ISHDN, TA = +25 C, MODE = 0x80: 0.7 uA typical, 10 uA max (upper "
+                             "end used); drawn from the cell as is (linear regulator)"},
+        "ppg": {"ma": 1.2, "range": (0.6, 1.2), "source": MAX30102_EC, "assumption": False,
+                "note": "IDD on the 1.8 V VDD rail, SpO2 and HR mode (IR only mode the same), "
+                        "LED pulse width 215 us, 50 sps: 600 uA typical, 1200 uA max (upper end "
+                        "used, as for the ESP32 rows); stated at that condition only, the node "
+                        "runs other settings (lib/max30102.py: 100 sps, 411 us by default); "
+                        "drawn from the cell as is (linear regulator); LEDs excluded (VLED+)"},
     },
 }
 LED_SOURCE = ("average LED current = pulse amplitude x pulse width x pulses per second, per lit "
               "LED, from the chip's registers: LEDx_PA x step (MAX86150 LED_RANGE 0.2/0.4 mA, "
               "MAX30102 0.2 mA), PPG_LED_PW / LED_PW (MAX86150 50-400 us, MAX30102 69-411 us), "
               "the internal sample rate before averaging (x2 on MAX86150 PPG_SR codes 11-15); "
-              "register meanings as lib/max86150.py and lib/max30102.py use them")
+              "register meanings as lib/max86150.py and lib/max30102.py use them. Checked for the "
+              "MAX30102 against data sheet 19-7740 Rev 1: Table 8 (LEDx_PA, 0.2 mA per step typical, "
+              "0xFF = 51 mA; actual current varies widely with trim), Table 7 (LED_PW 69-411 us), "
+              "Table 6 (one IR and one red pulse per sample in SpO2 mode), LED driver section (0-50 "
+              "mA from VLED+). MAX86150: not re-checked, its register pages were not retrieved")
 
 
 def radio_addon_ma(row):
