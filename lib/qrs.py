@@ -215,6 +215,7 @@ class QRSDetector:
                     pkn = n
                 elif mwi < (pk >> 1) or n - pkn > wait:
                     bk[_FLOOR] = fl
+                    self.n = n  # what the per-peak code sees: never the chunk's start
                     self._peak(pk, pkn)
                     due = self.due
                     fl = bk[_FLOOR]
@@ -227,6 +228,7 @@ class QRSDetector:
             prev = mwi
             if n >= due:
                 bk[_FLOOR] = fl
+                self.n = n
                 self._tick(n)
                 due = self.due
                 fl = bk[_FLOOR]

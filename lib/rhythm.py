@@ -160,19 +160,28 @@ class Rhythm:
         return self.fb[i % _NBEATS]
 
     def feed(self, buf, mask, start, end):
+        """Samples buf[i & mask], start <= i < end, to the detector. The VF
+        analysis, the beats' rate and AF judgement and their publication run
+        at each whole quarter second of the detector's sample count, never at
+        the end of a call: how the samples are split into calls (how often
+        the node drains the FIFO, asleep or awake) changes no output."""
         q = self.qrs
-        step = self.fs >> 2  # slices of 0.25 s: the history stays in the detector's rings
+        step = self.fs >> 2
         a = start
         while a < end:
-            b = a + step if end - a > step else end
+            b = a + step - q.n % step  # to the next quarter second
+            if b > end:
+                b = end
             q.feed(buf, mask, a, b)
+            a = b
+            if q.n % step:
+                return  # mid-slice: the rest comes with the next call
             self._vf()
             while self.seen < q.count:  # new detector beats: rate and AF
                 i = self.seen
                 self.seen = i + 1
                 self._judge(q.beats[i % _NBEATS], q.flag[i % _NBEATS], i)
             self._publish()
-            a = b
 
     # -- ventricular fibrillation ------------------------------------------
 

@@ -135,7 +135,8 @@ def test_flutter_raises_vf_within_10_s_and_nothing_is_published_while_it_lasts()
     on = [n for n, vf, _, _ in log if vf]
     assert on, "VF never raised"
     assert onset <= on[0] <= onset + 10 * rate, (on[0] - onset) / rate
-    assert on[0] - 32 < rh.vf_start <= on[0] and onset <= rh.vf_end <= end + 5 * rate
+    # the state changes at a quarter second of the sample count, seen at the next feed
+    assert on[0] - 32 - rate // 4 < rh.vf_start <= on[0] and onset <= rh.vf_end <= end + 5 * rate
     # no rate while VF is judged, and (almost) no flutter wave published
     assert all(hr == 0 for _, vf, _, hr in log if vf)
     pub = _published(rh)

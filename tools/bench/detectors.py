@@ -30,10 +30,23 @@ def _collect(det, x, index_of):
     return out
 
 
-def run_ecg(x, fs, mains=60, shift=0):
+def _bounds(n, chunks):
+    """(start, end) of each feed() call over n samples: sizes from `chunks`
+    in turn (default: CHUNK each)."""
+    chunks = chunks or [CHUNK]
+    s = k = 0
+    while s < n:
+        e = min(n, s + chunks[k % len(chunks)])
+        yield s, e
+        s = e
+        k += 1
+
+
+def run_ecg(x, fs, mains=60, shift=0, chunks=None):
     """The node's ECG chain (lib/rhythm.Rhythm over lib/qrs.QRSDetector, and
     lib/alerts.Alerts for asystole, as firmware/detect.py wires them) over a
-    whole record, fed in FIFO-sized chunks: the published beats with their
+    whole record, fed in FIFO-sized chunks (`chunks`: the sizes of the
+    feed() calls in turn, default CHUNK each): the published beats with their
     flags, the rhythm episodes [(start, end, label)] as the node dates them
     (ASYS: from the alarm to the QRS that ended the pause), the detector's
     raw beat count."""
@@ -54,8 +67,7 @@ def run_ecg(x, fs, mains=60, shift=0):
             beats.append(rh.beat(len(beats)))
             flags.append(rh.flags(len(beats) - 1))
 
-    for s in range(0, len(x), CHUNK):
-        e = min(len(x), s + CHUNK)
+    for s, e in _bounds(len(x), chunks):
         rh.feed(x, -1, s, e)
         drain()
         if rh.state != state:
