@@ -50,7 +50,7 @@ import timing
 import vclock
 
 POLL_US = 100000  # ports/esp32/modsocket.c SOCKET_POLL_US
-AWAIT_US = 500000  # after a write, the clock keeps to wall time this long (above)
+AWAIT_US = 250000  # after a write, the clock keeps to wall time this long (above)
 
 
 def _numeric(host):
