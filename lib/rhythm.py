@@ -162,19 +162,21 @@ class Rhythm:
     def feed(self, buf, mask, start, end):
         """Samples buf[i & mask], start <= i < end, to the detector. The VF
         analysis, the beats' rate and AF judgement and their publication run
-        at each whole quarter second of the detector's sample count, never at
-        the end of a call: how the samples are split into calls (how often
+        at each whole quarter second of the low-passed signal (the detector's
+        sample count less its filter delay: a VF block's end), never at the
+        end of a call: how the samples are split into calls (how often
         the node drains the FIFO, asleep or awake) changes no output."""
         q = self.qrs
         step = self.fs >> 2
+        lag = q.lp_delay  # a quarter second of low-passed samples: when a VF block ends
         a = start
         while a < end:
-            b = a + step - q.n % step  # to the next quarter second
+            b = a + step - (q.n - lag) % step  # to the next quarter second
             if b > end:
                 b = end
             q.feed(buf, mask, a, b)
             a = b
-            if q.n % step:
+            if (q.n - lag) % step:
                 return  # mid-slice: the rest comes with the next call
             self._vf()
             while self.seen < q.count:  # new detector beats: rate and AF

@@ -28,6 +28,8 @@ def install():
     for name in vclock.MP_TIME_NAMES:
         setattr(time, name, getattr(vclock, name))
     vclock.real_sleep_us = lambda us: time.sleep(us / 1e6)
+    vclock.real_ticks_us = lambda: int(time.monotonic() * 1000000)
+    vclock.real_diff_us = lambda a, b: a - b
     # MicroPython's gc.mem_free/mem_alloc have no CPython meaning: -1 says
     # "unknown" (heap figures come from the VMs, never from CPython)
     import gc

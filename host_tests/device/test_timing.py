@@ -89,9 +89,16 @@ def test_while_a_real_peer_owes_an_answer_the_clock_does_not_outrun_the_wall_clo
     # their answer must not see 50 ms of virtual time pass per real instant
     clk = simboard.board.clock
     net = simnet.SimNet(RSA_SITE)
+    wall = [0]
     waits = []
-    real = vclock.real_sleep_us
-    vclock.real_sleep_us = waits.append
+
+    def sleep(us):  # a wall clock the test moves
+        waits.append(us)
+        wall[0] += us
+    real = (vclock.real_sleep_us, vclock.real_ticks_us, vclock.real_diff_us)
+    vclock.real_sleep_us = sleep
+    vclock.real_ticks_us = lambda: wall[0]
+    vclock.real_diff_us = lambda a, b: a - b
     try:
         clk.sleep_us(50000)
         assert waits == []  # nothing asked: as fast as the host goes
@@ -99,16 +106,27 @@ def test_while_a_real_peer_owes_an_answer_the_clock_does_not_outrun_the_wall_clo
         s.write(b"PUBLISH")
         clk.sleep_us(50000)
         assert waits == [50000]  # this sleep took its own length of wall time too
-        clk.sleep_us(simnet.AWAIT_US)
-        assert waits[-1] == simnet.AWAIT_US - 50000  # up to the window's end, no further
+        wall[0] += 30000  # the host ran the node's Python for 30 ms meanwhile
         clk.sleep_us(50000)
-        assert len(waits) == 2  # the window is over
+        assert waits[-1] == 20000  # virtual time catches up with the wall, no further
+        clk.sleep_us(simnet.AWAIT_US)
+        assert waits[-1] == simnet.AWAIT_US - 100000  # up to the window's end, no further
+        n = len(waits)
+        clk.sleep_us(50000)
+        assert len(waits) == n  # the window is over
         s.write(b"DISCONNECT")
         s.close()
         clk.sleep_us(50000)
-        assert len(waits) == 2  # a closed socket owes nothing
+        assert len(waits) == n  # a closed socket owes nothing
+        s2 = simnet._Sock(net, _Peer())
+        s2.write(b"CONNECT")
+        del s2  # a reset abandons it unclosed: its hold ends with its window
+        clk.sleep_us(simnet.AWAIT_US + 50000)
+        n = len(waits)
+        simnet._Sock(net, _Peer()).write(b"CONNECT")
+        assert len(net._owing) == 1  # the abandoned one's entry is gone
     finally:
-        vclock.real_sleep_us = real
+        vclock.real_sleep_us, vclock.real_ticks_us, vclock.real_diff_us = real
 
 
 def test_the_sites_rsa_keys_keep_the_handshake_inside_the_fifo_and_ec_keys_would_not():

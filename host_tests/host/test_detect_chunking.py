@@ -22,16 +22,17 @@ def _split(x, fs, sizes):
     return detectors.run_ecg(x, fs, chunks=sizes)
 
 
-@pytest.mark.parametrize("record, length", [("207", 110000), ("203", 60000)])
-def test_how_the_samples_are_split_into_feed_calls_changes_no_output(record, length):
+@pytest.mark.parametrize("record, first, last", [("207", 0, 110000), ("207", 540000, 600000),
+                                                 ("203", 0, 60000)])
+def test_how_the_samples_are_split_into_feed_calls_changes_no_output(record, first, last):
     if not (MITDB / (record + ".hea")).exists():
         pytest.skip("shared recordings not found at %s" % data_dir())
     x, fs = records.wfdb_signal(MITDB, record, 0)
-    x = x[:length]
+    x = x[first:last]
     rng = random.Random(20)
     ragged = [rng.randint(1, 40) for _ in range(997)]  # drains of any size, as stalls make them
     base = _split(x, fs, [32])
-    assert len(base["beats"]) > length // fs // 2  # beats were found (not vacuous)
+    assert len(base["beats"]) > 50  # beats were found (not vacuous)
     assert {e[2] for e in _rhythms(base)} == ({"VF"} if record == "207" else {"AFIB"})
     for sizes in ([1], [17], [97], ragged):
         out = _split(x, fs, sizes)

@@ -30,13 +30,14 @@ What each call costs, and whether callbacks run during it:
   secret, an ECDSA signature a verify, an RSA key a public operation.
 - writes: the radio's buffers take a small frame at once (no time).
 - the real peers' own time: for AWAIT_US of virtual time after the node
-  writes on a socket, until it closes it, the virtual clock runs no faster
-  than the wall clock (vclock hold_until_us): the broker and the gateway
-  are real processes, and their answers (PUBACK, the gateway's
-  acknowledgement) take real time. Without it a node polling at up to
-  ~100x real time would see a 30 ms answer take 3 s.
+  writes on a socket, until it closes it, the virtual time since the write
+  does not run ahead of the wall time since it (vclock.Clock.hold): the
+  broker and the gateway are real processes, and their answers (PUBACK,
+  the gateway's acknowledgement) take real time. Without it a node polling
+  at up to ~100x real time would see a 30 ms answer take 3 s.
 Non-guarantees: an answer slower than AWAIT_US of wall time arrives later
-in virtual time than it took (pessimistic: the node waits longer); the
+in virtual time than it took; the peers run on loopback on this host (a
+deployed gateway, its database and the network may answer later); the
 wireless round trip is not added to answers read without blocking; a
 read that finds data already there costs nothing, and TCP retransmission
 inside an established connection is not modelled (only black holes).
@@ -88,7 +89,6 @@ class _Sock:
         self._t = None
         self._ctl = ctl  # a TLS socket's timeout is its raw socket's (MicroPython)
         self._asked = False  # sent something the peer will answer
-        self._hold_us = 0  # the clock keeps to wall time until then (AWAIT_US)
 
     def settimeout(self, t):
         self._t = t
@@ -244,7 +244,7 @@ class SimNet:
         # counted); tools/power turns them into airtime
         self.tx_bytes = 0
         self.rx_bytes = 0
-        self._owing = []  # sockets whose peer may still answer (AWAIT_US)
+        self._owing = {}  # id(socket): when its peer's answer is no longer awaited
         for name in ("AF_INET", "SOCK_STREAM", "SOL_SOCKET", "SO_REUSEADDR", "IPPROTO_TCP"):
             if hasattr(real_socket, name):
                 setattr(self, name, getattr(real_socket, name))
@@ -258,21 +258,27 @@ class SimNet:
     def owed(self, sock):
         """The node wrote on `sock`: its real peer's answer takes real time."""
         clk = vclock.clock
-        sock._hold_us = clk.now_us + AWAIT_US
-        if sock not in self._owing:
-            self._owing.append(sock)
-        if sock._hold_us > clk.hold_until_us:
-            clk.hold_until_us = sock._hold_us
+        until = clk.now_us + AWAIT_US
+        self._prune(clk.now_us)
+        self._owing[id(sock)] = until  # (an id: a socket a reset abandoned is still freed)
+        clk.hold(until)
 
     def settled(self, sock):
         """`sock` is closed: nothing more comes on it."""
-        if sock in self._owing:
-            self._owing.remove(sock)
-            h = 0
-            for s in self._owing:
-                if s._hold_us > h:
-                    h = s._hold_us
-            vclock.clock.hold_until_us = h
+        if self._owing.pop(id(sock), None) is not None:
+            clk = vclock.clock
+            clk.hold_until_us = self._prune(clk.now_us)
+
+    def _prune(self, now):
+        """Drop holds that ended (or belong to another clock); the latest end."""
+        h = 0
+        for k in list(self._owing):
+            t = self._owing[k]
+            if t <= now or t > now + AWAIT_US:
+                del self._owing[k]
+            elif t > h:
+                h = t
+        return h
 
     def compute(self, us, what):
         """One C call that runs no callbacks (DNS, handshake crypto)."""

@@ -62,3 +62,6 @@ def time_ns():
 
 if hasattr(_builtin, "sleep_us"):
     vclock.real_sleep_us = _builtin.sleep_us
+if hasattr(_builtin, "ticks_us"):
+    vclock.real_ticks_us = _builtin.ticks_us
+    vclock.real_diff_us = _builtin.ticks_diff

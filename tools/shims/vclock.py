@@ -31,9 +31,10 @@ nothing (a fixed ring of SCHED_DEPTH slots).
 Non-guarantees: Python code takes no virtual time, so callbacks due while
 Python runs are served at once; a harness that busy-waits on ticks never
 sees time move. `pace` (wall seconds per virtual second) makes a run real
-time. `hold_until_us`: sleeps before this virtual time take at least their
-own length of wall time too (simnet sets it while a real peer - the broker,
-the gateway - owes the node an answer, so the clock cannot outrun it).
+time. hold(until_us): until then, the virtual time since the call never
+runs ahead of the wall time since it (sleeps make up the difference in
+wall time): simnet holds the clock while a real peer - the broker, the
+gateway - owes the node an answer, so the clock cannot outrun it.
 """
 
 TICKS_PERIOD = 1 << 30
@@ -54,8 +55,10 @@ class Clock:
         self._seq = 0
         self.idle_hook = None  # idle_hook(us) once per sleep (emulator: pacing, Ctrl-C)
         self.pace = 0  # wall seconds per virtual second; 0 = as fast as possible
-        self.hold_until_us = 0  # sleeps before this take real time too (simnet)
-        self.held_wall_us = 0  # wall time so spent, for reports
+        self.hold_until_us = 0  # hold(): virtual time keeps to wall time until then
+        self._hold_v0 = 0  # ... since this virtual time
+        self._hold_w0 = 0  # ... and this wall time (real_ticks_us)
+        self.held_wall_us = 0  # wall time slept for holds, for reports
         # the scheduler: a fixed ring, allocation-free
         self._sfn = [None] * SCHED_DEPTH
         self._sarg = [None] * SCHED_DEPTH
@@ -282,6 +285,14 @@ class Clock:
                 self.advance_to(end)
         self.run_all()
 
+    def hold(self, until_us):
+        """From now until `until_us`, virtual time since now keeps to the
+        wall time since now (see the module's docstring)."""
+        self._hold_v0 = self.now_us
+        self._hold_w0 = real_ticks_us() if real_ticks_us is not None else 0
+        if until_us > self.hold_until_us:
+            self.hold_until_us = until_us
+
     def flash_op(self, us, what="flash"):
         """A flash erase or program: the CPU's cache is off, interrupts that
         are not IRAM-safe are held back until it ends (ESP-IDF spi_flash)."""
@@ -310,10 +321,12 @@ class Clock:
         if real_sleep_us is not None:
             if self.pace:
                 real_sleep_us(int(us * self.pace))
-            elif self.hold_until_us > self.now_us:
-                w = min(us, self.hold_until_us - self.now_us)
-                self.held_wall_us += w
-                real_sleep_us(w)
+            if self.hold_until_us > self.now_us and real_ticks_us is not None:
+                v = min(self.now_us + us, self.hold_until_us) - self._hold_v0
+                ahead = v - real_diff_us(real_ticks_us(), self._hold_w0)
+                if ahead > 0:
+                    self.held_wall_us += ahead
+                    real_sleep_us(ahead)
         end = self.now_us + us
         if us <= BUSY_SLEEP_US:
             self.advance_to(end)
@@ -343,6 +356,8 @@ def _print_exception(e):
 
 clock = Clock()
 real_sleep_us = None  # a wall-clock sleep, installed by the runtime's time shim
+real_ticks_us = None  # the wall clock in us, and the difference of two readings
+real_diff_us = None  # (installed with it)
 
 
 def new_clock(start_us=0):
