@@ -228,11 +228,16 @@ def _decimate(src, dst, a, b, dec, sh):
     db = dst.buf
     dm = dst.mask
     h = dst.head
-    while a < b:  # (range() with a variable step allocates)
-        s = 0
-        for k in range(a, a + dec):
-            s += sb[k & sm] >> sh
-        db[h & dm] = s // dec
-        h += 1
-        a += dec
+    if dec == 2:  # 200 sps: each pair summed in one expression, no inner loop
+        for i in range(a, b, 2):
+            db[h & dm] = ((sb[i & sm] >> sh) + (sb[(i + 1) & sm] >> sh)) // 2
+            h += 1
+    else:
+        while a < b:  # (range() with a variable step allocates)
+            s = 0
+            for k in range(a, a + dec):
+                s += sb[k & sm] >> sh
+            db[h & dm] = s // dec
+            h += 1
+            a += dec
     dst.head = h
