@@ -113,11 +113,11 @@ def test_docs_print_every_figure_of_the_table():
 
 def test_the_cpus_work_is_priced_out_of_light_sleep():
     # 10 s: 1 s awake at 160 MHz, 9 s in light sleep; 2000 samples read at 160 MHz.
-    # Work per sample (table): 20.5 us on wasm x 45 (ESP32 at 240 MHz, the
-    # middle of 30-60) x 240/160 = 1383.75 us -> 2767.5 ms awake, out of light sleep
+    # Work per sample (table): 20.2 us on wasm x 45 (ESP32 at 240 MHz, the
+    # middle of 30-60) x 240/160 = 1363.5 us -> 2727 ms awake, out of light sleep
     r = _report(10000, cpu={"cpu_160mhz": 1000, "light_sleep": 9000})
     r["work_samples"] = {"cpu_160mhz": 2000}
-    work_ms = 2000 * 20.5 * 45 * 1.5 / 1000
+    work_ms = 2000 * 20.2 * 45 * 1.5 / 1000
     expected = (44.0 * (1000 + work_ms) + 0.8 * (9000 - work_ms)) / 10000
     e = model.energy(r)
     assert e["cpu_work_ms"] == pytest.approx(work_ms, abs=0.1)
@@ -184,7 +184,7 @@ def test_the_cpus_work_in_a_bin_is_priced_as_in_the_run():
     r["work_samples"] = {"cpu_160mhz": 200}
     _with_timeline(r, {"cpu_160mhz": [100000], "light_sleep": [900000], "wifi_off": [1000000],
                        "work_samples": [200]}, 1)
-    work_ms = 200 * 20.5 * 45 * 1.5 / 1000  # 276.75 ms awake instead of asleep
+    work_ms = 200 * 20.2 * 45 * 1.5 / 1000  # 272.7 ms awake instead of asleep
     expected = (44.0 * (100 + work_ms) + 0.8 * (900 - work_ms)) / 1000
     assert model.timeline(r)[0][2] == pytest.approx(expected, abs=1e-3)
     assert model.energy(r)["avg_current_ma"] == pytest.approx(expected, abs=0.005)

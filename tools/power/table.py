@@ -74,12 +74,13 @@ CPU_IDLE_BASELINE_MA = 27.0
 # sleep (tools/power/model.py). Per FIFO sample (ECG + IR + red at 200 sps):
 # the node's sampler + detection as `make bench` measures it on the 32-bit
 # wasm VM, times the ESP32 factor.
-WORK_WASM_US = 20.5
-WORK_SOURCE = ("make bench: detect.node_us_per_fifo_sample_wasm, 14.6-22.4 us over eleven runs on a "
-               "loaded 2-core host (one more at 38.7), median 20.5 used, 2026-12-05, after the hot-path "
-               "work of perf20 (23.5-35.3 us, median 26.6, before it on the same host; firmware.sampler + "
-               "firmware.detect per FIFO sample, tools/bench/node_vm.py); the unix port's 4.5-5.4 us "
-               "(6.2-7.5 before) x 110-220 gives the same ESP32 range")
+WORK_WASM_US = 20.2
+WORK_SOURCE = ("make bench: detect.node_us_per_fifo_sample_wasm, 18.5-22.4 us over nine runs on a "
+               "2-core host, median 20.2 used, 2026-12-06, each block of drains timed as one interval "
+               "(the wasm VM's ticks_us moves in whole ms; with per-drain intervals single runs swung "
+               "from 14.6 to 38.7 us, median 20.5 on 2026-12-05); firmware.sampler + firmware.detect "
+               "per FIFO sample, tools/bench/node_vm.py; before the perf20 hot-path work: median 26.6. "
+               "The unix port's 4.3-6.3 us x 110-220 gives the same ESP32 range")
 # ESP32 time = wasm time x 30-60 at 240 MHz (../shared/notes/micropython-runtimes.md:
 # pystones, +-2x); x (240 / MHz) at a lower clock. The model uses the middle.
 ESP32_FACTOR = {"lo": 30.0, "mid": 45.0, "hi": 60.0}
