@@ -17,11 +17,6 @@ from tools.paths import data_dir
 MITDB = data_dir() / "mitdb"
 
 
-def _split(x, fs, sizes):
-    """run_ecg over x with feed() calls of the given sizes, in turn."""
-    return detectors.run_ecg(x, fs, chunks=sizes)
-
-
 @pytest.mark.parametrize("record, first, last", [("207", 0, 110000), ("207", 540000, 600000),
                                                  ("203", 0, 60000)])
 def test_how_the_samples_are_split_into_feed_calls_changes_no_output(record, first, last):
@@ -31,11 +26,11 @@ def test_how_the_samples_are_split_into_feed_calls_changes_no_output(record, fir
     x = x[first:last]
     rng = random.Random(20)
     ragged = [rng.randint(1, 40) for _ in range(997)]  # drains of any size, as stalls make them
-    base = _split(x, fs, [32])
+    base = detectors.run_ecg(x, fs, chunks=[32])  # feed() calls of these sizes, in turn
     assert len(base["beats"]) > 50  # beats were found (not vacuous)
     assert {e[2] for e in _rhythms(base)} == ({"VF"} if record == "207" else {"AFIB"})
     for sizes in ([1], [17], [97], ragged):
-        out = _split(x, fs, sizes)
+        out = detectors.run_ecg(x, fs, chunks=sizes)
         for key in ("beats", "flags"):
             assert out[key] == base[key], (record, sizes[:3], key)
         assert _rhythms(out) == _rhythms(base), (record, sizes[:3])

@@ -20,16 +20,6 @@ def _device_module(name):
     return __import__(name)
 
 
-def _collect(det, x, index_of):
-    """Feed x in FIFO-sized chunks; every reported index, in order."""
-    out = []
-    for s in range(0, len(x), CHUNK):
-        det.feed(x, -1, s, min(len(x), s + CHUNK))
-        while len(out) < det.count:
-            out.append(index_of(len(out)))
-    return out
-
-
 def _bounds(n, chunks):
     """(start, end) of each feed() call over n samples: sizes from `chunks`
     in turn (default: CHUNK each)."""
@@ -107,16 +97,6 @@ def _flush(rh):
         rh.vi += lag
         rh._publish()
         rh.vi -= lag
-
-
-def detect_qrs(x, fs, mains=60):
-    """R peaks the node publishes (VF flutter waves left out)."""
-    return run_ecg(x, fs, mains)["beats"]
-
-
-def detect_pulses(x, fs):
-    det = _device_module("ppg").PulseDetector(fs)
-    return _collect(det, x, det.peak)
 
 
 def _write_indices(out, name, indices):
