@@ -43,14 +43,13 @@ def run_node():
     best = None
     n_all = 0
     for _ in range(BLOCKS):
-        us = 0
         n0 = smp.times.head
         t0 = time.ticks_us()
         for _ in range(READS // BLOCKS):
             clk.advance_to(clk.now_us + DRAIN_US)
             smp.service()
             det.service()
-        us += time.ticks_diff(time.ticks_us(), t0)
+        us = time.ticks_diff(time.ticks_us(), t0)
         n = smp.times.head - n0
         n_all += n
         if best is None or us / n < best:
@@ -73,7 +72,6 @@ def run_shim():
     clk = simboard.board.clock
     best = None
     for b in range(BLOCKS + 1):
-        us = 0
         n_all = 0
         t0 = time.ticks_us()
         for _ in range(WARM if b == 0 else READS // BLOCKS):
@@ -83,7 +81,7 @@ def run_shim():
             if n:
                 i2c.readfrom_mem_into(chip.ADDRESS, 7, mv[:n * 9])
             n_all += n
-        us += time.ticks_diff(time.ticks_us(), t0)
+        us = time.ticks_diff(time.ticks_us(), t0)
         if b and (best is None or us / n_all < best):  # block 0: the warm-up
             best = us / n_all
     return best

@@ -127,23 +127,25 @@ class _Sock:
             self._asked = False
             net.wait(timing.P.rtt_us)
 
-    def write(self, buf, *a):
+    def _ask(self):
+        """Sent something: the peer will answer, in its own (real) time."""
         self._asked = True
         self._net.owed(self)
+
+    def write(self, buf, *a):
+        self._ask()
         n = self._s.write(buf, *a)
         self._net.tx_bytes += len(buf) if n is None else n
         return n
 
     def send(self, buf):
-        self._asked = True
-        self._net.owed(self)
+        self._ask()
         n = self._s.send(buf)
         self._net.tx_bytes += n
         return n
 
     def sendall(self, buf):
-        self._asked = True
-        self._net.owed(self)
+        self._ask()
         r = self._s.sendall(buf)
         self._net.tx_bytes += len(buf)
         return r

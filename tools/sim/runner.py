@@ -14,6 +14,7 @@ goes on.
 import gzip
 import json
 import os
+import tempfile
 import threading
 
 from tools.paths import BUILD, ROOT, data_dir
@@ -70,7 +71,6 @@ def device_tree(layout="deployed", root=None):
     if root is not None:
         return {name: open(os.path.join(root, name), "rb").read()
                 for name in ("boot.py", "main.py") if os.path.exists(os.path.join(root, name))}
-    import tempfile
     from tools.deploy import slot_tree, stage
     with tempfile.TemporaryDirectory(prefix="vitalnode-stage-") as d:  # read into memory
         tree = slot_tree(stage(os.path.join(d, "root")))
