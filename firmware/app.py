@@ -51,7 +51,8 @@ def _detector(smp, cfg):
     from firmware.detect import Detect
     if smp is None:
         return None
-    return Detect(smp, mains=cfg["mains_hz"], thresholds=cfg["alerts"])
+    return Detect(smp, mains=cfg["mains_hz"], thresholds=cfg["alerts"],
+                  led_floor=cfg["power"]["led_floor"])
 
 
 def _unload(name):

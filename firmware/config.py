@@ -22,12 +22,15 @@ so a misspelt optional field cannot silently fall back to a default):
     ota_pubkey  {"n": 768 hex digits (RSA-3072 modulus), "e": 65537}
     alerts      optional: thresholds by name (lib/alertcfg.py DEFAULTS)
     mains_hz    optional: 50 (default) or 60, the ECG mains notch
-    power       optional: {"save": true, "uplink_s": 60, "cpu_mhz": 160}
-                (docs/power.md): save - light sleep between FIFO drains and
-                the radio off between uplink batches; uplink_s - vitals are
-                sent every uplink_s (10-60 s; alerts at once); cpu_mhz - the
-                clock (80, 160 or 240; a radio session runs at 160 or more,
-                so 80 only with save)
+    power       optional: {"save": true, "uplink_s": 60, "cpu_mhz": 160,
+                "led_floor": true} (docs/power.md): save - light sleep
+                between FIFO drains and the radio off between uplink
+                batches; uplink_s - vitals are sent every uplink_s (10-60 s;
+                alerts at once); cpu_mhz - the clock (80, 160 or 240; a
+                radio session runs at 160 or more, so 80 only with save);
+                led_floor - the LEDs at the lowest drive whose pulse meets
+                the SpO2 floor (firmware/detect.py), false: at 50 % of the
+                ADC's range as before
     battery     optional: {"adc_pin": 35, "divider": 2.0, "capacity_mah": 500}
                 (docs/power.md "Battery"; absent: no battery monitor, as on
                 a bench supply): adc_pin - the GPIO the cell's divider feeds,
@@ -165,7 +168,7 @@ def _ota_key(k):
         raise _bad("ota_pubkey.e", "must be 65537")
 
 
-POWER = {"save": True, "uplink_s": 60, "cpu_mhz": 160}  # the defaults (docs/power.md)
+POWER = {"save": True, "uplink_s": 60, "cpu_mhz": 160, "led_floor": True}  # defaults (docs/power.md)
 
 
 def _block(name, given, defaults):
@@ -184,8 +187,9 @@ def _block(name, given, defaults):
 def _power(p):
     """The power block with its defaults filled in."""
     out = _block("power", p, POWER)
-    if not isinstance(out["save"], bool):
-        raise _bad("power.save", "must be true or false")
+    for k in ("save", "led_floor"):
+        if not isinstance(out[k], bool):
+            raise _bad("power." + k, "must be true or false")
     u = out["uplink_s"]
     if not isinstance(u, int) or isinstance(u, bool) or not 10 <= u <= 60:
         raise _bad("power.uplink_s", "must be an integer 10-60 (vitals reach the ward within a minute)")

@@ -28,6 +28,16 @@ spo2_valid also needs the finger on and the pulse SQI >= 50; spo2_q is the
 share of the last 5 pulses that passed the gate (0-100).
 rhythm_state: lib/rhythm's VF 1 / AF 2 bits (0 while the leads are off), and
 ASYS 4 while the asystole alert is up.
+LED floor (led_floor=True): the LEDs are kept at the lowest drive whose
+pulse still meets the SpO2 pipeline's floor. After each pulse the SpO2 gate
+passed (with the pulse SQI >= 50), a channel whose AC is under LED_AC_MIN
+low-passed units gets its DC goal raised to reach twice that at once; after
+8 such pulses in a row, a channel at 3x or more gets it lowered to reach
+twice that (sampler.set_goals: GOAL_MIN..GOAL_MAX of full scale). 8 pulses
+in a row that fail the gate put both goals back to the default (a poor
+signal gets the most light). The 3 pulses after a change are not judged.
+Why 32 units: R's worst quantisation error is then 1/32 + 1/32 of R, under
+0.9 SpO2 points on one beat at R 0.5 (the reading is the median of 5).
 
 Guarantees: service() allocates nothing in steady state and keeps up with
 any backlog up to the ring length; a consumer that fell further behind
@@ -43,6 +53,7 @@ from ppg import PulseDetector
 from qrs import QRSDetector
 from rhythm import Rhythm
 from ring import Ring
+from spo2 import OK as SPO2_OK
 from spo2 import SpO2
 
 _PPG_RING = const(64)  # decimated red/IR handed to the detectors
@@ -54,10 +65,13 @@ _SRC_NONE = const(0)  # hr_src
 _SRC_ECG = const(1)
 _SRC_PPG = const(2)
 _ASYS = const(4)  # rhythm_state: asystole (lib/rhythm has VF 1, AF 2)
+LED_AC_MIN = const(32)  # the LED floor: a passed pulse's AC, SpO2 low-passed units
+_LED_RUN = const(8)  # pulses in a row before lowering (or, failing, restoring)
+_LED_SETTLE = const(3)  # pulses not judged after a goal change
 
 
 class Detect:
-    def __init__(self, sampler, mains=50, thresholds=None, ppg_bits=17):
+    def __init__(self, sampler, mains=50, thresholds=None, ppg_bits=17, led_floor=False):
         import gc
         gc.collect()  # the buffers below then fill the holes garbage left, not the heap's free end
         rings = sampler.rings
@@ -107,6 +121,9 @@ class Detect:
         self.spo2_valid = False
         self.spo2_q = 0
         self.rhythm_state = 0
+        self.led_floor = led_floor and self.spo2 is not None
+        self._led_run = 0  # pulses in a row that passed (> 0) or failed (< 0)
+        self._led_settle = 0
 
     def service(self):
         ring = self.ecg if self.ecg is not None else self.ir
@@ -167,8 +184,33 @@ class Detect:
             while self.seen_pulse < p.count:
                 ox.beat(self.seen_pulse)
                 self.seen_pulse += 1
+                if self.led_floor:
+                    self._led(ox, p)
         else:
             self.seen_pulse = p.count
+
+    def _led(self, ox, p):
+        """The LED floor (above), after one pulse was judged by the SpO2 gate."""
+        if self._led_settle:
+            self._led_settle -= 1
+            return
+        smp = self.smp
+        led = smp.led  # goals, then DCs: IR, red (1/256 of full scale)
+        gi = led[0]
+        gr = led[1]
+        run = self._led_run
+        if ox.reason == SPO2_OK and p.sqi >= _VALID_Q:
+            run = run + 1 if run > 0 else 1
+            gi = _goal(gi, led[2], ox.ac_ir, run)
+            gr = _goal(gr, led[3], ox.ac_red, run)
+        else:
+            run = run - 1 if run < 0 else -1
+            if run <= -_LED_RUN:
+                gi = gr = 255  # clipped to the default
+        if smp.set_goals(gi, gr):
+            run = 0
+            self._led_settle = _LED_SETTLE
+        self._led_run = run
 
     def _outputs(self):
         smp = self.smp
@@ -216,6 +258,17 @@ class Detect:
                   smp.lead_off, smp.finger_off and p is not None, smp.fault is not None, state)
         if al.active & 8:  # 1 << alerts.ASYSTOLE
             self.rhythm_state = state | _ASYS
+
+
+def _goal(goal, dc, ac, run):
+    """A channel's new DC goal: the DC that gives twice the floor (the AC
+    scales with the DC), at once under the floor, after _LED_RUN passed
+    pulses at 3x the floor or more; else the goal it has."""
+    if ac < LED_AC_MIN:
+        return dc * 2 * LED_AC_MIN // (ac if ac > 0 else 1)
+    if run >= _LED_RUN and ac >= 3 * LED_AC_MIN:
+        return dc * 2 * LED_AC_MIN // ac
+    return goal
 
 
 def _decimate(src, dst, a, b, dec, sh):

@@ -127,7 +127,8 @@ def _settings(url):
     cfg = config.load(ks.device_id if ks else None)
     out = (_Key(ks.device_id) if ks else None, int(cfg["ota_pubkey"]["n"], 16),
            config.pem_der(cfg["ca_cert"]) if url.startswith("https://") else None,
-           {"mains_hz": cfg["mains_hz"], "alerts": cfg["alerts"]})
+           {"mains_hz": cfg["mains_hz"], "alerts": cfg["alerts"],
+            "led_floor": cfg["power"]["led_floor"]})
     _unload("config")
     _unload("devid")  # config's device id check; a bound manifest's check loads it again
     return out
@@ -138,7 +139,8 @@ def _detector(smp, cfg):
     if smp is None:
         return None
     from firmware.detect import Detect
-    return Detect(smp, mains=cfg["mains_hz"], thresholds=cfg["alerts"])
+    return Detect(smp, mains=cfg["mains_hz"], thresholds=cfg["alerts"],
+                  led_floor=cfg["led_floor"])
 
 
 def _update(url, timeout_ms, deadline_ms, buf, chunk, ks, n, ca):

@@ -25,8 +25,11 @@ Guarantees:
 - finger-off (IR DC at ambient level, under 1 % of full scale, or under
   5 % with the LED at full drive, over 0.5 s) and ECG lead-off
   (input at the rail for 0.25 s) are flagged with hysteresis; automatic
-  LED control keeps each PPG channel's DC between 25 % and 80 % of full
-  scale; a red/IR swap self-test (at equal LED currents IR returns more
+  LED control keeps each PPG channel's DC between 1/2 and 8/5 of its goal
+  (led[0] IR, led[1] red, in 1/256 of full scale: GOAL_MAX, 25 % to 80 %,
+  unless set_goals() lowered it; back to GOAL_MAX whenever the finger is
+  off; led[2], led[3]: the last DC window's IR and red DC, same unit); a
+  red/IR swap self-test (at equal LED currents IR returns more
   light than red through tissue) runs on the first 0.5 s with a finger
   and relabels the channels if the LEDs are wired the other way round.
 Non-guarantees: samples read before the swap verdict keep the wiring's
@@ -40,6 +43,9 @@ from micropython import const
 from ring import Ring
 
 RING_LEN = const(1024)
+GOAL_MAX = const(128)  # the LED control's DC goal, 1/256 of full scale: the default, 50 %
+GOAL_MIN = const(52)  # IR's lowest: its band's low end (1/2) stays over the finger-on level, 10 %
+GOAL_MIN_RED = const(13)  # red's lowest, 5 % (finger-on is judged on IR)
 _RAIL = const(127000)  # |ECG| at or above this is the rail (18-bit: 131071)
 _SWAP_MARGIN_PCT = const(115)
 _SWAP_TRIES = const(6)
@@ -74,6 +80,7 @@ class Sampler:
         self._lost_seen = sensor.lost
         self.errors = self.recoveries = self.reinits = self.resyncs = 0
         self.led_changes = 0
+        self.led = bytearray((GOAL_MAX, GOAL_MAX, 0, 0))  # goals and DCs (above)
         self.fault = None
         self.finger_off = False
         self.lead_off = False
@@ -253,9 +260,13 @@ class Sampler:
         dc_red = self._win_red // self._win_n if red is not None else 0
         self._win_ir = self._win_red = self._win_n = 0
         full = self.full
+        led = self.led
+        led[2] = min(255, (dc_ir << 8) // full)  # for firmware/detect's LED floor
+        led[3] = min(255, (dc_red << 8) // full)
         ir_code = self.sensor.led_codes[0 if self.swapped else 1]
         if dc_ir < full // 100 or (dc_ir < full // 20 and ir_code >= 255):
             self.finger_off = True  # ambient light only, or no return at full drive
+            led[0] = led[1] = GOAL_MAX  # a new placement starts from the default
             return
         if dc_ir >= full // 10:
             self.finger_off = False
@@ -280,15 +291,29 @@ class Sampler:
             self.swap_test = "inconclusive"
         self.ppg_ready = True
 
+    def set_goals(self, ir, red):
+        """The DC each PPG channel's LED control aims at, in 1/256 of full
+        scale, clipped to GOAL_MIN (red: GOAL_MIN_RED)..GOAL_MAX (firmware/detect.py lowers them
+        while the pulse is large enough: docs/power.md "LED current"). The
+        LEDs move at the next DC window if the DC is out of the new band.
+        Returns True if a goal changed."""
+        led = self.led
+        old = led[0] + (led[1] << 8)
+        led[0] = GOAL_MIN if ir < GOAL_MIN else GOAL_MAX if ir > GOAL_MAX else ir
+        led[1] = GOAL_MIN_RED if red < GOAL_MIN_RED else GOAL_MAX if red > GOAL_MAX else red
+        return led[0] + (led[1] << 8) != old
+
     def _led_control(self, dc_ir, dc_red):
-        """Proportional step towards 50 % of full scale when outside 25-80 %."""
+        """Proportional step to the goal when the DC is outside 1/2..8/5 of it."""
         s = self.sensor
         codes = s.led_codes  # register order: (red LED register, IR LED register)
         ir_reg = 0 if self.swapped else 1  # register that drives the IR-labelled ring
         c_ir = codes[ir_reg]
         c_red = codes[1 - ir_reg]
-        n_ir = _retarget(c_ir, dc_ir, self.full)
-        n_red = _retarget(c_red, dc_red, self.full) if self._red is not None else c_red
+        full = self.full
+        led = self.led
+        n_ir = _retarget(c_ir, dc_ir, full, (full * led[0]) >> 8)
+        n_red = _retarget(c_red, dc_red, full, (full * led[1]) >> 8) if self._red is not None else c_red
         if n_ir != c_ir or n_red != c_red:
             if self.swapped:
                 s.set_led_codes(n_ir, n_red)
@@ -335,10 +360,10 @@ class Sampler:
         self._after_gap = True
 
 
-def _retarget(code, dc, full):
+def _retarget(code, dc, full, goal):
     if dc * 4 >= full // 5 * 19:  # saturated (>= 95 %): halve
         return max(1, code // 2)
-    if full // 4 <= dc <= full // 5 * 4:
+    if goal // 2 <= dc <= goal * 8 // 5:
         return code
-    new = code * (full // 2) // dc if dc else code * 2
+    new = code * goal // dc if dc else code * 2
     return min(255, max(1, new))

@@ -7,6 +7,7 @@
     ox.spo2_x10                            # 0.1 %, or NO_READING (-1)
     ox.reason                              # why the last beat was refused
     ox.q                                   # % of the last 5 beats that passed
+    ox.ac_ir, ox.ac_red                    # the last passed beat's AC (low-pass units)
 
 Per beat (foot to systolic peak of the IR pulse) on the low-passed red and
 IR: R = (AC_red / DC_red) / (AC_ir / DC_ir), SpO2 = A - B * R. Defaults
@@ -78,6 +79,7 @@ class SpO2:
         self.last_valid = -1
         self.spo2_x10 = NO_READING
         self.r_x1000 = 0
+        self.ac_ir = self.ac_red = 0  # the last passed beat's AC, low-passed units
         self.reason = NO_SIGNAL
         self.q = 0  # % of the last 5 beats that passed the gates
         self.finger_on = True
@@ -196,6 +198,8 @@ class SpO2:
             self.reason = OUT_OF_RANGE
             return 0
         self.reason = OK
+        self.ac_ir = ir_ac
+        self.ac_red = red_ac
         return s if s < 1000 else 1000
 
     def _correlated(self, a, b, ir_ac, red_ac):

@@ -50,11 +50,17 @@ def test_a_valid_config_loads_with_defaults_filled_in():
 
 def test_power_defaults_save_power_and_send_vitals_every_minute():
     write(good())
-    assert config.load(keystore.device_id())["power"] == {"save": True, "uplink_s": 60, "cpu_mhz": 160}
+    assert config.load(keystore.device_id())["power"] == {"save": True, "uplink_s": 60, "cpu_mhz": 160,
+                                                          "led_floor": True}
     cfg = good()
-    cfg["power"] = {"save": False, "uplink_s": 20}
+    cfg["power"] = {"save": False, "uplink_s": 20, "led_floor": False}
     write(cfg)
-    assert config.load(keystore.device_id())["power"] == {"save": False, "uplink_s": 20, "cpu_mhz": 160}
+    assert config.load(keystore.device_id())["power"] == {"save": False, "uplink_s": 20, "cpu_mhz": 160,
+                                                          "led_floor": False}
+    cfg["power"] = {"led_floor": 1}  # a typo'd JSON value is refused, not taken as true
+    write(cfg)
+    e = raises(config.ConfigError, config.load, keystore.device_id())
+    assert "power.led_floor" in str(e)
     # 80 MHz only with power saving: the always-on radio runs at 160 or more
     cfg["power"] = {"save": False, "cpu_mhz": 80}
     write(cfg)

@@ -84,7 +84,7 @@ def test_ppg_rate_quality_and_perfusion_on_synthetic_pulses():
         assert max(gaps) - min(gaps) <= 1
 
 
-def _node(spo2=97.0, pi=2.0, hr=75):
+def _node(spo2=97.0, pi=2.0, hr=75, led_floor=False):
     pleth = waveforms.Table(waveforms.ppg_beat(hr, 125), 125)
     ecg = waveforms.Table(waveforms.ecg_beat(hr, 360), 360)
     chip = simmax.attach(simmax.SimMAX86150(int_pin=4, ecg=ecg, pleth=pleth,
@@ -93,7 +93,7 @@ def _node(spo2=97.0, pi=2.0, hr=75):
     s.configure()
     smp = Sampler(s, int_pin=machine.Pin(4, machine.Pin.IN, machine.Pin.PULL_UP),
                   bus=(0, 22, 21, 400000))
-    return chip, smp, Detect(smp)
+    return chip, smp, Detect(smp, led_floor=led_floor)
 
 
 def _run(smp, det, ms, each=None):
@@ -118,6 +118,59 @@ def test_spo2_within_2_percent_of_the_simulated_truth():
         # every raw sample reached the PPG path (2:1 decimation, none skipped)
         assert det.ppg_cur == smp.rings["ir"].head - smp.rings["ir"].head % 2
         assert det.ir_d.head == det.ppg_cur // 2 and det.skipped == 0
+
+
+def _led_ma(chip):
+    return chip.led_ua_ir / 1000, chip.led_ua_red / 1000
+
+
+def test_led_floor_dims_the_leds_while_the_pulse_stays_over_the_floor():
+    from firmware.detect import LED_AC_MIN
+    from firmware.sampler import GOAL_MAX
+    chip, smp, det = _node(97, 2.0)
+    _run(smp, det, 30000)
+    full_ir, full_red = _led_ma(chip)  # the plain control's drive: DC at 25-80 %
+    simboard.new_board()
+    chip, smp, det = _node(97, 2.0, led_floor=True)
+    seen = []
+
+    def watch():
+        if det.spo2.reason == "ok":
+            seen.append((det.spo2.ac_ir, det.spo2.ac_red))
+    _run(smp, det, 30000, watch)
+    ir, red = _led_ma(chip)
+    # IR's pulse is twice red's (SpO2 97 %): it needs half the light or less
+    assert ir <= full_ir / 2 and red < full_red and ir < red, (full_ir, full_red, ir, red)
+    assert smp.led[0] < GOAL_MAX and smp.led[1] < GOAL_MAX
+    # every pulse the SpO2 gate passed once the LEDs settled still meets the floor
+    assert seen and all(a >= LED_AC_MIN and b >= LED_AC_MIN for a, b in seen[-20:]), seen[-20:]
+    assert abs(det.spo2_x10 - 970) <= 20 and det.spo2_valid
+    assert abs(det.pulse.hr_x10 - 750) <= 10
+    # motion: 8 failed pulses in a row give the LEDs back their full light
+    now = chip.clock.now_us
+    chip.knobs.motion = (now, now + 15000000, 8000)
+    _run(smp, det, 16000)
+    assert smp.led[0] == GOAL_MAX and smp.led[1] == GOAL_MAX
+    assert _led_ma(chip)[0] > ir
+    # and dims again once the pulses are clean
+    _run(smp, det, 40000)
+    assert _led_ma(chip)[0] <= full_ir / 2 and abs(det.spo2_x10 - 970) <= 20
+
+
+def test_led_floor_keeps_full_light_for_a_weak_pulse_and_goals_reset_with_the_finger():
+    from firmware.sampler import GOAL_MAX
+    chip, smp, det = _node(97, 0.3, led_floor=True)  # low perfusion: red AC under the floor
+    _run(smp, det, 45000)
+    assert smp.led[1] == GOAL_MAX, smp.led[1]  # never dimmed below what red needs
+    chip2, smp2, det2 = _node(97, 2.0, led_floor=True)
+    _run(smp2, det2, 45000)
+    assert smp2.led[0] < GOAL_MAX
+    chip2.knobs.finger_off = True
+    _run(smp2, det2, 3000)
+    assert smp2.finger_off and smp2.led[0] == GOAL_MAX and smp2.led[1] == GOAL_MAX
+    chip2.knobs.finger_off = False
+    _run(smp2, det2, 3000)
+    assert not smp2.finger_off  # the dimmed LEDs still give the finger-on level
 
 
 def test_spo2_says_no_reading_under_motion_and_finger_off_never_a_wrong_number():
@@ -228,15 +281,16 @@ def test_detection_allocates_nothing_per_sample():
 
 
 def test_pipeline_service_allocates_nothing():
-    chip, smp, det = _node()
-    _run(smp, det, 10000)
+    for floor in (False, True):
+        chip, smp, det = _node(led_floor=floor)
+        _run(smp, det, 10000)
 
-    def run():
-        _run(smp, det, 5000)
+        def run():
+            _run(smp, det, 5000)
 
-    run()
-    used = alloc_bytes(run)
-    assert used == 0, used
+        run()
+        used = alloc_bytes(run)
+        assert used == 0, (floor, used)
 
 
 def test_ppg_beats_do_not_depend_on_how_the_sampler_chunks_its_drains():

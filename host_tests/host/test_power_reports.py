@@ -74,7 +74,9 @@ def test_bench_power_runs_saving_on_and_off_apart_and_names_each(tmp_path):
         seen.update(cmds)
         return {"save_on": _summary(10.0), "save_off": _summary(50.0),
                 "faults_all": _summary(12.5, faults=[{"kind": "wifi", "at": 240, "until": 270}])}
-    out = bench.bench_power(None, run=fake)
+    r = {"led_ma": 0.5, "spo2_x10": 971, "spo2_valid_share": 1.0, "led_changes": 1}
+    out = bench.bench_power(None, run=fake, leds=lambda: {2.0: {"on": r, "off": dict(r, led_ma=1.2)},
+                                                          0.25: {"on": r, "off": r}})
     # three runs, the same duration and recordings; each in its own folder
     assert set(seen) == {"save_on", "save_off", "faults_all"}
     common = [c[:c.index("--power-save")] for c in seen.values()]
@@ -98,10 +100,13 @@ def test_bench_power_runs_saving_on_and_off_apart_and_names_each(tmp_path):
     assert "FAULTS=all" in what["power.battery_hours_500mah_faults_all"]
     assert "wifi 240-270 s" in what["power.battery_hours_500mah_faults_all"]
     assert "--power-save off" in out["power.battery_hours_500mah_always_on"][3]
+    # the LED floor, one figure per perfusion index, the floor's off value named with it
+    assert out["power.leds_ma_floor_pi2"][0] == 0.5 and "1.200 mA with it off" in what["power.leds_ma_floor_pi2"]
+    assert "perfusion index 0.25 %" in what["power.leds_ma_floor_pi0p25"]
 
 
 def test_bench_power_says_so_when_both_runs_draw_the_same():
-    out = bench.bench_power(None, run=lambda cmds: {n: _summary(51.34) for n in cmds})
+    out = bench.bench_power(None, run=lambda cmds: {n: _summary(51.34) for n in cmds}, leds=dict)
     what = out["power.battery_hours_500mah_always_on"][2]
     assert "the two runs draw the same current" in what and "does not act on power.save" in what
     assert out["power.battery_hours_500mah"][0] == out["power.battery_hours_500mah_always_on"][0]

@@ -9,7 +9,8 @@
     .venv/bin/python -m tools.bench detect       # pipeline cost + heap on the VMs
     .venv/bin/python -m tools.bench ota          # verify time, SHA-256, crash points, fuzz
     .venv/bin/python -m tools.bench power        # energy model: make sim with power saving
-                                                 # on and off side by side, and FAULTS=all
+                                                 # on and off side by side, and FAULTS=all;
+                                                 # the LED floor by perfusion
 
 qrs/rhythm/ppg run the device detector modules on CPython over a database
 (any WFDB records; BIDMC CSV(.gz)), write OUT/<record>.txt (qrs, ppg: one
@@ -346,12 +347,19 @@ def run_sims(commands, jobs=2):
     return done
 
 
-def bench_power(a, run=run_sims):
+def _pi_key(pi):
+    return "power.leds_ma_floor_pi" + ("%g" % pi).replace(".", "p")
+
+
+def bench_power(a, run=run_sims, leds=None):
     """The energy model (tools/power) over `make sim` runs of the node:
     600 simulated s each, MIT-BIH 100 + BIDMC 01 - with power saving on
     (config power.save true, the default) and off (false), run side by
     side, and with power saving on under FAULTS=all. run: {name: argv} ->
-    {name: summary} (a test gives its own)."""
+    {name: summary} (a test gives its own). Then the LED floor by
+    perfusion (tools/bench/ledfloor.py; leds: its run(), or a test's)."""
+    from tools.bench import ledfloor
+    fl = (leds or ledfloor.run)()
     cmds = power_commands()
     s = run(cmds)
     on, off, faults = s["save_on"], s["save_off"], s["faults_all"]
@@ -383,7 +391,24 @@ def bench_power(a, run=run_sims):
                                                     for f in faults.get("faults", [])))
             + what, shown["faults_all"]),
     }
+    for pi, r in fl.items():
+        on, off = r["on"], r["off"]
+        out[_pi_key(pi)] = (
+            on["led_ma"], "mA",
+            "the LEDs' average current with the LED floor on (config power.led_floor true, the "
+            "default) on a finger of perfusion index %g %% (IR AC/DC), %.3f mA with it off; SpO2 "
+            "%s on, %s off (truth 97.0 %%), valid %d %% of the time on, %d %% off; the node's "
+            "sampler and detector on the simulated MAX86150, synthetic 75/min pulse, the mean over "
+            "%d s after %d s to settle (tools/bench/ledfloor.py, CPython)"
+            % (pi, off["led_ma"], _x10(on["spo2_x10"]), _x10(off["spo2_x10"]),
+               100 * on["spo2_valid_share"], 100 * off["spo2_valid_share"], ledfloor.AVG_S,
+               ledfloor.SETTLE_S),
+            ".venv/bin/python -m tools.bench power")
     return out
+
+
+def _x10(v):
+    return "%.1f %%" % (v / 10) if v > 0 else "no reading"
 
 
 # the benches that replay ../shared/data (the others make their own inputs)
