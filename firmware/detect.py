@@ -263,11 +263,14 @@ class Detect:
 def _goal(goal, dc, ac, run):
     """A channel's new DC goal: the DC that gives twice the floor (the AC
     scales with the DC), at once under the floor, after _LED_RUN passed
-    pulses at 3x the floor or more; else the goal it has."""
+    pulses at 3x the floor or more; else the goal it has. A raise never
+    lowers the goal, nor a lowering raise it (a DC window not yet seen is 0)."""
     if ac < LED_AC_MIN:
-        return dc * 2 * LED_AC_MIN // (ac if ac > 0 else 1)
+        g = dc * 2 * LED_AC_MIN // (ac if ac > 0 else 1)
+        return g if g > goal else goal
     if run >= _LED_RUN and ac >= 3 * LED_AC_MIN:
-        return dc * 2 * LED_AC_MIN // ac
+        g = dc * 2 * LED_AC_MIN // ac
+        return g if g < goal else goal
     return goal
 
 

@@ -173,6 +173,19 @@ def test_led_floor_keeps_full_light_for_a_weak_pulse_and_goals_reset_with_the_fi
     assert not smp2.finger_off  # the dimmed LEDs still give the finger-on level
 
 
+def test_led_floor_goal_rule_moves_only_the_way_the_pulse_asks():
+    from firmware.detect import LED_AC_MIN, _goal
+    # under the floor: the DC that gives twice the floor, never below the goal it had
+    assert _goal(64, 40, LED_AC_MIN // 2, 1) == 40 * 4
+    assert _goal(128, 0, 5, 1) == 128  # no DC window seen yet: the goal stays
+    # over 3x the floor: lowered only after 8 passed pulses in a row
+    assert _goal(128, 100, 4 * LED_AC_MIN, 7) == 128
+    assert _goal(128, 100, 4 * LED_AC_MIN, 8) == 100 * 2 // 4
+    assert _goal(20, 100, 4 * LED_AC_MIN, 8) == 20  # never raised by a lowering
+    # between the floor and 3x it: left alone (the hysteresis band)
+    assert _goal(90, 100, 2 * LED_AC_MIN, 50) == 90
+
+
 def test_spo2_says_no_reading_under_motion_and_finger_off_never_a_wrong_number():
     chip, smp, det = _node(95, 2.0)
     _run(smp, det, 15000)
@@ -285,7 +298,7 @@ def test_pipeline_service_allocates_nothing():
         chip, smp, det = _node(led_floor=floor)
         _run(smp, det, 10000)
 
-        def run():
+        def run(smp=smp, det=det):
             _run(smp, det, 5000)
 
         run()

@@ -154,6 +154,26 @@ def test_led_control_brings_dc_into_range_and_backs_off_saturation():
     assert s.led_codes[1] <= before // 2
 
 
+def test_led_goals_move_each_channels_dc_band_within_their_limits():
+    from firmware.sampler import GOAL_MAX, GOAL_MIN, GOAL_MIN_RED
+    chip, s, smp = _node(led_ir_ma=30.0, led_red_ma=30.0)
+    full = s.config["full_scale"]
+    _run(smp, 3000)
+    assert smp.swap_test == "ok" and bytes(smp.led[:2]) == bytes((GOAL_MAX, GOAL_MAX))
+    smp.set_goals(0, 0)  # below the limits: IR keeps the finger-on level, red may go lower
+    assert smp.led[0] == GOAL_MIN and smp.led[1] == GOAL_MIN_RED
+    _run(smp, 3000)
+    for name, goal in (("ir", GOAL_MIN), ("red", GOAL_MIN_RED)):
+        r = smp.rings[name]
+        dc = sum(r.get(i) for i in range(r.head - 200, r.head)) // 200
+        g = full * goal >> 8
+        assert g // 2 <= dc <= g * 8 // 5, (name, dc, g)
+        assert dc >= full // 10 or name == "red"  # IR over the finger-on level
+    assert not smp.finger_off
+    assert smp.set_goals(999, 999) and bytes(smp.led[:2]) == bytes((GOAL_MAX, GOAL_MAX))
+    assert not smp.set_goals(GOAL_MAX, GOAL_MAX)  # no change: False
+
+
 def test_swapped_leds_are_detected_and_relabelled():
     chip, s, smp = _node(chip_cls=simmax.SimMAX30102, sample_rate=100, pulse_width=411)
     chip.knobs.led_swap = True
