@@ -44,6 +44,7 @@ HEALTH_S = const(30)
 HEALTH_BEATS = const(10)
 SLEEP_MS = const(150)  # a light sleep's limit: the FIFO (32 samples, 160 ms) never overflows
 SESSION_MAX_MS = const(15000)  # a radio batch that cannot deliver gives up until the next one
+_ALERT = const(2)  # frames.ALERT (an outbox kind)
 _BOOT_GC_BYTES = const(2048)
 
 
@@ -148,8 +149,10 @@ def _monitor(wdt, cfg, link, trial, smp, det, pump, power, bat=None):
     with the radio off; a batch - every uplink_s, or at once when an alert
     is queued - turns the radio on, delivers the outbox (every frame
     confirmed) and turns it off again, or gives up after SESSION_MAX_MS
-    and tries at the next batch. Without it the radio stays on and the
-    loop ticks every TICK_MS. Vitals are made every VITALS_S either way."""
+    and tries at the next batch; batches that could not connect space the
+    next ones out (firmware/uplink.batch_wait, up to power.retry_max_s).
+    Without it the radio stays on and the loop ticks every TICK_MS. Vitals
+    are made every VITALS_S either way."""
     global _running
     from alerts import NAMES
     last = since = time.ticks_ms()
@@ -162,6 +165,10 @@ def _monitor(wdt, cfg, link, trial, smp, det, pump, power, bat=None):
     save = intp is not None
     radio = link is not None  # the boot's batch: connect, report, take the time
     next_batch = uplink_s
+    retry_max = cfg["power"]["retry_max_s"]
+    fails = 0  # batches in a row that could not connect
+    batch_at = 0  # up when the batch under way began
+    connects = link.up.connects if link is not None else 0
     seen_alerts = 0
     next_beat = HEARTBEAT_S
     next_vitals = VITALS_S
@@ -177,6 +184,8 @@ def _monitor(wdt, cfg, link, trial, smp, det, pump, power, bat=None):
                 print("vitalnode: alert", NAMES[kind], "raised" if raised else "cleared")
                 if tm is not None:
                     tm.alert(kind, raised, at, det)
+                    if not radio:
+                        batch_at = up
                     radio = True  # an alert wakes the radio at once, or keeps its batch
                     since = time.ticks_ms()  # going for a whole session
         if radio and link is not None:
@@ -190,6 +199,12 @@ def _monitor(wdt, cfg, link, trial, smp, det, pump, power, bat=None):
                 radio = False
                 if mhz < 160:
                     machine.freq(mhz * 1000000)
+                from firmware.uplink import batch_wait  # (loaded with the link)
+                fails = 0 if link.up.connects != connects else fails + 1
+                connects = link.up.connects
+                wait = batch_wait(fails, uplink_s, retry_max, link.box.count(_ALERT))
+                if batch_at + wait > next_batch:  # an outage: the next batch later
+                    next_batch = batch_at + wait
         if radio or intp is None or not intp.value():  # (INT held low: it would not sleep)
             time.sleep_ms(TICK_MS)
         else:
@@ -208,6 +223,7 @@ def _monitor(wdt, cfg, link, trial, smp, det, pump, power, bat=None):
             if not radio:
                 radio = True
                 since = time.ticks_ms()
+                batch_at = up
         if tm is not None and up >= next_vitals:
             next_vitals += VITALS_S
             if det is not None:
@@ -223,6 +239,8 @@ def _monitor(wdt, cfg, link, trial, smp, det, pump, power, bat=None):
                 lowbatt.changed(changed, bat, tm, det, wdt, link, pump, smp)
                 _unload("lowbatt")
                 if tm is not None:
+                    if not radio:
+                        batch_at = up
                     radio = True  # an alert wakes the radio at once
                     since = time.ticks_ms()
         if up >= next_beat:

@@ -23,10 +23,13 @@ so a misspelt optional field cannot silently fall back to a default):
     alerts      optional: thresholds by name (lib/alertcfg.py DEFAULTS)
     mains_hz    optional: 50 (default) or 60, the ECG mains notch
     power       optional: {"save": true, "uplink_s": 60, "cpu_mhz": 160,
-                "led_floor": true} (docs/power.md): save - light sleep
-                between FIFO drains and the radio off between uplink
-                batches; uplink_s - vitals are sent every uplink_s (10-60 s;
-                alerts at once); cpu_mhz - the clock (80, 160 or 240; a
+                "led_floor": true, "retry_max_s": 180} (docs/power.md):
+                save - light sleep between FIFO drains and the radio off
+                between uplink batches; uplink_s - vitals are sent every
+                uplink_s (10-60 s; alerts at once); retry_max_s - with save,
+                batches that cannot connect space out, doubling, to at
+                most this (uplink_s-900 s; not while an alert waits);
+                cpu_mhz - the clock (80, 160 or 240; a
                 radio session runs at 160 or more, so 80 only with save);
                 led_floor - the LEDs at the lowest drive whose pulse meets
                 the SpO2 floor (firmware/detect.py), false: at 50 % of the
@@ -168,7 +171,8 @@ def _ota_key(k):
         raise _bad("ota_pubkey.e", "must be 65537")
 
 
-POWER = {"save": True, "uplink_s": 60, "cpu_mhz": 160, "led_floor": True}  # defaults (docs/power.md)
+POWER = {"save": True, "uplink_s": 60, "cpu_mhz": 160, "led_floor": True,
+         "retry_max_s": 180}  # defaults (docs/power.md)
 
 
 def _block(name, given, defaults):
@@ -193,6 +197,9 @@ def _power(p):
     u = out["uplink_s"]
     if not isinstance(u, int) or isinstance(u, bool) or not 10 <= u <= 60:
         raise _bad("power.uplink_s", "must be an integer 10-60 (vitals reach the ward within a minute)")
+    r = out["retry_max_s"]
+    if not isinstance(r, int) or isinstance(r, bool) or not u <= r <= 900:
+        raise _bad("power.retry_max_s", "must be an integer from power.uplink_s (%d) to 900" % u)
     if out["cpu_mhz"] not in (80, 160, 240) or isinstance(out["cpu_mhz"], bool):
         raise _bad("power.cpu_mhz", "must be 80, 160 or 240")
     if out["cpu_mhz"] < 160 and not out["save"]:

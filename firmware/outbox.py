@@ -140,6 +140,10 @@ class Outbox:
             n += c
         return n
 
+    def count(self, kind):
+        """Frames of `kind` (frames.VITALS..SECURITY) on flash."""
+        return self._counts[kind]
+
     def dropped_total(self):
         n = 0
         for v in self.dropped.values():

@@ -51,6 +51,20 @@ ACK_WAIT_MS = const(20000)
 ACK_WAIT_MAX_MS = const(300000)
 
 
+def batch_wait(fails, uplink_s, retry_max_s, alerts_queued):
+    """Seconds from a power-saving batch's start to the next one, after
+    `fails` batches in a row that could not connect (firmware/app.py):
+    uplink_s for the first failure (a broker restart, a brief WiFi gap),
+    then doubling - 2x, 4x ... - up to retry_max_s, so an outage of hours
+    does not keep the radio trying every minute. While an alert waits in
+    the outbox the cadence stays uplink_s: its delivery is worth the
+    current."""
+    if fails < 2 or alerts_queued:
+        return uplink_s
+    w = uplink_s << (fails - 1 if fails < 12 else 11)
+    return w if w < retry_max_s else retry_max_s
+
+
 def topics(device_id):
     """(telemetry, state, command, ack) topics as bytes (what umqtt.simple sends)."""
     base = "vn/%s/" % device_id

@@ -51,12 +51,17 @@ def test_a_valid_config_loads_with_defaults_filled_in():
 def test_power_defaults_save_power_and_send_vitals_every_minute():
     write(good())
     assert config.load(keystore.device_id())["power"] == {"save": True, "uplink_s": 60, "cpu_mhz": 160,
-                                                          "led_floor": True}
+                                                          "led_floor": True, "retry_max_s": 180}
     cfg = good()
-    cfg["power"] = {"save": False, "uplink_s": 20, "led_floor": False}
+    cfg["power"] = {"save": False, "uplink_s": 20, "led_floor": False, "retry_max_s": 20}
     write(cfg)
     assert config.load(keystore.device_id())["power"] == {"save": False, "uplink_s": 20, "cpu_mhz": 160,
-                                                          "led_floor": False}
+                                                          "led_floor": False, "retry_max_s": 20}
+    for bad in (19, 901, "180", 180.0):  # never sooner than the batches, at most 15 min
+        cfg["power"] = {"uplink_s": 20, "retry_max_s": bad}
+        write(cfg)
+        e = raises(config.ConfigError, config.load, keystore.device_id())
+        assert "power.retry_max_s" in str(e) and "20" in str(e)
     cfg["power"] = {"led_floor": 1}  # a typo'd JSON value is refused, not taken as true
     write(cfg)
     e = raises(config.ConfigError, config.load, keystore.device_id())

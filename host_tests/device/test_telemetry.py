@@ -149,6 +149,7 @@ def test_a_full_outbox_drops_the_oldest_vitals_never_an_alert():
     for seq in range(1, outbox.MAX_FRAMES + 10):
         box.put(frames.VITALS, seq, b"v%d" % seq)
     assert box.depth == outbox.MAX_FRAMES and box.dropped["v"] == 10
+    assert box.count(frames.ALERT) == 1 and box.count(frames.VITALS) == outbox.MAX_FRAMES - 1
     assert box.read(box.oldest()) == b"alert-0"
     names = []
     while box.oldest():

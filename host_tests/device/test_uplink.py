@@ -419,3 +419,14 @@ def test_the_uplink_lets_the_wifi_driver_reconnect_and_never_connects_into_it():
     assert wlan.isconnected() and r.attempts > 3  # the driver retried by itself
     assert False in seen_up and seen_up[-1]
     assert up.last_error is None or "Internal" not in up.last_error
+
+
+def test_batches_that_cannot_connect_space_out_to_the_cap_but_not_while_an_alert_waits():
+    from firmware.uplink import batch_wait
+    # a broker restart or a brief WiFi gap: the next batch on the minute as usual
+    assert batch_wait(0, 60, 180, 0) == 60 and batch_wait(1, 60, 180, 0) == 60
+    # an outage: 2x, 4x ... the batch period, up to the cap, however long it lasts
+    assert [batch_wait(f, 60, 180, 0) for f in (2, 3, 4, 50)] == [120, 180, 180, 180]
+    assert [batch_wait(f, 30, 900, 0) for f in (2, 3, 4, 5, 6, 40)] == [60, 120, 240, 480, 900, 900]
+    # an alert in the outbox keeps the cadence: its delivery is worth the current
+    assert batch_wait(7, 60, 180, 1) == 60

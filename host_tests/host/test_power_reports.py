@@ -67,27 +67,43 @@ def _summary(ma, beats=746, faults=()):
             "beats_detected": beats, "samples_lost": 0, "faults": list(faults)}
 
 
+def _outage_summary(tmp_path):
+    """An outage run's summary: 20 mA before the broker goes at 600 s, then
+    30 mA for its first 400 s and 20 mA after (its timeline CSV in tmp_path)."""
+    csv = tmp_path / "current.csv"
+    rows = ["start_s,length_s,supply_ma"] + ["%d,4,%s" % (t, 30.0 if 600 <= t < 1000 else 20.0)
+                                             for t in range(0, 2400, 4)]
+    csv.write_text("\n".join(rows) + "\n")
+    return dict(_summary(21.0), outage_at_s=600, outage_seconds=1200, drain_seconds=64.5,
+                frames_dropped_by_policy=46, gateway_gap_s_max=235.0,
+                per_node=[{"current_timeline": {"csv": str(csv)}}])
+
+
 def test_bench_power_runs_saving_on_and_off_apart_and_names_each(tmp_path):
     seen = {}
 
     def fake(cmds):
         seen.update(cmds)
         return {"save_on": _summary(10.0), "save_off": _summary(50.0),
-                "faults_all": _summary(12.5, faults=[{"kind": "wifi", "at": 240, "until": 270}])}
+                "faults_all": _summary(12.5, faults=[{"kind": "wifi", "at": 240, "until": 270}]),
+                "outage": _outage_summary(tmp_path)}
     r = {"led_ma": 0.5, "spo2_x10": 971, "spo2_valid_share": 1.0, "led_changes": 1}
     out = bench.bench_power(None, run=fake, leds=lambda: {2.0: {"on": r, "off": dict(r, led_ma=1.2)},
                                                           0.25: {"on": r, "off": r}})
-    # three runs, the same duration and recordings; each in its own folder
-    assert set(seen) == {"save_on", "save_off", "faults_all"}
-    common = [c[:c.index("--power-save")] for c in seen.values()]
+    # three runs, the same duration and recordings, and a longer one with a broker outage;
+    # each in its own folder
+    assert set(seen) == {"save_on", "save_off", "faults_all", "outage"}
+    common = [c[:c.index("--power-save")] for n, c in seen.items() if n != "outage"]
     assert common[0] == common[1] == common[2]
+    o = seen["outage"]
+    assert o[o.index("--outage") + 1] == "1200" and o[o.index("--duration") + 1] == "2400"
     assert "--duration" in common[0] and "--record" in common[0] and "--ppg" in common[0]
     assert seen["save_on"][seen["save_on"].index("--power-save") + 1] == "on"
     assert seen["save_off"][seen["save_off"].index("--power-save") + 1] == "off"
     assert "--faults" not in seen["save_off"] and "--faults" not in seen["save_on"]
     assert seen["faults_all"][seen["faults_all"].index("--faults") + 1] == "all"
     dirs = {c[c.index("--workdir") + 1] for c in seen.values()}
-    assert len(dirs) == 3
+    assert len(dirs) == 4
     # the figures, each from its own run
     assert out["power.avg_current_ma"][0] == 10.0
     assert out["power.battery_hours_500mah"][0] == 50.0          # 500 mAh / 10 mA
@@ -100,13 +116,18 @@ def test_bench_power_runs_saving_on_and_off_apart_and_names_each(tmp_path):
     assert "FAULTS=all" in what["power.battery_hours_500mah_faults_all"]
     assert "wifi 240-270 s" in what["power.battery_hours_500mah_faults_all"]
     assert "--power-save off" in out["power.battery_hours_500mah_always_on"][3]
+    # the outage's current is the mean over the outage only: 400 s at 30, 800 s at 20
+    assert out["power.outage_current_ma"][0] == round((400 * 30 + 800 * 20) / 1200, 2)
+    assert "20.00 mA from t=60 s" in what["power.outage_current_ma"]
+    assert "drained 64.5 s" in what["power.outage_current_ma"] and "46 vitals" in what["power.outage_current_ma"]
     # the LED floor, one figure per perfusion index, the floor's off value named with it
     assert out["power.leds_ma_floor_pi2"][0] == 0.5 and "1.200 mA with it off" in what["power.leds_ma_floor_pi2"]
     assert "perfusion index 0.25 %" in what["power.leds_ma_floor_pi0p25"]
 
 
-def test_bench_power_says_so_when_both_runs_draw_the_same():
-    out = bench.bench_power(None, run=lambda cmds: {n: _summary(51.34) for n in cmds}, leds=dict)
+def test_bench_power_says_so_when_both_runs_draw_the_same(tmp_path):
+    out = bench.bench_power(None, run=lambda cmds: dict({n: _summary(51.34) for n in cmds},
+                                                       outage=_outage_summary(tmp_path)), leds=dict)
     what = out["power.battery_hours_500mah_always_on"][2]
     assert "the two runs draw the same current" in what and "does not act on power.save" in what
     assert out["power.battery_hours_500mah"][0] == out["power.battery_hours_500mah_always_on"][0]

@@ -299,7 +299,9 @@ POWER_SECONDS = 600  # each power run: simulated seconds
 # from what each one is for (the simulator has no random seed: a run is
 # deterministic but for the real broker's timing)
 POWER_RUNS = {"save_on": ["--power-save", "on"], "save_off": ["--power-save", "off"],
-              "faults_all": ["--power-save", "on", "--faults", "all"]}
+              "faults_all": ["--power-save", "on", "--faults", "all"],
+              "outage": ["--power-save", "on", "--outage", "1200"]}
+OUTAGE_RUN_SECONDS = 2400  # the outage run: the broker a black hole from minute 10 for 20 min
 
 
 def power_commands(seconds=POWER_SECONDS):
@@ -308,7 +310,8 @@ def power_commands(seconds=POWER_SECONDS):
     out = {}
     for name, extra in POWER_RUNS.items():
         d = BUILD / "bench" / ("power-" + name)
-        out[name] = ["-m", "tools.sim", "--duration", str(seconds), "--record", "100",
+        dur = OUTAGE_RUN_SECONDS if name == "outage" else seconds
+        out[name] = ["-m", "tools.sim", "--duration", str(dur), "--record", "100",
                      "--ppg", "01", *extra, "--workdir", str(d), "--out", str(d / "summary.json")]
     return out
 
@@ -347,6 +350,24 @@ def run_sims(commands, jobs=2):
     return done
 
 
+def window_ma(summary, a_s, b_s):
+    """The time-weighted mean supply current (mA) of the first node from
+    a_s to b_s simulated seconds, from its current timeline (the CSV
+    `make sim` writes: start_s, length_s, supply_ma)."""
+    import csv
+    path = summary["per_node"][0]["current_timeline"]["csv"]
+    charge = span = 0.0
+    with open(path) as f:
+        for row in csv.DictReader(f):
+            t0 = float(row["start_s"])
+            t1 = t0 + float(row["length_s"])
+            dt = min(t1, b_s) - max(t0, a_s)
+            if dt > 0:
+                charge += dt * float(row["supply_ma"])
+                span += dt
+    return round(charge / span, 2) if span else None
+
+
 def _pi_key(pi):
     return "power.leds_ma_floor_pi" + ("%g" % pi).replace(".", "p")
 
@@ -362,7 +383,7 @@ def bench_power(a, run=run_sims, leds=None):
     fl = (leds or ledfloor.run)()
     cmds = power_commands()
     s = run(cmds)
-    on, off, faults = s["save_on"], s["save_off"], s["faults_all"]
+    on, off, faults, outage = s["save_on"], s["save_off"], s["faults_all"], s["outage"]
     shown = {n: ".venv/bin/python " + " ".join(c[:c.index("--workdir")]) + " (via tools.bench power)"
              for n, c in cmds.items()}
     what = ("Energy = sum of current x time over the node's simulated state times (docs/power.md), "
@@ -391,6 +412,19 @@ def bench_power(a, run=run_sims, leds=None):
                                                     for f in faults.get("faults", [])))
             + what, shown["faults_all"]),
     }
+    a = outage["outage_at_s"]
+    b = a + outage["outage_seconds"]
+    out["power.outage_current_ma"] = (
+        window_ma(outage, a, b), "mA",
+        "average supply current while the broker is a black hole (connects and reads hang until "
+        "they time out) for %d s from t=%d s, power saving on (batches that cannot connect space "
+        "out to power.retry_max_s, default 180 s); %.2f mA from t=60 s until it began; the "
+        "queue drained %s s after the broker returned, %d vitals frames dropped by the outbox's "
+        "policy (it holds ~20 min), longest gap in the stored vitals %s s; %d simulated s, "
+        "MIT-BIH 100 + BIDMC 01, %s"
+        % (b - a, a, window_ma(outage, 60, a), outage.get("drain_seconds"),
+           outage.get("frames_dropped_by_policy", 0), outage.get("gateway_gap_s_max"), OUTAGE_RUN_SECONDS,
+           outage["vm"]), shown["outage"])
     for pi, r in fl.items():
         on, off = r["on"], r["off"]
         out[_pi_key(pi)] = (
