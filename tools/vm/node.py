@@ -545,18 +545,20 @@ def run(root, duration_s, board=None, log=print, sensor=None, image=None, world=
                     break
                 b.reset(r.cause)
         _purge(baseline)
-    if ended:  # this run ends at the reset; the host boots the next from its flash
-        print("SIM-RESET %d %d" % (ended, clk.now_us // 1000))
-    if segment:  # NVS (the device key too), otadata, RTC, for the next run: soak only
-        print("SIM-SNAPSHOT " + json.dumps(_snapshot(b)))
-    # the run is over: power the node off (its modules, timers and radio go)
-    # so that building the report below does not compete with its RAM
+    # the run is over: power the node off (its modules go) so that the
+    # snapshot and the report below do not compete with its RAM - a run
+    # that ends at a power cut or a reset leaves the loop with the node's
+    # heap as full as the cut found it
     _purge(baseline)
     clk.clear()
     b.timers = []
     b.wlans = []
     b.flash.sync()
     gc.collect()
+    if ended:  # this run ends at the reset; the host boots the next from its flash
+        print("SIM-RESET %d %d" % (ended, clk.now_us // 1000))
+    if segment:  # NVS (the device key too), otadata, RTC, for the next run: soak only
+        print("SIM-SNAPSHOT " + json.dumps(_snapshot(b)))
     out = {"sim_seconds": duration_s, "boots": b.boots, "resets": resets,
            "wdt_resets": b.wdt_resets, "crashes": crashes,
            "peak_heap_bytes": None, "min_free_heap_bytes": None, "harness_heap_bytes": None,
