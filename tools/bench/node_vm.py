@@ -2,7 +2,7 @@
 # firmware.sampler's service() (the MAX86150 driver's FIFO read and decode,
 # rings, lead/finger checks, LED control) then firmware.detect's service()
 # (QRS + rhythm on ECG at 200 sps, pulse + SpO2 on IR/red decimated to 100
-# sps, alerts) - on the simulated chip (tools/shims/simmax.py, synthetic
+# sps, alerts, the LED floor) - on the simulated chip (tools/shims/simmax.py, synthetic
 # 72/min ECG and pleth), drained every 85 ms as the power-saving node does.
 # Timed with the VM's real clock (`time` is imported before the shims). The
 # simulated chip's own Python (the I2C stand-in, making samples, popping FIFO
@@ -29,7 +29,7 @@ def node():
     simboard.new_board()
     simmax.attach_spec({})
     smp, _ = sensor.start()
-    return smp, Detect(smp)
+    return smp, Detect(smp, led_floor=True)  # as the node runs it (config power.led_floor)
 
 
 def run_node():
