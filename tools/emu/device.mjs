@@ -85,7 +85,10 @@ function out(bytes) {
   if (muted) return;
   if (TAP) fs.writeSync(TAP, Buffer.from(bytes));
   for (const b of bytes) outBuf.push(b);
-  if (outBuf.length > 4096) flushOut();
+  // in the raw REPL the board's "OK" goes out before the command runs, as a
+  // UART's would: mpremote waits only 0.5 s for it (tools/provision/board.py),
+  // and a command that runs longer under load must not make it look lost
+  if (raw || outBuf.length > 4096) flushOut();
 }
 const outStr = (s) => out(Buffer.from(s, "latin1"));
 
