@@ -352,20 +352,21 @@ def run_sims(commands, jobs=2):
 
 def window_ma(summary, a_s, b_s):
     """The time-weighted mean supply current (mA) of the first node from
-    a_s to b_s simulated seconds, from its current timeline (the CSV
-    `make sim` writes: start_s, length_s, supply_ma)."""
+    a_s to b_s simulated seconds (tools.power.model.mean_ma), from its
+    current timeline: the CSV `make sim` writes (start_s, length_s,
+    supply_ma; the summary names it relative to the checkout)."""
     import csv
-    path = summary["per_node"][0]["current_timeline"]["csv"]
-    charge = span = 0.0
-    with open(path) as f:
+
+    from tools.power import model
+    points = []
+    with open(ROOT / summary["per_node"][0]["current_timeline"]["csv"]) as f:
         for row in csv.DictReader(f):
-            t0 = float(row["start_s"])
-            t1 = t0 + float(row["length_s"])
-            dt = min(t1, b_s) - max(t0, a_s)
+            t0 = max(float(row["start_s"]), a_s)
+            dt = min(float(row["start_s"]) + float(row["length_s"]), b_s) - t0
             if dt > 0:
-                charge += dt * float(row["supply_ma"])
-                span += dt
-    return round(charge / span, 2) if span else None
+                points.append((t0, dt, float(row["supply_ma"])))
+    ma = model.mean_ma(points)
+    return round(ma, 2) if ma is not None else None
 
 
 def _pi_key(pi):
