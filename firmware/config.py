@@ -29,8 +29,8 @@ so a misspelt optional field cannot silently fall back to a default):
                 uplink_s (10-60 s; alerts at once); retry_max_s - with save,
                 batches that cannot connect space out, doubling, to at
                 most this (uplink_s-900 s; not while an alert waits);
-                cpu_mhz - the clock (80, 160 or 240; a
-                radio session runs at 160 or more, so 80 only with save);
+                cpu_mhz - the clock (80, 160 or 240; a radio session runs
+                at 160 or more, so 80 only with save);
                 led_floor - the LEDs at the lowest drive whose pulse meets
                 the SpO2 floor (firmware/detect.py), false: at 50 % of the
                 ADC's range as before
