@@ -46,11 +46,14 @@ def missing_data(kind, name):
     return None
 
 
+# what boot.py runs before any app slot (compiled at the root, never in a slot)
+STAGE0_FILES = ("stage0.py", "nvsrec.py")
+
+
 def device_files():
     """Every module that runs on the ESP32: firmware/, lib/, boot.py,
-    main.py, and the stage 0 boot.py runs (stage0.py, nvsrec.py: compiled
-    at the root, never in an app slot)."""
-    files = [ROOT / "boot.py", ROOT / "main.py", ROOT / "stage0.py", ROOT / "nvsrec.py"]
+    main.py, and stage 0 (STAGE0_FILES)."""
+    files = [ROOT / "boot.py", ROOT / "main.py"] + [ROOT / f for f in STAGE0_FILES]
     for d in (FIRMWARE, LIB):
         files += sorted(p for p in d.rglob("*.py") if "__pycache__" not in p.parts)
     return [f for f in files if f.exists()]

@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tools.paths import BUILD, DEVICE_TESTS, LIB, ROOT, SHIMS
+from tools.paths import BUILD, DEVICE_TESTS, LIB, ROOT, SHIMS, STAGE0_FILES
 from tools.vm import launch
 from tools.vm.esp32_modules import stub_files
 
@@ -74,7 +74,7 @@ def run_wasm(mods, only, verbose):
         "stubs": stub_files(),
         "path": ["/hide", "/proj/shims", "/proj/tests", "/proj/runner", "/proj/lib", "/proj",
                  ".frozen"],
-        "files": {"/proj/" + f: str(ROOT / f) for f in ("boot.py", "main.py", "stage0.py")
+        "files": {"/proj/" + f: str(ROOT / f) for f in ("boot.py", "main.py") + STAGE0_FILES
                   if (ROOT / f).exists()},
         "modules": mods, "only": only, "heapsize": 8 * 1024 * 1024, "pystack": 64 * 1024,
     }

@@ -17,7 +17,7 @@ import pytest
 from emulated import Emu
 from tools import mpbuild
 from tools.deps import UMQTT
-from tools.paths import LIB, ROOT, device_files
+from tools.paths import LIB, ROOT, STAGE0_FILES, device_files
 
 
 def frozen_files(**options):
@@ -40,6 +40,18 @@ def frozen_files(**options):
         assert r.target_path not in out, "frozen twice: " + r.target_path
         out[r.target_path] = r.full_path
     return out, m
+
+
+def test_stage0_files_hold_every_root_module_stage0_imports():
+    """Stage 0 is copied and compiled by this list (deploy, the OTA bench's
+    VMs): a root module stage0.py imports but the list lacks fails on the
+    board at boot, before any app slot can help."""
+    import ast
+    tree = ast.parse((ROOT / "stage0.py").read_text())
+    names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    names |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    ours = {n + ".py" for n in names if (ROOT / (n + ".py")).exists()}
+    assert "nvsrec.py" in ours and ours <= set(STAGE0_FILES)
 
 
 def test_the_manifest_freezes_the_whole_app_ssl_and_not_the_stage0():

@@ -35,7 +35,7 @@ import time
 
 from pathlib import Path
 
-from tools.paths import BUILD, DATA_HELP, ROOT, data_dir
+from tools.paths import BUILD, DATA_HELP, ROOT, STAGE0_FILES, data_dir
 from tools.vm import launch
 
 RESULTS = BUILD / "bench" / "results.json"
@@ -263,7 +263,8 @@ def bench_ota(a):
     data = BUILD / "bench" / "ota-data"
     shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True)
-    shutil.copy(ROOT / "stage0.py", data)
+    for f in STAGE0_FILES:  # stage0.py imports nvsrec
+        shutil.copy(ROOT / f, data)
     for f in ("otafixture.py", "test_ota_powerloss.py", "devtest.py"):
         shutil.copy(ROOT / "host_tests" / "device" / f, data)
     script = ROOT / "tools/bench/ota_vm.py"
