@@ -149,6 +149,7 @@ def _monitor(wdt, cfg, link, trial, smp, det, pump, power, bat=None):
     with the radio off; a batch - every uplink_s, or at once when an alert
     is queued - turns the radio on, delivers the outbox (every frame
     confirmed) and turns it off again, or gives up after SESSION_MAX_MS
+    (NO_AP_MS when no access point is in range: firmware/uplink.no_ap)
     and tries at the next batch; batches that could not connect space the
     next ones out (firmware/uplink.batch_wait, up to power.retry_max_s).
     Without it the radio stays on and the loop ticks every TICK_MS. Vitals
@@ -194,7 +195,8 @@ def _monitor(wdt, cfg, link, trial, smp, det, pump, power, bat=None):
             link.up.service(link.box)
             pump.alive()
             if save and (link.box.depth == 0 and link.up.up
-                         or time.ticks_diff(time.ticks_ms(), since) > SESSION_MAX_MS):
+                         or time.ticks_diff(time.ticks_ms(), since) > SESSION_MAX_MS
+                         or link.up.no_ap(time.ticks_ms())):  # out of coverage: try at the next batch
                 link.up.radio_off()
                 radio = False
                 if mhz < 160:

@@ -44,6 +44,9 @@ from micropython import const
 BACKOFF_MIN_MS = const(1000)
 BACKOFF_MAX_MS = const(30000)
 WIFI_TIMEOUT_MS = const(15000)
+# a batch may end when no access point has been found this long (see no_ap)
+NO_AP_MS = const(6000)
+_STAT_NO_AP_FOUND = const(201)  # network.STAT_NO_AP_FOUND on the ESP32 port
 KEEPALIVE_S = const(60)
 BURST = const(8)
 ACK_READS = const(16)  # incoming messages read per service() call
@@ -152,6 +155,21 @@ class Uplink:
                        now)
             self._wifi_since = now  # the driver keeps trying; report again later
         return False
+
+    def no_ap(self, now):
+        """True when this connection attempt has waited NO_AP_MS for Wi-Fi
+        and status() is STAT_NO_AP_FOUND: no access point in range (a
+        patient out of coverage), so a power-saving batch can end instead
+        of keeping the receiver on; the driver would go on retrying. Why
+        the wait: the port's status() reports the last disconnection's
+        reason and clears it only at GOT_IP (ports/esp32/network_wlan.c,
+        network_wlan_status; neither active() nor connect() clears it), so
+        a batch begins with the last one's NO_AP_FOUND even when the access
+        point is back - 6 s lets a present one be scanned for and joined
+        (the simulator's worst-case attempt takes 4 s)."""
+        s, w = self._wifi_since, self._wlan
+        return (s is not None and w is not None and time.ticks_diff(now, s) >= NO_AP_MS
+                and w.status() == _STAT_NO_AP_FOUND)
 
     def _connect(self):
         from firmware import netguard

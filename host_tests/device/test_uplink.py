@@ -8,7 +8,7 @@ import time
 import simboard
 
 from firmware import clock, framedec, frames, outbox, storage
-from firmware.uplink import ACK_WAIT_MS, BACKOFF_MAX_MS, BACKOFF_MIN_MS, Uplink
+from firmware.uplink import ACK_WAIT_MS, BACKOFF_MAX_MS, BACKOFF_MIN_MS, NO_AP_MS, Uplink
 from hmacsha import HMAC, equal
 
 DEV = "240ac4000001"
@@ -419,6 +419,42 @@ def test_the_uplink_lets_the_wifi_driver_reconnect_and_never_connects_into_it():
     assert wlan.isconnected() and r.attempts > 3  # the driver retried by itself
     assert False in seen_up and seen_up[-1]
     assert up.last_error is None or "Internal" not in up.last_error
+
+
+def test_no_access_point_in_range_is_told_after_no_ap_ms_and_a_stale_status_ends_no_batch():
+    """A batch out of coverage can end after NO_AP_MS instead of 15 s. The
+    port keeps the last disconnection's reason until GOT_IP, so the next
+    batch starts with NO_AP_FOUND though the access point is back: that
+    batch must not be ended by it, and connects."""
+    import network
+    b = simboard.new_board()
+    storage.use(b.fs)
+    b.wifi.add_ap("ward", "pw")
+    b.wifi.down = True  # out of range
+    wlan = network.WLAN(network.STA_IF)
+    w = World(CONNACK + SUBACK + _puback(1))
+    up = Uplink(DEV, {"host": "broker.ward", "port": 8883}, CA, "pw", wlan=wlan,
+                wifi={"ssid": "ward", "password": "pw"}, net_socket=FakeNet(w), net_ssl=FakeNet(w))
+    box = outbox.Outbox()
+    t0 = time.ticks_ms()
+    told = None
+    while told is None and time.ticks_diff(time.ticks_ms(), t0) < 15000:
+        up.service(box)
+        if up.no_ap(time.ticks_ms()):
+            told = time.ticks_diff(time.ticks_ms(), t0)
+        time.sleep_ms(100)
+    assert told is not None and NO_AP_MS <= told <= NO_AP_MS + 200, told
+    assert wlan.status() == network.STAT_NO_AP_FOUND
+    up.radio_off()
+    b.wifi.down = False  # back in range
+    t0 = time.ticks_ms()
+    up.service(box)
+    assert wlan.status() == network.STAT_NO_AP_FOUND  # stale: the port clears it only at GOT_IP
+    while not wlan.isconnected() and time.ticks_diff(time.ticks_ms(), t0) < NO_AP_MS:
+        assert not up.no_ap(time.ticks_ms())
+        up.service(box)
+        time.sleep_ms(100)
+    assert wlan.isconnected() and not up.no_ap(time.ticks_ms())
 
 
 def test_batches_that_cannot_connect_space_out_to_the_cap_but_not_while_an_alert_waits():
