@@ -194,9 +194,10 @@ def _monitor(wdt, cfg, link, trial, smp, det, pump, power, bat=None):
                 machine.freq(160000000)  # TLS and the radio at 160 MHz at least
             link.up.service(link.box)
             pump.alive()
+            t = time.ticks_ms()
             if save and (link.box.depth == 0 and link.up.up
-                         or time.ticks_diff(time.ticks_ms(), since) > SESSION_MAX_MS
-                         or link.up.no_ap(time.ticks_ms())):  # out of coverage: try at the next batch
+                         or time.ticks_diff(t, since) > SESSION_MAX_MS
+                         or link.up.no_ap(t)):  # out of coverage: try at the next batch
                 link.up.radio_off()
                 radio = False
                 if mhz < 160:

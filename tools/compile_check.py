@@ -29,7 +29,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tools.paths import BUILD, LIB, ROOT, device_files, venv_tool
+from tools.paths import BUILD, LIB, ROOT, STAGE0_FILES, device_files, venv_tool
 from tools.vm.esp32_modules import TIME_ATTRS, device_allowed
 
 
@@ -48,7 +48,7 @@ def mpy_opts(src):
 
 
 def project_modules():
-    names = {"firmware", "boot", "main", "stage0", "nvsrec"}
+    names = {"firmware", "boot", "main"} | {f[:-3] for f in STAGE0_FILES}
     for p in (LIB.iterdir() if LIB.is_dir() else ()):
         if p.suffix == ".py":
             names.add(p.stem)

@@ -33,9 +33,10 @@ from pathlib import Path
 from tools.devicetree import SLOT as _SLOT
 from tools.devicetree import SOURCE as _SOURCE
 from tools.devicetree import slot_tree, stage, version_code
+from tools.paths import STAGE0_FILES
 from tools.provision.board import Board, BoardError
 
-_STAGE0 = ("stage0.mpy", "nvsrec.mpy")  # compiled at the root; frozen in a FROZEN=1 image
+_STAGE0 = tuple(f[:-3] + ".mpy" for f in STAGE0_FILES)  # compiled at the root; frozen in a FROZEN=1 image
 _TREES = ("a/firmware", "a/lib", "firmware", "lib")  # walked on the node; the last two are pre-slot
 
 # runs on the node after the files: slot a is the confirmed app, its version
@@ -66,7 +67,7 @@ def walk(d):
             walk(d + "/" + e[0])
         else:
             digest(d + "/" + e[0])
-for name in ("/boot.py", "/main.py", "/stage0.mpy", "/nvsrec.mpy"):
+for name in %r:
     try:
         digest(name)
     except OSError:
@@ -77,7 +78,7 @@ for d in %r:
 
 
 def remote_hashes(board):
-    out = board.run(_REMOTE_HASHES % (_TREES,))
+    out = board.run(_REMOTE_HASHES % (tuple("/" + f for f in ("boot.py", "main.py") + _STAGE0), _TREES))
     hashes = {}
     for line in out.splitlines():
         parts = line.strip().split(" ", 1)
