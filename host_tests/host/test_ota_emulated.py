@@ -63,9 +63,11 @@ def test_deploy_v1_push_v2_confirm_then_v1_is_refused_as_a_downgrade(tmp_path):
             assert "installed %s" % v2 in out
             assert len(served) == 1 + len(man["files"]), served  # manifest, then each file once
 
-            # the node reboots into slot b on trial; its app confirms once healthy
+            # the node reboots into slot b on trial; its app confirms once healthy (the
+            # confirmation is committed before the app prints it: wait for both)
             deadline = time.monotonic() + 120
-            while emu.ota_state().get("pend", -1) >= 0 or emu.ota_state()["act"] != 1:
+            while (emu.ota_state().get("pend", -1) >= 0 or emu.ota_state()["act"] != 1
+                   or "update confirmed after the health check" not in tap.read_text(errors="replace")):
                 assert time.monotonic() < deadline, tap.read_text(errors="replace")[-3000:]
                 time.sleep(0.2)
             text = tap.read_text(errors="replace")
